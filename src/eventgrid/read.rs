@@ -1,0 +1,173 @@
+//! Reading a delivery body under a limit, shared by the layer and the extractors.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, Request};
+use http_body::Body;
+
+use super::envelope::{Events, Schema};
+use super::error::{Error, ErrorKind};
+use crate::BoxError;
+
+/// The default body limit: 1 MiB, Event Grid's preferred batch size (`SPEC.md` §4).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The schema named by the request's `Content-Type`, or a 415.
+pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| Error::new(ErrorKind::UnsupportedMediaType, "missing content type: expected application/json or application/cloudevents+json"))?;
+    value.to_str().ok().and_then(Schema::from_content_type).ok_or_else(|| {
+        Error::new(
+            ErrorKind::UnsupportedMediaType,
+            format!(
+                "unsupported content type `{}`: expected application/json, application/cloudevents+json or application/cloudevents-batch+json",
+                String::from_utf8_lossy(value.as_bytes())
+            ),
+        )
+    })
+}
+
+/// A 413 when `Content-Length` announces more than the limit, decided before reading.
+pub(crate) fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Error> {
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    match length {
+        Some(length) if length > limit as u64 => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::new(ErrorKind::PayloadTooLarge, format!("the body is over the limit of {limit} bytes"))
+}
+
+/// Collects a body into one `Bytes`, failing with a 413 as soon as it passes the limit.
+///
+/// A body that arrives as a single frame is kept as is, without a copy.
+#[derive(Debug)]
+pub(crate) struct Collector {
+    limit: usize,
+    length: usize,
+    first: Option<Bytes>,
+    rest: BytesMut,
+}
+
+impl Collector {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { limit, length: 0, first: None, rest: BytesMut::new() }
+    }
+
+    pub(crate) fn poll_collect<B>(&mut self, mut body: Pin<&mut B>, cx: &mut Context<'_>) -> Poll<Result<Bytes, Error>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        if body.size_hint().lower() > self.limit as u64 {
+            return Poll::Ready(Err(too_large(self.limit)));
+        }
+        loop {
+            match ready!(body.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let Ok(mut data) = frame.into_data() else { continue };
+                    let size = data.remaining();
+                    self.length = self.length.saturating_add(size);
+                    if self.length > self.limit {
+                        return Poll::Ready(Err(too_large(self.limit)));
+                    }
+                    let chunk = data.copy_to_bytes(size);
+                    if self.first.is_none() && self.rest.is_empty() {
+                        self.first = Some(chunk);
+                    } else {
+                        if let Some(first) = self.first.take() {
+                            self.rest.reserve(first.len() + chunk.len());
+                            self.rest.extend_from_slice(&first);
+                        }
+                        self.rest.extend_from_slice(&chunk);
+                    }
+                }
+                Some(Err(error)) => {
+                    let error: BoxError = error.into();
+                    return Poll::Ready(Err(Error::new(
+                        ErrorKind::BodyRead,
+                        format!("the body could not be read to its end: {error}"),
+                    )));
+                }
+                None => {
+                    let bytes = match self.first.take() {
+                        Some(first) => first,
+                        None => std::mem::take(&mut self.rest).freeze(),
+                    };
+                    return Poll::Ready(Ok(bytes));
+                }
+            }
+        }
+    }
+}
+
+impl Events {
+    /// Reads the events of a request: from its extensions when the webhook layer already parsed them, otherwise
+    /// from its body, with the layer's checks (415 for the content type, 413 over `max_body_bytes`, 400 for bad
+    /// JSON). Authentication and handshakes need the layer.
+    pub async fn extract<B>(request: Request<B>, max_body_bytes: usize) -> Result<Self, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = request.into_parts();
+        if let Some(events) = parts.extensions.remove::<Events>() {
+            return Ok(events);
+        }
+        let schema = schema_of(&parts.headers)?;
+        check_content_length(&parts.headers, max_body_bytes)?;
+        let mut body = std::pin::pin!(body);
+        let mut collector = Collector::new(max_body_bytes);
+        let bytes = std::future::poll_fn(|cx| collector.poll_collect(body.as_mut(), cx)).await?;
+        Events::from_slice(schema, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+
+    fn chunked(parts: &'static [&'static [u8]]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
+        let frames = parts.iter().map(|part| Ok(http_body::Frame::data(Bytes::from_static(part))));
+        StreamBody::new(futures_util_stream(frames))
+    }
+
+    // A minimal stream over an iterator, to avoid a dependency for tests.
+    fn futures_util_stream<I: Iterator + Unpin>(iter: I) -> IterStream<I> {
+        IterStream(iter)
+    }
+
+    struct IterStream<I>(I);
+
+    impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
+        type Item = I::Item;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
+            Poll::Ready(self.0.next())
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_are_joined_and_the_limit_holds_while_streaming() {
+        let request = Request::post("/").header("content-type", "application/json").body(chunked(&[b"[", b"]"])).unwrap();
+        assert!(Events::extract(request, 2).await.unwrap().is_empty());
+
+        let request =
+            Request::post("/").header("content-type", "application/json").body(chunked(&[b"[", b" ", b"]"])).unwrap();
+        let error = Events::extract(request, 2).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::PayloadTooLarge);
+    }
+
+    #[test]
+    fn content_length_over_the_limit_is_refused_before_reading() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, "11".parse().unwrap());
+        assert_eq!(check_content_length(&headers, 10).unwrap_err().kind(), ErrorKind::PayloadTooLarge);
+        assert!(check_content_length(&headers, 11).is_ok());
+    }
+}

@@ -1,0 +1,126 @@
+//! The webhook service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body::Body;
+use tower_service::Service;
+use tracing::field;
+
+use super::body::ResponseBody;
+use super::error::{Error, ErrorKind};
+use super::future::ResponseFuture;
+use super::handshake::{self, AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_REQUEST_ORIGIN};
+use super::layer::Config;
+use super::read::{check_content_length, schema_of};
+use crate::BoxError;
+
+/// An Event Grid webhook in front of `S`; built by [`EventGridWebhookLayer`](super::EventGridWebhookLayer).
+///
+/// `S` receives accepted deliveries with their [`Events`](super::Events) in the request extensions and the
+/// original bytes as the body (the request body type must therefore be buildable from [`Bytes`]). Requests other
+/// than `POST` and the `OPTIONS` handshake pass through untouched.
+#[derive(Clone, Debug)]
+pub struct EventGridWebhook<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> EventGridWebhook<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for EventGridWebhook<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    B: Body + From<Bytes>,
+    B::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let span = delivery_span(request.headers());
+        let _entered = span.enter();
+
+        if request.method() == Method::OPTIONS {
+            if let Some(origin) = request.headers().get(WEBHOOK_REQUEST_ORIGIN) {
+                let response = handshake::options_response(request.headers(), origin, &self.config);
+                tracing::debug!(status = response.status().as_u16(), "cloudevents handshake");
+                drop(_entered);
+                return ResponseFuture::respond(response, span);
+            }
+        }
+        if request.method() != Method::POST {
+            drop(_entered);
+            return ResponseFuture::call(self.inner.call(request), span);
+        }
+
+        let (parts, body) = request.into_parts();
+        // Authentication comes first: nothing of an unauthenticated body is read (SPEC.md §4).
+        if !self.config.checks.iter().all(|check| check.check(&parts)) {
+            tracing::debug!("delivery refused: authentication failed");
+            let error = Error::new(ErrorKind::Unauthorized, "the delivery is not authenticated");
+            drop(_entered);
+            return ResponseFuture::respond(error.to_response(), span);
+        }
+        let schema = match schema_of(&parts.headers)
+            .and_then(|schema| check_content_length(&parts.headers, self.config.max_body_bytes).map(|()| schema))
+        {
+            Ok(schema) => schema,
+            Err(error) => {
+                tracing::debug!(%error, "delivery refused");
+                drop(_entered);
+                return ResponseFuture::respond(error.to_response(), span);
+            }
+        };
+        // The ready service goes into the future; a clone takes its place (tower's guidance).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        drop(_entered);
+        ResponseFuture::read(body, parts, inner, schema, self.config.max_body_bytes, span)
+    }
+}
+
+fn delivery_span(headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "eventgrid_delivery",
+        aeg_event_type = field::Empty,
+        aeg_delivery_count = field::Empty,
+        aeg_subscription_name = field::Empty,
+        events = field::Empty,
+    );
+    if !span.is_disabled() {
+        // Only these headers are recorded: never the secret, never the query string.
+        for (name, field) in [
+            (AEG_EVENT_TYPE, "aeg_event_type"),
+            (AEG_DELIVERY_COUNT, "aeg_delivery_count"),
+            (AEG_SUBSCRIPTION_NAME, "aeg_subscription_name"),
+        ] {
+            if let Some(value) = headers.get(name).and_then(|value| value.to_str().ok()) {
+                span.record(field, value);
+            }
+        }
+    }
+    span
+}
