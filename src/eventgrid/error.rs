@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_keep_line_and_column_out_of_the_detail() {
-        let json_error = serde_json::from_str::<serde_json::de::IgnoredAny>("[\n  {,").unwrap_err();
+        let json_error = serde_json::from_str::<serde::de::IgnoredAny>("[\n  {,").unwrap_err();
         let error = Error::from_json(&json_error);
         assert_eq!(error.kind(), ErrorKind::MalformedJson);
         assert_eq!((error.line(), error.column()), (Some(2), Some(4)));

@@ -1,0 +1,119 @@
+//! Helpers shared by the webhook integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Reads a fixture from `tests/fixtures/`.
+pub fn fixture(name: &str) -> Bytes {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}")))
+}
+
+/// A server bound to `127.0.0.1:0`, shut down when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Binds a loopback listener and runs `serve(listener, shutdown_signal)` on it.
+    pub async fn start<F, Fut>(serve: F) -> Self
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (shutdown, signal) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, signal));
+        Self { addr, shutdown: Some(shutdown), task }
+    }
+
+    /// Serves an axum router.
+    pub async fn axum(app: axum::Router) -> Self {
+        Self::start(|listener, signal| async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.await;
+                })
+                .await
+                .expect("axum server");
+        })
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| panic!("{error}: {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|value| value.to_str().expect("ascii header"))
+    }
+}
+
+/// Sends one HTTP/1.1 request over loopback.
+pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Full::new(body.into())).expect("request");
+    send_request(request).await
+}
+
+/// Sends a prepared request over loopback.
+pub async fn send_request<B>(request: Request<B>) -> Reply
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client = Client::builder(TokioExecutor::new()).build_http::<B>();
+    let response = client.request(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
+
+/// POSTs JSON.
+pub async fn post_json(url: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    send(Method::POST, url, &[("content-type", content_type)], body).await
+}
