@@ -61,7 +61,8 @@ async fn echo_bytes(events: Events, body: Bytes) -> (StatusCode, [(HeaderName, S
 }
 
 fn app() -> Router {
-    let secured = EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET).or_previous(PREVIOUS_SECRET));
+    let secured =
+        EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET).or_previous(PREVIOUS_SECRET));
     Router::new()
         .route("/events", post(describe).layer(secured))
         .route("/open", post(describe).layer(EventGridWebhookLayer::new()))
@@ -107,7 +108,12 @@ async fn event_grid_validation_is_answered_by_the_layer_with_the_code() {
 #[tokio::test]
 async fn validation_is_detected_from_the_body_without_aeg_headers() {
     let server = TestServer::axum(app()).await;
-    let reply = post_json(&server.url("/open"), "application/json; charset=utf-8", fixture("subscription_validation.eventgrid.json")).await;
+    let reply = post_json(
+        &server.url("/open"),
+        "application/json; charset=utf-8",
+        fixture("subscription_validation.eventgrid.json"),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#);
 }
@@ -115,7 +121,12 @@ async fn validation_is_detected_from_the_body_without_aeg_headers() {
 #[tokio::test]
 async fn cloud_events_validation_with_string_data_is_answered() {
     let server = TestServer::axum(app()).await;
-    let reply = post_json(&server.url("/open"), "application/cloudevents+json", fixture("subscription_validation.cloudevents.json")).await;
+    let reply = post_json(
+        &server.url("/open"),
+        "application/cloudevents+json",
+        fixture("subscription_validation.cloudevents.json"),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), r#"{"validationResponse":"9d2f3c1e-5b6a-4c8d-9e0f-1a2b3c4d5e6f"}"#);
 }
@@ -174,7 +185,9 @@ async fn configured_origins_and_rate_replace_the_defaults() {
     let reply = send(Method::OPTIONS, &server.url("/e"), &headers, Bytes::new()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("webhook-allowed-rate"), Some("60"));
-    let reply = send(Method::OPTIONS, &server.url("/e"), &[("webhook-request-origin", "eventgrid.azure.net")], Bytes::new()).await;
+    let reply =
+        send(Method::OPTIONS, &server.url("/e"), &[("webhook-request-origin", "eventgrid.azure.net")], Bytes::new())
+            .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
@@ -277,10 +290,7 @@ async fn a_mixed_batch_keeps_other_events_with_their_raw_data() {
     let raw: Value = serde_json::from_str(all[1]["raw"].as_str().unwrap()).unwrap();
     assert_eq!(raw["serverCallId"], "aHR0cHM6Ly9hcGk");
     assert_eq!(all[2]["type"], "Contoso.Recording.Annotated");
-    assert_eq!(
-        all[2]["raw"],
-        r#"{ "state": "Active", "note": "a future event type with a recording subject" }"#
-    );
+    assert_eq!(all[2]["raw"], r#"{ "state": "Active", "note": "a future event type with a recording subject" }"#);
 }
 
 #[tokio::test]
@@ -316,11 +326,13 @@ async fn a_handler_reading_the_body_gets_the_original_bytes() {
 #[tokio::test]
 async fn without_the_layer_the_extractor_parses_the_body_itself() {
     let server = TestServer::axum(app()).await;
-    let reply = post_json(&server.url("/no-layer"), "application/json", fixture("recording_three_chunks.eventgrid.json")).await;
+    let reply =
+        post_json(&server.url("/no-layer"), "application/json", fixture("recording_three_chunks.eventgrid.json")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["recordings"], json!([three_chunk_description()]));
 
-    let reply = post_json(&server.url("/no-layer"), "text/plain", fixture("recording_three_chunks.eventgrid.json")).await;
+    let reply =
+        post_json(&server.url("/no-layer"), "text/plain", fixture("recording_three_chunks.eventgrid.json")).await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let reply = post_json(&server.url("/no-layer"), "application/json", "[{").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -333,10 +345,7 @@ async fn the_parts_extractor_without_the_layer_is_a_500_naming_the_missing_layer
     let server = TestServer::axum(app()).await;
     let reply = post_json(&server.url("/parts-without-layer"), "application/json", "[]").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(
-        reply.json(),
-        problem(500, "no parsed events: the EventGridWebhookLayer is not in front of this route")
-    );
+    assert_eq!(reply.json(), problem(500, "no parsed events: the EventGridWebhookLayer is not in front of this route"));
 }
 
 #[tokio::test]
@@ -402,7 +411,8 @@ async fn an_oversized_body_gets_413_from_content_length_and_while_streaming() {
     let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
         (0..3).map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b' '; 512])))).collect();
     let body = http_body_util::StreamBody::new(futures_stream(frames));
-    let request = http::Request::post(server.url("/small")).header("content-type", "application/json").body(body).unwrap();
+    let request =
+        http::Request::post(server.url("/small")).header("content-type", "application/json").body(body).unwrap();
     let reply = common::send_request(request).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.json(), problem(413, "the body is over the limit of 1024 bytes"));

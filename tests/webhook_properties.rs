@@ -25,9 +25,12 @@ const FIXTURES: [(&str, &str); 6] = [
 fn status_for(content_type: &str, body: Bytes) -> u16 {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     runtime.block_on(async {
-        let handler = service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) });
-        let mut webhook = ServiceBuilder::new().layer(EventGridWebhookLayer::new().max_body_bytes(64 * 1024)).service(handler);
-        let request = Request::post("/events").header("content-type", content_type).body(Full::new(body)).expect("request");
+        let handler =
+            service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) });
+        let mut webhook =
+            ServiceBuilder::new().layer(EventGridWebhookLayer::new().max_body_bytes(64 * 1024)).service(handler);
+        let request =
+            Request::post("/events").header("content-type", content_type).body(Full::new(body)).expect("request");
         let response = webhook.ready().await.expect("ready").call(request).await.expect("infallible");
         response.status().as_u16()
     })

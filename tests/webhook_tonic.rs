@@ -140,7 +140,11 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     let mut client = tonic::client::Grpc::new(channel);
     client.ready().await.unwrap();
     let reply: tonic::Response<Bytes> = client
-        .unary(tonic::Request::new(Bytes::from_static(b"abc")), PathAndQuery::from_static("/acs.test.Echo/Reverse"), RawCodec)
+        .unary(
+            tonic::Request::new(Bytes::from_static(b"abc")),
+            PathAndQuery::from_static("/acs.test.Echo/Reverse"),
+            RawCodec,
+        )
         .await
         .unwrap();
     assert_eq!(reply.into_inner(), Bytes::from_static(b"cba"));
@@ -182,7 +186,9 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
     let original = fixture("mixed_batch.eventgrid.json");
-    let reply = send(Method::POST, &server.url("/eventgrid/raw"), &[("content-type", "application/json")], original.clone()).await;
+    let reply =
+        send(Method::POST, &server.url("/eventgrid/raw"), &[("content-type", "application/json")], original.clone())
+            .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("x-events"), Some("4"));
     assert_eq!(reply.body, original);
@@ -191,7 +197,11 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     let mut client = client.clone();
     client.ready().await.unwrap();
     let reply: tonic::Response<Bytes> = client
-        .unary(tonic::Request::new(Bytes::from_static(b"xy")), PathAndQuery::from_static("/acs.test.Echo/Reverse"), RawCodec)
+        .unary(
+            tonic::Request::new(Bytes::from_static(b"xy")),
+            PathAndQuery::from_static("/acs.test.Echo/Reverse"),
+            RawCodec,
+        )
         .await
         .unwrap();
     assert_eq!(reply.into_inner(), Bytes::from_static(b"yx"));

@@ -285,7 +285,9 @@ struct Context<'a> {
 }
 
 fn parse(body: &[u8], context: &Context<'_>) -> Result<Vec<Event>, Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // One UTF-8 check of the whole body is cheaper than checking each string as it is parsed.
+    let text = std::str::from_utf8(body).map_err(|error| Error::invalid_utf8(body, error.valid_up_to()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let events = BatchSeed(context).deserialize(&mut deserializer).map_err(|error| Error::from_json(&error))?;
     deserializer.end().map_err(|error| Error::from_json(&error))?;
     Ok(events)
@@ -443,7 +445,8 @@ fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Res
     }
 
     let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
-    let event_type = event_type.ok_or_else(|| de::Error::missing_field(if event_grid { "eventType" } else { "type" }))?;
+    let event_type =
+        event_type.ok_or_else(|| de::Error::missing_field(if event_grid { "eventType" } else { "type" }))?;
     if event_grid {
         // SPEC.md §4: `topic` and `metadataVersion` are optional, the rest of the envelope is required.
         if subject.is_none() {
@@ -472,7 +475,9 @@ fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Res
         (DataSlot::Borrowed(raw), Known::Recording) => {
             EventData::RecordingFileStatusUpdated(Box::new(typed_data(raw, &event_type)?))
         }
-        (DataSlot::Borrowed(raw), Known::Validation) => EventData::SubscriptionValidation(typed_data(raw, &event_type)?),
+        (DataSlot::Borrowed(raw), Known::Validation) => {
+            EventData::SubscriptionValidation(typed_data(raw, &event_type)?)
+        }
         (DataSlot::Borrowed(raw), Known::Deletion) => EventData::SubscriptionDeletion(Some(raw.to_owned())),
         (DataSlot::Borrowed(raw), Known::Other) => EventData::Other(Some(raw.to_owned())),
         (DataSlot::Missing, Known::Recording | Known::Validation) => return Err(de::Error::missing_field("data")),
@@ -564,7 +569,11 @@ mod tests {
             (Schema::EventGrid, r#"{"id":"1","subject":"s","eventTime":"x","dataVersion":"1","data":{}}"#, "eventType"),
             (Schema::EventGrid, r#"{"id":"1","subject":"s","eventType":"t","dataVersion":"1","data":{}}"#, "eventTime"),
             (Schema::EventGrid, r#"{"id":"1","subject":"s","eventType":"t","eventTime":"x","data":{}}"#, "dataVersion"),
-            (Schema::EventGrid, r#"{"id":"1","subject":"s","eventType":"t","eventTime":"x","dataVersion":"1"}"#, "data"),
+            (
+                Schema::EventGrid,
+                r#"{"id":"1","subject":"s","eventType":"t","eventTime":"x","dataVersion":"1"}"#,
+                "data",
+            ),
             (Schema::CloudEvents, r#"{"id":"1","type":"t"}"#, "source"),
             (Schema::CloudEvents, r#"{"id":"1","source":"s"}"#, "type"),
         ];

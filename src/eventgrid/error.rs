@@ -73,6 +73,18 @@ impl Error {
         this
     }
 
+    /// A body that is not UTF-8 (so not JSON), with the position of the first bad byte.
+    pub(crate) fn invalid_utf8(body: &[u8], valid_up_to: usize) -> Self {
+        let before = &body[..valid_up_to];
+        let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&byte| byte == b'\n').map_or(0, |at| at + 1);
+        let column = valid_up_to - line_start + 1;
+        let mut this = Self::new(ErrorKind::MalformedJson, "malformed JSON: invalid UTF-8");
+        this.line = Some(line);
+        this.column = Some(column);
+        this
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -187,6 +199,12 @@ mod tests {
             r#"{"status":400,"title":"Bad Request","detail":"malformed JSON: key must be a string","line":2,"column":4}"#
         );
         assert_eq!(error.to_string(), "malformed JSON: key must be a string at line 2 column 4");
+    }
+
+    #[test]
+    fn invalid_utf8_points_at_the_first_bad_byte() {
+        let error = Error::invalid_utf8(b"[\n {\xff", 4);
+        assert_eq!((error.kind(), error.line(), error.column()), (ErrorKind::MalformedJson, Some(2), Some(3)));
     }
 
     #[test]

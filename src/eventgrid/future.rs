@@ -132,7 +132,12 @@ enum Accepted<B> {
 }
 
 /// Parses the body once and decides: answer the validation handshake, or deliver the events.
-fn accept<B: From<Bytes>>(mut parts: Parts, bytes: Bytes, schema: Schema, span: &tracing::Span) -> Result<Accepted<B>, Error> {
+fn accept<B: From<Bytes>>(
+    mut parts: Parts,
+    bytes: Bytes,
+    schema: Schema,
+    span: &tracing::Span,
+) -> Result<Accepted<B>, Error> {
     let events = Events::from_slice(schema, &bytes)?;
     span.record("events", events.len());
     let validation_header = aeg_event_type_is(&parts.headers, "SubscriptionValidation");

@@ -29,7 +29,8 @@ pub(crate) fn options_response(headers: &HeaderMap, origin: &HeaderValue, config
     });
     if !allowed {
         let shown = String::from_utf8_lossy(origin.as_bytes());
-        return Error::new(ErrorKind::OriginNotAllowed, format!("webhook origin `{shown}` is not allowed")).to_response();
+        return Error::new(ErrorKind::OriginNotAllowed, format!("webhook origin `{shown}` is not allowed"))
+            .to_response();
     }
     let mut response = Response::new(Bytes::new());
     let response_headers = response.headers_mut();
@@ -62,5 +63,8 @@ pub(crate) fn validation_response(code: &str) -> Response<Bytes> {
 
 /// Whether `aeg-event-type` names this handshake, ignoring case.
 pub(crate) fn aeg_event_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers.get(AEG_EVENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.eq_ignore_ascii_case(expected))
+    headers
+        .get(AEG_EVENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case(expected))
 }

@@ -120,7 +120,10 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Events {
     /// Clones the events the webhook layer stored; without the layer, a 500 (a server misconfiguration).
     async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Error> {
         parts.extensions.get::<Events>().cloned().ok_or_else(|| {
-            Error::new(ErrorKind::MissingLayer, "no parsed events: the EventGridWebhookLayer is not in front of this route")
+            Error::new(
+                ErrorKind::MissingLayer,
+                "no parsed events: the EventGridWebhookLayer is not in front of this route",
+            )
         })
     }
 }

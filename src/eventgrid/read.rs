@@ -16,9 +16,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The schema named by the request's `Content-Type`, or a 415.
 pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .ok_or_else(|| Error::new(ErrorKind::UnsupportedMediaType, "missing content type: expected application/json or application/cloudevents+json"))?;
+    let value = headers.get(header::CONTENT_TYPE).ok_or_else(|| {
+        Error::new(
+            ErrorKind::UnsupportedMediaType,
+            "missing content type: expected application/json or application/cloudevents+json",
+        )
+    })?;
     value.to_str().ok().and_then(Schema::from_content_type).ok_or_else(|| {
         Error::new(
             ErrorKind::UnsupportedMediaType,
@@ -154,7 +157,8 @@ mod tests {
 
     #[tokio::test]
     async fn frames_are_joined_and_the_limit_holds_while_streaming() {
-        let request = Request::post("/").header("content-type", "application/json").body(chunked(&[b"[", b"]"])).unwrap();
+        let request =
+            Request::post("/").header("content-type", "application/json").body(chunked(&[b"[", b"]"])).unwrap();
         assert!(Events::extract(request, 2).await.unwrap().is_empty());
 
         let request =

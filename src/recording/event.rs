@@ -148,7 +148,11 @@ open_enum! {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingFileStatusUpdated {
-    #[serde(rename = "recordingStorageInfo", deserialize_with = "chunks_in_index_order", serialize_with = "storage_info")]
+    #[serde(
+        rename = "recordingStorageInfo",
+        deserialize_with = "chunks_in_index_order",
+        serialize_with = "storage_info"
+    )]
     chunks: Vec<RecordingChunk>,
     recording_start_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,7 +395,8 @@ mod tests {
 
     #[test]
     fn subject_forms_parse_into_their_ids() {
-        let cases: [(&str, Option<(&str, Option<&str>, Option<&str>)>); 9] = [
+        type Ids<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+        let cases: [(&str, Option<Ids<'_>>); 9] = [
             ("/recording/call/c1/serverCallId/s1/recordingId/r1", Some(("c1", Some("s1"), Some("r1")))),
             ("/recording/call/c1/serverCallId/a/b+c=/recordingId/r1", Some(("c1", Some("a/b+c="), Some("r1")))),
             ("/recording/call/c1/recordingId/r1", Some(("c1", None, Some("r1")))),
