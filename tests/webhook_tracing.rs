@@ -64,7 +64,8 @@ async fn each_delivery_gets_a_span_with_aeg_headers_and_count_but_no_secret_or_q
     assert_eq!(response.status(), StatusCode::OK);
 
     let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let close = output.lines().find(|line| line.contains("eventgrid_delivery") && line.contains("close")).expect(&output);
+    let close =
+        output.lines().find(|line| line.contains("eventgrid_delivery") && line.contains("close")).expect(&output);
     assert!(
         close.contains(
             "eventgrid_delivery{aeg_event_type=\"Notification\" aeg_delivery_count=\"2\" aeg_subscription_name=\"RECORDINGS\" events=4}"

@@ -60,45 +60,42 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let span = delivery_span(request.headers());
-        let _entered = span.enter();
+        let span = delivery_span(request.headers()).entered();
 
         if request.method() == Method::OPTIONS {
             if let Some(origin) = request.headers().get(WEBHOOK_REQUEST_ORIGIN) {
                 let response = handshake::options_response(request.headers(), origin, &self.config);
                 tracing::debug!(status = response.status().as_u16(), "cloudevents handshake");
-                drop(_entered);
-                return ResponseFuture::respond(response, span);
+                return ResponseFuture::respond(response, span.exit());
             }
         }
         if request.method() != Method::POST {
-            drop(_entered);
-            return ResponseFuture::call(self.inner.call(request), span);
+            let future = self.inner.call(request);
+            return ResponseFuture::call(future, span.exit());
         }
 
         let (parts, body) = request.into_parts();
         // Authentication comes first: nothing of an unauthenticated body is read (SPEC.md §4).
         if !self.config.checks.iter().all(|check| check.check(&parts)) {
-            tracing::debug!("delivery refused: authentication failed");
             let error = Error::new(ErrorKind::Unauthorized, "the delivery is not authenticated");
-            drop(_entered);
-            return ResponseFuture::respond(error.to_response(), span);
+            tracing::debug!(%error, "delivery refused");
+            return ResponseFuture::respond(error.to_response(), span.exit());
         }
-        let schema = match schema_of(&parts.headers)
-            .and_then(|schema| check_content_length(&parts.headers, self.config.max_body_bytes).map(|()| schema))
-        {
+        let limit = self.config.max_body_bytes;
+        let schema = match schema_of(&parts.headers).and_then(|schema| {
+            check_content_length(&parts.headers, limit)?;
+            Ok(schema)
+        }) {
             Ok(schema) => schema,
             Err(error) => {
                 tracing::debug!(%error, "delivery refused");
-                drop(_entered);
-                return ResponseFuture::respond(error.to_response(), span);
+                return ResponseFuture::respond(error.to_response(), span.exit());
             }
         };
         // The ready service goes into the future; a clone takes its place (tower's guidance).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        drop(_entered);
-        ResponseFuture::read(body, parts, inner, schema, self.config.max_body_bytes, span)
+        ResponseFuture::read(body, parts, inner, schema, limit, span.exit())
     }
 }
 
