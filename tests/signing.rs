@@ -214,14 +214,14 @@ async fn streaming_bodies_are_hashed_under_the_limit_and_refused_over_it() {
 type StreamingBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 fn streaming_post(url: &str, chunks: Vec<Bytes>) -> Request<StreamingBody> {
-    let frames = tokio_stream_iter(chunks.into_iter().map(|c| Ok::<_, Infallible>(http_body::Frame::data(c))));
+    let frames = stream_of(chunks.into_iter().map(|c| Ok::<_, Infallible>(http_body::Frame::data(c))));
     Request::post(url).body(StreamBody::new(frames).boxed()).unwrap()
 }
 
 /// A stream over an iterator, without extra dependencies.
-fn tokio_stream_iter<I: Iterator + Unpin>(iter: I) -> impl futures_core::Stream<Item = I::Item> + Send + Sync
+fn stream_of<I>(iter: I) -> impl futures_core::Stream<Item = I::Item> + Send + Sync
 where
-    I: Send + Sync,
+    I: Iterator + Unpin + Send + Sync,
 {
     struct Iter<I>(I);
     impl<I: Iterator + Unpin> futures_core::Stream for Iter<I> {
