@@ -1,1 +1,3 @@
 //! placeholder for the `emulator` component.
+
+pub mod eventgrid;

@@ -74,10 +74,11 @@ pub(crate) fn write_string_to_sign(
 /// ```
 /// use acs_recording::{credential::AccessKey, signing::compute_signature};
 ///
-/// let key = AccessKey::from_bytes(b"pw==".to_vec());
+/// let key = AccessKey::from_base64("pw==")?;
 /// let sts = "GET\n/\nWed, 13 Apr 2022 18:09:12 GMT;contoso.communicationservices.azure.com;\
 ///            47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 /// assert_eq!(compute_signature(&key, sts), "88MDmJhUR3m5QhFxb8ztShsSwlGrg7g/6XPnWf7QEO4=");
+/// # Ok::<(), acs_recording::credential::Error>(())
 /// ```
 pub fn compute_signature(key: &AccessKey, string_to_sign: &str) -> String {
     Signer::new(key).signature(string_to_sign).as_str().to_owned()
