@@ -16,11 +16,14 @@ use common::{fixture, TestServer};
 use http::StatusCode;
 use serde_json::Value;
 
+/// An event id and its chunks' document ids, in the order the handler got them.
+type Recording = (String, Vec<String>);
+
 #[derive(Clone, Default)]
 struct Handled {
     seen: Deduplicator,
     /// (event id, chunk document ids in order) for each first delivery.
-    recordings: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    recordings: Arc<Mutex<Vec<Recording>>>,
     other_types: Arc<Mutex<Vec<String>>>,
 }
 
