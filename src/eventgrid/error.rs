@@ -1,6 +1,7 @@
 //! Why a delivery was refused, and the problem response that says so.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -12,12 +13,13 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 ///
 /// The webhook layer answers with [`Error::status`] and a short JSON problem body (see [`Error::to_problem_json`]),
 /// and puts a clone of the error in the response extensions. The extractors return it as their rejection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     line: Option<usize>,
     column: Option<usize>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// The kinds of [`Error`].
@@ -46,7 +48,12 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), line: None, column: None }
+        Self { kind, message: message.into(), line: None, column: None, source: None }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<crate::BoxError>) -> Self {
+        self.source = Some(Arc::from(source.into()));
+        self
     }
 
     /// Wraps a `serde_json` error, keeping where it happened.
@@ -175,7 +182,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for Error {
