@@ -12,7 +12,7 @@ use pin_project::pin_project;
 use tower_service::Service;
 
 use super::body::ResponseBody;
-use super::envelope::{EventData, Events, Schema};
+use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use super::handshake::{aeg_event_type_is, validation_response};
 use super::read::Collector;
@@ -140,17 +140,16 @@ fn accept<B: From<Bytes>>(
 ) -> Result<Accepted<B>, Error> {
     let events = Events::from_slice(schema, &bytes)?;
     span.record("events", events.len());
-    let validation_header = aeg_event_type_is(&parts.headers, "SubscriptionValidation");
-    let has_validation = events.iter().any(|event| matches!(event.data(), EventData::SubscriptionValidation(_)));
-    if validation_header || has_validation {
-        let code = events.validation_code().ok_or_else(|| {
-            Error::new(
-                ErrorKind::MissingValidationCode,
-                "a SubscriptionValidation delivery without a Microsoft.EventGrid.SubscriptionValidationEvent",
-            )
-        })?;
+    // SPEC.md §4: a publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
+    if let Some(code) = events.validation_code() {
         tracing::debug!("subscription validation answered");
         return Ok(Accepted::Handshake(validation_response(code)));
+    }
+    if aeg_event_type_is(&parts.headers, "SubscriptionValidation") {
+        return Err(Error::new(
+            ErrorKind::MissingValidationCode,
+            "a SubscriptionValidation delivery without a Microsoft.EventGrid.SubscriptionValidationEvent",
+        ));
     }
     parts.extensions.insert(events);
     Ok(Accepted::Deliver(Request::from_parts(parts, B::from(bytes))))
