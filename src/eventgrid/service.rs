@@ -121,3 +121,61 @@ fn delivery_span(headers: &HeaderMap) -> tracing::Span {
     }
     span
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+
+    use http::StatusCode;
+    use http_body::Frame;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    use super::*;
+    use crate::eventgrid::{DeliverySecret, EventGridWebhookLayer};
+
+    /// A body that fails the test if anything polls it.
+    struct MustNotBeRead;
+
+    impl Body for MustNotBeRead {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            panic!("the body was read");
+        }
+    }
+
+    impl From<Bytes> for MustNotBeRead {
+        fn from(_: Bytes) -> Self {
+            MustNotBeRead
+        }
+    }
+
+    fn webhook(
+    ) -> EventGridWebhook<impl Service<Request<MustNotBeRead>, Response = Response<String>, Error = Infallible> + Clone>
+    {
+        let inner = service_fn(|_: Request<MustNotBeRead>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+        let layer = EventGridWebhookLayer::new().max_body_bytes(100).require_secret(DeliverySecret::query("right"));
+        layer.layer(inner)
+    }
+
+    #[tokio::test]
+    async fn refusals_before_reading_never_poll_the_body() {
+        let cases = [
+            ("/e?code=wrong", "application/json", "10", StatusCode::UNAUTHORIZED),
+            ("/e", "application/json", "10", StatusCode::UNAUTHORIZED),
+            ("/e?code=right", "text/plain", "10", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("/e?code=right", "application/json", "101", StatusCode::PAYLOAD_TOO_LARGE),
+        ];
+        for (uri, content_type, length, status) in cases {
+            let request = Request::post(uri)
+                .header("content-type", content_type)
+                .header("content-length", length)
+                .body(MustNotBeRead)
+                .unwrap();
+            let response = webhook().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{uri} {content_type} {length}");
+        }
+    }
+}
