@@ -25,7 +25,8 @@ impl RecordingEvents {
     }
 
     /// Reads the recording events of a request: from the webhook layer's extensions, or from the body (1 MiB
-    /// limit, 415/413/400 as the layer answers) when the layer is absent.
+    /// limit, 415/413/400 as the layer answers) when the layer is absent. For another limit, use
+    /// [`Events::extract`] and [`RecordingEvents::from_events`].
     pub async fn extract<B>(request: Request<B>) -> Result<Self, Error>
     where
         B: Body,
