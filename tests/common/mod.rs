@@ -1,4 +1,4 @@
-//! Helpers shared by the webhook integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
+//! Shared by the webhook integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
