@@ -368,7 +368,7 @@ async fn a_missing_envelope_field_is_a_400_naming_it() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.json(),
-        json!({"status": 400, "title": "Bad Request", "detail": "not an Event Grid event or batch: missing field `eventType`", "line": 1, "column": 89})
+        json!({"status": 400, "title": "Bad Request", "detail": "not an event or a batch of events: missing field `eventType`", "line": 1, "column": 89})
     );
 }
 
@@ -377,12 +377,12 @@ async fn a_wrong_shape_is_a_400() {
     let server = TestServer::axum(app()).await;
     let reply = post_json(&server.url("/open"), "application/json", r#"{"hello":"world"}"#).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json()["detail"], "not an Event Grid event or batch: missing field `id`");
+    assert_eq!(reply.json()["detail"], "not an event or a batch of events: missing field `id`");
     let reply = post_json(&server.url("/open"), "application/json", "42").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.json()["detail"],
-        "not an Event Grid event or batch: invalid type: integer `42`, expected an event object or an array of events"
+        "not an event or a batch of events: invalid type: integer `42`, expected an event object or an array of events"
     );
 }
 

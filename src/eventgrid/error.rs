@@ -70,7 +70,7 @@ impl Error {
         let detail = full.strip_suffix(&suffix).unwrap_or(&full);
         let message = match kind {
             ErrorKind::MalformedJson => format!("malformed JSON: {detail}"),
-            _ => format!("not an Event Grid event or batch: {detail}"),
+            _ => format!("not an event or a batch of events: {detail}"),
         };
         let mut this = Self::new(kind, message);
         if line > 0 {
