@@ -71,13 +71,13 @@ enum State {
 /// SHA-256 of everything it yielded. Memory stays constant: one response frame at a time.
 pub struct ChunkBody {
     state: State,
-    handed_out: bool,
+    yielded: u64,
     label: String,
 }
 
 impl ChunkBody {
     pub(crate) fn new(source: Box<dyn FrameSource>, label: String) -> Self {
-        Self { state: State::Idle(source), handed_out: false, label }
+        Self { state: State::Idle(source), yielded: 0, label }
     }
 
     /// The SHA-256 of the whole chunk, once the stream ended without error.
@@ -134,17 +134,16 @@ impl Stream for ChunkBody {
                     }
                     Poll::Ready((source, result)) => match result {
                         Ok(Some(Event::Data(bytes))) => {
-                            this.handed_out = true;
+                            this.yielded += bytes.len() as u64;
                             this.state = State::Idle(source);
                             return Poll::Ready(Some(Ok(bytes)));
                         }
                         Ok(Some(Event::Pinned(_))) => this.state = State::Idle(source),
-                        Ok(Some(Event::Restart)) if !this.handed_out => this.state = State::Idle(source),
+                        Ok(Some(Event::Restart)) if this.yielded == 0 => this.state = State::Idle(source),
                         Ok(Some(Event::Restart)) => {
                             let message = format!(
                                 "{}: object changed after {} bytes were yielded by the stream",
-                                this.label,
-                                source.offset()
+                                this.label, this.yielded
                             );
                             return Poll::Ready(Some(Err(Error::new(ErrorKind::ObjectChanged, message))));
                         }

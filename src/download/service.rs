@@ -369,6 +369,43 @@ where
         };
         let metadata_location = self.sink.put_metadata(&target, metadata).await.map_err(sink_error)?;
 
+        match self.stream_into(state, chunk, &label, &mut fetch, &mut writer).await {
+            Ok(()) => {}
+            Err(error) => {
+                // Keep the bytes already received for a later run; the error is what the caller needs to see.
+                if let Err(abandon) = writer.abandon().await {
+                    tracing::warn!(error = %abandon, "could not keep the partial chunk");
+                }
+                return Err(error);
+            }
+        }
+        let finished = fetch.finished();
+        let location = writer.commit(finished.bytes, finished.sha256).await.map_err(sink_error)?;
+        let deleted = self.delete(&label, plan.delete.clone()).await?;
+        self.finish_chunk(state, chunk, finished.bytes, fetch.total());
+        Ok(ChunkManifest {
+            document_id: chunk.document_id.clone(),
+            index: chunk.index,
+            bytes: finished.bytes,
+            sha256: finished.sha256,
+            location,
+            metadata_location,
+            outcome,
+            attempts: fetch.requests(),
+            deleted,
+        })
+    }
+
+    /// Moves the fetch's events into the writer.
+    async fn stream_into(
+        &self,
+        state: &RecordingState,
+        chunk: &Chunk,
+        label: &str,
+        fetch: &mut Fetch<S, B, RB>,
+        writer: &mut K::Writer,
+    ) -> Result<(), Error> {
+        let sink_error = |e: io::Error| Error::sink(label, e);
         let mut chunk_bytes = fetch.offset();
         while let Some(event) = fetch.next().await? {
             match event {
@@ -405,21 +442,7 @@ where
                 }
             }
         }
-        let finished = fetch.finished();
-        let location = writer.commit(finished.bytes, finished.sha256).await.map_err(sink_error)?;
-        let deleted = self.delete(&label, plan.delete.clone()).await?;
-        self.finish_chunk(state, chunk, finished.bytes, fetch.total());
-        Ok(ChunkManifest {
-            document_id: chunk.document_id.clone(),
-            index: chunk.index,
-            bytes: finished.bytes,
-            sha256: finished.sha256,
-            location,
-            metadata_location,
-            outcome,
-            attempts: fetch.requests(),
-            deleted,
-        })
+        Ok(())
     }
 
     fn finish_chunk(&self, state: &RecordingState, chunk: &Chunk, bytes: u64, total: Option<u64>) {

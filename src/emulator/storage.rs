@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -630,8 +631,12 @@ pub struct StorageBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Content { content: Content, at: u64, end: u64, cut: Cut },
+    Content { content: Content, at: u64, end: u64, cut: Cut, pause: Option<Pin<Box<tokio::time::Sleep>>> },
 }
+
+/// How long a cut body waits before failing, so the connection flushes the bytes already given to it: the client
+/// then receives exactly the bytes the log counts.
+const FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
 impl StorageBody {
     fn empty() -> Self {
@@ -647,7 +652,7 @@ impl StorageBody {
             Cut::Drop(n) | Cut::Short(n) if start.saturating_add(n) < end => (start + n, cut),
             _ => (end, Cut::None),
         };
-        Self { kind: Kind::Content { content, at: start, end, cut } }
+        Self { kind: Kind::Content { content, at: start, end, cut, pause: None } }
     }
 }
 
@@ -661,17 +666,27 @@ impl Body for StorageBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match &mut self.get_mut().kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Content { content, at, end, cut } => {
+            Kind::Content { content, at, end, cut, pause } => {
                 if *at >= *end {
+                    if *cut != Cut::None {
+                        let sleep = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(FLUSH_PAUSE)));
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
                     return Poll::Ready(match *cut {
                         Cut::Drop(_) => {
                             *cut = Cut::None;
                             Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection drop")))
                         }
-                        _ => None,
+                        Cut::Short(_) => {
+                            *cut = Cut::None;
+                            None
+                        }
+                        Cut::None => None,
                     });
                 }
                 let max = usize::try_from(*end - *at).unwrap_or(FRAME).min(FRAME);

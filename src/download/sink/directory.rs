@@ -246,6 +246,12 @@ impl SinkWriter for DirectoryWriter {
         }
     }
 
+    async fn abandon(mut self) -> io::Result<()> {
+        self.flush_batch().await?;
+        self.settle().await?;
+        Ok(())
+    }
+
     async fn commit(mut self, bytes: u64, _sha256: [u8; 32]) -> io::Result<String> {
         self.flush_batch().await?;
         self.settle().await?;

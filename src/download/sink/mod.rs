@@ -151,6 +151,14 @@ pub trait SinkWriter: Send + 'static {
         async { Err(io::Error::new(io::ErrorKind::Unsupported, "this sink cannot replay stored bytes")) }
     }
 
+    /// The download failed: keep what was written so a later run can resume (the default does nothing).
+    fn abandon(self) -> impl Future<Output = io::Result<()>> + Send
+    where
+        Self: Sized,
+    {
+        async { Ok(()) }
+    }
+
     /// Makes the chunk durable under its final name, once all `bytes` (with this SHA-256) were written and
     /// verified; returns where it is.
     fn commit(self, bytes: u64, sha256: [u8; 32]) -> impl Future<Output = io::Result<String>> + Send;
