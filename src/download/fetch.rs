@@ -102,7 +102,7 @@ pub(crate) struct Fetch<S, B, RB> {
     /// The offset at which the current response ends, when known.
     response_end: Option<u64>,
     md5: Option<(Md5, [u8; 16])>,
-    sha: Sha256,
+    digest: Digests,
     no_range: bool,
     failures: u32,
     requests: u32,
@@ -141,7 +141,7 @@ where
             skip: 0,
             response_end: None,
             md5: None,
-            sha: Sha256::new(),
+            digest: Digests::new(Sha256::new()),
             no_range: false,
             failures: 0,
             requests: 0,
@@ -157,7 +157,7 @@ where
     pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, prefix: Sha256) {
         self.offset = offset;
         self.version = Some(version);
-        self.sha = prefix;
+        self.digest = Digests::new(prefix);
     }
 
     /// HTTP requests made so far.
@@ -177,7 +177,7 @@ where
 
     /// The size and SHA-256 of a completed fetch.
     pub(crate) fn finished(&self) -> Finished {
-        Finished { bytes: self.offset, sha256: self.sha.clone().finalize().into() }
+        Finished { bytes: self.offset, sha256: self.digest.result.unwrap_or_default() }
     }
 
     /// The next event, or `None` once every byte of the object was handed out and verified.
@@ -187,6 +187,9 @@ where
                 return Ok(Some(event));
             }
             if self.done {
+                if self.digest.result.is_none() {
+                    self.digest.finish().await?;
+                }
                 return Ok(None);
             }
             let Some(body) = self.body.as_mut() else {
@@ -236,7 +239,7 @@ where
                     continue;
                 }
             }
-            self.sha.update(&data);
+            self.digest.push(data.clone()).await?;
             self.offset += data.len() as u64;
             return Ok(Some(Event::Data(data)));
         }
@@ -452,7 +455,7 @@ where
         let had_bytes = self.offset > 0;
         self.offset = 0;
         self.version = None;
-        self.sha = Sha256::new();
+        self.digest = Digests::new(Sha256::new());
         self.skip = 0;
         self.response_end = None;
         self.md5 = None;
@@ -507,6 +510,60 @@ impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
             .field("offset", &self.offset)
             .field("requests", &self.requests)
             .finish_non_exhaustive()
+    }
+}
+
+/// Bytes hashed per blocking task.
+const HASH_BATCH: usize = 1 << 20;
+
+/// SHA-256 of the bytes handed out, computed on the blocking pool one batch at a time while the next batch
+/// arrives, so that hashing overlaps with receiving and writing instead of adding to them. At most two batches are
+/// held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
+struct Digests {
+    sha: Option<Sha256>,
+    in_flight: Option<tokio::task::JoinHandle<Sha256>>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    result: Option<[u8; 32]>,
+}
+
+impl Digests {
+    fn new(prefix: Sha256) -> Self {
+        Self { sha: Some(prefix), in_flight: None, batch: Vec::new(), batch_len: 0, result: None }
+    }
+
+    async fn push(&mut self, data: Bytes) -> Result<(), Error> {
+        self.batch_len += data.len();
+        self.batch.push(data);
+        if self.batch_len >= HASH_BATCH {
+            let mut sha = self.settle().await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_len = 0;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                for bytes in &batch {
+                    sha.update(bytes);
+                }
+                sha
+            }));
+        }
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<Sha256, Error> {
+        if let Some(handle) = self.in_flight.take() {
+            return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
+        }
+        Ok(self.sha.take().unwrap_or_default())
+    }
+
+    async fn finish(&mut self) -> Result<(), Error> {
+        let mut sha = self.settle().await?;
+        for bytes in self.batch.drain(..) {
+            sha.update(&bytes);
+        }
+        self.batch_len = 0;
+        self.result = Some(sha.finalize().into());
+        Ok(())
     }
 }
 

@@ -28,12 +28,21 @@ const BATCH: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct DirectorySink {
     root: PathBuf,
+    durable: bool,
 }
 
 impl DirectorySink {
     /// A sink under `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), durable: true }
+    }
+
+    /// Whether commits fsync the file and its folder (default `true`). Turning it off keeps the temporary name and
+    /// rename, so a partial file still never carries the final name, but a power loss may leave a final file with
+    /// missing bytes: only for file systems whose durability is handled elsewhere, or to measure the network path.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// The root folder.
@@ -82,6 +91,7 @@ impl Sink for DirectorySink {
         let folder = self.folder(target);
         let media = self.media_path(target);
         let partial = self.partial_path(target);
+        let durable = self.durable;
         blocking(move || {
             fs::create_dir_all(&folder)?;
             if media.is_file() {
@@ -95,13 +105,13 @@ impl Sink for DirectorySink {
                 (Some(offset), Some(version)) if offset > 0 && version.is_pinnable() => {
                     let mut file = OpenOptions::new().read(true).write(true).open(&partial)?;
                     file.seek(SeekFrom::End(0))?;
-                    let writer = DirectoryWriter::new(file, partial, media, folder);
+                    let writer = DirectoryWriter::new(file, partial, media, folder, durable);
                     Ok(Existing::Partial { writer, offset, version })
                 }
                 _ => {
                     let _ = fs::remove_file(&state);
                     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&partial)?;
-                    Ok(Existing::Absent(DirectoryWriter::new(file, partial, media, folder)))
+                    Ok(Existing::Absent(DirectoryWriter::new(file, partial, media, folder, durable)))
                 }
             }
         })
@@ -112,14 +122,19 @@ impl Sink for DirectorySink {
         let folder = self.folder(target);
         let path = self.metadata_path(target);
         let temporary = folder.join(format!(".{}.json.partial", base_name(target)));
+        let durable = self.durable;
         blocking(move || {
             fs::create_dir_all(&folder)?;
             let mut file = File::create(&temporary)?;
             file.write_all(&document)?;
-            file.sync_all()?;
+            if durable {
+                file.sync_all()?;
+            }
             drop(file);
             fs::rename(&temporary, &path)?;
-            sync_folder(&folder)?;
+            if durable {
+                sync_folder(&folder)?;
+            }
             Ok(Some(path.display().to_string()))
         })
         .await
@@ -160,11 +175,12 @@ pub struct DirectoryWriter {
     partial: PathBuf,
     media: PathBuf,
     folder: PathBuf,
+    durable: bool,
 }
 
 impl DirectoryWriter {
-    fn new(file: File, partial: PathBuf, media: PathBuf, folder: PathBuf) -> Self {
-        Self { file: Some(file), in_flight: None, batch: Vec::new(), batch_len: 0, partial, media, folder }
+    fn new(file: File, partial: PathBuf, media: PathBuf, folder: PathBuf, durable: bool) -> Self {
+        Self { file: Some(file), in_flight: None, batch: Vec::new(), batch_len: 0, partial, media, folder, durable }
     }
 
     /// Waits for the batch in flight and takes the file back.
@@ -257,8 +273,11 @@ impl SinkWriter for DirectoryWriter {
         self.settle().await?;
         let file = self.file.take().expect("settled");
         let (partial, media, folder) = (self.partial.clone(), self.media.clone(), self.folder.clone());
+        let durable = self.durable;
         blocking(move || {
-            file.sync_all()?;
+            if durable {
+                file.sync_all()?;
+            }
             let written = file.metadata()?.len();
             if written != bytes {
                 return Err(io::Error::other(format!(
@@ -268,7 +287,9 @@ impl SinkWriter for DirectoryWriter {
             }
             drop(file);
             fs::rename(&partial, &media)?;
-            sync_folder(&folder)?;
+            if durable {
+                sync_folder(&folder)?;
+            }
             let _ = fs::remove_file(state_path(&partial));
             Ok(media.display().to_string())
         })
