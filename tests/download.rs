@@ -552,3 +552,33 @@ async fn unsigned_or_wrongly_signed_requests_are_refused_by_the_storage() {
     assert_eq!(error.status(), Some(http::StatusCode::UNAUTHORIZED));
     assert_eq!(error.to_string(), "chunk 0 (`secret`) metadata: permanent status 401 Unauthorized");
 }
+
+#[tokio::test]
+async fn redirects_are_followed_only_to_allowed_hosts() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("moved", pattern(50_000, 13));
+    // To the endpoint's legacy path of the same document: allowed.
+    let legacy = acs_recording::download::legacy_content_location(emulator.endpoint(), "moved");
+    emulator.storage().inject("moved", [Fault::Redirect(legacy)]);
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "moved")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    let statuses: Vec<(u16, String)> =
+        content_gets(&emulator, "moved").into_iter().map(|r| (r.status, r.path)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (307, "/v1/objects/moved/content/audio".to_owned()),
+            (206, "/recording/download/moved?api-version=2021-04-15-preview1".to_owned()),
+        ]
+    );
+
+    // Elsewhere: refused, and nothing is sent there.
+    emulator.storage().inject("moved", [Fault::Redirect("http://169.254.169.254/latest/meta-data".to_owned())]);
+    let error = downloader(&emulator, tempfile::tempdir().unwrap().path())
+        .download(single(&emulator, "c", "moved"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Redirect);
+    assert_eq!(error.to_string(), "chunk 0 (`moved`) content: refused to follow a redirect to host `169.254.169.254`");
+}

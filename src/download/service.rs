@@ -45,7 +45,8 @@ struct Config {
 /// Downloads the chunks of a recording, media and metadata, into a [`Sink`]; see the [module docs](super).
 ///
 /// `S` is any HTTP client service, normally hyper-util's client inside the
-/// [`HmacSigningLayer`](crate::signing::HmacSigningLayer); `K` is the sink. As a
+/// [`HmacSigningLayer`](crate::signing::HmacSigningLayer); `K` is the sink; `B` is the client's request body
+/// type (requests are bodiless `GET`s and `DELETE`s built with `B::default()`). As a
 /// `Service<`[`RecordingRef`]`>` it answers a [`RecordingManifest`], so timeouts, concurrency limits and tracing
 /// come from ordinary tower layers.
 pub struct ChunkDownloader<S, K, B = Empty<Bytes>> {

@@ -48,6 +48,8 @@ pub enum Fault {
     IgnoreRange,
     /// Announce the full `Content-Length` but end the body cleanly after this many bytes.
     ShortBody(u64),
+    /// Answer `307 Temporary Redirect` to this URL.
+    Redirect(String),
 }
 
 impl Fault {
@@ -531,6 +533,13 @@ fn serve(
             let mut response = problem(status, "injected", "injected fault");
             if let Some(seconds) = retry_after {
                 response.headers_mut().insert(RETRY_AFTER, seconds.into());
+            }
+            return response;
+        }
+        Some(Fault::Redirect(location)) => {
+            let mut response = problem(StatusCode::TEMPORARY_REDIRECT, "moved", "temporarily elsewhere");
+            if let Ok(value) = http::HeaderValue::from_str(&location) {
+                response.headers_mut().insert(http::header::LOCATION, value);
             }
             return response;
         }
