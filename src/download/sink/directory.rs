@@ -164,12 +164,15 @@ fn sync_folder(folder: &Path) -> io::Result<()> {
     }
 }
 
+/// The file and the (written) batch, handed back by a blocking write so both are reused.
+type FileAndBatch = (File, Vec<Bytes>);
+
 /// Writes one chunk for the [`DirectorySink`].
 #[derive(Debug)]
 pub struct DirectoryWriter {
     /// `None` while a batch is being written on the blocking pool.
     file: Option<File>,
-    in_flight: Option<JoinHandle<io::Result<(File, Vec<Bytes>)>>>,
+    in_flight: Option<JoinHandle<io::Result<FileAndBatch>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
     partial: PathBuf,
