@@ -1,7 +1,7 @@
 //! The chunk downloader against the emulator's storage, signatures checked, through hyper-util's client inside the
 //! signing layer.
 
-mod support;
+mod download_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use acs_recording::download::{
 };
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 use http::Method;
-use support::*;
+use download_support::*;
 use tokio_stream_shim::collect_stream;
 use tower::ServiceExt;
 

@@ -1,14 +1,14 @@
 //! Random fault schedules: the downloaded file equals the source, or the download fails; never a wrong file under
 //! the final name.
 
-mod support;
+mod download_support;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use acs_recording::emulator::{Emulator, Fault};
 use proptest::prelude::*;
-use support::*;
+use download_support::*;
 
 struct World {
     runtime: tokio::runtime::Runtime,
