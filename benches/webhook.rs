@@ -1,1 +1,2 @@
+//! Placeholder until this benchmark lands.
 fn main() {}

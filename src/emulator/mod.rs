@@ -59,8 +59,13 @@
 //!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk (`SPEC.md` §3).
 //! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
 //!
+//! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
+//! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
+//! describe.
+//!
 //! The emulator stops when the [`Emulator`] is dropped.
 
+pub mod eventgrid;
 mod media;
 mod storage;
 

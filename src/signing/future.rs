@@ -27,6 +27,8 @@ where
     state: State<S, B>,
 }
 
+// The future is pinned once and never moved, so the variants' sizes cost nothing; boxing would allocate.
+#[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProj)]
 enum State<S, B>
 where

@@ -341,6 +341,8 @@ where
     state: VerifyState<S, B>,
 }
 
+// The future is pinned once and never moved, so the variants' sizes cost nothing; boxing would allocate.
+#[allow(clippy::large_enum_variant)]
 #[pin_project(project = VerifyStateProj)]
 enum VerifyState<S, B>
 where
