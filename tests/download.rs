@@ -10,8 +10,8 @@ use acs_recording::download::{
     Chunk, ChunkDownloader, DirectorySink, ErrorKind, Outcome, RecordingRef, RetryPolicy, WriterSink,
 };
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
-use http::Method;
 use download_support::*;
+use http::Method;
 use tokio_stream_shim::collect_stream;
 use tower::ServiceExt;
 

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use acs_recording::emulator::{Emulator, Fault};
-use proptest::prelude::*;
 use download_support::*;
+use proptest::prelude::*;
 
 struct World {
     runtime: tokio::runtime::Runtime,

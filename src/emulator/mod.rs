@@ -51,7 +51,7 @@
 //!    at (`/v1/objects/{id}/content/audio`, `/content/acsmetadata`, `DELETE /v1/objects/{id}`), so downloads
 //!    exercise the cross-host signing rule as they do in Azure (`SPEC.md` §2).
 //! 2. Every request must carry a valid ACS HMAC signature over the *endpoint's* authority, checked by
-//!    [`HmacVerifyLayer`](crate::signing::HmacVerifyLayer); a failure is a 401.
+//!    [`HmacVerifyLayer`]; a failure is a 401.
 //! 3. `GET` and `HEAD` with `Range` (`bytes=N-`, `bytes=N-M`, `bytes=-N`; 206 with `Content-Range`, 416 with
 //!    `bytes */len`), `ETag`, `Last-Modified`, `If-Match` and `If-Unmodified-Since` (412). `DELETE` answers 200,
 //!    then 404 for that object.

@@ -5,25 +5,6 @@
 //! forgets them when the object changed ([`SinkWriter::restart`]) and makes them final only in
 //! [`SinkWriter::commit`], after every check passed. Bytes that were not committed must never be visible under the
 //! chunk's final name.
-//!
-//! # An object-storage sink
-//!
-//! The trait is shaped so that a sink writing to object storage (S3, Azure Blob, GCS) fits without changing the
-//! downloader:
-//!
-//! 1. [`Sink::open`] takes a *claim* on the chunk (a create-only `claims/<call>/<index>-<doc>` object with a lease
-//!    time, so that several replicas download each chunk once), then looks for the final key: present means
-//!    [`Existing::Complete`]; a multipart upload in progress for the *staging* key means [`Existing::Partial`] with
-//!    the bytes of its finished parts and the [`ObjectVersion`] kept in the upload's metadata; otherwise
-//!    [`Existing::Absent`]. A claim held by another replica is an error, retried later.
-//! 2. [`SinkWriter::begin`] starts (or re-tags) the multipart upload with the version; [`SinkWriter::write`]
-//!    buffers into parts of the store's minimum size and uploads each full part; [`SinkWriter::restart`] aborts the
-//!    upload and starts a new one.
-//! 3. [`SinkWriter::commit`] uploads the last part, completes the upload to the staging key, then copies it to the
-//!    final key with a create-only condition (`If-None-Match: *`), deletes the staging key and releases the claim.
-//!    Only then does the downloader send the optional DELETE to ACS.
-//! 4. [`SinkWriter::replay`] may stay unimplemented (the default): a resumed upload then restarts from zero, or
-//!    the sink keeps the SHA-256 state of the uploaded parts itself.
 
 mod directory;
 mod writer;
@@ -115,7 +96,32 @@ pub enum Existing<W> {
     Complete(Stored),
 }
 
-/// Storage for downloaded chunks. See the [module documentation](self) for how an object-storage sink fits.
+/// Storage for downloaded chunks: the seam where any storage plugs in without changing the downloader.
+///
+/// The downloader owns the protocol (requests, resume, verification); a sink owns durability: it says what it
+/// already holds ([`Existing`]), takes the bytes in order through a [`SinkWriter`], forgets them when the object
+/// changed ([`SinkWriter::restart`]) and makes them final only in [`SinkWriter::commit`], after every check
+/// passed. Bytes that were not committed must never be visible under the chunk's final name.
+///
+/// # An object-storage sink
+///
+/// The trait is shaped so that a sink writing to object storage (S3, Azure Blob, GCS) fits without changing the
+/// downloader:
+///
+/// 1. [`Sink::open`] takes a *claim* on the chunk (a create-only `claims/<call>/<index>-<doc>` object with a lease
+///    time, so that several replicas download each chunk once), then looks for the final key: present means
+///    [`Existing::Complete`]; a multipart upload in progress for the *staging* key means [`Existing::Partial`] with
+///    the bytes of its finished parts and the [`ObjectVersion`] kept in the upload's metadata; otherwise
+///    [`Existing::Absent`]. A claim held by another replica is an error, retried later.
+/// 2. [`SinkWriter::begin`] starts (or re-tags) the multipart upload with the version; [`SinkWriter::write`]
+///    buffers into parts of the store's minimum size and uploads each full part; [`SinkWriter::restart`] aborts the
+///    upload and starts a new one.
+/// 3. [`SinkWriter::commit`] uploads the last part, completes the upload to the staging key, then copies it to the
+///    final key with a create-only condition (`If-None-Match: *`), deletes the staging key and releases the claim.
+///    Only then does the downloader send the optional DELETE to ACS.
+/// 4. [`SinkWriter::replay`] may stay unimplemented (the default): a resumed upload then restarts from zero, or
+///    the sink keeps the SHA-256 state of the uploaded parts itself. [`SinkWriter::abandon`] uploads what it can,
+///    leaves the multipart upload open for a later run and releases the claim.
 pub trait Sink: Send + Sync + 'static {
     /// Writes one chunk.
     type Writer: SinkWriter;
