@@ -582,3 +582,30 @@ async fn redirects_are_followed_only_to_allowed_hosts() {
     assert_eq!(error.kind(), ErrorKind::Redirect);
     assert_eq!(error.to_string(), "chunk 0 (`moved`) content: refused to follow a redirect to host `169.254.169.254`");
 }
+
+#[tokio::test]
+async fn without_an_etag_resumes_pin_the_version_with_if_unmodified_since() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("no-etag", pattern(400_000, 14));
+    emulator.storage().send_etag("no-etag", false);
+    emulator.storage().inject("no-etag", [Fault::DropAfter(150_000)]);
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "no-etag")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    let gets = content_gets(&emulator, "no-etag");
+    assert_eq!(gets.len(), 2);
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=150000-"));
+    assert_eq!(gets[1].if_match, None);
+    let since = gets[1].if_unmodified_since.as_deref().expect("If-Unmodified-Since sent");
+    assert!(httpdate::parse_http_date(since).is_ok(), "{since}");
+
+    // And a change under it is caught: 412, restart, the new version.
+    emulator.storage().inject("no-etag", [Fault::DropAfter(100_000), Fault::ChangeObject]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "no-etag")).await.unwrap();
+    let new = emulator.storage().document("no-etag").unwrap();
+    assert_ne!(new.sha256, info.sha256);
+    assert_eq!(manifest.chunks[0].sha256, new.sha256);
+    let statuses: Vec<u16> = content_gets(&emulator, "no-etag").iter().skip(2).map(|r| r.status).collect();
+    assert_eq!(statuses, [206, 412, 206]);
+}

@@ -174,12 +174,21 @@ struct Document {
     deleted: bool,
     faults: VecDeque<Fault>,
     content_md5: bool,
+    send_etag: bool,
     content_type: &'static str,
 }
 
 impl Document {
     fn new(content: Content, content_type: &'static str) -> Self {
-        Self { content, version: 0, deleted: false, faults: VecDeque::new(), content_md5: false, content_type }
+        Self {
+            content,
+            version: 0,
+            deleted: false,
+            faults: VecDeque::new(),
+            content_md5: false,
+            send_etag: true,
+            content_type,
+        }
     }
 
     fn etag(&self) -> String {
@@ -374,6 +383,14 @@ impl Storage {
     pub fn send_content_md5(&self, document_id: &str, send: bool) {
         if let Some(document) = self.state().documents.get_mut(document_id) {
             document.content_md5 = send;
+        }
+    }
+
+    /// Whether responses for a document carry an `ETag` (default `true`); without one, clients pin the version
+    /// with `If-Unmodified-Since` and the `Last-Modified` date.
+    pub fn send_etag(&self, document_id: &str, send: bool) {
+        if let Some(document) = self.state().documents.get_mut(document_id) {
+            document.send_etag = send;
         }
     }
 
@@ -579,7 +596,9 @@ fn serve(
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, http::HeaderValue::from_static(document.content_type));
-    h.insert(ETAG, etag.parse().expect("ascii"));
+    if document.send_etag {
+        h.insert(ETAG, etag.parse().expect("ascii"));
+    }
     h.insert(LAST_MODIFIED, httpdate::fmt_http_date(last_modified).parse().expect("ascii"));
     h.insert(ACCEPT_RANGES, http::HeaderValue::from_static("bytes"));
     h.insert(CONTENT_LENGTH, (end - start).into());
