@@ -609,3 +609,20 @@ async fn without_an_etag_resumes_pin_the_version_with_if_unmodified_since() {
     let statuses: Vec<u16> = content_gets(&emulator, "no-etag").iter().skip(2).map(|r| r.status).collect();
     assert_eq!(statuses, [206, 412, 206]);
 }
+
+#[tokio::test]
+async fn a_stalled_body_times_out_and_resumes() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("stall", pattern(300_000, 15));
+    emulator.storage().inject("stall", [Fault::StallAfter(120_000)]);
+    let policy = fast_retries().read_timeout(Duration::from_millis(300));
+    let manifest =
+        downloader(&emulator, dir.path()).retry_policy(policy).download(single(&emulator, "c", "stall")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    let gets = content_gets(&emulator, "stall");
+    assert_eq!(gets.len(), 2);
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=120000-"));
+    assert_eq!(gets[1].if_match.as_deref(), Some(info.etag.as_str()));
+    assert!(gets[1].at - gets[0].at >= Duration::from_millis(300));
+}

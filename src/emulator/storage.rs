@@ -50,6 +50,8 @@ pub enum Fault {
     ShortBody(u64),
     /// Answer `307 Temporary Redirect` to this URL.
     Redirect(String),
+    /// Send the headers and this many body bytes, then send nothing more (until the client gives up).
+    StallAfter(u64),
 }
 
 impl Fault {
@@ -567,6 +569,7 @@ fn serve(
         Some(Fault::IgnoreRange) => ignore_range = true,
         Some(Fault::DropAfter(n)) => cut = Cut::Drop(n),
         Some(Fault::ShortBody(n)) => cut = Cut::Short(n),
+        Some(Fault::StallAfter(n)) => cut = Cut::Stall(n),
         None => {}
     }
     let etag = document.etag();
@@ -650,6 +653,7 @@ enum Cut {
     None,
     Drop(u64),
     Short(u64),
+    Stall(u64),
 }
 
 /// The storage's response body: a JSON problem, nothing, or a range of a document served in frames.
@@ -677,7 +681,7 @@ impl StorageBody {
 
     fn content(content: Content, start: u64, end: u64, cut: Cut) -> Self {
         let (end, cut) = match cut {
-            Cut::Drop(n) | Cut::Short(n) if start.saturating_add(n) < end => (start + n, cut),
+            Cut::Drop(n) | Cut::Short(n) | Cut::Stall(n) if start.saturating_add(n) < end => (start + n, cut),
             _ => (end, Cut::None),
         };
         Self { kind: Kind::Content { content, at: start, end, cut, pause: None } }
@@ -699,6 +703,10 @@ impl Body for StorageBody {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Content { content, at, end, cut, pause } => {
                 if *at >= *end {
+                    if let Cut::Stall(_) = cut {
+                        // Never wakes: the connection stays open and silent until the client closes it.
+                        return Poll::Pending;
+                    }
                     if *cut != Cut::None {
                         let sleep = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(FLUSH_PAUSE)));
                         if sleep.as_mut().poll(cx).is_pending() {
@@ -710,7 +718,7 @@ impl Body for StorageBody {
                             *cut = Cut::None;
                             Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection drop")))
                         }
-                        Cut::Short(_) => {
+                        Cut::Short(_) | Cut::Stall(_) => {
                             *cut = Cut::None;
                             None
                         }
