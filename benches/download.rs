@@ -40,10 +40,9 @@ fn main() {
     let emulator = runtime.block_on(Emulator::builder().start()).unwrap();
     let info = emulator.storage().put_tone("bench", size.saturating_sub(44));
     let location = emulator.storage().content_location("bench");
-    let work = tempfile::tempdir_in(
-        std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
-    )
-    .unwrap();
+    // Files go under cargo's scratch folder for benches (on the project's disk), else the system temp folder.
+    let scratch = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::tempdir_in(scratch).unwrap();
     println!("download bench: {} bytes over loopback; tokio multi-thread runtime, 2 workers", info.size);
 
     let mut criterion = Criterion::default()
