@@ -255,7 +255,10 @@ where
 
     fn locate(&self, chunk: &Chunk, which: Which) -> Result<Uri, Error> {
         let uri = self.config.destinations.locate(chunk, which)?;
-        uri.ok_or_else(|| Error::new(ErrorKind::InvalidLocation, "missing location"))
+        uri.ok_or_else(|| {
+            let what = format!("chunk {} (`{}`) {} location is missing", chunk.index, chunk.document_id, which.name());
+            Error::new(ErrorKind::InvalidLocation, what)
+        })
     }
 
     fn plan(&self, chunk: Chunk) -> Result<Planned, Error> {

@@ -206,7 +206,7 @@ impl DirectoryWriter {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().expect("settled");
+        let mut file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
         let batch = mem::take(&mut self.batch);
         self.batch_len = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
@@ -239,7 +239,7 @@ impl SinkWriter for DirectoryWriter {
         self.batch.clear();
         self.batch_len = 0;
         self.settle().await?;
-        let mut file = self.file.take().expect("settled");
+        let mut file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
         let file = blocking(move || {
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
@@ -274,7 +274,7 @@ impl SinkWriter for DirectoryWriter {
     async fn commit(mut self, bytes: u64, _sha256: [u8; 32]) -> io::Result<String> {
         self.flush_batch().await?;
         self.settle().await?;
-        let file = self.file.take().expect("settled");
+        let file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
         let (partial, media, folder) = (self.partial.clone(), self.media.clone(), self.folder.clone());
         let durable = self.durable;
         blocking(move || {
