@@ -620,6 +620,141 @@ impl ObjectVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::AllowList;
+    use http_body_util::{Empty, Full};
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    type Script = Arc<Mutex<(VecDeque<Response<Full<Bytes>>>, Vec<http::HeaderMap>)>>;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &'static [u8]) -> Response<Full<Bytes>> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Full::new(Bytes::from_static(body))).unwrap()
+    }
+
+    /// Fetches with a client that answers the scripted responses in order; returns the bytes (restarts applied),
+    /// the result and the request headers seen.
+    async fn run(responses: Vec<Response<Full<Bytes>>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
+        let seen = script.clone();
+        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+            let script = seen.clone();
+            async move {
+                let mut script = script.lock().unwrap();
+                script.1.push(request.headers().clone());
+                Ok::<_, Infallible>(script.0.pop_front().unwrap_or_else(|| response(500, &[], b"")))
+            }
+        });
+        let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
+        let mut fetch = Fetch::new(client, destinations, policy, Arc::from("chunk 0 (`d`) content"), uri);
+        let mut bytes = Vec::new();
+        let result = loop {
+            match fetch.next().await {
+                Ok(Some(Event::Data(data))) => bytes.extend_from_slice(&data),
+                Ok(Some(Event::Restart)) => bytes.clear(),
+                Ok(Some(Event::Pinned(_))) => {}
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        let headers = script.lock().unwrap().1.clone();
+        (bytes, result, headers)
+    }
+
+    fn ranges(headers: &[http::HeaderMap]) -> Vec<Option<&str>> {
+        headers.iter().map(|h| h.get("range").map(|v| v.to_str().unwrap())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_206_that_does_not_start_where_asked_is_retried() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 2-4/5"), ("etag", "\"a\"")], b"cde"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("etag", "\"a\"")], b"abcde"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_different_total_on_resume_restarts_the_object() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"),
+            response(206, &[("content-range", "bytes 2-5/6"), ("etag", "\"a\"")], b"CDEF"),
+            response(206, &[("content-range", "bytes 0-5/6"), ("etag", "\"b\"")], b"ABCDEF"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"ABCDEF");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+        assert_eq!(headers[1]["if-match"], "\"a\"");
+        assert!(!headers[2].contains_key("if-match"));
+    }
+
+    #[tokio::test]
+    async fn a_content_length_that_contradicts_content_range_is_rejected() {
+        let (_, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+        ])
+        .await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             Content-Length does not match Content-Range `bytes 0-4/5`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_announced_is_never_handed_out() {
+        let (bytes, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abcdef"),
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abc"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_content_md5_restarts_and_then_fails() {
+        let md5 = [("content-md5", "AAAAAAAAAAAAAAAAAAAAAA=="), ("etag", "\"a\"")];
+        let (_, result, _) =
+            run(vec![response(200, &md5, b"abc"), response(200, &md5, b"abc"), response(200, &md5, b"abc")]).await;
+        let error = result.unwrap_err();
+        assert!(error.to_string().ends_with("last failure: body does not match its Content-MD5"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_200_with_another_etag_on_resume_restarts_cleanly() {
+        let (bytes, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/4"), ("etag", "\"a\"")], b"ab"),
+            response(200, &[("etag", "\"b\"")], b"WXYZ"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"WXYZ");
+    }
+
+    #[tokio::test]
+    async fn permanent_statuses_are_not_retried() {
+        for status in [400u16, 401, 403, 404, 410] {
+            let (_, result, headers) = run(vec![response(status, &[], b"{}")]).await;
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Status);
+            assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
+            assert_eq!(headers.len(), 1);
+        }
+    }
 
     #[test]
     fn content_range_parsing() {
