@@ -5,6 +5,7 @@ pub mod clock;
 pub mod credential;
 pub mod download;
 pub mod eventgrid;
+pub mod queue;
 pub mod recording;
 pub mod signing;
 

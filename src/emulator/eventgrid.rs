@@ -13,6 +13,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+use super::StoredRecording;
+
 /// The envelope schema of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Schema {
@@ -419,6 +421,44 @@ struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
     body: Bytes,
+}
+
+/// The `Microsoft.Communication.RecordingFileStatusUpdated` event announcing `recording`, with every chunk's
+/// locations and the newer subject form (`SPEC.md` §3).
+pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEvent {
+    let chunks: Vec<Value> = recording
+        .chunks
+        .iter()
+        .map(|chunk| {
+            json!({
+                "documentId": chunk.document_id,
+                "index": chunk.index,
+                "endReason": chunk.end_reason,
+                "contentLocation": chunk.content_location,
+                "metadataLocation": chunk.metadata_location,
+                "deleteLocation": chunk.delete_location,
+            })
+        })
+        .collect();
+    OutgoingEvent {
+        id: new_id(),
+        event_type: "Microsoft.Communication.RecordingFileStatusUpdated".into(),
+        subject: format!(
+            "/recording/call/{}/serverCallId/{}/recordingId/{}",
+            recording.call_id, recording.server_call_id, recording.recording_id
+        ),
+        time: rfc3339(SystemTime::now()),
+        data_version: "1.0".into(),
+        data: json!({
+            "recordingStorageInfo": { "recordingChunks": chunks },
+            "recordingStartTime": recording.start_time,
+            "recordingDurationMs": recording.duration_ms,
+            "recordingContentType": recording.content_type,
+            "recordingChannelType": recording.channel_type,
+            "recordingFormatType": recording.format,
+            "sessionEndReason": "CallEnded",
+        }),
+    }
 }
 
 /// A random-looking, unique id in the 8-4-4-4-12 hex form of Event Grid's ids.

@@ -98,6 +98,7 @@ use storage::{Counted, StorageService};
 pub struct EmulatorBuilder {
     chunk_limit: u64,
     access_key: Option<AccessKey>,
+    endpoint_addr: SocketAddr,
 }
 
 impl EmulatorBuilder {
@@ -113,9 +114,22 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds both listeners on `127.0.0.1:0` and starts serving.
+    /// Sets the endpoint listener's address (default `127.0.0.1:0`); the storage listener always takes a free
+    /// loopback port. The endpoint is `http`, so it must be a loopback address.
+    pub fn endpoint_addr(mut self, addr: SocketAddr) -> Self {
+        self.endpoint_addr = addr;
+        self
+    }
+
+    /// Binds both listeners and starts serving.
     pub async fn start(self) -> io::Result<Emulator> {
-        let endpoint_listener = TcpListener::bind("127.0.0.1:0").await?;
+        if !self.endpoint_addr.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the emulator serves plain http on loopback only, not on {}", self.endpoint_addr),
+            ));
+        }
+        let endpoint_listener = TcpListener::bind(self.endpoint_addr).await?;
         let storage_listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint_addr = endpoint_listener.local_addr()?;
         let storage_addr = storage_listener.local_addr()?;
@@ -144,7 +158,11 @@ pub struct Emulator {
 impl Emulator {
     /// A builder with the defaults.
     pub fn builder() -> EmulatorBuilder {
-        EmulatorBuilder { chunk_limit: DEFAULT_CHUNK_LIMIT, access_key: None }
+        EmulatorBuilder {
+            chunk_limit: DEFAULT_CHUNK_LIMIT,
+            access_key: None,
+            endpoint_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
     }
 
     /// Starts an emulator with the defaults.
