@@ -1,4 +1,81 @@
 //! Tower layers and services to receive and download Azure Communication Services (ACS) call recordings.
+//!
+//! ACS records a call, splits the media into chunks, and tells a webhook through Azure Event Grid when they are
+//! ready. This crate gives each step as a tower piece, so it drops into an axum or tonic app and wraps any HTTP
+//! client:
+//!
+//! | piece | module | role |
+//! |---|---|---|
+//! | [`EventGridWebhookLayer`](eventgrid::EventGridWebhookLayer) | [`eventgrid`] | answers Event Grid's handshakes, authenticates deliveries, bounds and parses each body once |
+//! | [`RecordingEvents`](recording::RecordingEvents) | [`recording`] | typed `RecordingFileStatusUpdated` events, an extractor (axum with the `axum` feature) |
+//! | [`DownloadQueue`](queue::DownloadQueue) | [`queue`] | answers 200 at once (503 when full), deduplicates redeliveries, hands jobs to a worker |
+//! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
+//! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
+//! | [`HmacVerifyLayer`](signing::HmacVerifyLayer) | [`signing`] | checks such signatures on a server |
+//! | `Emulator` | `emulator` | a local ACS storage and Event Grid stand-in (feature `emulator`) |
+//!
+//! Data travels one way: request → webhook layer (parse once, into the request extensions) → extractor →
+//! handler → queue → download service → sink.
+//!
+//! # Server: receive events in axum
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
+//! use acs_recording::queue::DownloadQueue;
+//! use acs_recording::recording::RecordingEvents;
+//! use axum::{extract::State, http::StatusCode, routing::post, Router};
+//!
+//! async fn on_events(State(queue): State<DownloadQueue>, events: RecordingEvents) -> StatusCode {
+//!     match queue.accept(&events) {
+//!         Ok(_) => StatusCode::OK,                           // accepted (or a redelivery): Event Grid is done
+//!         Err(_) => StatusCode::SERVICE_UNAVAILABLE,         // Event Grid will deliver again later
+//!     }
+//! }
+//!
+//! let (queue, jobs) = DownloadQueue::new(1024);
+//! let webhook = EventGridWebhookLayer::new().require_secret(DeliverySecret::query("s3cret"));
+//! let app: Router = Router::new().route("/api/events", post(on_events).layer(webhook)).with_state(queue);
+//! # let _ = (app, jobs);
+//! # }
+//! ```
+//!
+//! # Client: download with hyper-util
+//!
+//! ```no_run
+//! use acs_recording::credential::ConnectionString;
+//! use acs_recording::download::{ChunkDownloader, DirectorySink};
+//! use acs_recording::signing::{AllowList, HmacSigningLayer};
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tower::ServiceBuilder;
+//!
+//! # async fn run(mut jobs: acs_recording::queue::DownloadJobs,
+//! #     https: hyper_util::client::legacy::connect::HttpConnector) -> Result<(), acs_recording::BoxError> {
+//! let cs = ConnectionString::from_env()?; // ACS_CONNECTION_STRING
+//! let allow = AllowList::azure_defaults();
+//! let client = ServiceBuilder::new()
+//!     .layer(HmacSigningLayer::from_connection_string(&cs).allow_list(allow.clone()))
+//!     .service(Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(https)); // an https connector
+//! let downloader = ChunkDownloader::new(client, DirectorySink::new("recordings"))
+//!     .endpoint(cs.endpoint().clone())
+//!     .allow_list(allow);
+//! while let Some(job) = jobs.recv().await {
+//!     let manifest = downloader.download(job.recording).await?;
+//!     println!("{} chunks, {} bytes", manifest.chunks.len(), manifest.bytes());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `axum`: `FromRequest` / `FromRequestParts` for [`RecordingEvents`](recording::RecordingEvents) and the event
+//!   types, with rejections that map to exact statuses.
+//! - `emulator`: `acs_recording::emulator`, a local ACS recording storage (signed, Range-capable, with fault
+//!   injection) and Event Grid publisher, for tests and demos.
+//!
+//! Both are off by default.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod clock;
