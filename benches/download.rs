@@ -1,2 +1,244 @@
-//! Placeholder until this benchmark lands.
-fn main() {}
+//! Downloading one large chunk over loopback from the emulator's storage: the whole stack (signing layer,
+//! hyper-util client, `ChunkDownloader`, `DirectorySink`) next to the floor (a bare hyper-util client writing the
+//! same response into a file with blocking `std::fs` writes; also with SHA-256 computed inline, and with an fsync)
+//! and `curl -o`, in the same run; then the peak RSS of a
+//! downloading process at 256 MiB and 1 GiB.
+//!
+//! `ACS_BENCH_DOWNLOAD_BYTES` sets the size (default 1 GiB); CI runs it smaller with `-- --quick`. Runtime: tokio
+//! multi-thread, 2 workers, client and server in the same process. The peak-RSS child uses a current-thread
+//! runtime (plus tokio's blocking pool for file writes).
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use acs_recording::credential::{AccessKey, Endpoint};
+use acs_recording::download::{Chunk, ChunkDownloader, DirectorySink, RecordingRef};
+use acs_recording::emulator::Emulator;
+use acs_recording::signing::{AllowList, HmacSigningLayer};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tower::{service_fn, Layer, ServiceExt};
+
+const SIZE_ENV: &str = "ACS_BENCH_DOWNLOAD_BYTES";
+const CHILD_ENV: &str = "ACS_BENCH_RSS_CHILD";
+
+fn main() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        rss_child();
+        return;
+    }
+    let size: u64 = std::env::var(SIZE_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(1 << 30);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let emulator = runtime.block_on(Emulator::builder().start()).unwrap();
+    let info = emulator.storage().put_tone("bench", size.saturating_sub(44));
+    let location = emulator.storage().content_location("bench");
+    // Files go under cargo's scratch folder for benches (on the project's disk), else the system temp folder.
+    let scratch = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::tempdir_in(scratch).unwrap();
+    println!("download bench: {} bytes over loopback; tokio multi-thread runtime, 2 workers", info.size);
+
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8))
+        .configure_from_args();
+    let mut group = criterion.benchmark_group(format!("download_{}MiB", info.size >> 20));
+    group.throughput(Throughput::Bytes(info.size));
+
+    for durable in [false, true] {
+        let name = if durable { "acs_recording/fsync" } else { "acs_recording" };
+        group.bench_function(name, |b| {
+            let dir = work.path().join(name.replace('/', "_"));
+            b.to_async(&runtime).iter_custom(|iterations| {
+                let dir = dir.clone();
+                let emulator = &emulator;
+                let location = location.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let downloader =
+                            ChunkDownloader::new(signed_client(emulator), DirectorySink::new(&dir).durable(durable))
+                                .endpoint(emulator.endpoint().clone())
+                                .allow_list(emulator.allow_list());
+                        let recording = RecordingRef::new("bench").format("Wav").chunk(
+                            Chunk::new("bench", 0)
+                                .content_location(&location)
+                                .metadata_location(emulator.storage().metadata_location("bench")),
+                        );
+                        let start = Instant::now();
+                        let manifest = downloader.download(recording).await.unwrap();
+                        total += start.elapsed();
+                        assert_eq!(manifest.chunks[0].bytes, info.size);
+                        std::fs::remove_dir_all(&dir).unwrap();
+                    }
+                    total
+                }
+            })
+        });
+    }
+
+    for (durable, hash) in [(false, false), (false, true), (true, false)] {
+        let name = match (durable, hash) {
+            (true, _) => "floor_hyper_util/fsync",
+            (_, true) => "floor_hyper_util/sha256",
+            _ => "floor_hyper_util",
+        };
+        group.bench_function(name, |b| {
+            let path = work.path().join("floor.bin");
+            b.to_async(&runtime).iter_custom(|iterations| {
+                let path = path.clone();
+                let emulator = &emulator;
+                let location = location.clone();
+                async move {
+                    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let request = signed_request(emulator.endpoint(), emulator.access_key(), &location).await;
+                        let start = Instant::now();
+                        let written = floor(&client, request, &path, durable, hash).await;
+                        total += start.elapsed();
+                        assert_eq!(written, info.size);
+                        std::fs::remove_file(&path).unwrap();
+                    }
+                    total
+                }
+            })
+        });
+    }
+
+    if curl_available() {
+        group.bench_function("curl", |b| {
+            let path = work.path().join("curl.bin");
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let request =
+                        runtime.block_on(signed_request(emulator.endpoint(), emulator.access_key(), &location));
+                    let mut command = Command::new("curl");
+                    command.args(["-sS", "--fail", "-o"]).arg(&path);
+                    for (name, value) in request.headers() {
+                        command.arg("-H").arg(format!("{}: {}", name, value.to_str().unwrap()));
+                    }
+                    command.arg(&location);
+                    let start = Instant::now();
+                    let status = command.status().unwrap();
+                    total += start.elapsed();
+                    assert!(status.success());
+                    assert_eq!(std::fs::metadata(&path).unwrap().len(), info.size);
+                    std::fs::remove_file(&path).unwrap();
+                }
+                total
+            })
+        });
+    } else {
+        println!("curl not found: skipping the curl comparison");
+    }
+    group.finish();
+    criterion.final_summary();
+
+    for rss_size in [256u64 << 20, 1 << 30] {
+        let id = format!("rss-{rss_size}");
+        emulator.storage().put_tone(&id, rss_size - 44);
+        let dir = work.path().join(&id);
+        let output = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, "1")
+            .env("ACS_BENCH_ENDPOINT", emulator.endpoint().url())
+            .env("ACS_BENCH_KEY", emulator.access_key().to_base64())
+            .env("ACS_BENCH_STORAGE", emulator.storage_authority())
+            .env("ACS_BENCH_LOCATION", emulator.storage().content_location(&id))
+            .env("ACS_BENCH_METADATA", emulator.storage().metadata_location(&id))
+            .env("ACS_BENCH_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        print!("peak RSS downloading {} MiB: {}", rss_size >> 20, String::from_utf8_lossy(&output.stdout));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+type SignedClient =
+    acs_recording::signing::HmacSigning<Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>>;
+
+fn signed_client(emulator: &Emulator) -> SignedClient {
+    HmacSigningLayer::from_connection_string(&emulator.connection_string())
+        .allow_list(emulator.allow_list())
+        .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>())
+}
+
+/// The signed request the floor and curl send: the signing layer around a service that hands the request back.
+async fn signed_request(endpoint: &Endpoint, key: &AccessKey, location: &str) -> http::Request<Empty<Bytes>> {
+    let storage = location.parse::<http::Uri>().unwrap().authority().unwrap().to_string();
+    HmacSigningLayer::new(endpoint.clone(), key.clone())
+        .allow_list(AllowList::empty().allow_host(&storage).unwrap())
+        .layer(service_fn(|request: http::Request<Empty<Bytes>>| async move { Ok::<_, Infallible>(request) }))
+        .oneshot(http::Request::get(location).body(Empty::new()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The floor: a bare hyper-util client, each frame written with a blocking `std::fs` write.
+async fn floor(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    request: http::Request<Empty<Bytes>>,
+    path: &Path,
+    durable: bool,
+    hash: bool,
+) -> u64 {
+    let mut sha = Sha256::new();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut file = File::create(path).unwrap();
+    let mut written = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            if hash {
+                sha.update(&data);
+            }
+            file.write_all(&data).unwrap();
+            written += data.len() as u64;
+        }
+    }
+    if durable {
+        file.sync_all().unwrap();
+    }
+    std::hint::black_box(sha.finalize());
+    written
+}
+
+fn curl_available() -> bool {
+    Command::new("curl").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// The child process of the peak-RSS measurement: one download, then `VmHWM` from `/proc/self/status`.
+fn rss_child() {
+    let var = |name: &str| std::env::var(name).unwrap();
+    let endpoint = Endpoint::parse(&var("ACS_BENCH_ENDPOINT")).unwrap();
+    let key = AccessKey::from_base64(&var("ACS_BENCH_KEY")).unwrap();
+    let allow = AllowList::empty().allow_host(&var("ACS_BENCH_STORAGE")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = HmacSigningLayer::new(endpoint.clone(), key)
+            .allow_list(allow.clone())
+            .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+        let downloader =
+            ChunkDownloader::new(client, DirectorySink::new(var("ACS_BENCH_DIR"))).endpoint(endpoint).allow_list(allow);
+        let recording = RecordingRef::new("rss").format("Wav").chunk(
+            Chunk::new("rss", 0)
+                .content_location(var("ACS_BENCH_LOCATION"))
+                .metadata_location(var("ACS_BENCH_METADATA")),
+        );
+        downloader.download(recording).await.unwrap();
+    });
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
+    println!("{}", peak.trim_start_matches("VmHWM:").trim());
+}

@@ -1,3 +1,247 @@
-//! placeholder for the `emulator` component.
+//! An embedded local stand-in for Azure Communication Services recording storage, for tests, examples and apps
+//! that want to run without an Azure account (feature `emulator`).
+//!
+//! ```
+//! use acs_recording::download::{Chunk, ChunkDownloader, RecordingRef, WriterSink};
+//! use acs_recording::emulator::{Emulator, RecordingSpec};
+//! use acs_recording::signing::HmacSigningLayer;
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use sha2::{Digest, Sha256};
+//! use tower::ServiceBuilder;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await?;
+//! let recording = emulator.storage().record(RecordingSpec::new("call-1", 150_000));
+//! assert_eq!(recording.chunks.len(), 3);
+//! assert_eq!(recording.chunks[0].end_reason, "ChunkMaximumSizeExceeded");
+//!
+//! // Requests must be signed with the emulator's key, as for the real service.
+//! let client = ServiceBuilder::new()
+//!     .layer(HmacSigningLayer::from_connection_string(&emulator.connection_string()).allow_list(emulator.allow_list()))
+//!     .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+//! let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::new()))
+//!     .endpoint(emulator.endpoint().clone())
+//!     .allow_list(emulator.allow_list());
+//!
+//! let chunk = &recording.chunks[0];
+//! let chunk = Chunk::new(&chunk.document_id, chunk.index).content_location(&chunk.content_location);
+//! let manifest = downloader.download(RecordingRef::new("call-1").format("Wav").chunk(chunk)).await?;
+//! assert_eq!(manifest.chunks[0].sha256, recording.chunks[0].sha256);
+//!
+//! let media = downloader.sink().clone();
+//! drop(downloader);
+//! let bytes = media.into_inner().expect("no download holds the sink");
+//! assert_eq!(<[u8; 32]>::from(Sha256::digest(&bytes)), recording.chunks[0].sha256);
+//!
+//! // Unsigned requests are refused.
+//! let plain = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+//! let response = plain.get(recording.chunks[0].content_location.parse()?).await?;
+//! assert_eq!(response.status(), 401);
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # What it serves
+//!
+//! 1. Two listeners on `127.0.0.1`, each on its own port: the *endpoint* (the ACS resource: the legacy
+//!    `/recording/download/{documentId}[/metadata]` paths) and the *storage* host that the event locations point
+//!    at (`/v1/objects/{id}/content/audio`, `/content/acsmetadata`, `DELETE /v1/objects/{id}`), so downloads
+//!    exercise the cross-host signing rule as they do in Azure (`SPEC.md` §2).
+//! 2. Every request must carry a valid ACS HMAC signature over the *endpoint's* authority, checked by
+//!    [`HmacVerifyLayer`]; a failure is a 401.
+//! 3. `GET` and `HEAD` with `Range` (`bytes=N-`, `bytes=N-M`, `bytes=-N`; 206 with `Content-Range`, 416 with
+//!    `bytes */len`), `ETag`, `Last-Modified`, `If-Match` and `If-Unmodified-Since` (412). `DELETE` answers 200,
+//!    then 404 for that object.
+//! 4. Synthetic media: a deterministic WAV tone split at the chunk limit (1.5 GB by default), each chunk but the
+//!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk (`SPEC.md` §3).
+//! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
+//!
+//! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
+//! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
+//! describe.
+//!
+//! The emulator stops when the [`Emulator`] is dropped.
 
 pub mod eventgrid;
+mod media;
+mod storage;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::{Layer, ServiceExt};
+
+pub use storage::{
+    DocumentInfo, Fault, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
+    DEFAULT_CHUNK_LIMIT,
+};
+
+use crate::credential::{AccessKey, ConnectionString, Endpoint};
+use crate::signing::{AllowList, HmacVerifyLayer};
+use storage::{Counted, StorageService};
+
+/// Configures and starts an [`Emulator`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EmulatorBuilder {
+    chunk_limit: u64,
+    access_key: Option<AccessKey>,
+}
+
+impl EmulatorBuilder {
+    /// Sets the chunk limit (default [`DEFAULT_CHUNK_LIMIT`], 1.5 GB); tests use small limits.
+    pub fn chunk_limit(mut self, bytes: u64) -> Self {
+        self.chunk_limit = bytes.max(64);
+        self
+    }
+
+    /// Sets the access key (default: a fresh random one).
+    pub fn access_key(mut self, key: AccessKey) -> Self {
+        self.access_key = Some(key);
+        self
+    }
+
+    /// Binds both listeners on `127.0.0.1:0` and starts serving.
+    pub async fn start(self) -> io::Result<Emulator> {
+        let endpoint_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let storage_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint_addr = endpoint_listener.local_addr()?;
+        let storage_addr = storage_listener.local_addr()?;
+        let endpoint = Endpoint::parse(&format!("http://{endpoint_addr}/")).map_err(io::Error::other)?;
+        let key = self.access_key.unwrap_or_else(random_key);
+        let resource_id = format!("{:08x}-0000-4000-8000-{:012x}", endpoint_addr.port(), storage_addr.port());
+        let storage = Storage::new(format!("http://{storage_addr}"), self.chunk_limit, resource_id);
+        let verify = HmacVerifyLayer::new(key.clone(), endpoint.authority());
+        let tasks = vec![
+            tokio::spawn(serve(endpoint_listener, storage.clone(), verify.clone())),
+            tokio::spawn(serve(storage_listener, storage.clone(), verify)),
+        ];
+        Ok(Emulator { endpoint, key, storage, storage_addr, tasks })
+    }
+}
+
+/// A running emulator; it stops (listeners and connections) when dropped.
+pub struct Emulator {
+    endpoint: Endpoint,
+    key: AccessKey,
+    storage: Storage,
+    storage_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// A builder with the defaults.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder { chunk_limit: DEFAULT_CHUNK_LIMIT, access_key: None }
+    }
+
+    /// Starts an emulator with the defaults.
+    pub async fn start() -> io::Result<Emulator> {
+        Self::builder().start().await
+    }
+
+    /// The ACS endpoint, `http://127.0.0.1:<port>/`.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The access key requests must be signed with.
+    pub fn access_key(&self) -> &AccessKey {
+        &self.key
+    }
+
+    /// The connection string of the endpoint and key.
+    pub fn connection_string(&self) -> ConnectionString {
+        ConnectionString::new(self.endpoint.clone(), self.key.clone())
+    }
+
+    /// The storage host's `127.0.0.1:<port>`.
+    pub fn storage_authority(&self) -> String {
+        self.storage_addr.to_string()
+    }
+
+    /// An allow-list naming the storage host, for the signing layer and the downloader.
+    pub fn allow_list(&self) -> AllowList {
+        AllowList::azure_defaults().allow_host(&self.storage_authority()).expect("a socket address is a valid host")
+    }
+
+    /// The storage: documents, recordings, faults and the request log.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("endpoint", &self.endpoint)
+            .field("storage", &self.storage_addr)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn random_key() -> AccessKey {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = Vec::with_capacity(32);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for i in 0..4u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_u64(i);
+        bytes.extend_from_slice(&hasher.finish().to_le_bytes());
+    }
+    AccessKey::from_bytes(bytes)
+}
+
+/// Accepts connections until aborted; aborting drops the set, which aborts every connection.
+async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "emulator accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        while connections.try_join_next().is_some() {}
+        let storage = storage.clone();
+        let verified = verify.layer(StorageService(storage.clone()));
+        connections.spawn(async move {
+            let service = service_fn(move |request: http::Request<Incoming>| {
+                let storage = storage.clone();
+                let verified = verified.clone();
+                async move {
+                    let (index, sent) = storage.log_request(&request);
+                    let response = verified.oneshot(request).await?;
+                    storage.log_status(index, response.status());
+                    Ok::<_, Infallible>(response.map(|body| Counted::new(body, sent)))
+                }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}

@@ -1,0 +1,785 @@
+//! The resumable fetch of one object: requests, Range resume, version pinning, retries and verification
+//! (`SPEC.md` §5). Everything above it (streams, sinks, recordings) consumes its events.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use bytes::{Buf, Bytes};
+use http::header::{
+    CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION, RANGE,
+};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::BodyExt;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use super::error::{Error, ErrorKind};
+use super::location::Destinations;
+use super::retry::{is_transient, retry_after, RetryPolicy};
+use super::ObjectVersion;
+use crate::BoxError;
+
+/// Redirects followed for one object, in all.
+const MAX_REDIRECTS: u32 = 5;
+
+/// What a fetch hands to its consumer.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The object's version was pinned (first response, or after a restart); persist it to resume later.
+    Pinned(ObjectVersion),
+    /// The object changed: everything handed out so far must be discarded, the next data starts at byte 0.
+    Restart,
+    /// The next bytes, in order.
+    Data(Bytes),
+}
+
+/// The result of a completed fetch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished {
+    pub(crate) bytes: u64,
+    pub(crate) sha256: [u8; 32],
+}
+
+/// Why an attempt failed; the retry error's source when retries run out.
+#[derive(Debug)]
+enum Cause {
+    Connect(BoxError),
+    Body(BoxError),
+    Timeout(Duration),
+    Status(StatusCode),
+    Changed(&'static str),
+    Short { at: u64, expected: u64 },
+    BadRange(String),
+    Md5Mismatch,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Connect(e) => write!(f, "request failed: {e}"),
+            Cause::Body(e) => write!(f, "response body failed: {e}"),
+            Cause::Timeout(t) => write!(f, "no response or bytes within {} ms", t.as_millis()),
+            Cause::Status(s) => write!(f, "status {s}"),
+            Cause::Changed(why) => write!(f, "object changed ({why})"),
+            Cause::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
+            Cause::BadRange(why) => f.write_str(why),
+            Cause::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Cause::Connect(e) | Cause::Body(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// One object being fetched.
+pub(crate) struct Fetch<S, B, RB> {
+    client: S,
+    destinations: Arc<Destinations>,
+    policy: RetryPolicy,
+    /// `chunk 2 (`doc`) content`, for messages.
+    label: Arc<str>,
+    uri: Uri,
+    /// Bytes handed to the consumer (of the pinned version).
+    offset: u64,
+    version: Option<ObjectVersion>,
+    body: Option<Pin<Box<RB>>>,
+    /// Bytes still to drop from the current body (a 200 answer to a Range request).
+    skip: u64,
+    /// The offset at which the current response ends, when known.
+    response_end: Option<u64>,
+    md5: Option<(Md5, [u8; 16])>,
+    digest: Digests,
+    no_range: bool,
+    failures: u32,
+    requests: u32,
+    redirects: u32,
+    started: Instant,
+    done: bool,
+    pending: VecDeque<Event>,
+    _request_body: PhantomData<fn() -> B>,
+}
+
+impl<S, B, RB> Fetch<S, B, RB>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Send,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send,
+    RB: Body<Data = Bytes> + Send,
+    RB::Error: Into<BoxError>,
+{
+    pub(crate) fn new(
+        client: S,
+        destinations: Arc<Destinations>,
+        policy: RetryPolicy,
+        label: Arc<str>,
+        uri: Uri,
+    ) -> Self {
+        Self {
+            client,
+            destinations,
+            policy,
+            label,
+            uri,
+            offset: 0,
+            version: None,
+            body: None,
+            skip: 0,
+            response_end: None,
+            md5: None,
+            digest: Digests::new(Sha256::new()),
+            no_range: false,
+            failures: 0,
+            requests: 0,
+            redirects: 0,
+            started: Instant::now(),
+            done: false,
+            pending: VecDeque::new(),
+            _request_body: PhantomData,
+        }
+    }
+
+    /// Continues after `offset` bytes of `version` that are already stored; `prefix` is their SHA-256 state.
+    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, prefix: Sha256) {
+        self.offset = offset;
+        self.version = Some(version);
+        self.digest = Digests::new(prefix);
+    }
+
+    /// HTTP requests made so far.
+    pub(crate) fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// Bytes handed out so far (of the current version).
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The object's size, once known.
+    pub(crate) fn total(&self) -> Option<u64> {
+        self.version.as_ref().and_then(|v| v.total)
+    }
+
+    /// The size and SHA-256 of a completed fetch.
+    pub(crate) fn finished(&self) -> Finished {
+        Finished { bytes: self.offset, sha256: self.digest.result.unwrap_or_default() }
+    }
+
+    /// The next event, or `None` once every byte of the object was handed out and verified.
+    pub(crate) async fn next(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.done {
+                if self.digest.result.is_none() {
+                    self.digest.finish().await?;
+                }
+                return Ok(None);
+            }
+            let Some(body) = self.body.as_mut() else {
+                self.request().await?;
+                continue;
+            };
+            let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
+            let frame = match tokio::time::timeout(self.policy.get_read_timeout(), next).await {
+                Err(_) => {
+                    self.body = None;
+                    self.failed(Cause::Timeout(self.policy.get_read_timeout()), None).await?;
+                    continue;
+                }
+                Ok(Some(Err(error))) => {
+                    self.body = None;
+                    self.failed(Cause::Body(error), None).await?;
+                    continue;
+                }
+                Ok(None) => {
+                    self.body = None;
+                    self.response_ended().await?;
+                    continue;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(mut data) = frame.into_data() else {
+                continue; // trailers carry nothing we use
+            };
+            if let Some((md5, _)) = &mut self.md5 {
+                md5.update(&data);
+            }
+            if self.skip > 0 {
+                let n = data.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                data.advance(n);
+                self.skip -= n as u64;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            if let Some(end) = self.response_end {
+                if self.offset + data.len() as u64 > end {
+                    // More bytes than announced: never hand them out.
+                    self.body = None;
+                    let why = format!("body runs past its announced end at byte {end}");
+                    self.restart();
+                    self.failed(Cause::BadRange(why), None).await?;
+                    continue;
+                }
+            }
+            self.digest.push(data.clone()).await?;
+            self.offset += data.len() as u64;
+            return Ok(Some(Event::Data(data)));
+        }
+    }
+
+    /// The current response's body ended cleanly.
+    async fn response_ended(&mut self) -> Result<(), Error> {
+        let total = self.total();
+        let complete_response = match self.response_end {
+            Some(end) => self.offset == end && self.skip == 0,
+            None => true, // a body of unannounced length (chunked): its framing says it ended
+        };
+        if !complete_response {
+            let expected = self.response_end.unwrap_or(0);
+            return self.failed(Cause::Short { at: self.offset, expected }, None).await;
+        }
+        if let Some((md5, expected)) = self.md5.take() {
+            if md5.finalize().as_slice() != expected {
+                self.restart();
+                return self.failed(Cause::Md5Mismatch, None).await;
+            }
+        }
+        match total {
+            Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
+            Some(total) if self.offset > total => {
+                self.restart();
+                self.failed(Cause::BadRange(format!("received more than the {total} bytes announced")), None).await
+            }
+            _ => {
+                self.done = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the next request and takes its response apart.
+    async fn request(&mut self) -> Result<(), Error> {
+        let mut builder = Request::get(self.uri.clone());
+        if !self.no_range {
+            builder = builder.header(RANGE, format!("bytes={}-", self.offset));
+        }
+        if let Some(version) = &self.version {
+            // Pin the version on every request (SPEC §5): a changed object answers 412, never a spliced body.
+            if let Some(etag) = &version.etag {
+                if let Ok(value) = HeaderValue::from_str(etag) {
+                    builder = builder.header(IF_MATCH, value);
+                }
+            } else if let Some(modified) = &version.last_modified {
+                if let Ok(value) = HeaderValue::from_str(modified) {
+                    builder = builder.header(IF_UNMODIFIED_SINCE, value);
+                }
+            }
+        }
+        let request = builder.body(B::default()).map_err(|e| {
+            Error::new(ErrorKind::InvalidLocation, format!("{}: cannot build a request: {e}", self.label))
+                .with_source(e)
+        })?;
+        self.requests += 1;
+        tracing::debug!(
+            attempt = self.requests,
+            offset = self.offset,
+            host = self.uri.host().unwrap_or(""),
+            path = self.uri.path(),
+            "requesting"
+        );
+        let timeout = self.policy.get_read_timeout();
+        let client = &mut self.client;
+        let send = async move {
+            let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
+            ready.call(request).await.map_err(Into::<BoxError>::into)
+        };
+        let sent = tokio::time::timeout(timeout, send).await;
+        let response = match sent {
+            Err(_) => return self.failed(Cause::Timeout(timeout), None).await,
+            Ok(Err(error)) => {
+                if is_permanent_client_error(error.as_ref()) {
+                    return Err(Error::new(ErrorKind::Client, format!("{}: {error}", self.label)).with_source(error));
+                }
+                return self.failed(Cause::Connect(error), None).await;
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        tracing::debug!(attempt = self.requests, status = status.as_u16(), "response");
+        match status {
+            StatusCode::OK => self.accept_full(response),
+            StatusCode::PARTIAL_CONTENT => self.accept_partial(response).await,
+            StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT => self.follow(response.headers()),
+            StatusCode::PRECONDITION_FAILED => {
+                self.restart();
+                self.failed(Cause::Changed("412 Precondition Failed"), None).await
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => self.range_not_satisfiable(response.headers()).await,
+            status if is_transient(status) => {
+                let wait = retry_after(response.headers(), SystemTime::now());
+                self.failed(Cause::Status(status), wait).await
+            }
+            status => {
+                Err(Error::new(ErrorKind::Status, format!("{}: permanent status {status}", self.label))
+                    .with_status(status))
+            }
+        }
+    }
+
+    fn follow(&mut self, headers: &HeaderMap) -> Result<(), Error> {
+        self.redirects += 1;
+        let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) else {
+            return Err(Error::new(ErrorKind::Redirect, format!("{}: redirect without a Location", self.label)));
+        };
+        if self.redirects > MAX_REDIRECTS {
+            return Err(Error::new(
+                ErrorKind::Redirect,
+                format!("{}: more than {MAX_REDIRECTS} redirects", self.label),
+            ));
+        }
+        self.uri = self.destinations.redirect(&self.uri, location, &self.label)?;
+        Ok(())
+    }
+
+    async fn range_not_satisfiable(&mut self, headers: &HeaderMap) -> Result<(), Error> {
+        if self.offset == 0 && !self.no_range {
+            // An empty object cannot satisfy `bytes=0-` (SPEC §5): ask again without Range.
+            self.no_range = true;
+            return Ok(());
+        }
+        let total = headers
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes */"))
+            .and_then(|t| t.parse::<u64>().ok());
+        if self.offset > 0 && total == Some(self.offset) && self.version.is_some() {
+            // Preconditions come before Range (RFC 9110 §13.2.2): the pinned version is intact and every byte of
+            // it is already stored.
+            self.done = true;
+            return Ok(());
+        }
+        self.restart();
+        self.failed(Cause::BadRange("416 Range Not Satisfiable".to_owned()), None).await
+    }
+
+    /// A 200: the whole object from byte 0.
+    fn accept_full(&mut self, response: Response<RB>) -> Result<(), Error> {
+        let (parts, body) = response.into_parts();
+        let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
+        if self.offset > 0 {
+            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version.
+            let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
+                if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
+                && self.total().is_some()
+                && self.total() == fresh.total;
+            if same {
+                self.skip = self.offset;
+                self.response_end = fresh.total;
+                self.md5 = content_md5(&parts.headers);
+                self.body = Some(Box::pin(body));
+                return Ok(());
+            }
+            self.restart();
+        }
+        self.pin(fresh);
+        self.skip = 0;
+        self.response_end = self.total();
+        self.md5 = content_md5(&parts.headers);
+        self.body = Some(Box::pin(body));
+        Ok(())
+    }
+
+    /// A 206: must continue exactly where we are, of the pinned version.
+    async fn accept_partial(&mut self, response: Response<RB>) -> Result<(), Error> {
+        let (parts, body) = response.into_parts();
+        let range = parts.headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some((first, last, total)) = parse_content_range(range) else {
+            return self.failed(Cause::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
+        };
+        if first != self.offset {
+            let why = format!("Content-Range `{range}` does not start at byte {}", self.offset);
+            return self.failed(Cause::BadRange(why), None).await;
+        }
+        let length = last - first + 1;
+        if content_length(&parts.headers).is_some_and(|declared| declared != length) {
+            let why = format!("Content-Length does not match Content-Range `{range}`");
+            return self.failed(Cause::BadRange(why), None).await;
+        }
+        let fresh = ObjectVersion::from_headers(&parts.headers, total);
+        if let Some(pinned) = &self.version {
+            let etag_changed = matches!((&pinned.etag, &fresh.etag), (Some(a), Some(b)) if a != b);
+            let total_changed = matches!((pinned.total, total), (Some(a), Some(b)) if a != b);
+            if etag_changed || total_changed {
+                self.restart();
+                return self.failed(Cause::Changed("a different ETag or size than the first response"), None).await;
+            }
+        } else if self.offset == 0 {
+            self.pin(fresh);
+        }
+        self.skip = 0;
+        self.response_end = Some(last + 1);
+        self.md5 = content_md5(&parts.headers);
+        self.body = Some(Box::pin(body));
+        Ok(())
+    }
+
+    fn pin(&mut self, version: ObjectVersion) {
+        self.version = Some(version.clone());
+        self.pending.push_back(Event::Pinned(version));
+    }
+
+    /// Forgets everything received: the object changed.
+    fn restart(&mut self) {
+        let had_bytes = self.offset > 0;
+        self.offset = 0;
+        self.version = None;
+        self.digest = Digests::new(Sha256::new());
+        self.skip = 0;
+        self.response_end = None;
+        self.md5 = None;
+        self.no_range = false;
+        self.body = None;
+        if had_bytes {
+            self.pending.push_back(Event::Restart);
+        }
+    }
+
+    /// Counts a failed attempt, then waits, or gives up.
+    async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
+        self.failures += 1;
+        let status = match &cause {
+            Cause::Status(status) => Some(*status),
+            _ => None,
+        };
+        let give_up = |why: String, cause: Cause| {
+            let error =
+                Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
+                    .with_source(cause);
+            match status {
+                Some(status) => error.with_status(status),
+                None => error,
+            }
+        };
+        if self.failures >= self.policy.get_max_attempts() {
+            return Err(give_up(format!("gave up after {} failed attempts", self.failures), cause));
+        }
+        let delay = self.policy.delay(self.failures, retry_after);
+        if self.started.elapsed() + delay > self.policy.get_max_total() {
+            let why = format!("retry time budget of {} s exhausted", self.policy.get_max_total().as_secs());
+            return Err(give_up(why, cause));
+        }
+        tracing::warn!(
+            attempt = self.requests,
+            failures = self.failures,
+            offset = self.offset,
+            delay_ms = delay.as_millis() as u64,
+            cause = %cause,
+            "attempt failed, retrying"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetch")
+            .field("label", &self.label)
+            .field("offset", &self.offset)
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes hashed per blocking task.
+const HASH_BATCH: usize = 1 << 20;
+
+/// SHA-256 of the bytes handed out, computed on the blocking pool one batch at a time while the next batch
+/// arrives, so that hashing overlaps with receiving and writing instead of adding to them. At most two batches are
+/// held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
+struct Digests {
+    sha: Option<Sha256>,
+    in_flight: Option<tokio::task::JoinHandle<Sha256>>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    result: Option<[u8; 32]>,
+}
+
+impl Digests {
+    fn new(prefix: Sha256) -> Self {
+        Self { sha: Some(prefix), in_flight: None, batch: Vec::new(), batch_len: 0, result: None }
+    }
+
+    async fn push(&mut self, data: Bytes) -> Result<(), Error> {
+        self.batch_len += data.len();
+        self.batch.push(data);
+        if self.batch_len >= HASH_BATCH {
+            let mut sha = self.settle().await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_len = 0;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                for bytes in &batch {
+                    sha.update(bytes);
+                }
+                sha
+            }));
+        }
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<Sha256, Error> {
+        if let Some(handle) = self.in_flight.take() {
+            return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
+        }
+        Ok(self.sha.take().unwrap_or_default())
+    }
+
+    async fn finish(&mut self) -> Result<(), Error> {
+        let mut sha = self.settle().await?;
+        for bytes in self.batch.drain(..) {
+            sha.update(&bytes);
+        }
+        self.batch_len = 0;
+        self.result = Some(sha.finalize().into());
+        Ok(())
+    }
+}
+
+/// Client errors that retrying cannot fix: the signing layer refused the host or cannot sign the body.
+fn is_permanent_client_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(signing) = error.downcast_ref::<crate::signing::Error>() {
+            return matches!(
+                signing.kind(),
+                crate::signing::ErrorKind::RefusedHost | crate::signing::ErrorKind::BodyTooLarge
+            );
+        }
+        current = error.source();
+    }
+    false
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn content_md5(headers: &HeaderMap) -> Option<(Md5, [u8; 16])> {
+    let value = headers.get("content-md5")?.to_str().ok()?;
+    let mut out = [0u8; 18];
+    let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
+    (n == 16).then(|| (Md5::new(), out[..16].try_into().expect("16 bytes")))
+}
+
+/// `bytes first-last/total` (total may be `*`), with `first <= last < total`.
+pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    let last: u64 = last.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse::<u64>().ok()?),
+    };
+    if first > last || total.is_some_and(|t| last >= t) {
+        return None;
+    }
+    Some((first, last, total))
+}
+
+impl ObjectVersion {
+    fn from_headers(headers: &HeaderMap, total: Option<u64>) -> Self {
+        let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+        ObjectVersion { etag: text(ETAG), last_modified: text(LAST_MODIFIED), total }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::AllowList;
+    use http_body_util::{Empty, Full};
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    type Script = Arc<Mutex<(VecDeque<Response<Full<Bytes>>>, Vec<http::HeaderMap>)>>;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &'static [u8]) -> Response<Full<Bytes>> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Full::new(Bytes::from_static(body))).unwrap()
+    }
+
+    /// Fetches with a client that answers the scripted responses in order; returns the bytes (restarts applied),
+    /// the result and the request headers seen.
+    async fn run(responses: Vec<Response<Full<Bytes>>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
+        let seen = script.clone();
+        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+            let script = seen.clone();
+            async move {
+                let mut script = script.lock().unwrap();
+                script.1.push(request.headers().clone());
+                Ok::<_, Infallible>(script.0.pop_front().unwrap_or_else(|| response(500, &[], b"")))
+            }
+        });
+        let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
+        let mut fetch = Fetch::new(client, destinations, policy, Arc::from("chunk 0 (`d`) content"), uri);
+        let mut bytes = Vec::new();
+        let result = loop {
+            match fetch.next().await {
+                Ok(Some(Event::Data(data))) => bytes.extend_from_slice(&data),
+                Ok(Some(Event::Restart)) => bytes.clear(),
+                Ok(Some(Event::Pinned(_))) => {}
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        let headers = script.lock().unwrap().1.clone();
+        (bytes, result, headers)
+    }
+
+    fn ranges(headers: &[http::HeaderMap]) -> Vec<Option<&str>> {
+        headers.iter().map(|h| h.get("range").map(|v| v.to_str().unwrap())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_206_that_does_not_start_where_asked_is_retried() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 2-4/5"), ("etag", "\"a\"")], b"cde"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("etag", "\"a\"")], b"abcde"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_different_total_on_resume_restarts_the_object() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"),
+            response(206, &[("content-range", "bytes 2-5/6"), ("etag", "\"a\"")], b"CDEF"),
+            response(206, &[("content-range", "bytes 0-5/6"), ("etag", "\"b\"")], b"ABCDEF"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"ABCDEF");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+        assert_eq!(headers[1]["if-match"], "\"a\"");
+        assert!(!headers[2].contains_key("if-match"));
+    }
+
+    #[tokio::test]
+    async fn a_content_length_that_contradicts_content_range_is_rejected() {
+        let (_, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+            response(206, &[("content-range", "bytes 0-4/5"), ("content-length", "4")], b"abcd"),
+        ])
+        .await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             Content-Length does not match Content-Range `bytes 0-4/5`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_announced_is_never_handed_out() {
+        let (bytes, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abcdef"),
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abc"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_content_md5_restarts_and_then_fails() {
+        let md5 = [("content-md5", "AAAAAAAAAAAAAAAAAAAAAA=="), ("etag", "\"a\"")];
+        let (_, result, _) =
+            run(vec![response(200, &md5, b"abc"), response(200, &md5, b"abc"), response(200, &md5, b"abc")]).await;
+        let error = result.unwrap_err();
+        assert!(error.to_string().ends_with("last failure: body does not match its Content-MD5"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_200_with_another_etag_on_resume_restarts_cleanly() {
+        let (bytes, result, _) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/4"), ("etag", "\"a\"")], b"ab"),
+            response(200, &[("etag", "\"b\"")], b"WXYZ"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"WXYZ");
+    }
+
+    #[tokio::test]
+    async fn permanent_statuses_are_not_retried() {
+        for status in [400u16, 401, 403, 404, 410] {
+            let (_, result, headers) = run(vec![response(status, &[], b"{}")]).await;
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Status);
+            assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
+            assert_eq!(headers.len(), 1);
+        }
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        let table = [
+            ("bytes 0-9/10", Some((0, 9, Some(10)))),
+            ("bytes 5-9/*", Some((5, 9, None))),
+            (" bytes 1-1/2 ", Some((1, 1, Some(2)))),
+            ("bytes 9-5/10", None),
+            ("bytes 0-10/10", None),
+            ("bytes */10", None),
+            ("items 0-1/2", None),
+            ("bytes a-b/c", None),
+            ("", None),
+        ];
+        for (value, expected) in table {
+            assert_eq!(parse_content_range(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn content_md5_needs_sixteen_bytes() {
+        let mut h = HeaderMap::new();
+        h.insert("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==".parse().unwrap());
+        assert!(content_md5(&h).is_some());
+        h.insert("content-md5", "AAAA".parse().unwrap());
+        assert!(content_md5(&h).is_none());
+    }
+}

@@ -1,0 +1,191 @@
+//! When and how long to wait before the next attempt (`SPEC.md` §5).
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+/// Bounds and pacing of retries for one chunk.
+///
+/// Every failed request counts as one attempt: a connection reset, a body cut short, a read timeout, a transient
+/// status (408, 429, 500, 502, 503, 504) or an object that changed. The delay before attempt `n` is a random value
+/// in `[d/2, d]` with `d = min(initial_backoff * 2^(n-1), max_backoff)` ("equal jitter"), or the server's
+/// `Retry-After` when it asks for longer. The chunk fails once `max_attempts` requests failed or when the next
+/// wait would end after `max_total` since the chunk started.
+///
+/// ```
+/// use std::time::Duration;
+/// use acs_recording::download::RetryPolicy;
+///
+/// let policy = RetryPolicy::default().max_attempts(4).initial_backoff(Duration::from_millis(50));
+/// assert_eq!(policy.get_max_attempts(), 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_total: Duration,
+    read_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts, 250 ms doubling up to 30 s, 10 minutes in all, 60 s without a byte is a timeout.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            max_total: Duration::from_secs(600),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: the first failure is final.
+    pub fn never() -> Self {
+        Self::default().max_attempts(1)
+    }
+
+    /// Sets the number of failed requests after which the chunk fails (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the delay before the second attempt.
+    pub fn initial_backoff(mut self, delay: Duration) -> Self {
+        self.initial_backoff = delay;
+        self
+    }
+
+    /// Sets the largest computed delay (a longer `Retry-After` is still honoured within `max_total`).
+    pub fn max_backoff(mut self, delay: Duration) -> Self {
+        self.max_backoff = delay;
+        self
+    }
+
+    /// Sets the longest time a chunk may take, waits included, once a failure happened.
+    pub fn max_total(mut self, total: Duration) -> Self {
+        self.max_total = total;
+        self
+    }
+
+    /// Sets how long to wait for a response head or for the next bytes of a body before the attempt counts as
+    /// failed.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The number of failed requests after which the chunk fails.
+    pub fn get_max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The longest time a chunk may take.
+    pub fn get_max_total(&self) -> Duration {
+        self.max_total
+    }
+
+    /// The read timeout.
+    pub fn get_read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// The delay after `failures` failed attempts (1 for the first), before jitter.
+    pub(crate) fn backoff(&self, failures: u32) -> Duration {
+        let shift = failures.saturating_sub(1).min(31);
+        self.initial_backoff.saturating_mul(1u32 << shift).min(self.max_backoff)
+    }
+
+    /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer.
+    pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let full = self.backoff(failures);
+        let half = full / 2;
+        let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(random_unit()) };
+        let computed = half + jitter;
+        match retry_after {
+            Some(asked) if asked > computed => asked,
+            _ => computed,
+        }
+    }
+}
+
+/// A uniform value in `[0, 1)`, from the standard library's randomly keyed hasher.
+fn random_unit() -> f64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Whether a status is worth retrying (`SPEC.md` §5).
+pub(crate) fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a past date means "now".
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100)).max_backoff(Duration::from_secs(1));
+        let table = [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)];
+        for (failures, ms) in table {
+            assert_eq!(p.backoff(failures), Duration::from_millis(ms), "{failures}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_full() {
+        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
+        for _ in 0..100 {
+            let d = p.delay(1, None);
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_longer_retry_after_wins() {
+        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert!(p.delay(1, Some(Duration::ZERO)) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        h.insert("retry-after", "Wed, 13 Apr 2022 18:09:22 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
+        h.insert("retry-after", "Wed, 13 Apr 2022 18:00:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn transient_statuses_follow_the_spec() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 410, 412, 501] {
+            assert!(!is_transient(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! [`ChunkDownloader`]: a recording's chunks, in index order, into a sink.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::Empty;
+use sha2::{Digest, Sha256};
+use tower::{Service, ServiceExt};
+use tracing::Instrument;
+
+use super::body::ChunkBody;
+use super::error::{Error, ErrorKind};
+use super::fetch::{Event, Fetch};
+use super::future::ResponseFuture;
+use super::location::{Destinations, Which};
+use super::retry::{is_transient, retry_after, RetryPolicy};
+use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
+use super::{Chunk, ChunkManifest, Outcome, Progress, RecordingManifest, RecordingRef};
+use crate::credential::Endpoint;
+use crate::signing::AllowList;
+use crate::BoxError;
+
+/// The largest metadata document accepted, by default.
+pub const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
+
+type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+#[derive(Clone)]
+struct Config {
+    destinations: Arc<Destinations>,
+    policy: RetryPolicy,
+    concurrency: usize,
+    delete_after_write: bool,
+    metadata_limit: usize,
+    progress: Option<ProgressFn>,
+}
+
+/// Downloads the chunks of a recording, media and metadata, into a [`Sink`]; see the [module docs](super).
+///
+/// `S` is any HTTP client service, normally hyper-util's client inside the
+/// [`HmacSigningLayer`](crate::signing::HmacSigningLayer); `K` is the sink; `B` is the client's request body
+/// type (requests are bodiless `GET`s and `DELETE`s built with `B::default()`). As a
+/// `Service<`[`RecordingRef`]`>` it answers a [`RecordingManifest`], so timeouts, concurrency limits and tracing
+/// come from ordinary tower layers.
+pub struct ChunkDownloader<S, K, B = Empty<Bytes>> {
+    client: S,
+    sink: Arc<K>,
+    config: Arc<Config>,
+    _request_body: PhantomData<fn() -> B>,
+}
+
+impl<S: Clone, K, B> Clone for ChunkDownloader<S, K, B> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            sink: self.sink.clone(),
+            config: self.config.clone(),
+            _request_body: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: fmt::Debug, B> fmt::Debug for ChunkDownloader<S, K, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkDownloader")
+            .field("client", &self.client)
+            .field("sink", &self.sink)
+            .field("endpoint", &self.config.destinations.endpoint)
+            .field("allow", &self.config.destinations.allow)
+            .field("policy", &self.config.policy)
+            .field("concurrency", &self.config.concurrency)
+            .field("delete_after_write", &self.config.delete_after_write)
+            .finish()
+    }
+}
+
+impl<S, K, B> ChunkDownloader<S, K, B> {
+    /// A downloader sending requests through `client` and storing chunks in `sink`. By default it allows the
+    /// storage hosts of [`AllowList::azure_defaults`], knows no endpoint (so chunks need their locations), retries
+    /// with [`RetryPolicy::default`], downloads one chunk at a time and never deletes.
+    pub fn new(client: S, sink: K) -> Self {
+        Self {
+            client,
+            sink: Arc::new(sink),
+            config: Arc::new(Config {
+                destinations: Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() }),
+                policy: RetryPolicy::default(),
+                concurrency: 1,
+                delete_after_write: false,
+                metadata_limit: DEFAULT_METADATA_LIMIT,
+                progress: None,
+            }),
+            _request_body: PhantomData,
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Sets the ACS endpoint: always an allowed destination, and the base of the legacy URLs for chunks that come
+    /// without locations (`SPEC.md` §3).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        let destinations = &mut self.config_mut().destinations;
+        *destinations = Arc::new(Destinations { endpoint: Some(endpoint), allow: destinations.allow.clone() });
+        self
+    }
+
+    /// Sets the hosts, besides the endpoint, that locations and redirects may point at. Give the signing layer the
+    /// same list.
+    pub fn allow_list(mut self, allow: AllowList) -> Self {
+        let destinations = &mut self.config_mut().destinations;
+        *destinations = Arc::new(Destinations { endpoint: destinations.endpoint.clone(), allow });
+        self
+    }
+
+    /// Sets the retry policy of every request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.config_mut().policy = policy;
+        self
+    }
+
+    /// Sets how many chunks of a recording download at once (at least 1; default 1).
+    pub fn concurrency(mut self, chunks: usize) -> Self {
+        self.config_mut().concurrency = chunks.max(1);
+        self
+    }
+
+    /// Sends `DELETE <deleteLocation>` for each chunk once its media and metadata were committed durably.
+    pub fn delete_after_write(mut self, delete: bool) -> Self {
+        self.config_mut().delete_after_write = delete;
+        self
+    }
+
+    /// Sets the largest metadata document accepted (default [`DEFAULT_METADATA_LIMIT`]).
+    pub fn metadata_limit(mut self, bytes: usize) -> Self {
+        self.config_mut().metadata_limit = bytes;
+        self
+    }
+
+    /// Calls `report` as bytes are stored. It runs on the download's task: keep it short (for a channel, send into
+    /// a `tokio::sync::watch`, which never grows).
+    pub fn on_progress(mut self, report: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
+        self.config_mut().progress = Some(Arc::new(report));
+        self
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &S {
+        &self.client
+    }
+}
+
+/// Per-recording counters shared by its chunk tasks.
+struct RecordingState {
+    call_id: String,
+    recording_id: Option<String>,
+    format: Option<String>,
+    chunks_total: usize,
+    bytes: AtomicU64,
+    chunks_done: AtomicUsize,
+}
+
+/// A chunk with its checked locations.
+struct Planned {
+    chunk: Chunk,
+    content: Uri,
+    metadata: Uri,
+    delete: Option<Uri>,
+}
+
+impl<S, B, RB, K> ChunkDownloader<S, K, B>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+{
+    /// Downloads every chunk of `recording` in `index` order, media and metadata, and returns a manifest per
+    /// chunk. Every location is checked against the allow-list before the first request.
+    pub async fn download(&self, recording: RecordingRef) -> Result<RecordingManifest, Error> {
+        let mut chunks = recording.chunks;
+        chunks.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.document_id.cmp(&b.document_id)));
+        chunks.dedup_by(|a, b| a.index == b.index && a.document_id == b.document_id);
+        let plans = chunks.into_iter().map(|chunk| self.plan(chunk)).collect::<Result<Vec<_>, _>>()?;
+        let state = Arc::new(RecordingState {
+            call_id: recording.call_id,
+            recording_id: recording.recording_id,
+            format: recording.format,
+            chunks_total: plans.len(),
+            bytes: AtomicU64::new(0),
+            chunks_done: AtomicUsize::new(0),
+        });
+        let mut manifests = Vec::with_capacity(plans.len());
+        if self.config.concurrency <= 1 || plans.len() <= 1 {
+            for plan in plans {
+                manifests.push(self.clone().chunk(state.clone(), plan).await?);
+            }
+        } else {
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut plans = plans.into_iter();
+            loop {
+                while tasks.len() < self.config.concurrency {
+                    let Some(plan) = plans.next() else { break };
+                    tasks.spawn(self.clone().chunk(state.clone(), plan));
+                }
+                let Some(joined) = tasks.join_next().await else { break };
+                let manifest = joined.map_err(|e| {
+                    Error::new(ErrorKind::Sink, format!("a chunk download task failed: {e}")).with_source(e)
+                })??;
+                manifests.push(manifest);
+            }
+            manifests.sort_by_key(|m| m.index);
+        }
+        Ok(RecordingManifest { call_id: state.call_id.clone(), chunks: manifests })
+    }
+
+    /// Downloads one chunk of `recording` into the sink (what [`download`](Self::download) does for each chunk).
+    pub async fn download_chunk(&self, recording: &RecordingRef, chunk: Chunk) -> Result<ChunkManifest, Error> {
+        let plan = self.plan(chunk)?;
+        let state = Arc::new(RecordingState {
+            call_id: recording.call_id.clone(),
+            recording_id: recording.recording_id.clone(),
+            format: recording.format.clone(),
+            chunks_total: 1,
+            bytes: AtomicU64::new(0),
+            chunks_done: AtomicUsize::new(0),
+        });
+        self.clone().chunk(state, plan).await
+    }
+
+    /// A chunk's media as a resumable stream, bypassing the sink. The location is checked now; nothing is sent
+    /// until the stream is polled.
+    pub fn chunk_body(&self, chunk: &Chunk) -> Result<ChunkBody, Error> {
+        let content = self.locate(chunk, Which::Content)?;
+        let label = format!("chunk {} (`{}`)", chunk.index, chunk.document_id);
+        let fetch = self.fetch(format!("{label} content"), content);
+        Ok(ChunkBody::new(Box::new(fetch), label))
+    }
+
+    fn locate(&self, chunk: &Chunk, which: Which) -> Result<Uri, Error> {
+        let uri = self.config.destinations.locate(chunk, which)?;
+        uri.ok_or_else(|| {
+            let what = format!("chunk {} (`{}`) {} location is missing", chunk.index, chunk.document_id, which.name());
+            Error::new(ErrorKind::InvalidLocation, what)
+        })
+    }
+
+    fn plan(&self, chunk: Chunk) -> Result<Planned, Error> {
+        let content = self.locate(&chunk, Which::Content)?;
+        let metadata = self.locate(&chunk, Which::Metadata)?;
+        let delete =
+            if self.config.delete_after_write { self.config.destinations.locate(&chunk, Which::Delete)? } else { None };
+        Ok(Planned { chunk, content, metadata, delete })
+    }
+
+    fn fetch(&self, label: String, uri: Uri) -> Fetch<S, B, RB> {
+        Fetch::new(
+            self.client.clone(),
+            self.config.destinations.clone(),
+            self.config.policy,
+            Arc::from(label.as_str()),
+            uri,
+        )
+    }
+
+    async fn chunk(self, state: Arc<RecordingState>, plan: Planned) -> Result<ChunkManifest, Error> {
+        let span = tracing::info_span!(
+            "chunk",
+            call_id = %state.call_id,
+            document_id = %plan.chunk.document_id,
+            index = plan.chunk.index,
+            attempts = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self.chunk_inner(&state, &plan).instrument(span.clone()).await;
+        match &result {
+            Ok(manifest) => {
+                span.record("attempts", manifest.attempts);
+                span.record("bytes", manifest.bytes);
+                span.record("outcome", tracing::field::debug(manifest.outcome));
+                span.in_scope(|| tracing::info!("chunk stored"));
+            }
+            Err(error) => span.in_scope(|| tracing::warn!(error = %error, "chunk failed")),
+        }
+        result
+    }
+
+    async fn chunk_inner(&self, state: &RecordingState, plan: &Planned) -> Result<ChunkManifest, Error> {
+        let chunk = &plan.chunk;
+        let label = format!("chunk {} (`{}`)", chunk.index, chunk.document_id);
+        let mut metadata = None;
+        let extension = match state.format.as_deref() {
+            Some(format) => extension_for_format(Some(format)),
+            None => {
+                let document = self.fetch_metadata(&label, plan.metadata.clone()).await?;
+                let format = serde_json::from_slice::<serde_json::Value>(&document)
+                    .ok()
+                    .and_then(|v| v.pointer("/recordingInfo/format").and_then(|f| f.as_str()).map(str::to_owned));
+                metadata = Some(document);
+                extension_for_format(format.as_deref())
+            }
+        };
+        let target = ChunkTarget {
+            call_id: &state.call_id,
+            recording_id: state.recording_id.as_deref(),
+            document_id: &chunk.document_id,
+            index: chunk.index,
+            extension,
+        };
+        let sink_error = |e: io::Error| Error::sink(&label, e);
+        let mut fetch = self.fetch(format!("{label} content"), plan.content.clone());
+        let (mut writer, outcome) = match self.sink.open(&target).await.map_err(sink_error)? {
+            Existing::Complete(stored) => {
+                state.bytes.fetch_add(stored.bytes, Ordering::Relaxed);
+                let deleted = self.delete(&label, plan.delete.clone()).await?;
+                self.finish_chunk(state, chunk, stored.bytes, Some(stored.bytes));
+                return Ok(ChunkManifest {
+                    document_id: chunk.document_id.clone(),
+                    index: chunk.index,
+                    bytes: stored.bytes,
+                    sha256: stored.sha256,
+                    location: stored.location,
+                    metadata_location: None,
+                    outcome: Outcome::Skipped,
+                    attempts: 0,
+                    deleted,
+                });
+            }
+            Existing::Absent(writer) => (writer, Outcome::Downloaded),
+            Existing::Partial { mut writer, offset, version } => {
+                let mut sha = Sha256::new();
+                let mut replayed = 0u64;
+                match writer
+                    .replay(&mut |bytes: &[u8]| {
+                        sha.update(bytes);
+                        replayed += bytes.len() as u64;
+                    })
+                    .await
+                {
+                    Ok(()) if replayed == offset => {
+                        tracing::info!(offset, "resuming a partial chunk from an earlier run");
+                        fetch.resume_from(offset, version, sha);
+                        state.bytes.fetch_add(offset, Ordering::Relaxed);
+                        (writer, Outcome::Resumed)
+                    }
+                    _ => {
+                        writer.restart().await.map_err(sink_error)?;
+                        (writer, Outcome::Downloaded)
+                    }
+                }
+            }
+        };
+        let metadata = match metadata {
+            Some(document) => document,
+            None => self.fetch_metadata(&label, plan.metadata.clone()).await?,
+        };
+        let metadata_location = self.sink.put_metadata(&target, metadata).await.map_err(sink_error)?;
+
+        match self.stream_into(state, chunk, &label, &mut fetch, &mut writer).await {
+            Ok(()) => {}
+            Err(error) => {
+                // Keep the bytes already received for a later run; the error is what the caller needs to see.
+                if let Err(abandon) = writer.abandon().await {
+                    tracing::warn!(error = %abandon, "could not keep the partial chunk");
+                }
+                return Err(error);
+            }
+        }
+        let finished = fetch.finished();
+        let location = writer.commit(finished.bytes, finished.sha256).await.map_err(sink_error)?;
+        let deleted = self.delete(&label, plan.delete.clone()).await?;
+        self.finish_chunk(state, chunk, finished.bytes, fetch.total());
+        Ok(ChunkManifest {
+            document_id: chunk.document_id.clone(),
+            index: chunk.index,
+            bytes: finished.bytes,
+            sha256: finished.sha256,
+            location,
+            metadata_location,
+            outcome,
+            attempts: fetch.requests(),
+            deleted,
+        })
+    }
+
+    /// Moves the fetch's events into the writer.
+    async fn stream_into(
+        &self,
+        state: &RecordingState,
+        chunk: &Chunk,
+        label: &str,
+        fetch: &mut Fetch<S, B, RB>,
+        writer: &mut K::Writer,
+    ) -> Result<(), Error> {
+        let sink_error = |e: io::Error| Error::sink(label, e);
+        let mut chunk_bytes = fetch.offset();
+        while let Some(event) = fetch.next().await? {
+            match event {
+                Event::Pinned(version) => writer.begin(&version).await.map_err(sink_error)?,
+                Event::Restart => {
+                    writer.restart().await.map_err(|e| {
+                        if e.kind() == io::ErrorKind::Unsupported {
+                            Error::new(ErrorKind::ObjectChanged, format!("{label}: object changed and {e}"))
+                                .with_source(e)
+                        } else {
+                            sink_error(e)
+                        }
+                    })?;
+                    state.bytes.fetch_sub(chunk_bytes, Ordering::Relaxed);
+                    chunk_bytes = 0;
+                }
+                Event::Data(bytes) => {
+                    let n = bytes.len() as u64;
+                    writer.write(bytes).await.map_err(sink_error)?;
+                    chunk_bytes += n;
+                    let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
+                    if let Some(report) = &self.config.progress {
+                        report(&Progress {
+                            call_id: &state.call_id,
+                            document_id: &chunk.document_id,
+                            index: chunk.index,
+                            chunk_bytes,
+                            chunk_total: fetch.total(),
+                            recording_bytes,
+                            chunks_done: state.chunks_done.load(Ordering::Relaxed),
+                            chunks_total: state.chunks_total,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_chunk(&self, state: &RecordingState, chunk: &Chunk, bytes: u64, total: Option<u64>) {
+        let chunks_done = state.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(report) = &self.config.progress {
+            report(&Progress {
+                call_id: &state.call_id,
+                document_id: &chunk.document_id,
+                index: chunk.index,
+                chunk_bytes: bytes,
+                chunk_total: total,
+                recording_bytes: state.bytes.load(Ordering::Relaxed),
+                chunks_done,
+                chunks_total: state.chunks_total,
+            });
+        }
+    }
+
+    /// Fetches a metadata document (with the same resume and retry rules), bounded and checked to be JSON.
+    async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<Bytes, Error> {
+        let limit = self.config.metadata_limit;
+        let mut fetch = self.fetch(format!("{label} metadata"), uri);
+        let mut document = BytesMut::new();
+        while let Some(event) = fetch.next().await? {
+            match event {
+                Event::Pinned(_) => {}
+                Event::Restart => document.clear(),
+                Event::Data(bytes) => {
+                    if document.len() + bytes.len() > limit {
+                        return Err(Error::new(
+                            ErrorKind::Metadata,
+                            format!("{label} metadata: document is larger than {limit} bytes"),
+                        ));
+                    }
+                    document.extend_from_slice(&bytes);
+                }
+            }
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&document) {
+            return Err(
+                Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}")).with_source(e)
+            );
+        }
+        Ok(document.freeze())
+    }
+
+    /// `DELETE <deleteLocation>` (`SPEC.md` §5); 404 counts as deleted (an earlier run got there first).
+    async fn delete(&self, label: &str, uri: Option<Uri>) -> Result<bool, Error> {
+        let Some(uri) = uri else { return Ok(false) };
+        let policy = self.config.policy;
+        let mut failures = 0u32;
+        loop {
+            let request =
+                Request::builder().method(Method::DELETE).uri(uri.clone()).body(B::default()).map_err(|e| {
+                    Error::new(ErrorKind::InvalidLocation, format!("{label} delete: cannot build a request: {e}"))
+                })?;
+            let mut client = self.client.clone();
+            let send = async move {
+                let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
+                ready.call(request).await.map_err(Into::<BoxError>::into)
+            };
+            let sent = tokio::time::timeout(policy.get_read_timeout(), send).await;
+            let (why, wait, status) = match sent {
+                Ok(Ok(response)) => match response.status() {
+                    StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
+                        return Ok(true)
+                    }
+                    status if is_transient(status) => (
+                        format!("status {status}"),
+                        retry_after(response.headers(), std::time::SystemTime::now()),
+                        Some(status),
+                    ),
+                    status => {
+                        return Err(Error::new(ErrorKind::Status, format!("{label} delete: permanent status {status}"))
+                            .with_status(status))
+                    }
+                },
+                Ok(Err(error)) => (format!("request failed: {error}"), None, None),
+                Err(_) => ("timed out".to_owned(), None, None),
+            };
+            failures += 1;
+            if failures >= policy.get_max_attempts() {
+                let error = Error::new(
+                    ErrorKind::RetriesExhausted,
+                    format!("{label} delete: gave up after {failures} failed attempts; last failure: {why}"),
+                );
+                return Err(match status {
+                    Some(status) => error.with_status(status),
+                    None => error,
+                });
+            }
+            tokio::time::sleep(policy.delay(failures, wait)).await;
+        }
+    }
+}
+
+impl<S, B, RB, K> Service<RecordingRef> for ChunkDownloader<S, K, B>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+{
+    type Response = RecordingManifest;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    /// Always ready: each request waits for the client's readiness itself, as it makes many requests.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, recording: RecordingRef) -> Self::Future {
+        let this = self.clone();
+        ResponseFuture::new(Box::pin(async move { this.download(recording).await }))
+    }
+}

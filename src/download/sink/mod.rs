@@ -1,0 +1,245 @@
+//! Where downloaded chunks go: the [`Sink`] trait, the [`DirectorySink`] and the [`WriterSink`].
+//!
+//! A sink stores one chunk at a time through a [`SinkWriter`]. The downloader owns the protocol (requests, resume,
+//! verification); a sink owns durability: it says what it already holds ([`Existing`]), takes the bytes in order,
+//! forgets them when the object changed ([`SinkWriter::restart`]) and makes them final only in
+//! [`SinkWriter::commit`], after every check passed. Bytes that were not committed must never be visible under the
+//! chunk's final name.
+
+mod directory;
+mod writer;
+
+use std::future::Future;
+use std::io;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use directory::{DirectorySink, DirectoryWriter};
+pub use writer::{WriterSink, WriterSinkWriter};
+
+/// The version of an object, as its first response described it: used to pin resumed requests (`If-Match`, or
+/// `If-Unmodified-Since` when there is no ETag) and stored by sinks so a later run can resume.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ObjectVersion {
+    /// The `ETag`, quotes included.
+    pub etag: Option<String>,
+    /// The `Last-Modified` date.
+    pub last_modified: Option<String>,
+    /// The object's size in bytes, when announced.
+    pub total: Option<u64>,
+}
+
+impl ObjectVersion {
+    /// A version with the given ETag and size.
+    pub fn new(etag: Option<String>, last_modified: Option<String>, total: Option<u64>) -> Self {
+        Self { etag, last_modified, total }
+    }
+
+    /// Whether requests can be pinned to this version.
+    pub fn is_pinnable(&self) -> bool {
+        self.etag.is_some() || self.last_modified.is_some()
+    }
+}
+
+/// Which chunk a sink is asked about, and the names the downloader derived for it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ChunkTarget<'a> {
+    /// The call id (unsanitised).
+    pub call_id: &'a str,
+    /// The recording id, when known.
+    pub recording_id: Option<&'a str>,
+    /// The storage document id (unsanitised).
+    pub document_id: &'a str,
+    /// The chunk's index.
+    pub index: i64,
+    /// The file extension for the media: `wav`, `mp3`, `mp4` or `bin`.
+    pub extension: &'a str,
+}
+
+/// A chunk that is already stored completely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stored {
+    /// Where it is (a path for the [`DirectorySink`]).
+    pub location: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+}
+
+impl Stored {
+    /// Describes a stored chunk.
+    pub fn new(location: String, bytes: u64, sha256: [u8; 32]) -> Self {
+        Self { location, bytes, sha256 }
+    }
+}
+
+/// What a sink holds for a chunk when asked.
+#[derive(Debug)]
+pub enum Existing<W> {
+    /// Nothing: download from byte 0 into the writer.
+    Absent(W),
+    /// The first `offset` bytes of `version` from an earlier run: resume with `Range: bytes=<offset>-`.
+    Partial {
+        /// Continues after the stored bytes.
+        writer: W,
+        /// Bytes already stored.
+        offset: u64,
+        /// The version they belong to.
+        version: ObjectVersion,
+    },
+    /// Everything: nothing to download.
+    Complete(Stored),
+}
+
+/// Storage for downloaded chunks: the seam where any storage plugs in without changing the downloader.
+///
+/// The downloader owns the protocol (requests, resume, verification); a sink owns durability: it says what it
+/// already holds ([`Existing`]), takes the bytes in order through a [`SinkWriter`], forgets them when the object
+/// changed ([`SinkWriter::restart`]) and makes them final only in [`SinkWriter::commit`], after every check
+/// passed. Bytes that were not committed must never be visible under the chunk's final name.
+///
+/// # An object-storage sink
+///
+/// The trait is shaped so that a sink writing to object storage (S3, Azure Blob, GCS) fits without changing the
+/// downloader:
+///
+/// 1. [`Sink::open`] takes a *claim* on the chunk (a create-only `claims/<call>/<index>-<doc>` object with a lease
+///    time, so that several replicas download each chunk once), then looks for the final key: present means
+///    [`Existing::Complete`]; a multipart upload in progress for the *staging* key means [`Existing::Partial`] with
+///    the bytes of its finished parts and the [`ObjectVersion`] kept in the upload's metadata; otherwise
+///    [`Existing::Absent`]. A claim held by another replica is an error, retried later.
+/// 2. [`SinkWriter::begin`] starts (or re-tags) the multipart upload with the version; [`SinkWriter::write`]
+///    buffers into parts of the store's minimum size and uploads each full part; [`SinkWriter::restart`] aborts the
+///    upload and starts a new one.
+/// 3. [`SinkWriter::commit`] uploads the last part, completes the upload to the staging key, then copies it to the
+///    final key with a create-only condition (`If-None-Match: *`), deletes the staging key and releases the claim.
+///    Only then does the downloader send the optional DELETE to ACS.
+/// 4. [`SinkWriter::replay`] may stay unimplemented (the default): a resumed upload then restarts from zero, or
+///    the sink keeps the SHA-256 state of the uploaded parts itself. [`SinkWriter::abandon`] uploads what it can,
+///    leaves the multipart upload open for a later run and releases the claim.
+pub trait Sink: Send + Sync + 'static {
+    /// Writes one chunk.
+    type Writer: SinkWriter;
+
+    /// Says what is already stored for `target`, and prepares a writer when more is needed.
+    fn open(&self, target: &ChunkTarget<'_>) -> impl Future<Output = io::Result<Existing<Self::Writer>>> + Send;
+
+    /// Stores a chunk's metadata document (valid JSON); returns where, or `None` when this sink drops metadata.
+    fn put_metadata(
+        &self,
+        target: &ChunkTarget<'_>,
+        document: Bytes,
+    ) -> impl Future<Output = io::Result<Option<String>>> + Send;
+}
+
+/// Writes one chunk's media. Dropping a writer without [`commit`](SinkWriter::commit) must leave nothing under the
+/// final name (a sink may keep the bytes to resume later).
+pub trait SinkWriter: Send + 'static {
+    /// The object's version is known (first response, or after a restart): keep it to resume later.
+    fn begin(&mut self, version: &ObjectVersion) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Appends the next bytes.
+    fn write(&mut self, data: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Discards everything written: the object changed and the chunk restarts from byte 0. A sink that cannot
+    /// rewind answers [`io::ErrorKind::Unsupported`].
+    fn restart(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Feeds back the bytes of an [`Existing::Partial`], in order, so the downloader can hash them. The default
+    /// answers [`io::ErrorKind::Unsupported`]; the downloader then restarts the chunk from byte 0.
+    fn replay(&mut self, each: &mut (dyn FnMut(&[u8]) + Send)) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = each;
+        async { Err(io::Error::new(io::ErrorKind::Unsupported, "this sink cannot replay stored bytes")) }
+    }
+
+    /// The download failed: keep what was written so a later run can resume (the default does nothing).
+    fn abandon(self) -> impl Future<Output = io::Result<()>> + Send
+    where
+        Self: Sized,
+    {
+        async { Ok(()) }
+    }
+
+    /// Makes the chunk durable under its final name, once all `bytes` (with this SHA-256) were written and
+    /// verified; returns where it is.
+    fn commit(self, bytes: u64, sha256: [u8; 32]) -> impl Future<Output = io::Result<String>> + Send;
+}
+
+/// The media file extension for a `recordingFormatType` (`SPEC.md` §3): `wav`, `mp3`, `mp4`, else `bin`.
+///
+/// ```
+/// use acs_recording::download::extension_for_format;
+/// assert_eq!(extension_for_format(Some("Wav")), "wav");
+/// assert_eq!(extension_for_format(Some("ogg")), "bin");
+/// assert_eq!(extension_for_format(None), "bin");
+/// ```
+pub fn extension_for_format(format: Option<&str>) -> &'static str {
+    match format.map(str::trim) {
+        Some(f) if f.eq_ignore_ascii_case("wav") => "wav",
+        Some(f) if f.eq_ignore_ascii_case("mp3") => "mp3",
+        Some(f) if f.eq_ignore_ascii_case("mp4") => "mp4",
+        _ => "bin",
+    }
+}
+
+/// A name made safe for a file system: `[A-Za-z0-9._-]` only, no `..`, no leading `.`, at most 128 characters,
+/// never empty.
+///
+/// ```
+/// use acs_recording::download::sanitize_name;
+/// assert_eq!(sanitize_name("../../etc/passwd"), "______etc_passwd");
+/// assert_eq!(sanitize_name("a b\u{0}c"), "a_b_c");
+/// assert_eq!(sanitize_name(""), "_");
+/// ```
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(128)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    while out.contains("..") {
+        out = out.replace("..", "__");
+    }
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_names_stay_inside_the_folder() {
+        let table = [
+            ("0-eus-d2-3cca2175891f21c6c9a5975a12c0141c", "0-eus-d2-3cca2175891f21c6c9a5975a12c0141c"),
+            ("..", "__"),
+            ("...", "__."),
+            (".hidden", "_hidden"),
+            ("a/b\\c", "a_b_c"),
+            ("x\ny\tz", "x_y_z"),
+            ("é", "_"),
+            ("", "_"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(sanitize_name(input), expected, "{input:?}");
+        }
+        assert_eq!(sanitize_name(&"a".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn extensions_follow_the_format_type() {
+        for (format, ext) in [("Wav", "wav"), ("MP3", "mp3"), ("mp4", "mp4"), ("Unknown", "bin")] {
+            assert_eq!(extension_for_format(Some(format)), ext);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Shared set-up for the download tests: the emulator, a signed hyper-util client, a downloader.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use acs_recording::download::{Chunk, ChunkDownloader, DirectorySink, RecordingRef, RetryPolicy};
+use acs_recording::emulator::{Emulator, StoredChunk, StoredRecording};
+use acs_recording::signing::{HmacSigning, HmacSigningLayer};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tower::Layer;
+
+/// hyper-util's client inside the signing layer, as users build it.
+pub type SignedClient = HmacSigning<Client<HttpConnector, Empty<Bytes>>>;
+
+pub fn signed_client(emulator: &Emulator) -> SignedClient {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    HmacSigningLayer::from_connection_string(&emulator.connection_string())
+        .allow_list(emulator.allow_list())
+        .layer(client)
+}
+
+/// Quick retries so that fault tests stay fast.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(6)
+        .initial_backoff(Duration::from_millis(2))
+        .max_backoff(Duration::from_millis(20))
+        .read_timeout(Duration::from_secs(10))
+}
+
+pub fn downloader(emulator: &Emulator, dir: &Path) -> ChunkDownloader<SignedClient, DirectorySink> {
+    ChunkDownloader::new(signed_client(emulator), DirectorySink::new(dir))
+        .endpoint(emulator.endpoint().clone())
+        .allow_list(emulator.allow_list())
+        .retry_policy(fast_retries())
+}
+
+pub fn chunk_of(stored: &StoredChunk) -> Chunk {
+    Chunk::new(&stored.document_id, stored.index)
+        .end_reason(&stored.end_reason)
+        .content_location(&stored.content_location)
+        .metadata_location(&stored.metadata_location)
+        .delete_location(&stored.delete_location)
+}
+
+pub fn recording_of(stored: &StoredRecording) -> RecordingRef {
+    RecordingRef::new(&stored.call_id)
+        .recording_id(&stored.recording_id)
+        .format(&stored.format)
+        .chunks(stored.chunks.iter().map(chunk_of))
+}
+
+/// A one-chunk recording of a document stored with `put_document`/`put_tone`.
+pub fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> RecordingRef {
+    let storage = emulator.storage();
+    RecordingRef::new(call_id).format("Wav").chunk(
+        Chunk::new(document_id, 0)
+            .content_location(storage.content_location(document_id))
+            .metadata_location(storage.metadata_location(document_id))
+            .delete_location(storage.delete_location(document_id)),
+    )
+}
+
+pub fn sha256_file(path: &Path) -> [u8; 32] {
+    Sha256::digest(std::fs::read(path).expect("file exists")).into()
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
