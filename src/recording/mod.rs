@@ -15,11 +15,12 @@
 //!
 //! async fn on_events(events: RecordingEvents) -> StatusCode {
 //!     for event in &events {
-//!         let subject = event.recording_subject();
 //!         for chunk in event.data().chunks() {
-//!             // Queue the download of chunk.content_location(), then answer 200.
-//!             let _ = (&subject, chunk.document_id(), chunk.index(), chunk.content_location());
+//!             println!("chunk {} of {}: {:?}", chunk.index(), event.id(), chunk.content_location());
 //!         }
+//!         // What the download service takes; queue it, then answer 200.
+//!         let Some(recording) = event.to_recording_ref() else { return StatusCode::BAD_REQUEST };
+//!         let _ = recording;
 //!     }
 //!     StatusCode::OK
 //! }
@@ -37,7 +38,7 @@
 //! 3. [`RecordingFileStatusUpdated::chunks`] is in `index` order, whatever order the service sent.
 //! 4. [`RecordingSubject`] reads all three subject forms.
 //! 5. Ids and URLs are input: never build a path or a request from them without checking (the download service
-//!    does).
+//!    does). [`RecordingEvent::to_recording_ref`] hands an event to the download service unchanged.
 
 mod event;
 mod extract;
