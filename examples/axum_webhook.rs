@@ -3,7 +3,7 @@
 //! at-least-once delivery may do.
 //!
 //! ```sh
-//! cargo run --example receive_events --features axum,emulator
+//! cargo run --example axum_webhook
 //! ```
 
 use acs_recording::emulator::eventgrid::{EventGridPublisher, OutgoingEvent, Schema};
