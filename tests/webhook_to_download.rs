@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest, RecordingRef};
+use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest};
 use acs_recording::emulator::eventgrid::{DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema};
 use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
 use acs_recording::eventgrid::{
@@ -90,7 +90,8 @@ async fn an_announced_recording_is_downloaded_once_chunk_by_chunk() {
                 if !seen.first_delivery(event.id()) {
                     continue;
                 }
-                match downloader.download(RecordingRef::from_event(&event)).await {
+                let Some(recording) = event.to_recording_ref() else { return StatusCode::BAD_REQUEST };
+                match downloader.download(recording).await {
                     Ok(manifest) => manifests.lock().unwrap().push(manifest),
                     Err(_) => {
                         // Not stored: let Event Grid retry this event.

@@ -228,7 +228,7 @@ impl RecordingFileStatusUpdated {
 #[serde(rename_all = "camelCase")]
 pub struct RecordingChunk {
     document_id: String,
-    index: u64,
+    index: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     end_reason: Option<ChunkEndReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,7 +241,7 @@ pub struct RecordingChunk {
 
 impl RecordingChunk {
     /// A chunk with only its document id and index, as in the 2021 payload.
-    pub fn new(document_id: impl Into<String>, index: u64) -> Self {
+    pub fn new(document_id: impl Into<String>, index: i64) -> Self {
         Self {
             document_id: document_id.into(),
             index,
@@ -276,8 +276,8 @@ impl RecordingChunk {
         &self.document_id
     }
 
-    /// The chunk's position in the whole recording (`int64` on the wire; a negative index is refused).
-    pub fn index(&self) -> u64 {
+    /// The chunk's position in the whole recording (`int64` on the wire).
+    pub fn index(&self) -> i64 {
         self.index
     }
 

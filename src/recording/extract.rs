@@ -3,7 +3,8 @@
 use http::Request;
 use http_body::Body;
 
-use super::event::{RecordingFileStatusUpdated, RecordingSubject};
+use super::event::{RecordingChunk, RecordingFileStatusUpdated, RecordingSubject};
+use crate::download::{Chunk, RecordingRef};
 use crate::eventgrid::{Error, Event, Events, DEFAULT_MAX_BODY_BYTES};
 use crate::BoxError;
 
@@ -121,6 +122,39 @@ impl<'a> RecordingEvent<'a> {
     pub fn event(&self) -> &'a Event {
         self.event
     }
+
+    /// What the download service needs: the call and recording ids from the subject, the format and the chunks.
+    /// `None` when the subject is not a recording subject (the call id names the recording's folder).
+    pub fn to_recording_ref(&self) -> Option<RecordingRef> {
+        let subject = self.recording_subject()?;
+        let mut recording = RecordingRef::new(subject.call_id());
+        if let Some(recording_id) = subject.recording_id() {
+            recording = recording.recording_id(recording_id);
+        }
+        if let Some(format) = self.data.format_type() {
+            recording = recording.format(format.as_str());
+        }
+        Some(recording.chunks(self.data.chunks().iter().map(Chunk::from)))
+    }
+}
+
+impl From<&RecordingChunk> for Chunk {
+    fn from(chunk: &RecordingChunk) -> Self {
+        let mut converted = Chunk::new(chunk.document_id(), chunk.index());
+        if let Some(reason) = chunk.end_reason() {
+            converted = converted.end_reason(reason.as_str());
+        }
+        if let Some(url) = chunk.content_location() {
+            converted = converted.content_location(url);
+        }
+        if let Some(url) = chunk.metadata_location() {
+            converted = converted.metadata_location(url);
+        }
+        if let Some(url) = chunk.delete_location() {
+            converted = converted.delete_location(url);
+        }
+        converted
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -135,7 +169,6 @@ impl<S: Send + Sync> axum_core::extract::FromRequest<S> for RecordingEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::download::RecordingRef;
     use crate::eventgrid::Schema;
 
     #[test]
@@ -154,7 +187,7 @@ mod tests {
         ]"#;
         let events = RecordingEvents::from_events(Events::from_slice(Schema::EventGrid, body.as_bytes()).unwrap());
         assert_eq!(events.len(), 2);
-        let refs: Vec<RecordingRef> = events.iter().map(|event| RecordingRef::from_event(&event)).collect();
+        let refs: Vec<RecordingRef> = events.iter().map(|event| event.to_recording_ref().unwrap()).collect();
 
         assert_eq!(
             (refs[0].call_id.as_str(), refs[0].recording_id.as_deref(), refs[0].format.as_deref()),

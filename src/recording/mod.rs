@@ -8,7 +8,6 @@
 //! ```
 //! # #[cfg(feature = "axum")]
 //! # {
-//! use acs_recording::download::RecordingRef;
 //! use acs_recording::eventgrid::EventGridWebhookLayer;
 //! use acs_recording::recording::RecordingEvents;
 //! use axum::{routing::post, Router};
@@ -20,7 +19,7 @@
 //!             println!("chunk {} of {}: {:?}", chunk.index(), event.id(), chunk.content_location());
 //!         }
 //!         // What the download service takes; queue it, then answer 200.
-//!         let recording = RecordingRef::from_event(&event);
+//!         let Some(recording) = event.to_recording_ref() else { return StatusCode::BAD_REQUEST };
 //!         let _ = recording;
 //!     }
 //!     StatusCode::OK
@@ -39,8 +38,7 @@
 //! 3. [`RecordingFileStatusUpdated::chunks`] is in `index` order, whatever order the service sent.
 //! 4. [`RecordingSubject`] reads all three subject forms.
 //! 5. Ids and URLs are input: never build a path or a request from them without checking (the download service
-//!    does). [`RecordingRef::from_event`](crate::download::RecordingRef::from_event) hands an event to the
-//!    download service unchanged.
+//!    does). [`RecordingEvent::to_recording_ref`] hands an event to the download service unchanged.
 
 mod event;
 mod extract;
