@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::recording::{RecordingChunk, RecordingEvent};
+use crate::recording::RecordingEvent;
 
 /// One chunk of a recording, as listed in a `RecordingFileStatusUpdated` event (`SPEC.md` §3).
 ///
@@ -109,36 +109,19 @@ impl RecordingRef {
     }
 }
 
-impl From<&RecordingChunk> for Chunk {
-    /// Carries over the document id, index, end reason and every location of an event's chunk.
-    fn from(chunk: &RecordingChunk) -> Self {
-        // SPEC §3 types the index as int64; no real recording comes near the top of that range.
-        let index = i64::try_from(chunk.index()).unwrap_or(i64::MAX);
-        Self {
-            document_id: chunk.document_id().to_owned(),
-            index,
-            end_reason: chunk.end_reason().map(|reason| reason.as_str().to_owned()),
-            content_location: chunk.content_location().map(str::to_owned),
-            metadata_location: chunk.metadata_location().map(str::to_owned),
-            delete_location: chunk.delete_location().map(str::to_owned),
-        }
-    }
-}
-
 impl RecordingRef {
     /// The recording announced by a typed `RecordingFileStatusUpdated` event: the call and recording ids from its
     /// subject, its format type and all its chunks. An event whose subject does not parse is filed under its event
     /// id, so that nothing is lost.
     pub fn from_event(event: &RecordingEvent<'_>) -> Self {
-        let subject = event.recording_subject();
-        let call_id = subject.as_ref().map(|s| s.call_id().to_owned()).unwrap_or_else(|| event.id().to_owned());
-        let data = event.data();
-        Self {
-            call_id,
-            recording_id: subject.as_ref().and_then(|s| s.recording_id()).map(str::to_owned),
-            format: data.format_type().map(|format| format.as_str().to_owned()),
-            chunks: data.chunks().iter().map(Chunk::from).collect(),
-        }
+        event.to_recording_ref().unwrap_or_else(|| {
+            let data = event.data();
+            let recording = Self::new(event.id()).chunks(data.chunks().iter().map(Chunk::from));
+            match data.format_type() {
+                Some(format) => recording.format(format.as_str()),
+                None => recording,
+            }
+        })
     }
 }
 
