@@ -70,8 +70,8 @@
 //!
 //! # Feature flags
 //!
-//! - `axum`: `FromRequest` / `FromRequestParts` for [`RecordingEvents`](recording::RecordingEvents) and the event
-//!   types, with rejections that map to exact statuses.
+//! - `axum`: `FromRequest` for [`RecordingEvents`](recording::RecordingEvents) and `FromRequestParts` for
+//!   [`Events`](eventgrid::Events), with rejections that map to exact statuses.
 //! - `emulator`: `acs_recording::emulator`, a local ACS recording storage (signed, Range-capable, with fault
 //!   injection) and Event Grid publisher, for tests and demos.
 //!
