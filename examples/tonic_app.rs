@@ -8,9 +8,6 @@
 //! ```
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use acs_recording::download::{ChunkDownloader, DirectorySink};
@@ -21,15 +18,16 @@ use acs_recording::queue::DownloadQueue;
 use acs_recording::recording::RecordingEvents;
 use acs_recording::signing::HmacSigningLayer;
 use acs_recording::BoxError;
-use bytes::{Buf, BufMut, Bytes};
+
+#[path = "support/grpc.rs"]
+mod grpc;
+use bytes::Bytes;
+use grpc::{RawCodec, ReverseService, REVERSE_CALL};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::server::NamedService;
-use tonic::Status;
 use tower::{service_fn, ServiceBuilder};
 
 #[tokio::main]
@@ -75,11 +73,7 @@ async fn main() -> Result<(), BoxError> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await?;
     let reply: tonic::Response<Bytes> = grpc
-        .unary(
-            tonic::Request::new(Bytes::from_static(b"recording")),
-            PathAndQuery::from_static("/acs.example.Reverse/Call"),
-            RawCodec,
-        )
+        .unary(tonic::Request::new(Bytes::from_static(b"recording")), PathAndQuery::from_static(REVERSE_CALL), RawCodec)
         .await?;
     println!("gRPC Reverse(\"recording\") = {:?}", String::from_utf8_lossy(&reply.into_inner()));
 
@@ -114,71 +108,4 @@ async fn main() -> Result<(), BoxError> {
     }
     std::fs::remove_dir_all(&out)?;
     Ok(())
-}
-
-/// A gRPC codec over raw bytes, so the example needs no generated code or protoc.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-/// `acs.example.Reverse/Call`: answers with the request's bytes reversed.
-#[derive(Debug, Clone)]
-struct ReverseService;
-
-impl NamedService for ReverseService {
-    const NAME: &'static str = "acs.example.Reverse";
-}
-
-impl tower::Service<Request<tonic::body::Body>> for ReverseService {
-    type Response = Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(async move {
-            let reverse = service_fn(|request: tonic::Request<Bytes>| async move {
-                let mut bytes = request.into_inner().to_vec();
-                bytes.reverse();
-                Ok::<_, Status>(tonic::Response::new(Bytes::from(bytes)))
-            });
-            Ok(tonic::server::Grpc::new(RawCodec).unary(reverse, request).await)
-        })
-    }
 }

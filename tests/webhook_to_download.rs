@@ -7,11 +7,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest};
-use acs_recording::emulator::eventgrid::{DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema};
-use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
-use acs_recording::eventgrid::{
-    Deduplicator, DeliverySecret, EventGridWebhookLayer, RECORDING_FILE_STATUS_UPDATED_EVENT,
+use acs_recording::emulator::eventgrid::{
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema,
 };
+use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer};
 use acs_recording::recording::RecordingEvents;
 use acs_recording::signing::HmacSigningLayer;
 use axum::routing::post;
@@ -22,45 +22,13 @@ use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
 use tower::ServiceBuilder;
 
 /// The event the service sends for a stored recording, with the chunks listed last first.
 fn announcement(recording: &StoredRecording) -> OutgoingEvent {
-    let chunks: Vec<Value> = recording
-        .chunks
-        .iter()
-        .rev()
-        .map(|chunk| {
-            json!({
-                "documentId": chunk.document_id,
-                "index": chunk.index,
-                "endReason": chunk.end_reason,
-                "contentLocation": chunk.content_location,
-                "metadataLocation": chunk.metadata_location,
-                "deleteLocation": chunk.delete_location,
-            })
-        })
-        .collect();
-    OutgoingEvent {
-        id: "5f0e2d4c-0000-4000-8000-00000000e2e1".into(),
-        event_type: RECORDING_FILE_STATUS_UPDATED_EVENT.into(),
-        subject: format!(
-            "/recording/call/{}/serverCallId/{}/recordingId/{}",
-            recording.call_id, recording.server_call_id, recording.recording_id
-        ),
-        time: recording.start_time.clone(),
-        data_version: "1.0".into(),
-        data: json!({
-            "recordingStorageInfo": {"recordingChunks": chunks},
-            "recordingStartTime": recording.start_time,
-            "recordingDurationMs": recording.duration_ms,
-            "recordingContentType": recording.content_type,
-            "recordingChannelType": recording.channel_type,
-            "recordingFormatType": recording.format,
-            "sessionEndReason": "CallEnded",
-        }),
-    }
+    let mut event = recording_file_status_updated(recording);
+    event.data["recordingStorageInfo"]["recordingChunks"].as_array_mut().expect("chunk list").reverse();
+    event
 }
 
 #[tokio::test]

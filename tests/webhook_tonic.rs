@@ -1,90 +1,20 @@
 //! The webhook and a gRPC service on the same port of a real tonic server, with the plain extractor function.
 
 mod common;
+#[path = "../examples/support/grpc.rs"]
+mod grpc;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer, Events};
 use acs_recording::recording::RecordingEvents;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use common::{fixture, send, TestServer};
+use grpc::{RawCodec, ReverseService, REVERSE_CALL};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::server::NamedService;
-use tonic::Status;
 use tower::{service_fn, ServiceBuilder};
-
-/// A gRPC codec over raw bytes, so the test needs no generated code.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-/// `acs.test.Echo/Reverse`: answers with the request's bytes reversed.
-#[derive(Clone)]
-struct EchoService;
-
-impl NamedService for EchoService {
-    const NAME: &'static str = "acs.test.Echo";
-}
-
-impl tower::Service<Request<tonic::body::Body>> for EchoService {
-    type Response = Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(async move {
-            let reverse = service_fn(|request: tonic::Request<Bytes>| async move {
-                let mut bytes = request.into_inner().to_vec();
-                bytes.reverse();
-                Ok::<_, Status>(tonic::Response::new(Bytes::from(bytes)))
-            });
-            Ok(tonic::server::Grpc::new(RawCodec).unary(reverse, request).await)
-        })
-    }
-}
 
 async fn start() -> TestServer {
     // The webhook handler is a plain tower service: it reads the layer's events with the plain function.
@@ -117,7 +47,7 @@ async fn start() -> TestServer {
         },
     ));
     let router = axum::Router::new().route_service("/eventgrid/events", webhook).route_service("/eventgrid/raw", raw);
-    let routes = tonic::service::Routes::from(router).add_service(EchoService);
+    let routes = tonic::service::Routes::from(router).add_service(ReverseService);
 
     TestServer::start(|listener, signal| async move {
         tonic::transport::Server::builder()
@@ -140,11 +70,7 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     let mut client = tonic::client::Grpc::new(channel);
     client.ready().await.unwrap();
     let reply: tonic::Response<Bytes> = client
-        .unary(
-            tonic::Request::new(Bytes::from_static(b"abc")),
-            PathAndQuery::from_static("/acs.test.Echo/Reverse"),
-            RawCodec,
-        )
+        .unary(tonic::Request::new(Bytes::from_static(b"abc")), PathAndQuery::from_static(REVERSE_CALL), RawCodec)
         .await
         .unwrap();
     assert_eq!(reply.into_inner(), Bytes::from_static(b"cba"));
@@ -197,11 +123,7 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     let mut client = client.clone();
     client.ready().await.unwrap();
     let reply: tonic::Response<Bytes> = client
-        .unary(
-            tonic::Request::new(Bytes::from_static(b"xy")),
-            PathAndQuery::from_static("/acs.test.Echo/Reverse"),
-            RawCodec,
-        )
+        .unary(tonic::Request::new(Bytes::from_static(b"xy")), PathAndQuery::from_static(REVERSE_CALL), RawCodec)
         .await
         .unwrap();
     assert_eq!(reply.into_inner(), Bytes::from_static(b"yx"));
