@@ -2,7 +2,7 @@
 //! headers and Event Grid's retry rules.
 #![cfg(feature = "emulator")]
 
-mod support;
+mod common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -30,11 +30,11 @@ struct Seen {
 async fn webhook(
     script: Vec<StatusCode>,
     answer: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 'static,
-) -> (support::TestServer, Arc<Mutex<Vec<Seen>>>) {
+) -> (common::TestServer, Arc<Mutex<Vec<Seen>>>) {
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
     let answer = Arc::new(answer);
     let log = seen.clone();
-    let server = support::serve(service_fn(move |request: Request<Incoming>| {
+    let server = common::TestServer::service(service_fn(move |request: Request<Incoming>| {
         let (log, answer, script) = (log.clone(), answer.clone(), script.clone());
         async move {
             let (parts, body) = request.into_parts();

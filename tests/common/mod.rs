@@ -1,14 +1,18 @@
-//! Shared by the webhook integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
+//! Shared by the integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
 #![allow(dead_code, unreachable_pub)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -51,6 +55,42 @@ impl TestServer {
                 .expect("axum server");
         })
         .await
+    }
+
+    /// Serves a tower service over HTTP/1 and HTTP/2 on `127.0.0.1:0`.
+    pub async fn service<S, B>(service: S) -> Self
+    where
+        S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::service_on(listener, service)
+    }
+
+    /// Serves a tower service on a listener bound beforehand (to know the port before building the service).
+    pub fn service_on<S, B>(listener: std::net::TcpListener, service: S) -> Self
+    where
+        S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let listener = TcpListener::from_std(listener).expect("tokio listener");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let service = TowerToHyperService::new(service.clone());
+                tokio::spawn(async move {
+                    let _ =
+                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, shutdown: None, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,4 +156,13 @@ where
 /// POSTs JSON.
 pub async fn post_json(url: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
     send(Method::POST, url, &[("content-type", content_type)], body).await
+}
+
+/// A hyper-util client for bodies of type `B`.
+pub fn client<B>() -> Client<hyper_util::client::legacy::connect::HttpConnector, B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new()).build_http()
 }
