@@ -103,6 +103,6 @@ pub use sign::{
     SIGNED_HEADERS,
 };
 pub use verify::{
-    verify_request_head, HmacVerify, HmacVerifyLayer, ResponseBody, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW,
+    HmacVerify, HmacVerifyLayer, ResponseBody, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW,
     DEFAULT_VERIFY_BODY_LIMIT,
 };

@@ -3,7 +3,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -486,25 +486,6 @@ where
             ResponseBody::Problem { body } => body.size_hint(),
         }
     }
-}
-
-/// Checks a request head outside of a tower stack (for example in a hand-written server): the same checks as
-/// [`HmacVerify`] except the body hash, which the caller compares with the returned [`ContentHash`].
-pub fn verify_request_head(
-    key: &AccessKey,
-    authority: &str,
-    now: SystemTime,
-    max_skew: Duration,
-    request: &http::request::Parts,
-) -> Result<ContentHash, VerifyRejection> {
-    let config = VerifyConfig {
-        signer: Signer::new(key),
-        authority: authority.to_ascii_lowercase(),
-        clock: SharedClock::new(move || now),
-        max_skew,
-        body_limit: 0,
-    };
-    config.check_head(request)
 }
 
 #[cfg(test)]
