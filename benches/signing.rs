@@ -2,12 +2,11 @@
 //! base64 and date formatting.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
+#[path = "support/poll.rs"]
+mod poll;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::SystemTime;
 
 use acs_recording::credential::{AccessKey, Endpoint};
@@ -18,6 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hmac::{Hmac, Mac};
 use http::{Request, Response};
 use http_body_util::{Empty, Full};
+use poll::run;
 use sha2::{Digest, Sha256};
 use tower::{service_fn, Layer, Service};
 
@@ -25,21 +25,6 @@ const KEY: &[u8] = b"acs-recording benchmark key, 32 bytes or so....";
 const GET_URL: &str =
     "https://contoso.communication.azure.com/recording/download/0-eus-d2-3cca2175?api-version=2021-04-15-preview1";
 const POST_URL: &str = "https://contoso.communication.azure.com/calling/recordings?api-version=2023-10-15";
-
-struct NoopWaker;
-impl Wake for NoopWaker {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Polls a future that completes without waiting (every future here does).
-fn run<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(NoopWaker));
-    let mut cx = Context::from_waker(&waker);
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmark future did not complete at once"),
-    }
-}
 
 /// What a bare implementation does per request: HMAC over the string to sign, base64, and format the date.
 fn floor(method: &str, path_and_query: &str, body: &[u8]) -> (String, String, String) {

@@ -2,12 +2,11 @@
 //! `serde_json::from_str` into the same typed recording structs.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
+#[path = "support/poll.rs"]
+mod poll;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 use acs_recording::eventgrid::EventGridWebhookLayer;
 use acs_recording::recording::{RecordingEvents, RecordingFileStatusUpdated};
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
+use poll::run;
 use serde::Deserialize;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
@@ -67,22 +67,6 @@ fn minify(json: &str) -> String {
         }
     }
     out
-}
-
-struct NoopWaker;
-
-impl Wake for NoopWaker {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Polls a future that completes without waiting (every future here does: the bodies are in memory).
-fn run<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(NoopWaker));
-    let mut cx = Context::from_waker(&waker);
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmark future did not complete at once"),
-    }
 }
 
 fn webhook(c: &mut Criterion) {
