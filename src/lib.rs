@@ -78,6 +78,7 @@
 //! Both are off by default.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod body;
 pub mod clock;
 pub mod credential;
 pub mod download;

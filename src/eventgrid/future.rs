@@ -11,11 +11,11 @@ use http_body::Body;
 use pin_project::pin_project;
 use tower_service::Service;
 
-use super::body::ResponseBody;
 use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use super::handshake::{aeg_event_type_is, validation_response};
 use super::read::Collector;
+use crate::body::ResponseBody;
 use crate::BoxError;
 
 /// The future of [`EventGridWebhook`](super::EventGridWebhook): reads and parses the body, then answers a

@@ -86,7 +86,6 @@
 //! Deliveries are at least once; see [`Deduplicator`] for a per-process filter by event id.
 
 mod auth;
-mod body;
 mod dedup;
 mod envelope;
 mod error;
@@ -96,8 +95,8 @@ mod layer;
 mod read;
 mod service;
 
+pub use crate::body::ResponseBody;
 pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
-pub use body::ResponseBody;
 pub use dedup::Deduplicator;
 pub use envelope::{
     Event, EventData, Events, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,

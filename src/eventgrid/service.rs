@@ -9,12 +9,12 @@ use http_body::Body;
 use tower_service::Service;
 use tracing::field;
 
-use super::body::ResponseBody;
 use super::error::{Error, ErrorKind};
 use super::future::ResponseFuture;
 use super::handshake::{self, AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_REQUEST_ORIGIN};
 use super::layer::Config;
 use super::read::{check_content_length, schema_of};
+use crate::body::ResponseBody;
 use crate::BoxError;
 
 /// An Event Grid webhook in front of `S`; built by [`EventGridWebhookLayer`](super::EventGridWebhookLayer).

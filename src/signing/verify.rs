@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, DATE, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::combinators::Collect;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use pin_project::pin_project;
@@ -19,6 +19,7 @@ use tower_service::Service;
 use super::layer::{signing_target, X_MS_DATE, X_MS_HOST};
 use super::sign::{write_string_to_sign, Signer, LEGACY_SIGNED_HEADERS, SIGNED_HEADERS};
 use super::ContentHash;
+pub use crate::body::ResponseBody;
 use crate::clock::{Clock, SharedClock};
 use crate::credential::AccessKey;
 use crate::BoxError;
@@ -153,7 +154,7 @@ impl VerifyRejection {
 
     fn into_response<B>(self) -> Response<ResponseBody<B>> {
         let body = format!(r#"{{"error":"{}","message":"{}"}}"#, self.code(), self);
-        let mut response = Response::new(ResponseBody::problem(Bytes::from(body)));
+        let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
         *response.status_mut() = self.status();
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.status() == StatusCode::UNAUTHORIZED {
@@ -427,64 +428,6 @@ where
             VerifyState::Calling { .. } => "calling",
         };
         f.debug_struct("VerifyFuture").field("state", &state).finish()
-    }
-}
-
-/// The response body of [`HmacVerify`]: the inner service's body, or a short JSON problem.
-#[pin_project(project = ResponseBodyProj)]
-#[derive(Debug)]
-pub enum ResponseBody<B> {
-    /// The inner service's body.
-    Inner {
-        /// The body.
-        #[pin]
-        body: B,
-    },
-    /// A rejection's JSON problem.
-    Problem {
-        /// The body.
-        body: Full<Bytes>,
-    },
-}
-
-impl<B> ResponseBody<B> {
-    fn inner(body: B) -> Self {
-        ResponseBody::Inner { body }
-    }
-
-    fn problem(bytes: Bytes) -> Self {
-        ResponseBody::Problem { body: Full::new(bytes) }
-    }
-}
-
-impl<B> Body for ResponseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project() {
-            ResponseBodyProj::Inner { body } => body.poll_frame(cx),
-            ResponseBodyProj::Problem { body } => {
-                Pin::new(body).poll_frame(cx).map(|frame| frame.map(|f| f.map_err(|never| match never {})))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ResponseBody::Inner { body } => body.is_end_stream(),
-            ResponseBody::Problem { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Inner { body } => body.size_hint(),
-            ResponseBody::Problem { body } => body.size_hint(),
-        }
     }
 }
 

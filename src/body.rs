@@ -1,4 +1,4 @@
-//! The response body: the inner service's, or the layer's own answer.
+//! The response body of the server-side layers: the inner service's, or the layer's own answer.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project::pin_project;
 
-/// The body of a webhook response: the inner service's body, or the layer's own JSON answer (a handshake or a
-/// problem).
+/// The body of a response from a server-side layer ([`EventGridWebhook`](crate::eventgrid::EventGridWebhook),
+/// [`HmacVerify`](crate::signing::HmacVerify)): the inner service's body, or the layer's own JSON answer (a
+/// handshake or a problem).
 #[pin_project]
 #[derive(Debug)]
 pub struct ResponseBody<B> {
