@@ -93,16 +93,7 @@ fn problem(status: u16, detail: &str) -> Value {
 #[tokio::test]
 async fn event_grid_validation_is_answered_by_the_layer_with_the_code() {
     let server = TestServer::axum(app()).await;
-    let reply = common::send(
-        Method::POST,
-        &server.url(&format!("/events?code={SECRET}")),
-        &[("content-type", "application/json"), ("aeg-event-type", "SubscriptionValidation")],
-        fixture("subscription_validation.eventgrid.json"),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.text(), r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#);
+    common::assert_validation_handshake(&server.url(&format!("/events?code={SECRET}"))).await;
 }
 
 #[tokio::test]

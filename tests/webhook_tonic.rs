@@ -76,16 +76,7 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     assert_eq!(reply.into_inner(), Bytes::from_static(b"cba"));
 
     let url = server.url("/eventgrid/events?code=tonic-secret");
-    let reply = send(
-        Method::POST,
-        &url,
-        &[("content-type", "application/json"), ("aeg-event-type", "SubscriptionValidation")],
-        fixture("subscription_validation.eventgrid.json"),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.text(), r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#);
+    common::assert_validation_handshake(&url).await;
 
     let reply = send(Method::OPTIONS, &url, &[("webhook-request-origin", "eventgrid.azure.net")], Bytes::new()).await;
     assert_eq!(reply.status, StatusCode::OK);

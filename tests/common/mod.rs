@@ -166,3 +166,17 @@ where
 {
     Client::builder(TokioExecutor::new()).build_http()
 }
+
+/// Posts the Event Grid validation fixture to `url` and asserts the exact handshake answer.
+pub async fn assert_validation_handshake(url: &str) {
+    let reply = send(
+        Method::POST,
+        url,
+        &[("content-type", "application/json"), ("aeg-event-type", "SubscriptionValidation")],
+        fixture("subscription_validation.eventgrid.json"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.text(), r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#);
+}
