@@ -16,8 +16,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acs_recording::credential::{AccessKey, Endpoint};
-use acs_recording::download::{Chunk, ChunkDownloader, DirectorySink, RecordingRef};
+use acs_recording::download::{ChunkDownloader, DirectorySink};
 use acs_recording::emulator::Emulator;
+use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{AllowList, HmacSigningLayer};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
@@ -68,10 +69,10 @@ fn main() {
                             ChunkDownloader::new(signed_client(emulator), DirectorySink::new(&dir).durable(durable))
                                 .endpoint(emulator.endpoint().clone())
                                 .allow_list(emulator.allow_list());
-                        let recording = RecordingRef::new("bench").format("Wav").chunk(
-                            Chunk::new("bench", 0)
-                                .content_location(&location)
-                                .metadata_location(emulator.storage().metadata_location("bench")),
+                        let recording = Recording::new("bench").format("Wav").chunk(
+                            RecordingChunk::new("bench", 0)
+                                .with_content_location(&location)
+                                .with_metadata_location(emulator.storage().metadata_location("bench")),
                         );
                         let start = Instant::now();
                         let manifest = downloader.download(recording).await.unwrap();
@@ -231,10 +232,10 @@ fn rss_child() {
             .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
         let downloader =
             ChunkDownloader::new(client, DirectorySink::new(var("ACS_BENCH_DIR"))).endpoint(endpoint).allow_list(allow);
-        let recording = RecordingRef::new("rss").format("Wav").chunk(
-            Chunk::new("rss", 0)
-                .content_location(var("ACS_BENCH_LOCATION"))
-                .metadata_location(var("ACS_BENCH_METADATA")),
+        let recording = Recording::new("rss").format("Wav").chunk(
+            RecordingChunk::new("rss", 0)
+                .with_content_location(var("ACS_BENCH_LOCATION"))
+                .with_metadata_location(var("ACS_BENCH_METADATA")),
         );
         downloader.download(recording).await.unwrap();
     });

@@ -35,7 +35,7 @@
 //! let job = jobs.recv().await.unwrap();
 //! assert_eq!(job.event_id, "e1");
 //! assert_eq!(job.recording.call_id, "c1");
-//! assert_eq!(job.recording.chunks[0].document_id, "d0");
+//! assert_eq!(job.recording.chunks[0].document_id(), "d0");
 //! # Ok::<(), acs_recording::BoxError>(())
 //! # }).unwrap();
 //! ```
@@ -44,9 +44,8 @@ use std::fmt;
 
 use tokio::sync::mpsc;
 
-use crate::download::RecordingRef;
 use crate::eventgrid::Deduplicator;
-use crate::recording::RecordingEvents;
+use crate::recording::{Recording, RecordingEvents};
 
 /// The accepting end of the queue; cheap to clone into every handler.
 #[derive(Clone, Debug)]
@@ -62,7 +61,7 @@ pub struct DownloadJob {
     /// The event id (for logs and for [`DownloadQueue::forget`]).
     pub event_id: String,
     /// What to download.
-    pub recording: RecordingRef,
+    pub recording: Recording,
 }
 
 /// The receiving end: jobs in the order they were accepted.
@@ -120,8 +119,7 @@ impl DownloadQueue {
         let mut duplicates = 0;
         for event in events {
             if self.seen.first_delivery(event.id()) {
-                fresh
-                    .push(DownloadJob { event_id: event.id().to_owned(), recording: RecordingRef::from_event(&event) });
+                fresh.push(DownloadJob { event_id: event.id().to_owned(), recording: Recording::from_event(&event) });
             } else {
                 duplicates += 1;
             }

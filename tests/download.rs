@@ -6,10 +6,9 @@ mod download_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acs_recording::download::{
-    Chunk, ChunkDownloader, DirectorySink, ErrorKind, Outcome, RecordingRef, RetryPolicy, WriterSink,
-};
+use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, RetryPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
+use acs_recording::recording::{Recording, RecordingChunk};
 use download_support::*;
 use http::Method;
 use tokio_stream_shim::collect_stream;
@@ -289,7 +288,7 @@ async fn a_location_on_a_host_not_allowed_makes_no_request_at_all() {
     for evil in
         ["https://evil.example/v1/objects/x/content/audio", "http://127.0.0.2:9/steal", "http://169.254.169.254/"]
     {
-        let recording = single(&emulator, "c", "fine").chunk(Chunk::new("x", 1).content_location(evil));
+        let recording = single(&emulator, "c", "fine").chunk(RecordingChunk::new("x", 1).with_content_location(evil));
         let error = downloader(&emulator, dir.path()).download(recording).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RefusedHost, "{evil}");
         assert!(error.is_refused());
@@ -306,7 +305,7 @@ async fn chunks_without_locations_use_the_legacy_endpoint_urls() {
     let dir = tempfile::tempdir().unwrap();
     let id = "0-eus d1/legacy";
     let info = emulator.storage().put_document(id, pattern(70_000, 8));
-    let recording = RecordingRef::new("legacy-call").chunk(Chunk::new(id, 0));
+    let recording = Recording::new("legacy-call").chunk(RecordingChunk::new(id, 0));
     let manifest = downloader(&emulator, dir.path()).download(recording).await.unwrap();
     assert_eq!(manifest.chunks[0].sha256, info.sha256);
     // No format given: the extension comes from the metadata document (`recordingInfo.format`), fetched first.
@@ -442,7 +441,9 @@ async fn a_chunk_streams_as_a_body_and_resumes_inside() {
     emulator.storage().inject("stream", [Fault::DropAfter(123_456), Fault::Status { status: 502, retry_after: None }]);
     let dir = tempfile::tempdir().unwrap();
     let body = downloader(&emulator, dir.path())
-        .chunk_body(&Chunk::new("stream", 0).content_location(emulator.storage().content_location("stream")))
+        .chunk_body(
+            &RecordingChunk::new("stream", 0).with_content_location(emulator.storage().content_location("stream")),
+        )
         .unwrap();
     let (bytes, body) = collect_stream(body).await;
     let bytes = bytes.unwrap();
@@ -459,7 +460,9 @@ async fn a_stream_fails_rather_than_splicing_a_changed_object() {
     emulator.storage().inject("splice", [Fault::DropAfter(100_000), Fault::ChangeObject]);
     let dir = tempfile::tempdir().unwrap();
     let body = downloader(&emulator, dir.path())
-        .chunk_body(&Chunk::new("splice", 0).content_location(emulator.storage().content_location("splice")))
+        .chunk_body(
+            &RecordingChunk::new("splice", 0).with_content_location(emulator.storage().content_location("splice")),
+        )
         .unwrap();
     let (result, _) = collect_stream(body).await;
     let error = result.unwrap_err();

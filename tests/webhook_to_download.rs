@@ -12,7 +12,7 @@ use acs_recording::emulator::eventgrid::{
 };
 use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer};
-use acs_recording::recording::RecordingEvents;
+use acs_recording::recording::{Recording, RecordingEvents};
 use acs_recording::signing::HmacSigningLayer;
 use axum::routing::post;
 use axum::Router;
@@ -58,7 +58,7 @@ async fn an_announced_recording_is_downloaded_once_chunk_by_chunk() {
                 if !seen.first_delivery(event.id()) {
                     continue;
                 }
-                let Some(recording) = event.to_recording_ref() else { return StatusCode::BAD_REQUEST };
+                let recording = Recording::from_event(&event);
                 match downloader.download(recording).await {
                     Ok(manifest) => manifests.lock().unwrap().push(manifest),
                     Err(_) => {

@@ -4,8 +4,8 @@ use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::error::{Error, ErrorKind};
-use super::Chunk;
 use crate::credential::Endpoint;
+use crate::recording::RecordingChunk;
 use crate::signing::AllowList;
 
 /// The `api-version` of the legacy download URLs of the original quickstart.
@@ -77,18 +77,18 @@ pub(crate) struct Destinations {
 
 impl Destinations {
     /// Resolves and checks one of a chunk's locations; `Ok(None)` for a missing delete location.
-    pub(crate) fn locate(&self, chunk: &Chunk, which: Which) -> Result<Option<Uri>, Error> {
+    pub(crate) fn locate(&self, chunk: &RecordingChunk, which: Which) -> Result<Option<Uri>, Error> {
         let given = match which {
-            Which::Content => chunk.content_location.as_deref(),
-            Which::Metadata => chunk.metadata_location.as_deref(),
-            Which::Delete => chunk.delete_location.as_deref(),
+            Which::Content => chunk.content_location(),
+            Which::Metadata => chunk.metadata_location(),
+            Which::Delete => chunk.delete_location(),
         };
-        let what = || format!("chunk {} (`{}`) {} location", chunk.index, chunk.document_id, which.name());
+        let what = || format!("chunk {} (`{}`) {} location", chunk.index(), chunk.document_id(), which.name());
         let text = match (given, which, &self.endpoint) {
             (Some(url), _, _) => url.to_owned(),
             (None, Which::Delete, _) => return Ok(None),
-            (None, Which::Content, Some(endpoint)) => legacy_content_location(endpoint, &chunk.document_id),
-            (None, Which::Metadata, Some(endpoint)) => legacy_metadata_location(endpoint, &chunk.document_id),
+            (None, Which::Content, Some(endpoint)) => legacy_content_location(endpoint, chunk.document_id()),
+            (None, Which::Metadata, Some(endpoint)) => legacy_metadata_location(endpoint, chunk.document_id()),
             (None, _, None) => {
                 return Err(Error::new(
                     ErrorKind::InvalidLocation,
@@ -186,7 +186,8 @@ mod tests {
 
     #[test]
     fn given_locations_win_over_legacy_ones() {
-        let chunk = Chunk::new("doc", 0).content_location("https://eu.asm.skype.com/v1/objects/doc/content/audio");
+        let chunk = RecordingChunk::new("doc", 0)
+            .with_content_location("https://eu.asm.skype.com/v1/objects/doc/content/audio");
         let d = destinations();
         assert_eq!(
             d.locate(&chunk, Which::Content).unwrap().unwrap().to_string(),
@@ -201,7 +202,7 @@ mod tests {
 
     #[test]
     fn refused_locations_name_the_host() {
-        let chunk = Chunk::new("doc", 3).content_location("https://evil.example/x");
+        let chunk = RecordingChunk::new("doc", 3).with_content_location("https://evil.example/x");
         let error = destinations().locate(&chunk, Which::Content).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RefusedHost);
         assert_eq!(error.to_string(), "chunk 3 (`doc`) content location: host `evil.example` is not allowed");
@@ -209,10 +210,10 @@ mod tests {
 
     #[test]
     fn relative_or_missing_locations_are_invalid() {
-        let chunk = Chunk::new("doc", 0).content_location("/v1/objects/doc");
+        let chunk = RecordingChunk::new("doc", 0).with_content_location("/v1/objects/doc");
         assert_eq!(destinations().locate(&chunk, Which::Content).unwrap_err().kind(), ErrorKind::InvalidLocation);
         let d = Destinations { endpoint: None, allow: AllowList::azure_defaults() };
-        let error = d.locate(&Chunk::new("doc", 0), Which::Content).unwrap_err();
+        let error = d.locate(&RecordingChunk::new("doc", 0), Which::Content).unwrap_err();
         assert_eq!(
             error.to_string(),
             "chunk 0 (`doc`) content location is missing and no endpoint is configured to build it"

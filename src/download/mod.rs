@@ -10,8 +10,9 @@
 //! ```
 //! # #[cfg(feature = "emulator")]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use acs_recording::download::{Chunk, ChunkDownloader, DirectorySink, ErrorKind, Outcome, RecordingRef};
+//! use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome};
 //! use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
+//! use acs_recording::recording::{Recording, RecordingChunk};
 //! use acs_recording::signing::HmacSigningLayer;
 //! use bytes::Bytes;
 //! use http_body_util::Empty;
@@ -33,13 +34,11 @@
 //!     .allow_list(emulator.allow_list());
 //!
 //! // What a `RecordingFileStatusUpdated` event lists, in any order.
-//! let mut recording = RecordingRef::new("call-1").format("Wav");
+//! let mut recording = Recording::new("call-1").format("Wav");
 //! for c in stored.chunks.iter().rev() {
 //!     recording = recording.chunk(
-//!         Chunk::new(&c.document_id, c.index)
-//!             .content_location(&c.content_location)
-//!             .metadata_location(&c.metadata_location)
-//!             .delete_location(&c.delete_location),
+//!         RecordingChunk::new(&c.document_id, c.index)
+//!             .with_locations(&c.content_location, &c.metadata_location, &c.delete_location),
 //!     );
 //! }
 //! let manifest = downloader.clone().oneshot(recording.clone()).await?;
@@ -58,7 +57,7 @@
 //! assert!(again.chunks.iter().all(|c| c.outcome == Outcome::Skipped));
 //!
 //! // Event payloads are input: a location on a host that is not allowed is refused before any request.
-//! let evil = RecordingRef::new("call-1").chunk(Chunk::new("x", 0).content_location("https://attacker.example/x"));
+//! let evil = Recording::new("call-1").chunk(RecordingChunk::new("x", 0).with_content_location("https://attacker.example/x"));
 //! let error = downloader.download(evil).await.unwrap_err();
 //! assert_eq!(error.kind(), ErrorKind::RefusedHost);
 //! assert_eq!(error.to_string(), "chunk 0 (`x`) content location: host `attacker.example` is not allowed");
@@ -115,7 +114,7 @@ mod service;
 mod sink;
 
 pub use body::ChunkBody;
-pub use chunk::{Chunk, ChunkManifest, Outcome, Progress, RecordingManifest, RecordingRef};
+pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};

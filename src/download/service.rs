@@ -22,8 +22,9 @@ use super::future::ResponseFuture;
 use super::location::{Destinations, Which};
 use super::retry::{is_transient, retry_after, RetryPolicy};
 use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
-use super::{Chunk, ChunkManifest, Outcome, Progress, RecordingManifest, RecordingRef};
+use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
 use crate::credential::Endpoint;
+use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
 use crate::signing::AllowList;
 use crate::BoxError;
 
@@ -47,7 +48,7 @@ struct Config {
 /// `S` is any HTTP client service, normally hyper-util's client inside the
 /// [`HmacSigningLayer`](crate::signing::HmacSigningLayer); `K` is the sink; `B` is the client's request body
 /// type (requests are bodiless `GET`s and `DELETE`s built with `B::default()`). As a
-/// `Service<`[`RecordingRef`]`>` it answers a [`RecordingManifest`], so timeouts, concurrency limits and tracing
+/// `Service<`[`Recording`]`>` it answers a [`RecordingManifest`], so timeouts, concurrency limits and tracing
 /// come from ordinary tower layers.
 pub struct ChunkDownloader<S, K, B = Empty<Bytes>> {
     client: S,
@@ -167,7 +168,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
 struct RecordingState {
     call_id: String,
     recording_id: Option<String>,
-    format: Option<String>,
+    format: Option<RecordingFormatType>,
     chunks_total: usize,
     bytes: AtomicU64,
     chunks_done: AtomicUsize,
@@ -175,7 +176,7 @@ struct RecordingState {
 
 /// A chunk with its checked locations.
 struct Planned {
-    chunk: Chunk,
+    chunk: RecordingChunk,
     content: Uri,
     metadata: Uri,
     delete: Option<Uri>,
@@ -193,10 +194,10 @@ where
 {
     /// Downloads every chunk of `recording` in `index` order, media and metadata, and returns a manifest per
     /// chunk. Every location is checked against the allow-list before the first request.
-    pub async fn download(&self, recording: RecordingRef) -> Result<RecordingManifest, Error> {
+    pub async fn download(&self, recording: Recording) -> Result<RecordingManifest, Error> {
         let mut chunks = recording.chunks;
-        chunks.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.document_id.cmp(&b.document_id)));
-        chunks.dedup_by(|a, b| a.index == b.index && a.document_id == b.document_id);
+        chunks.sort_by(|a, b| a.index().cmp(&b.index()).then_with(|| a.document_id().cmp(b.document_id())));
+        chunks.dedup_by(|a, b| a.index() == b.index() && a.document_id() == b.document_id());
         let plans = chunks.into_iter().map(|chunk| self.plan(chunk)).collect::<Result<Vec<_>, _>>()?;
         let state = Arc::new(RecordingState {
             call_id: recording.call_id,
@@ -231,7 +232,7 @@ where
     }
 
     /// Downloads one chunk of `recording` into the sink (what [`download`](Self::download) does for each chunk).
-    pub async fn download_chunk(&self, recording: &RecordingRef, chunk: Chunk) -> Result<ChunkManifest, Error> {
+    pub async fn download_chunk(&self, recording: &Recording, chunk: RecordingChunk) -> Result<ChunkManifest, Error> {
         let plan = self.plan(chunk)?;
         let state = Arc::new(RecordingState {
             call_id: recording.call_id.clone(),
@@ -246,22 +247,23 @@ where
 
     /// A chunk's media as a resumable stream, bypassing the sink. The location is checked now; nothing is sent
     /// until the stream is polled.
-    pub fn chunk_body(&self, chunk: &Chunk) -> Result<ChunkBody, Error> {
+    pub fn chunk_body(&self, chunk: &RecordingChunk) -> Result<ChunkBody, Error> {
         let content = self.locate(chunk, Which::Content)?;
-        let label = format!("chunk {} (`{}`)", chunk.index, chunk.document_id);
+        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
         let fetch = self.fetch(format!("{label} content"), content);
         Ok(ChunkBody::new(Box::new(fetch), label))
     }
 
-    fn locate(&self, chunk: &Chunk, which: Which) -> Result<Uri, Error> {
+    fn locate(&self, chunk: &RecordingChunk, which: Which) -> Result<Uri, Error> {
         let uri = self.config.destinations.locate(chunk, which)?;
         uri.ok_or_else(|| {
-            let what = format!("chunk {} (`{}`) {} location is missing", chunk.index, chunk.document_id, which.name());
+            let what =
+                format!("chunk {} (`{}`) {} location is missing", chunk.index(), chunk.document_id(), which.name());
             Error::new(ErrorKind::InvalidLocation, what)
         })
     }
 
-    fn plan(&self, chunk: Chunk) -> Result<Planned, Error> {
+    fn plan(&self, chunk: RecordingChunk) -> Result<Planned, Error> {
         let content = self.locate(&chunk, Which::Content)?;
         let metadata = self.locate(&chunk, Which::Metadata)?;
         let delete =
@@ -283,8 +285,8 @@ where
         let span = tracing::info_span!(
             "chunk",
             call_id = %state.call_id,
-            document_id = %plan.chunk.document_id,
-            index = plan.chunk.index,
+            document_id = %plan.chunk.document_id(),
+            index = plan.chunk.index(),
             attempts = tracing::field::Empty,
             bytes = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -304,9 +306,9 @@ where
 
     async fn chunk_inner(&self, state: &RecordingState, plan: &Planned) -> Result<ChunkManifest, Error> {
         let chunk = &plan.chunk;
-        let label = format!("chunk {} (`{}`)", chunk.index, chunk.document_id);
+        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
         let mut metadata = None;
-        let extension = match state.format.as_deref() {
+        let extension = match state.format.as_ref().map(RecordingFormatType::as_str) {
             Some(format) => extension_for_format(Some(format)),
             None => {
                 let document = self.fetch_metadata(&label, plan.metadata.clone()).await?;
@@ -320,8 +322,8 @@ where
         let target = ChunkTarget {
             call_id: &state.call_id,
             recording_id: state.recording_id.as_deref(),
-            document_id: &chunk.document_id,
-            index: chunk.index,
+            document_id: chunk.document_id(),
+            index: chunk.index(),
             extension,
         };
         let sink_error = |e: io::Error| Error::sink(&label, e);
@@ -332,8 +334,8 @@ where
                 let deleted = self.delete(&label, plan.delete.clone()).await?;
                 self.finish_chunk(state, chunk, stored.bytes, Some(stored.bytes));
                 return Ok(ChunkManifest {
-                    document_id: chunk.document_id.clone(),
-                    index: chunk.index,
+                    document_id: chunk.document_id().to_owned(),
+                    index: chunk.index(),
                     bytes: stored.bytes,
                     sha256: stored.sha256,
                     location: stored.location,
@@ -388,8 +390,8 @@ where
         let deleted = self.delete(&label, plan.delete.clone()).await?;
         self.finish_chunk(state, chunk, finished.bytes, fetch.total());
         Ok(ChunkManifest {
-            document_id: chunk.document_id.clone(),
-            index: chunk.index,
+            document_id: chunk.document_id().to_owned(),
+            index: chunk.index(),
             bytes: finished.bytes,
             sha256: finished.sha256,
             location,
@@ -404,7 +406,7 @@ where
     async fn stream_into(
         &self,
         state: &RecordingState,
-        chunk: &Chunk,
+        chunk: &RecordingChunk,
         label: &str,
         fetch: &mut Fetch<S, B, RB>,
         writer: &mut K::Writer,
@@ -434,8 +436,8 @@ where
                     if let Some(report) = &self.config.progress {
                         report(&Progress {
                             call_id: &state.call_id,
-                            document_id: &chunk.document_id,
-                            index: chunk.index,
+                            document_id: chunk.document_id(),
+                            index: chunk.index(),
                             chunk_bytes,
                             chunk_total: fetch.total(),
                             recording_bytes,
@@ -449,13 +451,13 @@ where
         Ok(())
     }
 
-    fn finish_chunk(&self, state: &RecordingState, chunk: &Chunk, bytes: u64, total: Option<u64>) {
+    fn finish_chunk(&self, state: &RecordingState, chunk: &RecordingChunk, bytes: u64, total: Option<u64>) {
         let chunks_done = state.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(report) = &self.config.progress {
             report(&Progress {
                 call_id: &state.call_id,
-                document_id: &chunk.document_id,
-                index: chunk.index,
+                document_id: chunk.document_id(),
+                index: chunk.index(),
                 chunk_bytes: bytes,
                 chunk_total: total,
                 recording_bytes: state.bytes.load(Ordering::Relaxed),
@@ -543,7 +545,7 @@ where
     }
 }
 
-impl<S, B, RB, K> Service<RecordingRef> for ChunkDownloader<S, K, B>
+impl<S, B, RB, K> Service<Recording> for ChunkDownloader<S, K, B>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
@@ -562,7 +564,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, recording: RecordingRef) -> Self::Future {
+    fn call(&mut self, recording: Recording) -> Self::Future {
         let this = self.clone();
         ResponseFuture::new(Box::pin(async move { this.download(recording).await }))
     }

@@ -2,7 +2,7 @@
 //! that want to run without an Azure account (feature `emulator`).
 //!
 //! ```
-//! use acs_recording::download::{Chunk, ChunkDownloader, RecordingRef, WriterSink};
+//! use acs_recording::download::{ChunkDownloader, WriterSink};
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::signing::HmacSigningLayer;
 //! use bytes::Bytes;
@@ -26,9 +26,9 @@
 //!     .endpoint(emulator.endpoint().clone())
 //!     .allow_list(emulator.allow_list());
 //!
-//! let chunk = &recording.chunks[0];
-//! let chunk = Chunk::new(&chunk.document_id, chunk.index).content_location(&chunk.content_location);
-//! let manifest = downloader.download(RecordingRef::new("call-1").format("Wav").chunk(chunk)).await?;
+//! let mut first = recording.to_recording();
+//! first.chunks.truncate(1);
+//! let manifest = downloader.download(first).await?;
 //! assert_eq!(manifest.chunks[0].sha256, recording.chunks[0].sha256);
 //!
 //! let media = downloader.sink().clone();

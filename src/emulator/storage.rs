@@ -24,6 +24,7 @@ use md5::{Digest as _, Md5};
 use percent_encoding::percent_decode_str;
 
 use super::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
+use crate::recording::{ChunkEndReason, Recording, RecordingChunk};
 
 /// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
 pub const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
@@ -149,6 +150,23 @@ impl StoredRecording {
     /// Total media bytes.
     pub fn bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.size).sum()
+    }
+
+    /// What a `RecordingFileStatusUpdated` event for this recording asks to download.
+    pub fn to_recording(&self) -> Recording {
+        Recording::new(&self.call_id)
+            .recording_id(&self.recording_id)
+            .format(self.format.as_str())
+            .chunks(self.chunks.iter().map(StoredChunk::to_recording_chunk))
+    }
+}
+
+impl StoredChunk {
+    /// The chunk as a `RecordingFileStatusUpdated` event lists it, every location included.
+    pub fn to_recording_chunk(&self) -> RecordingChunk {
+        RecordingChunk::new(&self.document_id, self.index)
+            .with_end_reason(ChunkEndReason::parse(&self.end_reason))
+            .with_locations(&self.content_location, &self.metadata_location, &self.delete_location)
     }
 }
 

@@ -59,17 +59,19 @@ impl Events {
     pub fn from_slice(schema: Schema, body: &[u8]) -> Result<Self, Error> {
         // Event Grid sends `data` before `eventType`, so the type is often unknown when the data arrives. The
         // first pass guesses from the subject that a `/recording/` event is a recording event and parses its data
-        // typed straight away; if a guess turns out wrong, the second pass keeps the raw data first and types it
-        // afterwards. Either way the result is the same.
+        // typed straight away. If that pass fails on anything but JSON syntax (a wrong guess, or recording data
+        // that does not fit the schema), the second pass keeps every event's data raw first and types it
+        // afterwards, so that one malformed recording event is kept as [`EventData::Rejected`] instead of failing
+        // the whole batch. Either way a valid body gives the same result.
         let speculated = Cell::new(false);
-        let fast = Context { schema, speculate: true, speculated: &speculated };
+        let fast = Context { schema, speculate: true, tolerant: false, speculated: &speculated };
         match parse(body, &fast) {
             Ok(events) => Ok(Self { schema, events }),
-            Err(_) if speculated.get() => {
-                let slow = Context { schema, speculate: false, speculated: &speculated };
-                parse(body, &slow).map(|events| Self { schema, events })
+            Err(error) if error.kind() == super::ErrorKind::MalformedJson => Err(error),
+            Err(_) => {
+                let tolerant = Context { schema, speculate: false, tolerant: true, speculated: &speculated };
+                parse(body, &tolerant).map(|events| Self { schema, events })
             }
-            Err(error) => Err(error),
         }
     }
 
@@ -193,6 +195,14 @@ impl Event {
             _ => None,
         }
     }
+
+    /// Why the data was refused, when this event's type is known but its data does not fit it.
+    pub fn rejected(&self) -> Option<&RejectedData> {
+        match &self.data {
+            EventData::Rejected(rejected) => Some(rejected),
+            _ => None,
+        }
+    }
 }
 
 /// The data of an event, typed for the event types this crate knows.
@@ -207,6 +217,29 @@ pub enum EventData {
     SubscriptionDeletion(Option<Box<RawValue>>),
     /// Any other event type: the raw JSON data as sent (`None` for a CloudEvent without `data`).
     Other(Option<Box<RawValue>>),
+    /// A `RecordingFileStatusUpdated` event whose data does not fit the schema: the reason and the raw data. The
+    /// rest of the batch is still delivered, so a handler can accept the valid events and record this one.
+    Rejected(RejectedData),
+}
+
+/// The data of an event that was refused on its own, with the reason.
+#[derive(Clone, Debug)]
+pub struct RejectedData {
+    reason: String,
+    raw: Box<RawValue>,
+}
+
+impl RejectedData {
+    /// Why the data was refused, e.g. ``invalid data for Microsoft.Communication.RecordingFileStatusUpdated:
+    /// missing field `documentId` ``.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The data as sent.
+    pub fn raw(&self) -> &RawValue {
+        &self.raw
+    }
 }
 
 /// The data of a subscription validation event.
@@ -281,6 +314,8 @@ impl Known {
 struct Context<'a> {
     schema: Schema,
     speculate: bool,
+    /// Recording data that does not fit becomes [`EventData::Rejected`] instead of an error.
+    tolerant: bool,
     speculated: &'a Cell<bool>,
 }
 
@@ -428,6 +463,7 @@ fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Res
                 let speculate = context.speculate
                     && subject.as_deref().is_some_and(|subject: &str| subject.starts_with("/recording/"));
                 data = match event_type.as_deref().map(Known::of) {
+                    Some(Known::Recording) if context.tolerant => DataSlot::Borrowed(map.next_value()?),
                     Some(Known::Recording) => DataSlot::Recording(map.next_value()?),
                     Some(Known::Validation) => DataSlot::Validation(map.next_value()?),
                     Some(Known::Deletion | Known::Other) => DataSlot::Owned(map.next_value()?),
@@ -472,6 +508,12 @@ fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Res
         (DataSlot::Validation(validation), _) => EventData::SubscriptionValidation(validation),
         (DataSlot::Owned(raw), Known::Deletion) => EventData::SubscriptionDeletion(Some(raw)),
         (DataSlot::Owned(raw), _) => EventData::Other(Some(raw)),
+        (DataSlot::Borrowed(raw), Known::Recording) if context.tolerant => {
+            match typed_data::<RecordingFileStatusUpdated, de::value::Error>(raw, &event_type) {
+                Ok(data) => EventData::RecordingFileStatusUpdated(Box::new(data)),
+                Err(error) => EventData::Rejected(RejectedData { reason: error.to_string(), raw: raw.to_owned() }),
+            }
+        }
         (DataSlot::Borrowed(raw), Known::Recording) => {
             EventData::RecordingFileStatusUpdated(Box::new(typed_data(raw, &event_type)?))
         }
@@ -550,15 +592,33 @@ mod tests {
     }
 
     #[test]
-    fn invalid_recording_data_is_a_400_naming_the_field() {
+    fn invalid_recording_data_is_rejected_alone_naming_the_field() {
         let bad = r#"{"recordingStorageInfo":{"recordingChunks":[{"index":0}]},"recordingStartTime":"t"}"#;
         for subject in ["/recording/call/c1", "/elsewhere"] {
-            let body = format!("[{}]", eg("1", subject, RECORDING_FILE_STATUS_UPDATED_EVENT, bad));
-            let error = Events::from_slice(Schema::EventGrid, body.as_bytes()).unwrap_err();
-            assert_eq!(error.kind(), ErrorKind::InvalidEvent);
-            assert!(error.to_string().contains("missing field `documentId`"), "{error}");
-            assert_eq!(error.line(), Some(1));
+            let body = format!(
+                "[{},{},{}]",
+                eg("1", subject, RECORDING_FILE_STATUS_UPDATED_EVENT, RECORDING_DATA),
+                eg("2", subject, RECORDING_FILE_STATUS_UPDATED_EVENT, bad),
+                eg("3", subject, RECORDING_FILE_STATUS_UPDATED_EVENT, RECORDING_DATA),
+            );
+            let events = Events::from_slice(Schema::EventGrid, body.as_bytes()).unwrap();
+            let ids: Vec<(&str, bool)> =
+                events.iter().map(|e| (e.id(), e.recording_file_status_updated().is_some())).collect();
+            assert_eq!(ids, [("1", true), ("2", false), ("3", true)], "{subject}");
+            let rejected = events.as_slice()[1].rejected().expect("rejected");
+            assert_eq!(
+                rejected.reason(),
+                "invalid data for Microsoft.Communication.RecordingFileStatusUpdated: missing field `documentId`"
+            );
+            assert_eq!(rejected.raw().get(), bad);
         }
+    }
+
+    #[test]
+    fn a_batch_that_is_not_json_still_fails_whole() {
+        let body = format!("[{},", eg("1", "/recording/call/c1", RECORDING_FILE_STATUS_UPDATED_EVENT, RECORDING_DATA));
+        let error = Events::from_slice(Schema::EventGrid, body.as_bytes()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MalformedJson);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum ErrorKind {
     MalformedJson,
     /// The JSON is not an event, a batch of events, or misses a required field: 400.
     InvalidEvent,
-    /// The body could not be read to its end: 400.
+    /// The body could not be read to its end (the connection failed): 503, so that Event Grid delivers again.
     BodyRead,
     /// A validation handshake without a validation event: 400.
     MissingValidationCode,
@@ -104,10 +104,11 @@ impl Error {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::OriginNotAllowed => StatusCode::FORBIDDEN,
-            ErrorKind::MalformedJson
-            | ErrorKind::InvalidEvent
-            | ErrorKind::BodyRead
-            | ErrorKind::MissingValidationCode => StatusCode::BAD_REQUEST,
+            ErrorKind::MalformedJson | ErrorKind::InvalidEvent | ErrorKind::MissingValidationCode => {
+                StatusCode::BAD_REQUEST
+            }
+            // A transient fault, not bad input: Event Grid never retries a 400 (SPEC.md §4).
+            ErrorKind::BodyRead => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -227,7 +228,7 @@ mod tests {
             (ErrorKind::OriginNotAllowed, 403),
             (ErrorKind::MalformedJson, 400),
             (ErrorKind::InvalidEvent, 400),
-            (ErrorKind::BodyRead, 400),
+            (ErrorKind::BodyRead, 503),
             (ErrorKind::MissingValidationCode, 400),
             (ErrorKind::MissingLayer, 500),
         ];

@@ -70,7 +70,9 @@
 //!    `application/cloudevents+json` and `application/cloudevents-batch+json` are CloudEvents; anything else is a
 //!    415. A lone event and an array of events are both accepted.
 //! 4. A body over the limit (1 MiB unless configured) is a 413, decided from `Content-Length` when present and
-//!    while reading otherwise. Malformed JSON, a wrong shape or a missing required envelope field is a 400. Every
+//!    while reading otherwise. Malformed JSON, a wrong shape or a missing required envelope field is a 400; a
+//!    `RecordingFileStatusUpdated` event whose `data` does not fit is kept alone as [`EventData::Rejected`] with
+//!    its reason, and the rest of the batch is delivered. A body that fails while being read is a 503. Every
 //!    refusal carries a JSON problem body (`application/problem+json`) with the reason, plus the line and column
 //!    of JSON errors, and the [`Error`] in the response extensions.
 //! 5. Accepted deliveries, `SubscriptionDeletion` included, reach the inner service. Answer 200 once the events
@@ -99,7 +101,7 @@ pub use crate::body::ResponseBody;
 pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
 pub use dedup::Deduplicator;
 pub use envelope::{
-    Event, EventData, Events, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,
+    Event, EventData, Events, RejectedData, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,
     SUBSCRIPTION_DELETED_EVENT, SUBSCRIPTION_VALIDATION_EVENT,
 };
 pub use error::{Error, ErrorKind, PROBLEM_CONTENT_TYPE};

@@ -165,7 +165,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_that_fails_mid_way_is_a_400_with_the_cause_as_source() {
+    async fn a_body_that_fails_mid_way_is_a_503_with_the_cause_as_source() {
         let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
             Ok(http_body::Frame::data(Bytes::from_static(b"[{"))),
             Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer went away")),
@@ -173,7 +173,7 @@ mod tests {
         let body = StreamBody::new(IterStream(frames.into_iter()));
         let request = Request::post("/").header("content-type", "application/json").body(body).unwrap();
         let error = Events::extract(request, 1024).await.unwrap_err();
-        assert_eq!((error.kind(), error.status().as_u16()), (ErrorKind::BodyRead, 400));
+        assert_eq!((error.kind(), error.status().as_u16()), (ErrorKind::BodyRead, 503));
         assert_eq!(error.to_string(), "the body could not be read to its end");
         let source = std::error::Error::source(&error).expect("source");
         assert_eq!(source.to_string(), "peer went away");

@@ -258,6 +258,24 @@ impl RecordingChunk {
         self
     }
 
+    /// Sets the media URL (`contentLocation`).
+    pub fn with_content_location(mut self, url: impl Into<String>) -> Self {
+        self.content_location = Some(url.into());
+        self
+    }
+
+    /// Sets the metadata document URL (`metadataLocation`).
+    pub fn with_metadata_location(mut self, url: impl Into<String>) -> Self {
+        self.metadata_location = Some(url.into());
+        self
+    }
+
+    /// Sets the URL that deletes the chunk (`deleteLocation`).
+    pub fn with_delete_location(mut self, url: impl Into<String>) -> Self {
+        self.delete_location = Some(url.into());
+        self
+    }
+
     /// Sets the media, metadata and delete URLs.
     pub fn with_locations(
         mut self,

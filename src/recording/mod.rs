@@ -9,7 +9,7 @@
 //! # #[cfg(feature = "axum")]
 //! # {
 //! use acs_recording::eventgrid::EventGridWebhookLayer;
-//! use acs_recording::recording::RecordingEvents;
+//! use acs_recording::recording::{Recording, RecordingEvents};
 //! use axum::{routing::post, Router};
 //! use http::StatusCode;
 //!
@@ -18,8 +18,9 @@
 //!         for chunk in event.data().chunks() {
 //!             println!("chunk {} of {}: {:?}", chunk.index(), event.id(), chunk.content_location());
 //!         }
-//!         // What the download service takes; queue it, then answer 200.
-//!         let Some(recording) = event.to_recording_ref() else { return StatusCode::BAD_REQUEST };
+//!         // What the download service takes: persist it, then answer 200. Never answer 400 to a recording
+//!         // event: Event Grid would not deliver it again and the recording would be lost.
+//!         let recording = Recording::from_event(&event);
 //!         let _ = recording;
 //!     }
 //!     StatusCode::OK
@@ -38,13 +39,16 @@
 //! 3. [`RecordingFileStatusUpdated::chunks`] is in `index` order, whatever order the service sent.
 //! 4. [`RecordingSubject`] reads all three subject forms.
 //! 5. Ids and URLs are input: never build a path or a request from them without checking (the download service
-//!    does). [`RecordingEvent::to_recording_ref`] hands an event to the download service unchanged.
+//!    does). [`Recording::from_event`] is the one conversion from an event to what the download service takes.
+//! 6. A recording event whose data does not fit is in [`RecordingEvents::rejected`] with its reason.
 
 mod event;
 mod extract;
+mod model;
 
 pub use event::{
     ChunkEndReason, RecordingChannelType, RecordingChunk, RecordingContentType, RecordingFileStatusUpdated,
     RecordingFormatType, RecordingSubject, SessionEndReason,
 };
 pub use extract::{Iter, RecordingEvent, RecordingEvents};
+pub use model::Recording;

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use acs_recording::download::{Chunk, ChunkDownloader, DirectorySink, RecordingRef, RetryPolicy};
+use acs_recording::download::{ChunkDownloader, DirectorySink, RetryPolicy};
 use acs_recording::emulator::{Emulator, StoredChunk, StoredRecording};
+use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{HmacSigning, HmacSigningLayer};
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -41,29 +42,22 @@ pub fn downloader(emulator: &Emulator, dir: &Path) -> ChunkDownloader<SignedClie
         .retry_policy(fast_retries())
 }
 
-pub fn chunk_of(stored: &StoredChunk) -> Chunk {
-    Chunk::new(&stored.document_id, stored.index)
-        .end_reason(&stored.end_reason)
-        .content_location(&stored.content_location)
-        .metadata_location(&stored.metadata_location)
-        .delete_location(&stored.delete_location)
+pub fn chunk_of(stored: &StoredChunk) -> RecordingChunk {
+    stored.to_recording_chunk()
 }
 
-pub fn recording_of(stored: &StoredRecording) -> RecordingRef {
-    RecordingRef::new(&stored.call_id)
-        .recording_id(&stored.recording_id)
-        .format(&stored.format)
-        .chunks(stored.chunks.iter().map(chunk_of))
+pub fn recording_of(stored: &StoredRecording) -> Recording {
+    stored.to_recording()
 }
 
 /// A one-chunk recording of a document stored with `put_document`/`put_tone`.
-pub fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> RecordingRef {
+pub fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> Recording {
     let storage = emulator.storage();
-    RecordingRef::new(call_id).format("Wav").chunk(
-        Chunk::new(document_id, 0)
-            .content_location(storage.content_location(document_id))
-            .metadata_location(storage.metadata_location(document_id))
-            .delete_location(storage.delete_location(document_id)),
+    Recording::new(call_id).format("Wav").chunk(
+        RecordingChunk::new(document_id, 0)
+            .with_content_location(storage.content_location(document_id))
+            .with_metadata_location(storage.metadata_location(document_id))
+            .with_delete_location(storage.delete_location(document_id)),
     )
 }
 
