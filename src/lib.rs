@@ -86,9 +86,15 @@ pub mod eventgrid;
 pub mod queue;
 pub mod recording;
 pub mod signing;
+#[cfg(any(feature = "emulator", feature = "recorder"))]
+mod time;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+#[cfg(feature = "recorder")]
+pub mod journal;
+#[cfg(feature = "recorder")]
+pub mod recorder;
 
 /// A boxed error, as tower uses for errors of unknown type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

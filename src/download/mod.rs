@@ -114,6 +114,7 @@ mod service;
 mod sink;
 
 pub use body::ChunkBody;
+pub(crate) use chunk::hex;
 pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind};
 pub use future::ResponseFuture;

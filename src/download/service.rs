@@ -245,6 +245,17 @@ where
         self.clone().chunk(state, plan).await
     }
 
+    /// Sends `DELETE <deleteLocation>` for a chunk (with the retry policy; 404 counts as deleted): `Ok(false)` when
+    /// the chunk has no delete location. For callers that delete as a step of their own, after their commit.
+    pub async fn delete_chunk(&self, chunk: &RecordingChunk) -> Result<bool, Error> {
+        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
+        let uri = self.config.destinations.locate(chunk, Which::Delete)?;
+        if uri.is_none() {
+            return Ok(false);
+        }
+        self.delete(&label, uri).await
+    }
+
     /// A chunk's media as a resumable stream, bypassing the sink. The location is checked now; nothing is sent
     /// until the stream is polled.
     pub fn chunk_body(&self, chunk: &RecordingChunk) -> Result<ChunkBody, Error> {

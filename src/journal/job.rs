@@ -1,0 +1,302 @@
+//! One accepted delivery event and everything the recorder knows about its download.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::recording::Recording;
+
+/// A job's identity: the SHA-256 of its event id, in hex (32 characters), so that any event id makes a safe file
+/// or object name and a redelivery maps to the same job.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// The id of the job for an event.
+    ///
+    /// ```
+    /// use acs_recording::journal::JobId;
+    /// let id = JobId::for_event("7283825e-f8f1-4c61-a9ea-752c56890500");
+    /// assert_eq!(id.as_str().len(), 32);
+    /// assert_eq!(JobId::parse(id.as_str()), Some(id));
+    /// ```
+    pub fn for_event(event_id: &str) -> Self {
+        let digest = Sha256::digest(event_id.as_bytes());
+        Self(crate::download::hex(&digest[..16]))
+    }
+
+    /// Reads an id as [`JobId::as_str`] prints it; `None` unless it is 32 lower-case hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| Self(text.to_owned()))
+    }
+
+    /// The id as 32 lower-case hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.0)
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Accepted, waiting for a worker (or for its next attempt).
+    Pending,
+    /// A worker is on it; a job found running at start was interrupted and resumes.
+    Running,
+    /// Every chunk is in the sink (and deleted from storage, when asked).
+    Done,
+    /// Given up, with the reason in [`Job::last_error`]; kept until removed or retried.
+    Failed,
+    /// The event's data did not fit the schema: nothing to download, kept with the reason.
+    Rejected,
+}
+
+impl JobState {
+    /// The state as the journal and the status view write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Rejected => "rejected",
+        }
+    }
+
+    /// Whether a worker still has something to do.
+    pub fn is_open(self) -> bool {
+        matches!(self, JobState::Pending | JobState::Running)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one chunk of a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ChunkState {
+    /// Not in the sink yet.
+    Pending,
+    /// Committed to the sink.
+    Stored,
+    /// Committed to the sink and deleted from ACS storage.
+    Deleted,
+}
+
+/// One chunk's progress within a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ChunkProgress {
+    /// The chunk's index.
+    pub index: i64,
+    /// The chunk's document id.
+    pub document_id: String,
+    /// Where it stands.
+    pub state: ChunkState,
+    /// Media bytes stored, once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// SHA-256 of the stored media in hex, once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the sink put it, once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Why the last step on this chunk failed (never a secret or a query string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One accepted event and its download: what the journal stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Job {
+    /// The job's id, derived from the event id.
+    pub id: JobId,
+    /// The Event Grid event id; redeliveries repeat it.
+    pub event_id: String,
+    /// What to download; `None` for a rejected event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
+    /// When the webhook accepted the event.
+    #[serde(with = "timestamp")]
+    pub received_at: SystemTime,
+    /// When ACS deletes the recording (event time + 24 hours by default): retries stop then.
+    #[serde(with = "timestamp")]
+    pub expires_at: SystemTime,
+    /// Where the job stands.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Per-chunk progress, in index order.
+    pub chunks: Vec<ChunkProgress>,
+    /// Why the last attempt failed, or why the job failed or was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When a pending job's next attempt is due.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::optional")]
+    pub next_attempt_at: Option<SystemTime>,
+    /// When the job reached `done`, `failed` or `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::optional")]
+    pub finished_at: Option<SystemTime>,
+}
+
+impl Job {
+    /// A pending job for `recording`, announced by event `event_id`.
+    pub fn new(event_id: &str, recording: Recording, received_at: SystemTime, expires_at: SystemTime) -> Self {
+        let mut chunks: Vec<ChunkProgress> = recording
+            .chunks
+            .iter()
+            .map(|chunk| ChunkProgress {
+                index: chunk.index(),
+                document_id: chunk.document_id().to_owned(),
+                state: ChunkState::Pending,
+                bytes: None,
+                sha256: None,
+                location: None,
+                last_error: None,
+            })
+            .collect();
+        chunks.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.document_id.cmp(&b.document_id)));
+        chunks.dedup_by(|a, b| a.index == b.index && a.document_id == b.document_id);
+        Self {
+            id: JobId::for_event(event_id),
+            event_id: event_id.to_owned(),
+            recording: Some(recording),
+            received_at,
+            expires_at,
+            state: JobState::Pending,
+            attempts: 0,
+            chunks,
+            last_error: None,
+            next_attempt_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// The record of an event that was refused on its own (its data did not fit), with the reason.
+    pub fn rejected(event_id: &str, reason: impl Into<String>, received_at: SystemTime) -> Self {
+        Self {
+            id: JobId::for_event(event_id),
+            event_id: event_id.to_owned(),
+            recording: None,
+            received_at,
+            expires_at: received_at,
+            state: JobState::Rejected,
+            attempts: 0,
+            chunks: Vec::new(),
+            last_error: Some(reason.into()),
+            next_attempt_at: None,
+            finished_at: Some(received_at),
+        }
+    }
+
+    /// The progress of a chunk, by index and document id.
+    pub fn chunk_mut(&mut self, index: i64, document_id: &str) -> Option<&mut ChunkProgress> {
+        self.chunks.iter_mut().find(|c| c.index == index && c.document_id == document_id)
+    }
+
+    /// Chunks already in the sink.
+    pub fn chunks_stored(&self) -> usize {
+        self.chunks.iter().filter(|c| c.state != ChunkState::Pending).count()
+    }
+
+    /// Media bytes already in the sink.
+    pub fn bytes_stored(&self) -> u64 {
+        self.chunks.iter().filter_map(|c| c.bytes).sum()
+    }
+}
+
+/// `SystemTime` as an RFC 3339 string in UTC with microseconds.
+mod timestamp {
+    use std::time::SystemTime;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::time::format_rfc3339(*time, 6))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        crate::time::parse_rfc3339(&text)
+            .ok_or_else(|| de::Error::custom(format_args!("`{text}` is not an RFC 3339 time")))
+    }
+
+    pub(super) mod optional {
+        use std::time::SystemTime;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
+            match time {
+                Some(time) => super::serialize(time, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] SystemTime);
+            Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(time)| time))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::recording::RecordingChunk;
+
+    #[test]
+    fn a_job_survives_a_round_trip_through_json() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_576_000_123_456);
+        let recording = Recording::new("c").chunk(RecordingChunk::new("d1", 1)).chunk(RecordingChunk::new("d0", 0));
+        let mut job = Job::new("e1", recording, at, at + Duration::from_secs(86_400));
+        job.next_attempt_at = Some(at + Duration::from_secs(5));
+        job.chunks[0].state = ChunkState::Stored;
+        job.chunks[0].sha256 = Some("ab".repeat(32));
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains(r#""receivedAt":"2025-12-01T08:00:00.123456Z""#), "{text}");
+        assert!(text.contains(r#""state":"pending""#), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+        let order: Vec<&str> = job.chunks.iter().map(|c| c.document_id.as_str()).collect();
+        assert_eq!(order, ["d0", "d1"]);
+    }
+
+    #[test]
+    fn job_ids_are_stable_and_safe_as_names() {
+        assert_eq!(JobId::for_event("../../etc/passwd"), JobId::for_event("../../etc/passwd"));
+        assert_ne!(JobId::for_event("a"), JobId::for_event("b"));
+        assert!(JobId::for_event("x\0/y").as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(JobId::parse("not-an-id"), None);
+        assert_eq!(JobId::parse(&"A".repeat(32)), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! The journal: every accepted recording event, written durably before the webhook answers 200, and the state of
+//! its download until it is done or has failed with a reason (feature `recorder`).
+//!
+//! Event Grid never delivers an event again once it got a 200, and ACS deletes a recording 24 hours after it was
+//! made. The [`Recorder`](crate::recorder::Recorder) therefore writes each delivery's jobs to a [`Journal`] first
+//! and answers 200 only once they are durable; its workers then move each [`Job`] from `pending` to `done` (or
+//! `failed`, with its reason), checkpointing every chunk, so that a crash at any point loses nothing: the next
+//! start resumes every open job.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::time::{Duration, SystemTime};
+//! use acs_recording::journal::{FileJournal, Job, JobState, Journal};
+//! use acs_recording::recording::{Recording, RecordingChunk};
+//!
+//! let folder = tempfile::tempdir()?;
+//! let journal = FileJournal::open(folder.path())?;
+//! let now = SystemTime::now();
+//! let job = Job::new("event-1", Recording::new("call-1").chunk(RecordingChunk::new("doc-0", 0)), now, now + Duration::from_secs(86_400));
+//!
+//! // Create-only: the first insert writes the job, a redelivery of the same event finds it.
+//! assert_eq!(journal.insert(std::slice::from_ref(&job)).await?, [true]);
+//! assert_eq!(journal.insert(std::slice::from_ref(&job)).await?, [false]);
+//!
+//! // It survives the process: another journal on the same folder (after this one is dropped) lists it.
+//! drop(journal);
+//! let reopened = FileJournal::open(folder.path())?;
+//! let jobs = reopened.list().await?;
+//! assert_eq!((jobs.len(), jobs[0].state, jobs[0].event_id.as_str()), (1, JobState::Pending, "event-1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Rules
+//!
+//! 1. A job is keyed by [`JobId::for_event`]: a redelivered event maps to the job it already has, so
+//!    deduplication holds across restarts for as long as the job is kept.
+//! 2. [`Journal::insert`] is create-only and returns only once every new job is durable; [`Journal::update`]
+//!    replaces a record atomically. A reader never sees half a record.
+//! 3. The [`FileJournal`] writes each record to a temporary name, fsyncs it, links or renames it into place and
+//!    fsyncs the folder. One process at a time holds a folder (an OS lock, released when the process dies).
+//! 4. Implement [`Journal`] to keep jobs elsewhere (object storage, a database): the recorder needs nothing more.
+
+mod file;
+mod job;
+
+use std::future::Future;
+use std::io;
+
+pub use file::FileJournal;
+pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
+
+/// Durable storage for [`Job`]s.
+///
+/// Every method returns only once its effect is durable (or failed): the recorder answers Event Grid's 200 on the
+/// strength of [`insert`](Journal::insert).
+pub trait Journal: Send + Sync + 'static {
+    /// Writes each job that has no record yet; answers, per job and in order, whether it was written (`false`: a
+    /// record with its id exists). All new records are durable when this returns `Ok`.
+    fn insert(&self, jobs: &[Job]) -> impl Future<Output = io::Result<Vec<bool>>> + Send;
+
+    /// Replaces a job's record.
+    fn update(&self, job: &Job) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// A job's record, if any.
+    fn get(&self, id: &JobId) -> impl Future<Output = io::Result<Option<Job>>> + Send;
+
+    /// Every record.
+    fn list(&self) -> impl Future<Output = io::Result<Vec<Job>>> + Send;
+
+    /// Removes a job's record (absent is not an error).
+    fn remove(&self, id: &JobId) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Whether the journal can write now (for readiness probes); the default says yes.
+    fn check_writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}

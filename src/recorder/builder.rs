@@ -1,0 +1,307 @@
+//! [`RecorderBuilder`] and [`Recorder`]: the pieces composed once.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use tokio::sync::mpsc;
+
+use super::health::Health;
+use super::intake::{queue, Intake};
+use super::shared::{Shared, StateCounts};
+use crate::clock::{Clock, SharedClock};
+use crate::credential::{AccessKey, ConnectionString, Endpoint};
+use crate::download::{ChunkDownloader, Progress, RetryPolicy, Sink};
+use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
+use crate::journal::{JobId, JobState, Journal};
+use crate::signing::{AllowList, HmacSigning, HmacSigningLayer};
+
+/// The recorder's webhook service: the Event Grid layer around the [`Intake`].
+pub type Webhook<J> = EventGridWebhook<Intake<J>>;
+
+/// ACS keeps a recording for 24 hours (`SPEC.md` §3).
+pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// How the workers behave; set through [`RecorderBuilder`].
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) delete_after_download: bool,
+    pub(crate) done_retention: Duration,
+    pub(crate) job_backoff: RetryPolicy,
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// Builds a [`Recorder`]; from [`Recorder::builder`].
+#[must_use]
+pub struct RecorderBuilder<S, K, J> {
+    endpoint: Endpoint,
+    key: AccessKey,
+    client: S,
+    sink: K,
+    journal: J,
+    allow: AllowList,
+    webhook: EventGridWebhookLayer,
+    max_pending: usize,
+    lifetime: Duration,
+    fetch_policy: RetryPolicy,
+    progress: Option<ProgressFn>,
+    seen: Deduplicator,
+    clock: SharedClock,
+    settings: Settings,
+}
+
+impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug> fmt::Debug for RecorderBuilder<S, K, J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecorderBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("key", &self.key)
+            .field("client", &self.client)
+            .field("sink", &self.sink)
+            .field("journal", &self.journal)
+            .field("allow", &self.allow)
+            .field("workers", &self.settings.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
+/// [module docs](super).
+pub struct Recorder<C, K, J> {
+    pub(crate) engine: Arc<Engine<C, K, J>>,
+    pub(crate) queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
+    webhook: EventGridWebhookLayer,
+}
+
+/// What the workers share.
+pub(crate) struct Engine<C, K, J> {
+    pub(crate) shared: Arc<Shared<J>>,
+    pub(crate) downloader: ChunkDownloader<C, K>,
+    pub(crate) settings: Settings,
+}
+
+impl<C, K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<C, K, J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("sink", self.engine.downloader.sink())
+            .field("journal", &self.engine.shared.journal)
+            .field("workers", &self.engine.settings.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder<(), (), ()> {
+    /// Starts a recorder for the ACS resource of `connection_string`, downloading through `client` (any HTTP
+    /// client service, such as hyper-util's; the builder wraps it in the [`HmacSigningLayer`]) into `sink`, with
+    /// `journal` as its durable memory.
+    pub fn builder<S, K, J>(
+        connection_string: &ConnectionString,
+        client: S,
+        sink: K,
+        journal: J,
+    ) -> RecorderBuilder<S, K, J> {
+        RecorderBuilder::new(
+            connection_string.endpoint().clone(),
+            connection_string.access_key().clone(),
+            client,
+            sink,
+            journal,
+        )
+    }
+}
+
+impl<S, K, J> RecorderBuilder<S, K, J> {
+    /// A builder for the ACS resource at `endpoint`, signing with `key`.
+    pub fn new(endpoint: Endpoint, key: AccessKey, client: S, sink: K, journal: J) -> Self {
+        Self {
+            endpoint,
+            key,
+            client,
+            sink,
+            journal,
+            allow: AllowList::azure_defaults(),
+            webhook: EventGridWebhookLayer::new(),
+            max_pending: 10_000,
+            lifetime: DEFAULT_RECORDING_LIFETIME,
+            fetch_policy: RetryPolicy::default(),
+            progress: None,
+            seen: Deduplicator::default(),
+            clock: SharedClock::system(),
+            settings: Settings {
+                workers: 4,
+                delete_after_download: false,
+                done_retention: Duration::from_secs(48 * 60 * 60),
+                job_backoff: RetryPolicy::default()
+                    .initial_backoff(Duration::from_secs(5))
+                    .max_backoff(Duration::from_secs(300)),
+                shutdown_grace: Duration::from_secs(30),
+            },
+        }
+    }
+
+    /// Sets the hosts, besides the endpoint, that event locations may point at; the signing layer and the
+    /// downloader both use this one list (default [`AllowList::azure_defaults`]).
+    pub fn allow_list(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// Sets the Event Grid layer (delivery secret, body limit, origins); by default [`EventGridWebhookLayer::new`],
+    /// which authenticates nothing.
+    pub fn webhook_layer(mut self, layer: EventGridWebhookLayer) -> Self {
+        self.webhook = layer;
+        self
+    }
+
+    /// Sets how many recordings download at once (at least 1; default 4).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.settings.workers = workers.max(1);
+        self
+    }
+
+    /// Sets the most open (pending or running) jobs the journal holds; past it deliveries get 503 (default 10 000).
+    pub fn max_pending(mut self, jobs: usize) -> Self {
+        self.max_pending = jobs.max(1);
+        self
+    }
+
+    /// Sets how long after its event a recording stays downloadable (default 24 hours): retries stop then.
+    pub fn recording_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Sets how long done jobs are kept (default 48 hours): they answer redeliveries as duplicates until pruned.
+    pub fn done_retention(mut self, retention: Duration) -> Self {
+        self.settings.done_retention = retention;
+        self
+    }
+
+    /// Sets the retry policy of each request within an attempt (resets, 5xx, short bodies).
+    pub fn fetch_retry(mut self, policy: RetryPolicy) -> Self {
+        self.fetch_policy = policy;
+        self
+    }
+
+    /// Sets the wait between attempts of a job after a retryable failure: `initial`, doubling up to `max`, with
+    /// jitter (default 5 s up to 5 minutes), until the recording expires.
+    pub fn job_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.settings.job_backoff = RetryPolicy::default().initial_backoff(initial).max_backoff(max);
+        self
+    }
+
+    /// Deletes each chunk from ACS storage once it is in the sink. A failed delete is retried like any other step
+    /// and never holds back the other chunks.
+    pub fn delete_after_download(mut self, delete: bool) -> Self {
+        self.settings.delete_after_download = delete;
+        self
+    }
+
+    /// Sets how long [`Recorder::run`] lets running downloads go on after shutdown was asked (default 30 s);
+    /// then they stop where they are and resume on the next start.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.settings.shutdown_grace = grace;
+        self
+    }
+
+    /// Sets the in-memory filter in front of the journal's deduplication.
+    pub fn deduplicator(mut self, seen: Deduplicator) -> Self {
+        self.seen = seen;
+        self
+    }
+
+    /// Uses this clock for receive times, expiry and backoff deadlines.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = SharedClock::new(clock);
+        self
+    }
+
+    /// Calls `report` as bytes are stored (see [`ChunkDownloader::on_progress`]).
+    pub fn on_progress(mut self, report: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
+    /// Builds the recorder. Nothing runs until [`Recorder::run`] and the [`Recorder::webhook`] is served.
+    pub fn build(self) -> Recorder<HmacSigning<S>, K, J>
+    where
+        K: Sink,
+        J: Journal,
+    {
+        let signing = HmacSigningLayer::new(self.endpoint.clone(), self.key).allow_list(self.allow.clone());
+        let client = HmacSigning::new(self.client, &signing);
+        let mut downloader: ChunkDownloader<HmacSigning<S>, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
+            .endpoint(self.endpoint)
+            .allow_list(self.allow)
+            .retry_policy(self.fetch_policy);
+        if let Some(progress) = self.progress {
+            downloader = downloader.on_progress(move |p| progress(p));
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            journal: self.journal,
+            seen: self.seen,
+            states: StateCounts::default(),
+            max_pending: self.max_pending,
+            queue: sender,
+            accepting: AtomicBool::new(true),
+            working: AtomicBool::new(false),
+            lifetime: self.lifetime,
+            clock: self.clock,
+            in_flight: Mutex::default(),
+        });
+        Recorder {
+            engine: Arc::new(Engine { shared, downloader, settings: self.settings }),
+            queue: Mutex::new(Some(receiver)),
+            webhook: self.webhook,
+        }
+    }
+}
+
+impl<C, K, J: Journal> Recorder<C, K, J> {
+    /// The webhook service for the Event Grid subscription's route: mount it in axum
+    /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
+    pub fn webhook(&self) -> Webhook<J> {
+        use tower_layer::Layer;
+        self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.
+    pub fn health(&self) -> Health<J> {
+        Health::new(self.engine.shared.clone())
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.engine.shared.journal
+    }
+
+    /// Makes a failed job pending again (attempts start over, its expiry stays): `Ok(false)` when there is no
+    /// failed job with this id.
+    pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
+        let shared = &self.engine.shared;
+        let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
+        if job.state != JobState::Failed {
+            return Ok(false);
+        }
+        job.state = JobState::Pending;
+        job.attempts = 0;
+        job.next_attempt_at = None;
+        job.finished_at = None;
+        shared.journal.update(&job).await?;
+        shared.states.moved(JobState::Failed, JobState::Pending);
+        queue(shared, id);
+        Ok(true)
+    }
+
+    /// Stops accepting deliveries (they get 503) without stopping the workers.
+    pub fn stop_intake(&self) {
+        self.engine.shared.accepting.store(false, Ordering::Release);
+    }
+}

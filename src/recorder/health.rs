@@ -1,0 +1,108 @@
+//! Liveness and readiness probes.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use super::shared::Shared;
+use crate::journal::Journal;
+
+/// `GET /healthz` answers 200 while the process serves; `GET /readyz` answers 200 when the journal can write,
+/// the workers run and the intake accepts, 503 with the reason otherwise; anything else is a 404. From
+/// [`Recorder::health`](super::Recorder::health).
+pub struct Health<J> {
+    shared: Arc<Shared<J>>,
+}
+
+impl<J> Clone for Health<J> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<J> fmt::Debug for Health<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health").finish_non_exhaustive()
+    }
+}
+
+impl<J> Health<J> {
+    pub(crate) fn new(shared: Arc<Shared<J>>) -> Self {
+        Self { shared }
+    }
+}
+
+/// The future of [`Health`].
+#[must_use = "futures do nothing unless polled"]
+pub struct HealthFuture {
+    inner: Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>,
+}
+
+impl fmt::Debug for HealthFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for HealthFuture {
+    type Output = Result<Response<Full<Bytes>>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl<J: Journal, B> Service<Request<B>> for Health<J> {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = HealthFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> HealthFuture {
+        let shared = self.shared.clone();
+        let get = request.method() == Method::GET || request.method() == Method::HEAD;
+        let path = request.uri().path().to_owned();
+        HealthFuture {
+            inner: Box::pin(async move {
+                match (get, path.as_str()) {
+                    (true, "/healthz") => answer(StatusCode::OK, "alive"),
+                    (true, "/readyz") => match readiness(&shared).await {
+                        Ok(()) => answer(StatusCode::OK, "ready"),
+                        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, &reason),
+                    },
+                    _ => answer(StatusCode::NOT_FOUND, "not found"),
+                }
+            }),
+        }
+    }
+}
+
+async fn readiness<J: Journal>(shared: &Shared<J>) -> Result<(), String> {
+    if !shared.accepting.load(Ordering::Acquire) {
+        return Err("shutting down".to_owned());
+    }
+    if !shared.working.load(Ordering::Acquire) {
+        return Err("the workers are not running".to_owned());
+    }
+    shared.journal.check_writable().await.map_err(|error| format!("the journal cannot write: {error}"))
+}
+
+fn answer(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "status": text }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

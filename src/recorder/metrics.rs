@@ -1,0 +1,54 @@
+//! The recorder's metrics, through the `metrics` facade: install any recorder (for instance a Prometheus
+//! exporter) to collect them; without one they cost nothing.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `acs_recording_deliveries_total` | counter | `outcome`: `accepted`, `duplicate`, `unavailable` |
+//! | `acs_recording_events_total` | counter | `outcome`: `accepted`, `duplicate`, `rejected` |
+//! | `acs_recording_jobs` | gauge | `state`: `pending`, `running`, `done`, `failed`, `rejected` |
+//! | `acs_recording_downloaded_bytes_total` | counter | |
+//! | `acs_recording_retries_total` | counter | |
+//! | `acs_recording_event_to_download_seconds` | histogram | |
+
+use std::time::Duration;
+
+use crate::journal::JobState;
+
+/// Deliveries by outcome.
+pub const DELIVERIES: &str = "acs_recording_deliveries_total";
+/// Events by outcome.
+pub const EVENTS: &str = "acs_recording_events_total";
+/// Jobs by state.
+pub const JOBS: &str = "acs_recording_jobs";
+/// Media bytes stored.
+pub const DOWNLOADED_BYTES: &str = "acs_recording_downloaded_bytes_total";
+/// Job attempts scheduled again after a failure.
+pub const RETRIES: &str = "acs_recording_retries_total";
+/// Seconds from the webhook's acceptance of an event to its last chunk in the sink.
+pub const EVENT_TO_DOWNLOAD: &str = "acs_recording_event_to_download_seconds";
+
+pub(crate) fn delivery(outcome: &'static str) {
+    metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn events(outcome: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!(EVENTS, "outcome" => outcome).increment(n as u64);
+    }
+}
+
+pub(crate) fn jobs(state: JobState, n: usize) {
+    metrics::gauge!(JOBS, "state" => state.as_str()).set(n as f64);
+}
+
+pub(crate) fn downloaded(bytes: u64) {
+    metrics::counter!(DOWNLOADED_BYTES).increment(bytes);
+}
+
+pub(crate) fn retry() {
+    metrics::counter!(RETRIES).increment(1);
+}
+
+pub(crate) fn completed(after: Duration) {
+    metrics::histogram!(EVENT_TO_DOWNLOAD).record(after.as_secs_f64());
+}

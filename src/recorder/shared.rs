@@ -1,0 +1,96 @@
+//! What the intake, the workers and the health probes share.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::metrics;
+use crate::clock::SharedClock;
+use crate::eventgrid::Deduplicator;
+use crate::journal::{JobId, JobState};
+
+/// Counts of jobs per open or final state, mirrored into the `acs_recording_jobs` gauge.
+#[derive(Debug, Default)]
+pub(crate) struct StateCounts {
+    counts: [AtomicUsize; 5],
+}
+
+fn slot(state: JobState) -> usize {
+    match state {
+        JobState::Pending => 0,
+        JobState::Running => 1,
+        JobState::Done => 2,
+        JobState::Failed => 3,
+        _ => 4,
+    }
+}
+
+const STATES: [JobState; 5] =
+    [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed, JobState::Rejected];
+
+impl StateCounts {
+    pub(crate) fn add(&self, state: JobState) {
+        let n = self.counts[slot(state)].fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::jobs(state, n);
+    }
+
+    pub(crate) fn remove(&self, state: JobState) {
+        let counter = &self.counts[slot(state)];
+        let n = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1))).unwrap_or(0);
+        metrics::jobs(state, n.saturating_sub(1));
+    }
+
+    pub(crate) fn moved(&self, from: JobState, to: JobState) {
+        if from != to {
+            self.remove(from);
+            self.add(to);
+        }
+    }
+
+    pub(crate) fn get(&self, state: JobState) -> usize {
+        self.counts[slot(state)].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reset(&self) {
+        for (counter, state) in self.counts.iter().zip(STATES) {
+            counter.store(0, Ordering::Relaxed);
+            metrics::jobs(state, 0);
+        }
+    }
+
+    /// Jobs a worker still has to finish.
+    pub(crate) fn open(&self) -> usize {
+        self.get(JobState::Pending) + self.get(JobState::Running)
+    }
+}
+
+/// The recorder's shared state.
+#[derive(Debug)]
+pub(crate) struct Shared<J> {
+    pub(crate) journal: J,
+    pub(crate) seen: Deduplicator,
+    pub(crate) states: StateCounts,
+    pub(crate) max_pending: usize,
+    pub(crate) queue: mpsc::UnboundedSender<JobId>,
+    /// Cleared when shutdown starts: the intake answers 503 from then on.
+    pub(crate) accepting: AtomicBool,
+    /// Set while the workers run.
+    pub(crate) working: AtomicBool,
+    pub(crate) lifetime: Duration,
+    pub(crate) clock: SharedClock,
+    /// Jobs a worker holds now, so that a job queued twice runs once.
+    pub(crate) in_flight: Mutex<HashSet<JobId>>,
+}
+
+impl<J> Shared<J> {
+    pub(crate) fn claim(&self, id: &JobId) -> bool {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone())
+    }
+
+    pub(crate) fn release(&self, id: &JobId) {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}

@@ -1,0 +1,351 @@
+//! The workers: every open job, chunk by chunk, checkpointed in the journal, retried until the recording expires.
+
+use std::error::Error as _;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Empty;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinSet;
+use tower::Service;
+use tracing::Instrument;
+
+use super::builder::{Engine, Recorder};
+use super::metrics;
+use crate::clock::Clock as _;
+use crate::download::{self, hex, Sink};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
+use crate::BoxError;
+
+/// How often done jobs past their retention are pruned while running.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+impl<C, RB, K, J> Recorder<C, K, J>
+where
+    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+    J: Journal,
+{
+    /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
+    /// pending or interrupted jobs), then each job the webhook accepts.
+    ///
+    /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
+    /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
+    /// `run` returns. It fails only when the journal cannot be read at start.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let receiver = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("the recorder is already running"))?;
+        let engine = self.engine.clone();
+        let shared = &engine.shared;
+        let mut scheduled = JoinSet::new();
+        engine.resume(&mut scheduled).await?;
+        shared.working.store(true, Ordering::Release);
+        tracing::info!(workers = engine.settings.workers, open = shared.states.open(), "recorder running");
+
+        let receiver = Arc::new(Mutex::new(receiver));
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = JoinSet::new();
+        for _ in 0..engine.settings.workers {
+            workers.spawn(engine.clone().work(receiver.clone(), stopped.clone()));
+        }
+        let maintenance = engine.clone();
+        scheduled.spawn(async move {
+            loop {
+                tokio::time::sleep(PRUNE_EVERY).await;
+                if let Err(error) = maintenance.prune().await {
+                    tracing::warn!(%error, "pruning done jobs failed");
+                }
+            }
+        });
+
+        shutdown.await;
+        shared.accepting.store(false, Ordering::Release);
+        let _ = stop.send(true);
+        tracing::info!(grace_ms = engine.settings.shutdown_grace.as_millis() as u64, "shutting down");
+        let drained = tokio::time::timeout(engine.settings.shutdown_grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "downloads still running at the end of the grace period stop here and resume on the next start"
+            );
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+        }
+        scheduled.abort_all();
+        shared.working.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl<C, RB, K, J> Engine<C, K, J>
+where
+    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+    J: Journal,
+{
+    /// Counts the journal's jobs, prunes old done ones and queues every open job (at its due time).
+    async fn resume(self: &Arc<Self>, scheduled: &mut JoinSet<()>) -> io::Result<()> {
+        let shared = &self.shared;
+        let jobs = shared.journal.list().await?;
+        shared.states.reset();
+        let now = shared.clock.now();
+        for job in jobs {
+            if self.expired_done(&job, now) {
+                shared.journal.remove(&job.id).await?;
+                continue;
+            }
+            shared.states.add(job.state);
+            shared.seen.first_delivery(&job.event_id);
+            if job.state.is_open() {
+                self.schedule(scheduled, job.id.clone(), job.next_attempt_at);
+            }
+        }
+        Ok(())
+    }
+
+    fn expired_done(&self, job: &Job, now: SystemTime) -> bool {
+        job.state == JobState::Done
+            && job
+                .finished_at
+                .and_then(|at| now.duration_since(at).ok())
+                .is_some_and(|age| age >= self.settings.done_retention)
+    }
+
+    async fn prune(&self) -> io::Result<()> {
+        let now = self.shared.clock.now();
+        for job in self.shared.journal.list().await? {
+            if self.expired_done(&job, now) {
+                self.shared.journal.remove(&job.id).await?;
+                self.shared.states.remove(JobState::Done);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a job now, or at `due`.
+    fn schedule(self: &Arc<Self>, scheduled: &mut JoinSet<()>, id: JobId, due: Option<SystemTime>) {
+        let wait = due.and_then(|due| due.duration_since(self.shared.clock.now()).ok());
+        match wait {
+            None => {
+                let _ = self.shared.queue.send(id);
+            }
+            Some(wait) => {
+                let queue = self.shared.queue.clone();
+                scheduled.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = queue.send(id);
+                });
+            }
+        }
+    }
+
+    async fn work(
+        self: Arc<Self>,
+        receiver: Arc<Mutex<mpsc::UnboundedReceiver<JobId>>>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let mut retries = JoinSet::new();
+        loop {
+            let next = async {
+                let mut receiver = receiver.lock().await;
+                receiver.recv().await
+            };
+            let id = tokio::select! {
+                biased;
+                _ = stopped.wait_for(|stop| *stop) => break,
+                id = next => match id {
+                    Some(id) => id,
+                    None => break,
+                },
+            };
+            if !self.shared.claim(&id) {
+                continue;
+            }
+            let retry_at = self.run_job(&id).instrument(tracing::info_span!("job", job = %id)).await;
+            self.shared.release(&id);
+            if let Some(due) = retry_at {
+                metrics::retry();
+                self.schedule(&mut retries, id, Some(due));
+            }
+            while retries.try_join_next().is_some() {}
+        }
+        // Scheduled retries belong to this run: the journal keeps them pending for the next one.
+        retries.detach_all();
+    }
+
+    /// One attempt at a job; answers when to try again, if at all.
+    async fn run_job(&self, id: &JobId) -> Option<SystemTime> {
+        let shared = &self.shared;
+        let mut job = match shared.journal.get(id).await {
+            Ok(Some(job)) if job.state.is_open() => job,
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::warn!(job = %id, %error, "cannot read the job; trying again later");
+                return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
+            }
+        };
+        let recording = job.recording.clone()?;
+        let previous = job.state;
+        job.state = JobState::Running;
+        job.attempts = job.attempts.saturating_add(1);
+        job.next_attempt_at = None;
+        if let Err(error) = shared.journal.update(&job).await {
+            tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
+            return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
+        }
+        shared.states.moved(previous, JobState::Running);
+        tracing::info!(event_id = %job.event_id, call_id = %recording.call_id, attempt = job.attempts, "attempt started");
+        let mut chunks = recording.chunks.clone();
+        chunks.sort_by(|a, b| a.index().cmp(&b.index()).then_with(|| a.document_id().cmp(b.document_id())));
+        let mut failure: Option<(String, bool)> = None;
+        let mut deletes_pending = false;
+        for chunk in &chunks {
+            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
+            if progress.state == ChunkState::Pending {
+                match self.downloader.download_chunk(&recording, chunk.clone()).await {
+                    Ok(manifest) => {
+                        progress.state = ChunkState::Stored;
+                        progress.bytes = Some(manifest.bytes);
+                        progress.sha256 = Some(hex(&manifest.sha256));
+                        progress.location = Some(manifest.location.clone());
+                        progress.last_error = None;
+                        if manifest.outcome != download::Outcome::Skipped {
+                            metrics::downloaded(manifest.bytes);
+                        }
+                        // A checkpoint per chunk: a crash after this never downloads the chunk again.
+                        if let Err(error) = shared.journal.update(&job).await {
+                            failure = Some((format!("the journal cannot write: {error}"), true));
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        let retryable = error.is_retryable();
+                        let reason = describe(&error);
+                        progress.last_error = Some(reason.clone());
+                        failure = Some((reason, retryable));
+                        break;
+                    }
+                }
+            }
+            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
+            if self.settings.delete_after_download && progress.state == ChunkState::Stored {
+                match self.downloader.delete_chunk(chunk).await {
+                    Ok(_) => {
+                        progress.state = ChunkState::Deleted;
+                        progress.last_error = None;
+                    }
+                    Err(error) => {
+                        // A failed delete never holds back the other chunks: it is retried with the job.
+                        progress.last_error = Some(format!("delete: {}", describe(&error)));
+                        deletes_pending = true;
+                    }
+                }
+                if let Err(error) = shared.journal.update(&job).await {
+                    failure = Some((format!("the journal cannot write: {error}"), true));
+                    break;
+                }
+            }
+        }
+
+        let now = shared.clock.now();
+        let (next, retry_at) = match failure {
+            None if !deletes_pending => {
+                job.state = JobState::Done;
+                job.last_error = None;
+                job.finished_at = Some(now);
+                if let Ok(age) = now.duration_since(job.received_at) {
+                    metrics::completed(age);
+                }
+                tracing::info!(job = %id, chunks = job.chunks.len(), bytes = job.bytes_stored(), "recording stored");
+                (JobState::Done, None)
+            }
+            None => self.retry_or_fail(&mut job, now, "a chunk could not be deleted from storage".to_owned(), true),
+            Some((reason, retryable)) => self.retry_or_fail(&mut job, now, reason, retryable),
+        };
+        if let Err(error) = shared.journal.update(&job).await {
+            // The journal still says running: the job resumes at the latest on the next start.
+            tracing::warn!(job = %id, %error, "cannot record the outcome; trying again later");
+            shared.states.moved(JobState::Running, JobState::Pending);
+            return Some(now + self.settings.job_backoff.delay(job.attempts, None));
+        }
+        shared.states.moved(JobState::Running, next);
+        retry_at
+    }
+
+    fn retry_or_fail(
+        &self,
+        job: &mut Job,
+        now: SystemTime,
+        reason: String,
+        retryable: bool,
+    ) -> (JobState, Option<SystemTime>) {
+        let deletes_only = job.chunks.iter().all(|c| c.state != ChunkState::Pending);
+        let due = now.checked_add(self.settings.job_backoff.delay(job.attempts, None));
+        match due {
+            Some(due) if retryable && due < job.expires_at => {
+                tracing::warn!(job = %job.id, attempt = job.attempts, reason = %reason, "attempt failed; retrying");
+                job.state = JobState::Pending;
+                job.last_error = Some(reason);
+                job.next_attempt_at = Some(due);
+                (JobState::Pending, Some(due))
+            }
+            _ if deletes_only => {
+                // Every chunk is stored: the recording is safe, only the storage clean-up did not happen.
+                job.state = JobState::Done;
+                job.last_error = Some(format!("stored; {reason} (not retried: the recording expires)"));
+                job.finished_at = Some(now);
+                (JobState::Done, None)
+            }
+            _ => {
+                let reason = if retryable {
+                    format!(
+                        "gave up: the recording expires at {}; last failure: {reason}",
+                        crate::time::format_rfc3339(job.expires_at, 0)
+                    )
+                } else {
+                    reason
+                };
+                tracing::error!(job = %job.id, reason = %reason, "recording failed");
+                job.state = JobState::Failed;
+                job.last_error = Some(reason);
+                job.finished_at = Some(now);
+                (JobState::Failed, None)
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line, for the journal (download errors never carry secrets or query strings).
+fn describe(error: &download::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
