@@ -1,19 +1,23 @@
-//! The recorder: receives ACS recording events through Event Grid and downloads every recording.
-//!
-//! With no connection string it runs the whole flow on the embedded emulator and exits: the emulator validates
-//! the webhook, records a demo call whose media spans several chunks, delivers the event (twice, as Event Grid's
-//! at-least-once delivery may), and the recorder downloads everything into `./recordings` and checks every
-//! SHA-256.
+//! The recorder: receives ACS recording events through Event Grid and downloads every recording, losing none.
 //!
 //! With `--connection-string` (or `ACS_CONNECTION_STRING`) it serves the webhook for a real Event Grid
-//! subscription until Ctrl-C or SIGTERM.
+//! subscription until Ctrl-C or SIGTERM (`serve.rs`, a few dozen lines over the library's `Recorder`). Every
+//! accepted event is journaled in `<out>/.acs-recording` before the webhook answers 200, so restarting the same
+//! command line resumes everything that was not finished.
+//!
+//! With no connection string it runs the same service against the embedded emulator and exits (`demo.rs`).
 //!
 //! ```sh
-//! cargo run --example recorder
+//! cargo run --example recorder                      # the demo
 //! cargo run --example recorder -- --help
+//! cargo run --example recorder -- status            # pending and failed jobs, with their reasons
+//! cargo run --example recorder -- retry <job id>    # a failed job, again
 //! ```
 
-mod app;
+mod demo;
+mod progress;
+mod serve;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,11 +25,9 @@ use std::process::ExitCode;
 
 use acs_recording::credential::ConnectionString;
 use acs_recording::emulator::eventgrid::Schema;
-use acs_recording::queue::DownloadQueue;
 use acs_recording::BoxError;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
 
 /// Receive Azure Communication Services recording events and download every recording.
 ///
@@ -35,12 +37,16 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// ACS connection string (`endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>`); runs
     /// the real service instead of the demo.
     #[arg(long, env = "ACS_CONNECTION_STRING", hide_env_values = true)]
     connection_string: Option<String>,
 
-    /// Address the webhook listens on [default: 0.0.0.0:8080; the demo uses a free loopback port].
+    /// Address the webhook (and `/healthz`, `/readyz`) listens on [default: 0.0.0.0:8080; the demo uses a free
+    /// loopback port].
     #[arg(long)]
     listen: Option<SocketAddr>,
 
@@ -54,8 +60,12 @@ struct Args {
     webhook_secret: Option<String>,
 
     /// Directory recordings are written to, as `<dir>/<call id>/<index>-<document id>.<ext>` plus metadata.
-    #[arg(long, default_value = "./recordings")]
+    #[arg(long, global = true, default_value = "./recordings")]
     out: PathBuf,
+
+    /// Directory of the journal [default: `<out>/.acs-recording`].
+    #[arg(long, global = true)]
+    journal: Option<PathBuf>,
 
     /// Another host (`host` or `host:port`) that may receive signed download requests, besides the ACS
     /// endpoint and Azure's recording storage; repeatable. Plain http and IP literals are accepted only for
@@ -63,17 +73,21 @@ struct Args {
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     allow_hosts: Vec<String>,
 
-    /// Chunks of one recording downloaded at the same time.
-    #[arg(long, default_value_t = 1)]
-    concurrency: usize,
+    /// Recordings downloaded at the same time.
+    #[arg(long, alias = "concurrency", default_value_t = 4)]
+    workers: usize,
 
     /// Delete each chunk from ACS storage once it is safely on disk.
     #[arg(long)]
     delete_after_download: bool,
 
-    /// Recordings that may wait for download; a delivery that does not fit gets 503 and Event Grid retries.
-    #[arg(long, default_value_t = 1024)]
-    queue_capacity: usize,
+    /// Open jobs the journal may hold; a delivery past it gets 503 and Event Grid retries.
+    #[arg(long, alias = "queue-capacity", default_value_t = 10_000)]
+    max_pending: usize,
+
+    /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 
     /// Hide the progress bars.
     #[arg(long)]
@@ -97,27 +111,55 @@ struct Args {
     demo_no_faults: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the journal's pending, running, failed and rejected jobs with their reasons.
+    Status {
+        /// Done jobs too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Make a failed job pending again (with the recorder stopped); it downloads on the next start.
+    Retry {
+        /// The job id, as `status` prints it.
+        job: String,
+    },
+}
+
 impl Args {
-    fn settings(&self) -> app::Settings {
-        app::Settings {
+    fn settings(&self) -> serve::Settings {
+        serve::Settings {
             out: self.out.clone(),
+            journal: self.journal_dir(),
             path: self.path.clone(),
             webhook_secret: self.webhook_secret.clone(),
             allow_hosts: self.allow_hosts.clone(),
-            concurrency: self.concurrency.max(1),
+            workers: self.workers.max(1),
+            max_pending: self.max_pending,
             delete_after_download: self.delete_after_download,
-            queue_capacity: self.queue_capacity,
             progress: !self.no_progress,
+            metrics: self.metrics,
         }
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.journal.clone().unwrap_or_else(|| self.out.join(".acs-recording"))
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(env_filter()).init();
     let args = Args::parse();
-    let result = match &args.connection_string {
-        Some(connection_string) => serve(&args, connection_string).await,
-        None => demo(&args).await,
+    let result = match (&args.command, &args.connection_string) {
+        (Some(Command::Status { all }), _) => {
+            status::status(&args.journal_dir(), *all).await.map(|()| ExitCode::SUCCESS)
+        }
+        (Some(Command::Retry { job }), _) => status::retry(&args.journal_dir(), job).await.map(|()| ExitCode::SUCCESS),
+        (None, Some(connection_string)) => real(&args, connection_string).await,
+        (None, None) => demo(&args).await,
     };
     match result {
         Ok(code) => code,
@@ -128,48 +170,79 @@ async fn main() -> ExitCode {
     }
 }
 
+fn env_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
+async fn real(args: &Args, connection_string: &str) -> Result<ExitCode, BoxError> {
+    let connection_string = ConnectionString::parse(connection_string)?;
+    let settings = args.settings();
+    if let Some(addr) = settings.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
+    }
+    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
+    let listener = TcpListener::bind(listen).await?;
+    println!(
+        "recorder for {} listening on http://{}{}{}; journal in {}",
+        connection_string.endpoint(),
+        listener.local_addr()?,
+        settings.path,
+        if settings.webhook_secret.is_some() { " (deliveries must carry the secret)" } else { "" },
+        settings.journal.display(),
+    );
+    if settings.webhook_secret.is_none() {
+        eprintln!("warning: no --webhook-secret: anyone who can reach the webhook can make the recorder download");
+    }
+    let shutdown = async {
+        shutdown_signal().await;
+        println!(
+            "shutting down: no new deliveries; finishing the downloads already accepted (Ctrl-C again to stop at once)"
+        );
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("stopped: accepted jobs and partial downloads resume on the next start");
+            std::process::exit(130);
+        });
+    };
+    serve::run(&settings, &connection_string, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
     println!("No connection string: running the demo on the embedded ACS and Event Grid emulator.");
-    let demo = app::Demo {
+    let demo = demo::Demo {
         chunks: args.demo_chunks.max(1),
         chunk_size: args.demo_chunk_size.max(64 * 1024),
         schema: args.demo_schema,
         faults: !args.demo_no_faults,
     };
-    let report = app::run_demo(args.settings(), demo).await?;
+    let report = demo::run(args.settings(), demo).await?;
 
     println!();
-    println!(
-        "webhook           http://{}{} (validated with {} handshake)",
-        report.webhook, args.path, report.handshakes
-    );
+    println!("webhook validated with {} handshake", report.handshakes);
     let outcomes: Vec<String> = report.deliveries.iter().map(|d| format!("{d:?}")).collect();
     println!("deliveries        {}", outcomes.join(", "));
-    println!("recordings queued {} (the redelivery of the same event was skipped)", report.jobs);
+    println!("jobs journaled    {} (the redelivery of the same event was recognised)", report.jobs);
+    println!("job               {} {} after {} attempt(s)", report.job.id, report.job.state, report.job.attempts);
     println!();
-    println!(
-        "{:>5}  {:<40} {:>10}  {:<16} {:<10} {:>8}  file",
-        "chunk", "document", "bytes", "sha-256", "outcome", "requests"
-    );
-    for (chunk, ok) in report.manifest.chunks.iter().zip(&report.verified) {
+    println!("{:>5}  {:<40} {:>10}  {:<16} file", "chunk", "document", "bytes", "sha-256");
+    for (chunk, ok) in report.job.chunks.iter().zip(&report.verified) {
         println!(
-            "{:>5}  {:<40} {:>10}  {:<16} {:<10} {:>8}  {}{}",
+            "{:>5}  {:<40} {:>10}  {:<16} {}{}",
             chunk.index,
             chunk.document_id,
-            chunk.bytes,
-            &chunk.sha256_hex()[..16],
-            format!("{:?}", chunk.outcome),
-            chunk.attempts,
-            chunk.location,
+            chunk.bytes.unwrap_or(0),
+            chunk.sha256.as_deref().map_or("-", |sha| &sha[..16]),
+            chunk.location.as_deref().unwrap_or("-"),
             if *ok { "" } else { "  <-- SHA-256 MISMATCH" },
         );
     }
-    let bytes = report.manifest.bytes();
+    let bytes = report.job.bytes_stored();
     let seconds = report.elapsed.as_secs_f64().max(1e-9);
     println!();
     println!(
         "{} chunks, {} bytes in {:.2} s ({:.1} MB/s); storage served {} content bytes; every SHA-256 {}",
-        report.manifest.chunks.len(),
+        report.job.chunks.len(),
         bytes,
         seconds,
         bytes as f64 / seconds / 1e6,
@@ -182,65 +255,6 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn serve(args: &Args, connection_string: &str) -> Result<ExitCode, BoxError> {
-    let connection_string = ConnectionString::parse(connection_string)?;
-    let settings = args.settings();
-    let allow = app::allow_list(&settings.allow_hosts)?;
-    let downloader = app::downloader(&connection_string, allow, &settings);
-    let (queue, jobs) = DownloadQueue::new(settings.queue_capacity);
-    let router = app::webhook(&settings.path, settings.webhook_secret.as_deref(), queue);
-    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
-    let listener = TcpListener::bind(listen).await?;
-    println!(
-        "recorder for {} listening on http://{}{}{}",
-        connection_string.endpoint(),
-        listener.local_addr()?,
-        settings.path,
-        if settings.webhook_secret.is_some() { " (deliveries must carry the secret)" } else { "" },
-    );
-    if settings.webhook_secret.is_none() {
-        eprintln!("warning: no --webhook-secret: anyone who can reach the webhook can make the recorder download");
-    }
-
-    let (stop, stopped) = oneshot::channel();
-    let server = tokio::spawn(app::serve(listener, router, stopped));
-    let (results_tx, mut results) = mpsc::unbounded_channel();
-    let worker = tokio::spawn(app::run_worker(jobs, downloader, results_tx));
-    let reporter = tokio::spawn(async move {
-        let mut failures = 0usize;
-        while let Some((job, result)) = results.recv().await {
-            match result {
-                Ok(manifest) => println!(
-                    "recording of call {} (event {}): {} chunks, {} bytes",
-                    manifest.call_id,
-                    job.event_id,
-                    manifest.chunks.len(),
-                    manifest.bytes()
-                ),
-                Err(error) => {
-                    failures += 1;
-                    eprintln!("recording of call {} (event {}) failed: {error}", job.recording.call_id, job.event_id);
-                }
-            }
-        }
-        failures
-    });
-
-    shutdown_signal().await;
-    println!("shutting down: no new deliveries; finishing the downloads already accepted (Ctrl-C again to abort)");
-    let _ = stop.send(());
-    server.await??;
-    tokio::select! {
-        _ = worker => {}
-        _ = shutdown_signal() => {
-            eprintln!("aborted: partial downloads stay under temporary names and resume on the next run");
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    let failures = reporter.await?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

@@ -216,6 +216,19 @@ impl Job {
         }
     }
 
+    /// Makes a failed job pending again: attempts start over, the expiry stays. `false` (and no change) for a job
+    /// in any other state.
+    pub fn reopen(&mut self) -> bool {
+        if self.state != JobState::Failed {
+            return false;
+        }
+        self.state = JobState::Pending;
+        self.attempts = 0;
+        self.next_attempt_at = None;
+        self.finished_at = None;
+        true
+    }
+
     /// The progress of a chunk, by index and document id.
     pub fn chunk_mut(&mut self, index: i64, document_id: &str) -> Option<&mut ChunkProgress> {
         self.chunks.iter_mut().find(|c| c.index == index && c.document_id == document_id)

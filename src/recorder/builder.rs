@@ -17,7 +17,7 @@ use crate::clock::{Clock, SharedClock};
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::download::{ChunkDownloader, Progress, RetryPolicy, Sink};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
-use crate::journal::{JobId, JobState, Journal};
+use crate::journal::{Job, JobId, JobState, Journal};
 use crate::signing::{AllowList, HmacSigning, HmacSigningLayer};
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
@@ -27,6 +27,7 @@ pub type Webhook<J> = EventGridWebhook<Intake<J>>;
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+pub(crate) type JobFn = Arc<dyn Fn(&Job) + Send + Sync>;
 
 /// How the workers behave; set through [`RecorderBuilder`].
 #[derive(Clone)]
@@ -36,6 +37,7 @@ pub(crate) struct Settings {
     pub(crate) done_retention: Duration,
     pub(crate) job_backoff: RetryPolicy,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) on_job: Option<JobFn>,
 }
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
@@ -141,6 +143,7 @@ impl<S, K, J> RecorderBuilder<S, K, J> {
                     .initial_backoff(Duration::from_secs(5))
                     .max_backoff(Duration::from_secs(300)),
                 shutdown_grace: Duration::from_secs(30),
+                on_job: None,
             },
         }
     }
@@ -228,6 +231,12 @@ impl<S, K, J> RecorderBuilder<S, K, J> {
         self
     }
 
+    /// Calls `report` with each job that reaches `done` or `failed` (after its record was written).
+    pub fn on_job(mut self, report: impl Fn(&Job) + Send + Sync + 'static) -> Self {
+        self.settings.on_job = Some(Arc::new(report));
+        self
+    }
+
     /// Builds the recorder. Nothing runs until [`Recorder::run`] and the [`Recorder::webhook`] is served.
     pub fn build(self) -> Recorder<HmacSigning<S>, K, J>
     where
@@ -287,13 +296,9 @@ impl<C, K, J: Journal> Recorder<C, K, J> {
     pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
         let shared = &self.engine.shared;
         let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
-        if job.state != JobState::Failed {
+        if !job.reopen() {
             return Ok(false);
         }
-        job.state = JobState::Pending;
-        job.attempts = 0;
-        job.next_attempt_at = None;
-        job.finished_at = None;
         shared.journal.update(&job).await?;
         shared.states.moved(JobState::Failed, JobState::Pending);
         queue(shared, id);

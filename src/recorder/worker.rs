@@ -289,6 +289,11 @@ where
             return Some(now + self.settings.job_backoff.delay(job.attempts, None));
         }
         shared.states.moved(JobState::Running, next);
+        if matches!(next, JobState::Done | JobState::Failed) {
+            if let Some(report) = &self.settings.on_job {
+                report(&job);
+            }
+        }
         retry_at
     }
 

@@ -1,0 +1,43 @@
+//! `status` and `retry`: the journal seen from the command line.
+
+use std::path::Path;
+
+use acs_recording::journal::{FileJournal, JobId, JobState, Journal};
+use acs_recording::BoxError;
+
+/// Lists the jobs that are not done (all of them with `all`), with their reasons.
+pub(crate) async fn status(journal: &Path, all: bool) -> Result<(), BoxError> {
+    let journal = FileJournal::open_read_only(journal)?;
+    let jobs = journal.list().await?;
+    let shown: Vec<_> = jobs.iter().filter(|job| all || job.state != JobState::Done).collect();
+    println!("{} jobs in {} ({} shown)", jobs.len(), journal.root().display(), shown.len());
+    for job in shown {
+        let call = job.recording.as_ref().map_or("-", |r| r.call_id.as_str());
+        println!(
+            "{}  {:<8} call {call}  event {}  chunks {}/{}  attempts {}",
+            job.id,
+            job.state,
+            job.event_id,
+            job.chunks_stored(),
+            job.chunks.len(),
+            job.attempts
+        );
+        if let Some(reason) = &job.last_error {
+            println!("    {reason}");
+        }
+    }
+    Ok(())
+}
+
+/// Makes a failed job pending again; the recorder downloads it on its next start.
+pub(crate) async fn retry(journal: &Path, id: &str) -> Result<(), BoxError> {
+    let id = JobId::parse(id).ok_or("a job id is 32 lower-case hex digits, as `status` prints it")?;
+    let journal = FileJournal::open(journal).map_err(|error| format!("{error} (stop the recorder first)"))?;
+    let mut job = journal.get(&id).await?.ok_or_else(|| format!("no job {id}"))?;
+    if !job.reopen() {
+        return Err(format!("job {id} is {}, not failed", job.state).into());
+    }
+    journal.update(&job).await?;
+    println!("job {id} is pending again; the recorder downloads it on its next start");
+    Ok(())
+}
