@@ -193,6 +193,8 @@ struct Document {
     version: u64,
     deleted: bool,
     faults: VecDeque<Fault>,
+    /// Statuses answered to the next `DELETE`s, one each.
+    delete_faults: VecDeque<u16>,
     content_md5: bool,
     send_etag: bool,
     content_type: &'static str,
@@ -205,6 +207,7 @@ impl Document {
             version: 0,
             deleted: false,
             faults: VecDeque::new(),
+            delete_faults: VecDeque::new(),
             content_md5: false,
             send_etag: true,
             content_type,
@@ -226,6 +229,8 @@ struct State {
     /// Metadata documents, by the document id of their chunk.
     metadata: HashMap<String, Document>,
     log: Vec<Entry>,
+    /// While set, every request is answered 503: the storage is down.
+    outage: bool,
 }
 
 struct Shared {
@@ -256,7 +261,12 @@ impl Storage {
     pub(crate) fn new(base_url: String, chunk_limit: u64, resource_id: String) -> Self {
         Self {
             shared: Arc::new(Shared {
-                state: Mutex::new(State { documents: HashMap::new(), metadata: HashMap::new(), log: Vec::new() }),
+                state: Mutex::new(State {
+                    documents: HashMap::new(),
+                    metadata: HashMap::new(),
+                    log: Vec::new(),
+                    outage: false,
+                }),
                 base_url,
                 chunk_limit,
                 resource_id,
@@ -392,6 +402,18 @@ impl Storage {
         }
     }
 
+    /// Answers the next `DELETE`s of a document with these statuses, one each, before deleting for real.
+    pub fn inject_delete(&self, document_id: &str, statuses: impl IntoIterator<Item = u16>) {
+        if let Some(document) = self.state().documents.get_mut(document_id) {
+            document.delete_faults.extend(statuses);
+        }
+    }
+
+    /// Takes the whole storage down (`true`: every request is answered 503) or brings it back.
+    pub fn set_outage(&self, down: bool) {
+        self.state().outage = down;
+    }
+
     /// Removes a document's remaining faults.
     pub fn clear_faults(&self, document_id: &str) {
         if let Some(document) = self.state().documents.get_mut(document_id) {
@@ -478,9 +500,17 @@ impl Storage {
         };
         let method = request.method().clone();
         let mut state = self.state();
-        let State { documents, metadata, .. } = &mut *state;
+        let State { documents, metadata, outage, .. } = &mut *state;
+        if *outage {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the storage is down");
+        }
         match (route, &method) {
             (Route::Object(id), &Method::DELETE) => match documents.get_mut(&id) {
+                Some(document) if !document.deleted && !document.delete_faults.is_empty() => {
+                    let status = document.delete_faults.pop_front().unwrap_or(500);
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    problem(status, "injected", "an injected fault")
+                }
                 Some(document) if !document.deleted => {
                     document.deleted = true;
                     if let Some(meta) = metadata.get_mut(&id) {

@@ -264,6 +264,7 @@ impl<S, K, J> RecorderBuilder<S, K, J> {
             lifetime: self.lifetime,
             clock: self.clock,
             in_flight: Mutex::default(),
+            counting: tokio::sync::RwLock::new(()),
         });
         Recorder {
             engine: Arc::new(Engine { shared, downloader, settings: self.settings }),

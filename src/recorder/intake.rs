@@ -141,13 +141,17 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
     }
     let fresh = jobs.len();
     for (event, rejected) in events.rejected() {
-        if !shared.seen.contains(event.id()) {
+        if shared.seen.contains(event.id()) {
+            duplicates += 1;
+        } else {
             jobs.push(Job::rejected(event.id(), rejected.reason(), now));
         }
     }
     if jobs.is_empty() {
         return Ok(Admitted { accepted: 0, duplicates, rejected: 0 });
     }
+    // Held while inserting and counting, so that the workers' count at start sees each job exactly once.
+    let _counting = shared.counting.read().await;
     let open = shared.states.open();
     if open.saturating_add(fresh) > shared.max_pending {
         return Err(format!("the journal holds its maximum of {} open jobs", shared.max_pending));

@@ -42,7 +42,7 @@
 //!
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let journal = recorder.journal().clone();
-//! let workers = tokio::spawn(recorder.run(async { let _ = stopped.await; }));
+//! let workers = tokio::spawn(async move { recorder.run(async { let _ = stopped.await; }).await });
 //!
 //! // Event Grid validates the webhook and delivers; the 200 comes once the job is durable.
 //! let publisher = EventGridPublisher::new(&url, Schema::EventGrid)?;

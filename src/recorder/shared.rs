@@ -83,6 +83,8 @@ pub(crate) struct Shared<J> {
     pub(crate) clock: SharedClock,
     /// Jobs a worker holds now, so that a job queued twice runs once.
     pub(crate) in_flight: Mutex<HashSet<JobId>>,
+    /// The intake holds it to read while it inserts and counts; the count at start holds it to write.
+    pub(crate) counting: tokio::sync::RwLock<()>,
 }
 
 impl<J> Shared<J> {

@@ -41,8 +41,9 @@ where
     ///
     /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
     /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
-    /// `run` returns. It fails only when the journal cannot be read at start.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+    /// `run` returns. It fails when the journal cannot be read at start, or when the recorder already ran. Share
+    /// the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         let receiver = self
             .queue
             .lock()
@@ -106,8 +107,9 @@ where
     /// Counts the journal's jobs, prunes old done ones and queues every open job (at its due time).
     async fn resume(self: &Arc<Self>, scheduled: &mut JoinSet<()>) -> io::Result<()> {
         let shared = &self.shared;
-        let jobs = shared.journal.list().await?;
+        let _counting = shared.counting.write().await;
         shared.states.reset();
+        let jobs = shared.journal.list().await?;
         let now = shared.clock.now();
         for job in jobs {
             if self.expired_done(&job, now) {

@@ -1,0 +1,426 @@
+//! The library `Recorder` in-process against the emulator: the webhook journals before answering, the workers
+//! download every job, and nothing accepted is lost when the storage, the journal or the process fails.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use acs_recording::download::{DirectorySink, RetryPolicy as FetchRetry};
+use acs_recording::emulator::eventgrid::{
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+};
+use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
+use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
+use acs_recording::recorder::{Recorder, RecorderBuilder};
+use bytes::Bytes;
+use common::{send, TestServer};
+use http::{Method, StatusCode};
+use http_body_util::Empty;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+type Builder = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, FileJournal>;
+
+const SECRET: &str = "recorder-test";
+
+/// A recorder serving its webhook and health probes on loopback, its workers running.
+struct Running {
+    server: TestServer,
+    journal: FileJournal,
+    stop: Option<oneshot::Sender<()>>,
+    workers: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(emulator: &Emulator, out: &Path, configure: impl FnOnce(Builder) -> Builder) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let journal = FileJournal::open(out.join(".journal")).unwrap();
+        let builder = Recorder::builder(&emulator.connection_string(), client, DirectorySink::new(out), journal)
+            .allow_list(emulator.allow_list())
+            .webhook_layer(EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET)))
+            .fetch_retry(FetchRetry::default().max_attempts(2).initial_backoff(Duration::from_millis(1)))
+            .job_backoff(Duration::from_millis(10), Duration::from_millis(40));
+        let recorder = configure(builder).build();
+        let journal = recorder.journal().clone();
+        let app = axum::Router::new()
+            .route_service("/api/events", recorder.webhook())
+            .route_service("/readyz", recorder.health())
+            .route_service("/healthz", recorder.health());
+        let server = TestServer::axum(app).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let workers = tokio::spawn(async move {
+            recorder
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        // Ready once the workers counted the journal and run.
+        let readyz = server.url("/readyz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while send(Method::GET, &readyz, &[], Bytes::new()).await.status != StatusCode::OK {
+            assert!(Instant::now() < deadline, "the recorder did not become ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Self { server, journal, stop: Some(stop), workers }
+    }
+
+    fn publisher(&self, schema: Schema, retry: RetryPolicy) -> EventGridPublisher {
+        EventGridPublisher::new(&self.server.url(&format!("/api/events?code={SECRET}")), schema)
+            .unwrap()
+            .with_retry(retry)
+    }
+
+    /// Stops the workers (after their grace period) and the server.
+    async fn stop(mut self) -> FileJournal {
+        let _ = self.stop.take().map(|stop| stop.send(()));
+        (&mut self.workers).await.unwrap().unwrap();
+        self.journal
+    }
+}
+
+fn once() -> RetryPolicy {
+    RetryPolicy { delays: vec![Duration::from_millis(5)], max_attempts: 1, response_timeout: Duration::from_secs(10) }
+}
+
+/// Waits (bounded) until `accept` holds for the event's job.
+async fn wait_for(journal: &FileJournal, event_id: &str, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
+    let id = JobId::for_event(event_id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(job) = journal.get(&id).await.unwrap() {
+            if accept(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "{what}: job is {:?}", job);
+        }
+        assert!(Instant::now() < deadline, "{what}: no job for event {event_id}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn finished(journal: &FileJournal, event_id: &str) -> Job {
+    wait_for(journal, event_id, "finish", |job| !job.state.is_open()).await
+}
+
+/// Every chunk's file, read back, has the emulator's SHA-256, and the journal recorded the same.
+fn assert_files_right(job: &Job, recording: &StoredRecording) {
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(job.chunks.len(), recording.chunks.len());
+    for (progress, chunk) in job.chunks.iter().zip(&recording.chunks) {
+        let location = progress.location.as_deref().expect("stored");
+        let digest: [u8; 32] = Sha256::digest(std::fs::read(location).unwrap()).into();
+        assert_eq!(digest, chunk.sha256, "{location}");
+        assert_eq!(progress.sha256.as_deref(), Some(hex(&digest).as_str()));
+        assert_eq!(progress.bytes, Some(chunk.size));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn content_bytes_served(emulator: &Emulator, recording: &StoredRecording) -> u64 {
+    recording
+        .chunks
+        .iter()
+        .flat_map(|chunk| emulator.storage().requests_for(&chunk.document_id))
+        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
+        .map(|r| r.bytes_sent)
+        .sum()
+}
+
+#[tokio::test]
+async fn every_chunk_reaches_the_sink_once_despite_faults_and_a_redelivery() {
+    for schema in [Schema::EventGrid, Schema::CloudEvents] {
+        let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
+        let recording = emulator.storage().record(RecordingSpec::new("call-faults", 900_000));
+        emulator.storage().inject(&recording.chunks[0].document_id, [Fault::DropAfter(100_000)]);
+        emulator.storage().inject(
+            &recording.chunks[1].document_id,
+            [Fault::status_times(503, 1, Some(0)), vec![Fault::DropAfter(10)]].concat(),
+        );
+        let out = tempfile::tempdir().unwrap();
+        // Three requests per attempt: the dropped connection, the 503 and the second drop each cost one.
+        let three = FetchRetry::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let running = Running::start(&emulator, out.path(), |b| b.fetch_retry(three)).await;
+        let publisher = running.publisher(schema, once());
+        publisher.validate().await.unwrap();
+        let event = recording_file_status_updated(&recording);
+        for _ in 0..2 {
+            assert_eq!(
+                publisher.deliver(std::slice::from_ref(&event)).await,
+                DeliveryOutcome::Delivered { attempts: 1 }
+            );
+        }
+        let job = finished(&running.journal, &event.id).await;
+        assert_files_right(&job, &recording);
+        assert_eq!(job.attempts, 1, "{schema:?}: the faults were absorbed by the fetch retries");
+        // One job for two deliveries, and every media byte served once: the resumes continued where they stopped.
+        assert_eq!(running.journal.list().await.unwrap().len(), 1, "{schema:?}");
+        assert_eq!(content_bytes_served(&emulator, &recording), recording.bytes(), "{schema:?}");
+        running.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_one_malformed_event_accepts_the_valid_ones_and_records_the_rejected_one() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let first = emulator.storage().record(RecordingSpec::new("call-a", 100_000));
+    let second = emulator.storage().record(RecordingSpec::new("call-b", 50_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let (a, b) = (recording_file_status_updated(&first), recording_file_status_updated(&second));
+    let mut bad = recording_file_status_updated(&first);
+    bad.id = "malformed-event".into();
+    bad.data["recordingStorageInfo"]["recordingChunks"][0].as_object_mut().unwrap().remove("documentId");
+    let envelope = |e: &OutgoingEvent| {
+        serde_json::json!({"id": e.id, "subject": e.subject, "eventType": e.event_type, "eventTime": e.time,
+            "dataVersion": e.data_version, "data": e.data})
+    };
+    let body = serde_json::to_vec(&[envelope(&a), envelope(&bad), envelope(&b)]).unwrap();
+    let url = running.server.url(&format!("/api/events?code={SECRET}"));
+    let reply = send(Method::POST, &url, &[("content-type", "application/json")], body.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.text(), r#"{"accepted":2,"duplicates":0,"rejected":1}"#);
+
+    assert_files_right(&finished(&running.journal, &a.id).await, &first);
+    assert_files_right(&finished(&running.journal, &b.id).await, &second);
+    let rejected = running.journal.get(&JobId::for_event("malformed-event")).await.unwrap().expect("recorded");
+    assert_eq!(rejected.state, JobState::Rejected);
+    assert_eq!(
+        rejected.last_error.as_deref(),
+        Some("invalid data for Microsoft.Communication.RecordingFileStatusUpdated: missing field `documentId`")
+    );
+    // The same batch again: everything is a duplicate, nothing new is journaled.
+    let again = send(Method::POST, &url, &[("content-type", "application/json")], body).await;
+    assert_eq!(again.text(), r#"{"accepted":0,"duplicates":3,"rejected":0}"#);
+    assert_eq!(running.journal.list().await.unwrap().len(), 3);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_write_answers_503_and_loses_nothing() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-disk", 100_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let readyz = running.server.url("/readyz");
+    assert_eq!(send(Method::GET, &readyz, &[], Bytes::new()).await.status, StatusCode::OK);
+
+    // The journal's folder replaced by a file: every write fails with a real I/O error.
+    let jobs = out.path().join(".journal").join("jobs");
+    std::fs::remove_dir(&jobs).unwrap();
+    std::fs::write(&jobs, b"").unwrap();
+    let publisher = running.publisher(Schema::EventGrid, once());
+    let event = recording_file_status_updated(&recording);
+    assert_eq!(publisher.deliver(std::slice::from_ref(&event)).await, DeliveryOutcome::Exhausted { attempts: 1 });
+    assert_eq!(publisher.log().last().unwrap().status, Some(StatusCode::SERVICE_UNAVAILABLE));
+    let ready = send(Method::GET, &readyz, &[], Bytes::new()).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().contains("the journal cannot write"), "{}", ready.text());
+    assert_eq!(send(Method::GET, &running.server.url("/healthz"), &[], Bytes::new()).await.status, StatusCode::OK);
+
+    // The disk comes back; Event Grid's next attempt is accepted and the recording downloaded.
+    std::fs::remove_file(&jobs).unwrap();
+    std::fs::create_dir(&jobs).unwrap();
+    assert_eq!(publisher.deliver(std::slice::from_ref(&event)).await, DeliveryOutcome::Delivered { attempts: 1 });
+    assert_files_right(&finished(&running.journal, &event.id).await, &recording);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_journal_answers_503_until_a_job_finishes() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let first = emulator.storage().record(RecordingSpec::new("call-1", 50_000));
+    let second = emulator.storage().record(RecordingSpec::new("call-2", 50_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b.max_pending(1)).await;
+    let publisher = running.publisher(Schema::EventGrid, once());
+    emulator.storage().set_outage(true);
+    let (a, b) = (recording_file_status_updated(&first), recording_file_status_updated(&second));
+    assert!(publisher.deliver(std::slice::from_ref(&a)).await.is_delivered());
+    assert_eq!(publisher.deliver(std::slice::from_ref(&b)).await, DeliveryOutcome::Exhausted { attempts: 1 });
+    assert_eq!(publisher.log().last().unwrap().status, Some(StatusCode::SERVICE_UNAVAILABLE));
+    emulator.storage().set_outage(false);
+    assert_files_right(&finished(&running.journal, &a.id).await, &first);
+    assert!(publisher.deliver(std::slice::from_ref(&b)).await.is_delivered());
+    assert_files_right(&finished(&running.journal, &b.id).await, &second);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_storage_outage_longer_than_one_attempt_budget_then_recovery_completes_without_redelivery() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-outage", 150_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let publisher = running.publisher(Schema::EventGrid, once());
+    emulator.storage().set_outage(true);
+    let event = recording_file_status_updated(&recording);
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    // Several attempts, each outlasting its fetch budget, while the job stays pending with the reason.
+    let waiting = wait_for(&running.journal, &event.id, "retry", |job| job.attempts >= 3).await;
+    assert!(waiting.state.is_open(), "{waiting:?}");
+    let reason = waiting.last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("503 Service Unavailable"), "{reason}");
+    emulator.storage().set_outage(false);
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    assert_eq!(publisher.log().len(), 1, "no redelivery was needed");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_recording_deleted_from_storage_fails_its_job_with_a_reason_naming_the_chunk() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-gone", 100_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let mut event = recording_file_status_updated(&recording);
+    let chunk = &mut event.data["recordingStorageInfo"]["recordingChunks"][1];
+    let gone = emulator.storage().content_location("no-such-document");
+    chunk["contentLocation"] = serde_json::json!(format!("{gone}?sig=SECRET-SAS"));
+    let publisher = running.publisher(Schema::EventGrid, once());
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let job = finished(&running.journal, &event.id).await;
+    assert_eq!(job.state, JobState::Failed);
+    let reason = job.last_error.clone().unwrap_or_default();
+    assert!(reason.starts_with(&format!("chunk 1 (`{}`)", recording.chunks[1].document_id)), "{reason}");
+    assert!(reason.contains("404"), "{reason}");
+    assert!(!reason.contains("SECRET-SAS"), "{reason}");
+    // The chunk before it is stored and stays so; a permanent failure is not retried.
+    assert_eq!(job.chunks[0].state, ChunkState::Stored);
+    assert_eq!(job.attempts, 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_retried_without_holding_back_the_other_chunks() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-delete", 150_000));
+    let first = recording.chunks[0].document_id.clone();
+    emulator.storage().inject_delete(&first, [503; 5]);
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b.delete_after_download(true)).await;
+    let publisher = running.publisher(Schema::EventGrid, once());
+    let event = recording_file_status_updated(&recording);
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    assert!(job.chunks.iter().all(|c| c.state == ChunkState::Deleted), "{job:?}");
+    assert!(job.attempts >= 2, "{job:?}");
+    for chunk in &recording.chunks {
+        assert!(emulator.storage().document(&chunk.document_id).unwrap().deleted);
+    }
+    // The last chunk was deleted before the first chunk's delete finally went through.
+    let log = emulator.storage().requests();
+    let last_delete = |id: &str| log.iter().rposition(|r| r.method == Method::DELETE && r.path.contains(id)).unwrap();
+    assert!(last_delete(&recording.chunks[2].document_id) < last_delete(&first));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_job_resumes_when_the_recorder_starts_again() {
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-resume", 5_000_000));
+    let stalled = recording.chunks[0].document_id.clone();
+    emulator.storage().inject(&stalled, [Fault::StallAfter(3 << 20)]);
+    let out = tempfile::tempdir().unwrap();
+    let event = recording_file_status_updated(&recording);
+    let partial = out.path().join("call-resume").join(format!(".0-{stalled}.wav.partial"));
+    let kept = {
+        let running = Running::start(&emulator, out.path(), |b| b.shutdown_grace(Duration::ZERO)).await;
+        let publisher = running.publisher(Schema::EventGrid, once());
+        assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+        let job = wait_for(&running.journal, &event.id, "start", |job| job.state == JobState::Running).await;
+        assert_eq!(job.attempts, 1);
+        // The stalled chunk has written part of its bytes to its partial file when the recorder stops.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
+            assert!(Instant::now() < deadline, "the partial file did not fill");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let journal = running.stop().await;
+        let interrupted = journal.get(&JobId::for_event(&event.id)).await.unwrap().unwrap();
+        assert_eq!(interrupted.state, JobState::Running);
+        std::fs::metadata(&partial).unwrap().len()
+    };
+    // A new recorder on the same folders, no redelivery: the job resumes from the partial file.
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    assert_eq!(job.attempts, 2);
+    let requests = emulator.storage().requests_for(&stalled);
+    let ranges: Vec<Option<&str>> =
+        requests.iter().filter(|r| !r.path.ends_with("acsmetadata")).map(|r| r.range.as_deref()).collect();
+    assert_eq!(ranges.last().copied().flatten(), Some(format!("bytes={kept}-").as_str()), "{ranges:?}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_retryable_failure_past_the_recording_expiry_fails_the_job() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-late", 50_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b.recording_lifetime(Duration::from_millis(200))).await;
+    emulator.storage().set_outage(true);
+    let publisher = running.publisher(Schema::EventGrid, once());
+    let event = recording_file_status_updated(&recording);
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let job = finished(&running.journal, &event.id).await;
+    assert_eq!(job.state, JobState::Failed);
+    let reason = job.last_error.unwrap_or_default();
+    assert!(reason.starts_with("gave up: the recording expires at "), "{reason}");
+    assert!(reason.contains("503 Service Unavailable"), "{reason}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_job_retried_by_hand_completes() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-again", 50_000));
+    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(403, 1, None));
+    let out = tempfile::tempdir().unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let journal = FileJournal::open(out.path().join(".journal")).unwrap();
+    let recorder = Recorder::builder(&emulator.connection_string(), client, DirectorySink::new(out.path()), journal)
+        .allow_list(emulator.allow_list())
+        .build();
+    let recorder = std::sync::Arc::new(recorder);
+    let server = TestServer::axum(axum::Router::new().route_service("/e", recorder.webhook())).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let workers = tokio::spawn({
+        let recorder = recorder.clone();
+        async move {
+            recorder
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let publisher = EventGridPublisher::new(&server.url("/e"), Schema::EventGrid).unwrap().with_retry(once());
+    let event = recording_file_status_updated(&recording);
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let failed = finished(recorder.journal(), &event.id).await;
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("403"), "{reason}");
+
+    let id = JobId::for_event(&event.id);
+    assert!(recorder.retry(&id).await.unwrap());
+    assert!(!recorder.retry(&JobId::for_event("unknown")).await.unwrap());
+    let job = finished(recorder.journal(), &event.id).await;
+    assert_files_right(&job, &recording);
+    assert_eq!(job.attempts, 1, "attempts start over");
+    let _ = stop.send(());
+    workers.await.unwrap().unwrap();
+}
