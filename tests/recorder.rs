@@ -81,6 +81,7 @@ impl Running {
     async fn stop(mut self) -> FileJournal {
         let _ = self.stop.take().map(|stop| stop.send(()));
         (&mut self.workers).await.unwrap().unwrap();
+        self.server.stop().await;
         self.journal
     }
 }

@@ -96,6 +96,15 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Shuts the server down and waits until it has dropped its service.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for TestServer {
