@@ -1,15 +1,21 @@
 //! The recorder example as a separate process in its real mode (a connection string given), pointed at the
-//! emulator: the emulator validates its webhook and delivers a recording, the recorder downloads it, and SIGTERM
-//! shuts it down cleanly.
+//! emulator: killed with SIGKILL at the worst moments and started again with the same command line, it loses
+//! nothing and downloads nothing twice; SIGTERM shuts it down cleanly.
 #![cfg(unix)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acs_recording::emulator::eventgrid::{recording_file_status_updated, DeliveryOutcome, EventGridPublisher, Schema};
-use acs_recording::emulator::{Emulator, RecordingSpec};
+use acs_recording::emulator::eventgrid::{
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+};
+use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
+use http::Method;
 use sha2::{Digest, Sha256};
+
+const SECRET: &str = "process-secret";
 
 /// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
 fn recorder_binary() -> PathBuf {
@@ -18,21 +24,98 @@ fn recorder_binary() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("examples").join("recorder")
+    let binary = dir.join("examples").join("recorder");
+    if !binary.exists() {
+        // `cargo test` builds every example; a run of this test target alone may not have.
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    assert!(binary.exists(), "{}", binary.display());
+    binary
 }
 
-/// Kills the recorder if the test fails before it stops by itself.
-struct Recorder(Option<Child>);
+/// A running recorder process, killed if the test fails before it stops by itself.
+struct Recorder {
+    child: Option<Child>,
+    port: u16,
+}
 
 impl Recorder {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("recorder running")
+    /// Starts the recorder with the command line every start of a test uses, and waits until its webhook answers
+    /// the validation handshake (bounded).
+    async fn start(emulator: &Emulator, out: &Path, port: u16) -> Self {
+        let child = Command::new(recorder_binary())
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret", SECRET, "--no-progress"])
+            .args(["--allow-host", &emulator.storage_authority(), "--out"])
+            .arg(out)
+            .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the recorder");
+        let recorder = Self { child: Some(child), port };
+        let publisher = recorder.publisher();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while publisher.validate().await.is_err() {
+            assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        recorder
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/events?code={SECRET}", self.port)
+    }
+
+    fn publisher(&self) -> EventGridPublisher {
+        let once = RetryPolicy {
+            delays: vec![Duration::from_millis(5)],
+            max_attempts: 1,
+            response_timeout: Duration::from_secs(10),
+        };
+        EventGridPublisher::new(&self.url(), Schema::EventGrid).unwrap().with_retry(once)
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        // The shell's built-in `kill`, so that no procps binary is needed.
+        let status = Command::new("sh").args(["-c", &format!("kill -{signal} {pid}")]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL: the process ends at once, in the middle of whatever it does.
+    fn kill(mut self) {
+        self.signal("KILL");
+        let _ = self.child.take().expect("running").wait();
+    }
+
+    /// Waits (bounded) for the process to exit; answers its status and output.
+    async fn exited(mut self) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let child = self.child.as_mut().expect("running");
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the recorder did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let output = self.child.take().expect("running").wait_with_output().unwrap();
+        (
+            status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
+        if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -43,83 +126,174 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+fn journal_dir(out: &Path) -> PathBuf {
+    out.join(".acs-recording")
+}
+
+async fn job(out: &Path, event: &OutgoingEvent) -> Option<Job> {
+    let journal = FileJournal::open_read_only(journal_dir(out)).ok()?;
+    journal.get(&JobId::for_event(&event.id)).await.ok().flatten()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_for_job(out: &Path, event: &OutgoingEvent, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(job) = job(out, event).await {
+            if accept(&job) {
+                return job;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?}", job(out, event).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn media_path(out: &Path, recording: &StoredRecording, index: usize) -> PathBuf {
+    let chunk = &recording.chunks[index];
+    out.join(&recording.call_id).join(format!("{}-{}.wav", chunk.index, chunk.document_id))
+}
+
+/// Every chunk's file has the emulator's SHA-256, the job is done, and the journal holds that one job.
+async fn assert_complete(out: &Path, recording: &StoredRecording, event: &OutgoingEvent) {
+    let job = wait_for_job(out, event, "the job is done", |job| job.state == JobState::Done).await;
+    for (index, chunk) in recording.chunks.iter().enumerate() {
+        let digest: [u8; 32] = Sha256::digest(std::fs::read(media_path(out, recording, index)).unwrap()).into();
+        assert_eq!(digest, chunk.sha256, "chunk {index}");
+        assert_eq!(job.chunks[index].state, ChunkState::Stored);
+    }
+    let jobs = FileJournal::open_read_only(journal_dir(out)).unwrap().list().await.unwrap();
+    assert_eq!(jobs.len(), 1, "no duplicate job: {jobs:?}");
+}
+
+/// Media bytes the storage sent for one chunk, over all its requests.
+fn served(emulator: &Emulator, document_id: &str) -> u64 {
+    emulator
+        .storage()
+        .requests_for(document_id)
+        .iter()
+        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
+        .map(|r| r.bytes_sent)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_recorder_killed_in_the_middle_of_a_chunk_resumes_it_on_restart() {
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-mid", 6_000_000));
+    let first = recording.chunks[0].document_id.clone();
+    emulator.storage().inject(&first, [Fault::StallAfter(3 << 20)]);
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let event = recording_file_status_updated(&recording);
+    assert_eq!(
+        recorder.publisher().deliver(std::slice::from_ref(&event)).await,
+        DeliveryOutcome::Delivered { attempts: 1 }
+    );
+    let partial = out.path().join("call-mid").join(format!(".0-{first}.wav.partial"));
+    wait_until("part of the chunk is on disk", || std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) >= 2 << 20)
+        .await;
+    recorder.kill();
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert_eq!(job(out.path(), &event).await.unwrap().state, JobState::Running);
+
+    // The same command line, no redelivery: the chunk continues from what is on disk.
+    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    assert_complete(out.path(), &recording, &event).await;
+    assert_eq!(served(&emulator, &first), (3 << 20) + (recording.chunks[0].size - kept));
+    assert_eq!(served(&emulator, &recording.chunks[1].document_id), recording.chunks[1].size);
+}
+
+#[tokio::test]
+async fn a_recorder_killed_after_journaling_but_before_answering_takes_the_redelivery_as_a_duplicate() {
+    let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-journal", 600_000));
+    // The first download stalls before any byte, so the only thing the killed process did was journal.
+    emulator.storage().inject(&recording.chunks[0].document_id, [Fault::StallAfter(0)]);
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let event = recording_file_status_updated(&recording);
+    let url = recorder.url();
+    let body = serde_json::to_vec(&[serde_json::json!({"id": event.id, "subject": event.subject,
+        "eventType": event.event_type, "eventTime": event.time, "dataVersion": event.data_version, "data": event.data})])
+    .unwrap();
+    // Event Grid's delivery: the recorder is killed as soon as the job is journaled, before the answer is read.
+    let delivery = tokio::spawn(async move {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let request = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let _ = client.request(request).await;
+    });
+    let jobs = journal_dir(out.path()).join("jobs");
+    let record = jobs.join(format!("{}.json", JobId::for_event(&event.id)));
+    wait_until("the job is journaled", || record.exists()).await;
+    recorder.kill();
+    delivery.abort();
+
+    // Event Grid saw no 200 and delivers again, to the restarted recorder: one job, every file once.
+    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    assert_eq!(
+        recorder.publisher().deliver(std::slice::from_ref(&event)).await,
+        DeliveryOutcome::Delivered { attempts: 1 }
+    );
+    assert_complete(out.path(), &recording, &event).await;
+    for chunk in &recording.chunks {
+        assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{}", chunk.document_id);
+    }
+}
+
+#[tokio::test]
+async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() {
+    let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-between", 400_000));
+    emulator.storage().inject(&recording.chunks[1].document_id, [Fault::StallAfter(0)]);
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    wait_for_job(out.path(), &event, "the first chunk is checkpointed", |job| {
+        job.chunks[0].state == ChunkState::Stored
+    })
+    .await;
+    recorder.kill();
+
+    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    assert_complete(out.path(), &recording, &event).await;
+    for chunk in &recording.chunks {
+        assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{}", chunk.document_id);
+    }
+}
+
 #[tokio::test]
 async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
-    let binary = recorder_binary();
-    if !binary.exists() {
-        // `cargo test` builds every example; a run of this test target alone may not have.
-        let built = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--example",
-                "recorder",
-                "--manifest-path",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-            ])
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    assert!(binary.exists(), "{}", binary.display());
-
     let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("process-call", 600_000));
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(&binary)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret", "process-secret", "--no-progress"])
-        .args(["--allow-host", &emulator.storage_authority(), "--out"])
-        .arg(out.path())
-        .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the recorder");
-    let mut recorder = Recorder(Some(child));
-
-    // The webhook comes up; Event Grid (emulated) validates it, bounded in time.
-    let url = format!("http://127.0.0.1:{port}/api/events?code=process-secret");
-    let publisher = EventGridPublisher::new(&url, Schema::EventGrid).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while publisher.validate().await.is_err() {
-        assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let recorder = Recorder::start(&emulator, out.path(), free_port()).await;
     let event = recording_file_status_updated(&recording);
-    assert_eq!(publisher.deliver(std::slice::from_ref(&event)).await, DeliveryOutcome::Delivered { attempts: 1 });
-
-    // Every chunk appears under its final name only once complete; wait for all of them (bounded).
-    let files: Vec<PathBuf> = recording
-        .chunks
-        .iter()
-        .map(|c| out.path().join("process-call").join(format!("{}-{}.wav", c.index, c.document_id)))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !files.iter().all(|f| f.exists()) {
-        assert!(Instant::now() < deadline, "the recording was not downloaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for (file, chunk) in files.iter().zip(&recording.chunks) {
-        let digest: [u8; 32] = Sha256::digest(std::fs::read(file).unwrap()).into();
-        assert_eq!(digest, chunk.sha256, "{}", file.display());
-    }
+    assert_eq!(
+        recorder.publisher().deliver(std::slice::from_ref(&event)).await,
+        DeliveryOutcome::Delivered { attempts: 1 }
+    );
+    assert_complete(out.path(), &recording, &event).await;
 
     // SIGTERM: the recorder stops taking deliveries, finishes what it accepted, and exits 0.
-    // The shell's built-in `kill`, so that no procps binary is needed.
-    let pid = recorder.child().id();
-    let status = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = recorder.child().try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the recorder did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let output = recorder.0.take().expect("recorder").wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(status.success(), "exit {status}; stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    recorder.signal("TERM");
+    let (status, stdout, stderr) = recorder.exited().await;
+    assert!(status.success(), "exit {status}; stdout:\n{stdout}\nstderr:\n{stderr}");
     let line = format!(
         "recording of call process-call (event {}): {} chunks, {} bytes",
         event.id,
@@ -132,7 +306,7 @@ async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
     let leftovers: Vec<_> = std::fs::read_dir(out.path().join("process-call"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| !name.ends_with(".wav") && !name.ends_with(".json"))
+        .filter(|name| name.contains(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
