@@ -169,7 +169,10 @@ async fn service_unavailable_honours_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let info = emulator.storage().put_document("busy", pattern(10_000, 1));
     emulator.storage().inject("busy", Fault::status_times(503, 1, Some(1)));
-    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "busy")).await.unwrap();
+    // `Retry-After` is honoured up to `max_backoff`, which the fast test policy keeps at 20 ms.
+    let policy = fast_retries().max_backoff(Duration::from_secs(2));
+    let manifest =
+        downloader(&emulator, dir.path()).retry_policy(policy).download(single(&emulator, "c", "busy")).await.unwrap();
     assert_eq!(manifest.chunks[0].sha256, info.sha256);
     let gets = content_gets(&emulator, "busy");
     let statuses: Vec<u16> = gets.iter().map(|r| r.status).collect();

@@ -486,7 +486,8 @@ where
             return Err(give_up(format!("gave up after {} failed attempts", self.failures), cause));
         }
         let delay = self.policy.delay(self.failures, retry_after);
-        if self.started.elapsed() + delay > self.policy.get_max_total() {
+        let resumes_at = self.started.elapsed().checked_add(delay);
+        if resumes_at.is_none_or(|at| at > self.policy.get_max_total()) {
             let why = format!("retry time budget of {} s exhausted", self.policy.get_max_total().as_secs());
             return Err(give_up(why, cause));
         }
@@ -638,6 +639,13 @@ mod tests {
     /// Fetches with a client that answers the scripted responses in order; returns the bytes (restarts applied),
     /// the result and the request headers seen.
     async fn run(responses: Vec<Response<Full<Bytes>>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        run_with(RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1)), responses).await
+    }
+
+    async fn run_with(
+        policy: RetryPolicy,
+        responses: Vec<Response<Full<Bytes>>>,
+    ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
         let seen = script.clone();
         let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
@@ -649,7 +657,6 @@ mod tests {
             }
         });
         let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
-        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
         let mut fetch = Fetch::new(client, destinations, policy, Arc::from("chunk 0 (`d`) content"), uri);
         let mut bytes = Vec::new();
@@ -743,6 +750,21 @@ mod tests {
         .await;
         result.unwrap();
         assert_eq!(bytes, b"WXYZ");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_a_bounded_wait() {
+        let started = Instant::now();
+        let (bytes, result, headers) = run(vec![
+            response(503, &[("retry-after", "18446744073709551615")], b""),
+            response(200, &[("etag", "\"a\""), ("content-length", "5")], b"abcde"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(headers.len(), 2);
+        // The default policy's `max_backoff`.
+        assert_eq!(started.elapsed().as_secs(), 30);
     }
 
     #[tokio::test]

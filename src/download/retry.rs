@@ -11,8 +11,9 @@ use http::{HeaderMap, StatusCode};
 /// Every failed request counts as one attempt: a connection reset, a body cut short, a read timeout, a transient
 /// status (408, 429, 500, 502, 503, 504) or an object that changed. The delay before attempt `n` is a random value
 /// in `[d/2, d]` with `d = min(initial_backoff * 2^(n-1), max_backoff)` ("equal jitter"), or the server's
-/// `Retry-After` when it asks for longer. The chunk fails once `max_attempts` requests failed or when the next
-/// wait would end after `max_total` since the chunk started.
+/// `Retry-After` when it asks for longer, but never more than `max_backoff`: a server asking for an absurd wait gets
+/// a bounded one, and the recording is not given up for it. The chunk fails once `max_attempts` requests failed or
+/// when the next wait would end after `max_total` since the chunk started.
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,7 +62,7 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the largest computed delay (a longer `Retry-After` is still honoured within `max_total`).
+    /// Sets the longest wait between two attempts, a server's `Retry-After` included.
     pub fn max_backoff(mut self, delay: Duration) -> Self {
         self.max_backoff = delay;
         self
@@ -101,14 +102,16 @@ impl RetryPolicy {
         self.initial_backoff.saturating_mul(1u32 << shift).min(self.max_backoff)
     }
 
-    /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer.
+    /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer, capped at
+    /// `max_backoff`.
     pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let full = self.backoff(failures);
         let half = full / 2;
         let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(random_unit()) };
-        let computed = half + jitter;
+        let computed = half.saturating_add(jitter);
         match retry_after {
-            Some(asked) if asked > computed => asked,
+            // `Retry-After` is input: `18446744073709551615` must not become a wait that outlives the process.
+            Some(asked) if asked > computed => asked.min(self.max_backoff.max(computed)),
             _ => computed,
         }
     }
@@ -163,6 +166,16 @@ mod tests {
         let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
         assert_eq!(p.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
         assert!(p.delay(1, Some(Duration::ZERO)) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_a_bounded_wait() {
+        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100)).max_backoff(Duration::from_secs(5));
+        let table = [(u64::MAX, 5), (3600, 5), (6, 5), (4, 4)];
+        for (asked, waited) in table {
+            assert_eq!(p.delay(1, Some(Duration::from_secs(asked))), Duration::from_secs(waited), "{asked}");
+        }
+        assert_eq!(RetryPolicy::default().delay(1, Some(Duration::MAX)), Duration::from_secs(30));
     }
 
     #[test]
