@@ -230,7 +230,7 @@ where
                 continue;
             }
             if let Some(end) = self.response_end {
-                if self.offset + data.len() as u64 > end {
+                if self.offset.saturating_add(data.len() as u64) > end {
                     // More bytes than announced: never hand them out.
                     self.body = None;
                     let why = format!("body runs past its announced end at byte {end}");
@@ -240,7 +240,7 @@ where
                 }
             }
             self.digest.push(data.clone()).await?;
-            self.offset += data.len() as u64;
+            self.offset = self.offset.saturating_add(data.len() as u64);
             return Ok(Some(Event::Data(data)));
         }
     }
@@ -422,7 +422,10 @@ where
             let why = format!("Content-Range `{range}` does not start at byte {}", self.offset);
             return self.failed(Cause::BadRange(why), None).await;
         }
-        let length = last - first + 1;
+        // `parse_content_range` keeps `last` below u64::MAX; checked anyway, as the header is the server's.
+        let (Some(length), Some(end)) = ((last - first).checked_add(1), last.checked_add(1)) else {
+            return self.failed(Cause::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
+        };
         if content_length(&parts.headers).is_some_and(|declared| declared != length) {
             let why = format!("Content-Length does not match Content-Range `{range}`");
             return self.failed(Cause::BadRange(why), None).await;
@@ -439,7 +442,7 @@ where
             self.pin(fresh);
         }
         self.skip = 0;
-        self.response_end = Some(last + 1);
+        self.response_end = Some(end);
         self.md5 = content_md5(&parts.headers);
         self.body = Some(Box::pin(body));
         Ok(())
@@ -594,7 +597,8 @@ fn content_md5(headers: &HeaderMap) -> Option<(Md5, [u8; 16])> {
     (n == 16).then(|| (Md5::new(), out[..16].try_into().expect("16 bytes")))
 }
 
-/// `bytes first-last/total` (total may be `*`), with `first <= last < total`.
+/// `bytes first-last/total` (total may be `*`), with `first <= last < total` and `last < u64::MAX`, so that the
+/// length `last - first + 1` and the end `last + 1` always fit.
 pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
@@ -605,7 +609,7 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)
         "*" => None,
         t => Some(t.parse::<u64>().ok()?),
     };
-    if first > last || total.is_some_and(|t| last >= t) {
+    if first > last || last == u64::MAX || total.is_some_and(|t| last >= t) {
         return None;
     }
     Some((first, last, total))
@@ -752,6 +756,26 @@ mod tests {
         assert_eq!(bytes, b"WXYZ");
     }
 
+    #[tokio::test]
+    async fn a_content_range_ending_at_u64_max_is_a_failed_attempt() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-18446744073709551615/*"), ("etag", "\"a\"")], b"abc"),
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abc"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abc");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-")]);
+
+        let hostile = || response(206, &[("content-range", "bytes 0-18446744073709551615/*")], b"abc");
+        let (_, result, _) = run(vec![hostile(), hostile(), hostile()]).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             206 with an invalid Content-Range `bytes 0-18446744073709551615/*`"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_absurd_retry_after_is_a_bounded_wait() {
         let started = Instant::now();
@@ -790,6 +814,11 @@ mod tests {
             ("items 0-1/2", None),
             ("bytes a-b/c", None),
             ("", None),
+            ("bytes 0-18446744073709551615/*", None),
+            ("bytes 18446744073709551615-18446744073709551615/*", None),
+            ("bytes 0-18446744073709551616/*", None),
+            ("bytes 0-18446744073709551614/18446744073709551615", Some((0, u64::MAX - 1, Some(u64::MAX)))),
+            ("bytes 18446744073709551614-18446744073709551614/*", Some((u64::MAX - 1, u64::MAX - 1, None))),
         ];
         for (value, expected) in table {
             assert_eq!(parse_content_range(value), expected, "{value:?}");
