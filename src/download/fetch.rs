@@ -18,12 +18,11 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use super::error::{Error, ErrorKind};
 use super::location::Destinations;
-use super::retry::{is_transient, retry_after, RetryPolicy};
+use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
 use super::ObjectVersion;
 use crate::BoxError;
 
@@ -104,10 +103,9 @@ pub(crate) struct Fetch<S, B, RB> {
     md5: Option<(Md5, [u8; 16])>,
     digest: Digests,
     no_range: bool,
-    failures: u32,
+    attempts: Attempts,
     requests: u32,
     redirects: u32,
-    started: Instant,
     done: bool,
     pending: VecDeque<Event>,
     _request_body: PhantomData<fn() -> B>,
@@ -143,10 +141,9 @@ where
             md5: None,
             digest: Digests::new(Sha256::new()),
             no_range: false,
-            failures: 0,
+            attempts: Attempts::new(),
             requests: 0,
             redirects: 0,
-            started: Instant::now(),
             done: false,
             pending: VecDeque::new(),
             _request_body: PhantomData,
@@ -471,32 +468,25 @@ where
 
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
-        self.failures += 1;
-        let status = match &cause {
-            Cause::Status(status) => Some(*status),
-            _ => None,
-        };
-        let give_up = |why: String, cause: Cause| {
-            let error =
-                Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
-                    .with_source(cause);
-            match status {
-                Some(status) => error.with_status(status),
-                None => error,
+        let delay = match self.attempts.fail(&self.policy, retry_after) {
+            Ok(delay) => delay,
+            Err(why) => {
+                let status = match &cause {
+                    Cause::Status(status) => Some(*status),
+                    _ => None,
+                };
+                let error =
+                    Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
+                        .with_source(cause);
+                return Err(match status {
+                    Some(status) => error.with_status(status),
+                    None => error,
+                });
             }
         };
-        if self.failures >= self.policy.get_max_attempts() {
-            return Err(give_up(format!("gave up after {} failed attempts", self.failures), cause));
-        }
-        let delay = self.policy.delay(self.failures, retry_after);
-        let resumes_at = self.started.elapsed().checked_add(delay);
-        if resumes_at.is_none_or(|at| at > self.policy.get_max_total()) {
-            let why = format!("retry time budget of {} s exhausted", self.policy.get_max_total().as_secs());
-            return Err(give_up(why, cause));
-        }
         tracing::warn!(
             attempt = self.requests,
-            failures = self.failures,
+            failures = self.attempts.failures(),
             offset = self.offset,
             delay_ms = delay.as_millis() as u64,
             cause = %cause,
@@ -629,6 +619,7 @@ mod tests {
     use http_body_util::{Empty, Full};
     use std::convert::Infallible;
     use std::sync::Mutex;
+    use tokio::time::Instant;
 
     type Script = Arc<Mutex<(VecDeque<Response<Full<Bytes>>>, Vec<http::HeaderMap>)>>;
 

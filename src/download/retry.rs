@@ -1,10 +1,12 @@
 //! When and how long to wait before the next attempt (`SPEC.md` §5).
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
 
 /// Bounds and pacing of retries for one chunk.
 ///
@@ -114,6 +116,59 @@ impl RetryPolicy {
             Some(asked) if asked > computed => asked.min(self.max_backoff.max(computed)),
             _ => computed,
         }
+    }
+}
+
+/// The retry state of one object (a fetch or a delete): its failed attempts and the start of its time budget. The
+/// bounds themselves are the [`RetryPolicy`]'s.
+#[derive(Debug)]
+pub(crate) struct Attempts {
+    failures: u32,
+    since: Instant,
+}
+
+/// Why no further attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exhausted {
+    /// This many requests failed.
+    Attempts(u32),
+    /// The next wait would end after the policy's `max_total`.
+    Budget(Duration),
+}
+
+impl fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exhausted::Attempts(n) => write!(f, "gave up after {n} failed attempts"),
+            Exhausted::Budget(total) => write!(f, "retry time budget of {} s exhausted", total.as_secs()),
+        }
+    }
+}
+
+impl Attempts {
+    /// No failure yet; the time budget starts now.
+    pub(crate) fn new() -> Self {
+        Self { failures: 0, since: Instant::now() }
+    }
+
+    /// Failed attempts counted so far.
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Counts one failed attempt and answers the wait before the next one, or why there is none.
+    pub(crate) fn fail(&mut self, policy: &RetryPolicy, retry_after: Option<Duration>) -> Result<Duration, Exhausted> {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= policy.max_attempts {
+            return Err(Exhausted::Attempts(self.failures));
+        }
+        let delay = policy.delay(self.failures, retry_after);
+        // Checked: `max_total` and the delay are configuration and input, their sum may not fit.
+        let resumes_at = self.since.elapsed().checked_add(delay);
+        if resumes_at.is_none_or(|at| at > policy.max_total) {
+            return Err(Exhausted::Budget(policy.max_total));
+        }
+        Ok(delay)
     }
 }
 
