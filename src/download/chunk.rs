@@ -2,13 +2,15 @@
 
 use std::fmt;
 
+use super::location::redact_url;
 use crate::recording::RecordingEvent;
 
 /// One chunk of a recording, as listed in a `RecordingFileStatusUpdated` event (`SPEC.md` §3).
 ///
 /// The locations are optional because the original 2021 events carry only `documentId`, `index` and `endReason`;
-/// the downloader then builds the legacy URLs from the endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the downloader then builds the legacy URLs from the endpoint. `Debug` shows the locations without their query,
+/// which may carry a signature.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Chunk {
     /// The storage document id (`documentId`).
@@ -60,6 +62,20 @@ impl Chunk {
     pub fn delete_location(mut self, url: impl Into<String>) -> Self {
         self.delete_location = Some(url.into());
         self
+    }
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |url: &Option<String>| url.as_deref().map(redact_url);
+        f.debug_struct("Chunk")
+            .field("document_id", &self.document_id)
+            .field("index", &self.index)
+            .field("end_reason", &self.end_reason)
+            .field("content_location", &shown(&self.content_location))
+            .field("metadata_location", &shown(&self.metadata_location))
+            .field("delete_location", &shown(&self.delete_location))
+            .finish()
     }
 }
 
@@ -233,4 +249,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 15)] as char);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_debug_never_shows_the_query_of_its_locations() {
+        let chunk = Chunk::new("d", 0)
+            .content_location("https://a.blob.core.windows.net/c/d?sv=1&sig=SECRET")
+            .metadata_location("https://a.blob.core.windows.net/c/d.json?sig=SECRET")
+            .delete_location("https://a.blob.core.windows.net/c/d?sig=SECRET");
+        let shown = format!("{:?}", RecordingRef::new("call").chunk(chunk));
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains(r#"content_location: Some("https://a.blob.core.windows.net/c/d?…")"#), "{shown}");
+    }
 }

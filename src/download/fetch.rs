@@ -783,6 +783,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_or_invalid_redirect_never_shows_its_query() {
+        let table = [
+            ("https://evil.example/b?sig=SECRET", "refused to follow a redirect to host `evil.example`"),
+            (
+                "https://eu.asm.skype.com/b c?sig=SECRET",
+                "redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL",
+            ),
+        ];
+        for (location, message) in table {
+            let (_, result, _) = run(vec![response(307, &[("location", location)], b"")]).await;
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Redirect);
+            assert_eq!(error.to_string(), format!("chunk 0 (`d`) content: {message}"));
+            let text = crate::download::error::chain_text(&error);
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+    }
+
+    #[tokio::test]
     async fn permanent_statuses_are_not_retried() {
         for status in [400u16, 401, 403, 404, 410] {
             let (_, result, headers) = run(vec![response(status, &[], b"{}")]).await;

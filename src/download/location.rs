@@ -50,6 +50,40 @@ fn encode_segment(segment: &str) -> String {
     }
 }
 
+/// A URL as errors, `Debug` output and logs may show it: `scheme://host[:port]/path`, user information dropped, the
+/// query replaced by `?…` and the fragment dropped, because a storage URL's query can carry a SAS signature. Works on
+/// any text, so that a location that does not even parse is shown the same way.
+pub(crate) fn redact_url(text: &str) -> String {
+    let text = text.split_once('#').map_or(text, |(before, _)| before);
+    let (base, has_query) = match text.split_once('?') {
+        Some((base, _)) => (base, true),
+        None => (text, false),
+    };
+    let (scheme, rest) = match base.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), Some(rest)),
+        None => (None, base.strip_prefix("//")),
+    };
+    let mut out = String::with_capacity(base.len() + 4);
+    match rest {
+        Some(rest) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            if let Some(scheme) = scheme {
+                out.push_str(scheme);
+                out.push(':');
+            }
+            out.push_str("//");
+            out.push_str(host);
+            out.push_str(path);
+        }
+        None => out.push_str(base),
+    }
+    if has_query {
+        out.push_str("?…");
+    }
+    out
+}
+
 /// Which of a chunk's locations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Which {
@@ -96,13 +130,13 @@ impl Destinations {
                 ))
             }
         };
-        let uri: Uri = text
-            .parse()
-            .map_err(|_| Error::new(ErrorKind::InvalidLocation, format!("{} `{}` is not a valid URL", what(), text)))?;
+        let uri: Uri = text.parse().map_err(|_| {
+            Error::new(ErrorKind::InvalidLocation, format!("{} `{}` is not a valid URL", what(), redact_url(&text)))
+        })?;
         if uri.scheme().is_none() || uri.authority().is_none() {
             return Err(Error::new(
                 ErrorKind::InvalidLocation,
-                format!("{} `{}` is not an absolute URL", what(), text),
+                format!("{} `{}` is not an absolute URL", what(), redact_url(&text)),
             ));
         }
         self.check(&uri).map_err(|refused| Error::refused(&what(), refused))?;
@@ -121,8 +155,12 @@ impl Destinations {
 
     /// Resolves a redirect's `Location` against the URL that answered it, then checks it.
     pub(crate) fn redirect(&self, from: &Uri, location: &str, what: &str) -> Result<Uri, Error> {
-        let invalid =
-            || Error::new(ErrorKind::Redirect, format!("{what}: redirect to `{location}` is not a valid URL"));
+        let invalid = || {
+            Error::new(
+                ErrorKind::Redirect,
+                format!("{what}: redirect to `{}` is not a valid URL", redact_url(location)),
+            )
+        };
         let target: Uri = if location.starts_with('/') && !location.starts_with("//") {
             let (Some(scheme), Some(authority)) = (from.scheme(), from.authority()) else {
                 return Err(invalid());
@@ -153,6 +191,7 @@ impl Destinations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::download::error::chain_text;
 
     fn destinations() -> Destinations {
         Destinations {
@@ -217,6 +256,62 @@ mod tests {
             error.to_string(),
             "chunk 0 (`doc`) content location is missing and no endpoint is configured to build it"
         );
+    }
+
+    #[test]
+    fn redacted_urls_keep_scheme_host_port_and_path_only() {
+        let table = [
+            ("https://a.blob.core.windows.net/c/b?sv=1&sig=SECRET", "https://a.blob.core.windows.net/c/b?…"),
+            ("https://a.example:8443/p?sig=SECRET#frag", "https://a.example:8443/p?…"),
+            ("https://user:SECRET@a.example/p", "https://a.example/p"),
+            ("https://a.example", "https://a.example"),
+            ("https://a.example?sig=SECRET", "https://a.example?…"),
+            ("https://a.example/p#x?sig=SECRET", "https://a.example/p"),
+            ("//a.example/p?sig=SECRET", "//a.example/p?…"),
+            ("/v1/objects/d?sig=SECRET", "/v1/objects/d?…"),
+            ("https://a.example/d e?sig=SECRET", "https://a.example/d e?…"),
+            ("?sig=SECRET", "?…"),
+            ("", ""),
+        ];
+        for (url, shown) in table {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn locations_and_redirects_never_show_their_query_in_errors() {
+        let d = destinations();
+        for location in [
+            "https://eu.asm.skype.com/v1/objects/d e?sig=SECRET",
+            "/v1/objects/d?sig=SECRET",
+            "https://evil.example/x?sig=SECRET",
+            "https://user:SECRET@eu.asm.skype.com/x",
+        ] {
+            let chunk = Chunk::new("doc", 0).content_location(location);
+            let error = d.locate(&chunk, Which::Content).unwrap_err();
+            let text = chain_text(&error);
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        let error = d
+            .locate(&Chunk::new("doc", 0).content_location("https://eu.asm.skype.com/d e?sig=SECRET"), Which::Content)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`doc`) content location `https://eu.asm.skype.com/d e?…` is not a valid URL"
+        );
+
+        let from: Uri = "https://eu.asm.skype.com/a?sig=FIRST".parse().unwrap();
+        for location in [
+            "https://eu.asm.skype.com/b c?sig=SECRET",
+            "https://evil.example/b?sig=SECRET",
+            "//evil.example/b?sig=SECRET",
+        ] {
+            let error = d.redirect(&from, location, "x").unwrap_err();
+            let text = chain_text(&error);
+            assert!(!text.contains("SECRET") && !text.contains("FIRST"), "{text}");
+        }
+        let error = d.redirect(&from, "https://eu.asm.skype.com/b c?sig=SECRET", "x").unwrap_err();
+        assert_eq!(error.to_string(), "x: redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL");
     }
 
     #[test]

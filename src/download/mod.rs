@@ -96,7 +96,9 @@
 //!    chunk's durable commit; 404 counts as already deleted.
 //! 9. **Observability.** A `tracing` span `chunk` per chunk (call id, document id, index, attempts, bytes,
 //!    outcome) with an event per failed attempt; only host and path are logged, never signatures or query strings.
-//!    Progress goes to [`ChunkDownloader::on_progress`].
+//!    Wherever a URL appears in an error message, a `Debug` output or a log field, it is shown as
+//!    `scheme://host[:port]/path` with its query replaced by `?…` (user information and fragment dropped): a SAS
+//!    `sig=` never lands in logs. Progress goes to [`ChunkDownloader::on_progress`].
 //!
 //! # Security
 //!
