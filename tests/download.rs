@@ -629,3 +629,67 @@ async fn a_stalled_body_times_out_and_resumes() {
     assert_eq!(gets[1].if_match.as_deref(), Some(info.etag.as_str()));
     assert!(gets[1].at - gets[0].at >= Duration::from_millis(300));
 }
+
+fn md5_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+#[tokio::test]
+async fn the_whole_object_md5_is_checked_across_a_dropped_connection() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("blob-md5", pattern(300_000, 10));
+    emulator.storage().send_blob_content_md5("blob-md5", true);
+    emulator.storage().inject("blob-md5", [Fault::DropAfter(100_000)]);
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "blob-md5")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    let gets = content_gets(&emulator, "blob-md5");
+    let ranges: Vec<Option<&str>> = gets.iter().map(|r| r.range.as_deref()).collect();
+    assert_eq!(ranges, [Some("bytes=0-"), Some("bytes=100000-")]);
+}
+
+#[tokio::test]
+async fn a_rerun_resumes_a_partial_file_against_its_recorded_whole_object_md5() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = pattern(3 << 20, 11);
+    let info = emulator.storage().put_document("md5-rerun", bytes.clone());
+    emulator.storage().send_blob_content_md5("md5-rerun", true);
+    emulator.storage().inject("md5-rerun", [Fault::DropAfter(1 << 20)]);
+    let once = downloader(&emulator, dir.path()).retry_policy(RetryPolicy::never());
+    once.download(single(&emulator, "c", "md5-rerun")).await.unwrap_err();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("c/.0-md5-rerun.wav.partial.json")).unwrap()).unwrap();
+    assert_eq!(state["content_md5"], md5_base64(&bytes).as_str());
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "md5-rerun")).await.unwrap();
+    assert_eq!(manifest.chunks[0].outcome, Outcome::Resumed);
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    assert_eq!(sha256_file(&dir.path().join("c/0-md5-rerun.wav")), info.sha256);
+    let gets = content_gets(&emulator, "md5-rerun");
+    let ranges: Vec<Option<&str>> = gets.iter().map(|r| r.range.as_deref()).collect();
+    assert_eq!(ranges, [Some("bytes=1048576-")]);
+}
+
+#[tokio::test]
+async fn an_old_partial_without_a_recorded_md5_restarts_once_the_server_announces_one() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("md5-late", pattern(2 << 20, 12));
+    emulator.storage().inject("md5-late", [Fault::DropAfter(1 << 20)]);
+    let once = downloader(&emulator, dir.path()).retry_policy(RetryPolicy::never());
+    once.download(single(&emulator, "c", "md5-late")).await.unwrap_err();
+    emulator.storage().send_blob_content_md5("md5-late", true);
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "md5-late")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    assert_eq!(manifest.chunks[0].bytes, 2 << 20);
+    assert_eq!(sha256_file(&dir.path().join("c/0-md5-late.wav")), info.sha256);
+    let gets = content_gets(&emulator, "md5-late");
+    let seen: Vec<(u16, Option<&str>)> = gets.iter().map(|r| (r.status, r.range.as_deref())).collect();
+    assert_eq!(seen, [(206, Some("bytes=1048576-")), (206, Some("bytes=0-"))]);
+}

@@ -58,6 +58,7 @@ enum Cause {
     Short { at: u64, expected: u64 },
     BadRange(String),
     Md5Mismatch,
+    BlobMd5Mismatch,
 }
 
 impl fmt::Display for Cause {
@@ -71,6 +72,7 @@ impl fmt::Display for Cause {
             Cause::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
             Cause::BadRange(why) => f.write_str(why),
             Cause::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
+            Cause::BlobMd5Mismatch => f.write_str("object does not match its x-ms-blob-content-md5"),
         }
     }
 }
@@ -100,7 +102,12 @@ pub(crate) struct Fetch<S, B, RB> {
     skip: u64,
     /// The offset at which the current response ends, when known.
     response_end: Option<u64>,
+    /// The current response's `Content-MD5`, and the MD5 of its body so far.
     md5: Option<(Md5, [u8; 16])>,
+    /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
+    blob_md5: Option<[u8; 16]>,
+    /// Whether the fetch already restarted once to compute the whole object's MD5 from byte 0.
+    restarted_for_md5: bool,
     digest: Digests,
     no_range: bool,
     attempts: Attempts,
@@ -139,7 +146,9 @@ where
             skip: 0,
             response_end: None,
             md5: None,
-            digest: Digests::new(Sha256::new()),
+            blob_md5: None,
+            restarted_for_md5: false,
+            digest: Digests::new(Sha256::new(), None),
             no_range: false,
             attempts: Attempts::new(),
             requests: 0,
@@ -150,11 +159,15 @@ where
         }
     }
 
-    /// Continues after `offset` bytes of `version` that are already stored; `prefix` is their SHA-256 state.
-    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, prefix: Sha256) {
+    /// Continues after `offset` bytes of `version` that are already stored; `sha256` is their SHA-256 state and
+    /// `md5` their MD5 state, given when `version` records the whole object's MD5.
+    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, sha256: Sha256, md5: Option<Md5>) {
+        // Without the MD5 of the stored bytes the object cannot be checked: a server announcing one restarts it.
+        self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
+        let md5 = md5.filter(|_| self.blob_md5.is_some());
         self.offset = offset;
         self.version = Some(version);
-        self.digest = Digests::new(prefix);
+        self.digest = Digests::new(sha256, md5);
     }
 
     /// HTTP requests made so far.
@@ -186,6 +199,11 @@ where
             if self.done {
                 if self.digest.result.is_none() {
                     self.digest.finish().await?;
+                    if self.blob_md5.is_some() && self.digest.md5_result != self.blob_md5 {
+                        self.restart();
+                        self.failed(Cause::BlobMd5Mismatch, None).await?;
+                        continue;
+                    }
                 }
                 return Ok(None);
             }
@@ -386,11 +404,13 @@ where
         let (parts, body) = response.into_parts();
         let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
         if self.offset > 0 {
-            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version.
+            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version,
+            // and only when the whole object's MD5 can still be checked.
             let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
                 if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
                 && self.total().is_some()
-                && self.total() == fresh.total;
+                && self.total() == fresh.total
+                && self.blob_md5_allows_resume(&parts.headers);
             if same {
                 self.skip = self.offset;
                 self.response_end = fresh.total;
@@ -431,12 +451,25 @@ where
         if let Some(pinned) = &self.version {
             let etag_changed = matches!((&pinned.etag, &fresh.etag), (Some(a), Some(b)) if a != b);
             let total_changed = matches!((pinned.total, total), (Some(a), Some(b)) if a != b);
-            if etag_changed || total_changed {
+            let md5_changed = matches!((self.blob_md5, blob_md5(&parts.headers)), (Some(a), Some(b)) if a != b);
+            if etag_changed || total_changed || md5_changed {
                 self.restart();
-                return self.failed(Cause::Changed("a different ETag or size than the first response"), None).await;
+                let why = "a different ETag, size or x-ms-blob-content-md5 than the first response";
+                return self.failed(Cause::Changed(why), None).await;
             }
-        } else if self.offset == 0 {
+        }
+        if self.offset == 0 {
             self.pin(fresh);
+        } else if !self.blob_md5_allows_resume(&parts.headers) {
+            // The stored bytes were never hashed into an MD5 (an earlier run, or a first response without the
+            // header): start over rather than skip the check. Once is no failure of the server; again means it
+            // announces the MD5 only after byte 0, and counting it keeps such a server from looping forever.
+            self.restart();
+            if std::mem::replace(&mut self.restarted_for_md5, true) {
+                return self.failed(Cause::Changed("x-ms-blob-content-md5 announced only after byte 0"), None).await;
+            }
+            tracing::info!("the whole object's MD5 is announced: restarting from byte 0 to check it");
+            return Ok(());
         }
         self.skip = 0;
         self.response_end = Some(end);
@@ -445,9 +478,23 @@ where
         Ok(())
     }
 
+    /// Takes `version` as the one to fetch, at byte 0.
     fn pin(&mut self, version: ObjectVersion) {
+        self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
+        // Nothing is hashed yet at byte 0: start both digests here, the MD5 only when there is one to check.
+        self.digest = Digests::new(Sha256::new(), self.blob_md5.map(|_| Md5::new()));
         self.version = Some(version.clone());
         self.pending.push_back(Event::Pinned(version));
+    }
+
+    /// Whether a response continuing after the stored bytes keeps the whole-object MD5 check possible: it announces
+    /// none, or the very one being computed.
+    fn blob_md5_allows_resume(&self, headers: &HeaderMap) -> bool {
+        match (self.blob_md5, blob_md5(headers)) {
+            (_, None) => true,
+            (Some(pinned), Some(announced)) => pinned == announced,
+            (None, Some(_)) => false,
+        }
     }
 
     /// Forgets everything received: the object changed.
@@ -455,7 +502,9 @@ where
         let had_bytes = self.offset > 0;
         self.offset = 0;
         self.version = None;
-        self.digest = Digests::new(Sha256::new());
+        self.digest = Digests::new(Sha256::new(), None);
+        self.blob_md5 = None;
+        self.done = false;
         self.skip = 0;
         self.response_end = None;
         self.md5 = None;
@@ -510,54 +559,73 @@ impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
 /// Bytes hashed per blocking task.
 const HASH_BATCH: usize = 1 << 20;
 
-/// SHA-256 of the bytes handed out, computed on the blocking pool one batch at a time while the next batch
-/// arrives, so that hashing overlaps with receiving and writing instead of adding to them. At most two batches are
-/// held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
+/// The hash states of one batch's owner: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
+type States = (Sha256, Option<Md5>);
+
+/// SHA-256 (and, when announced, MD5) of the bytes handed out, computed on the blocking pool one batch at a time
+/// while the next batch arrives, so that hashing overlaps with receiving and writing instead of adding to them. At
+/// most two batches are held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
 struct Digests {
-    sha: Option<Sha256>,
-    in_flight: Option<tokio::task::JoinHandle<Sha256>>,
+    states: Option<States>,
+    in_flight: Option<tokio::task::JoinHandle<States>>,
     batch: Vec<Bytes>,
     batch_len: usize,
     result: Option<[u8; 32]>,
+    md5_result: Option<[u8; 16]>,
 }
 
 impl Digests {
-    fn new(prefix: Sha256) -> Self {
-        Self { sha: Some(prefix), in_flight: None, batch: Vec::new(), batch_len: 0, result: None }
+    fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
+        Self {
+            states: Some((sha256, md5)),
+            in_flight: None,
+            batch: Vec::new(),
+            batch_len: 0,
+            result: None,
+            md5_result: None,
+        }
     }
 
     async fn push(&mut self, data: Bytes) -> Result<(), Error> {
         self.batch_len += data.len();
         self.batch.push(data);
         if self.batch_len >= HASH_BATCH {
-            let mut sha = self.settle().await?;
+            let mut states = self.settle().await?;
             let batch = std::mem::take(&mut self.batch);
             self.batch_len = 0;
             self.in_flight = Some(tokio::task::spawn_blocking(move || {
-                for bytes in &batch {
-                    sha.update(bytes);
-                }
-                sha
+                update(&mut states, &batch);
+                states
             }));
         }
         Ok(())
     }
 
-    async fn settle(&mut self) -> Result<Sha256, Error> {
+    async fn settle(&mut self) -> Result<States, Error> {
         if let Some(handle) = self.in_flight.take() {
             return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
         }
-        Ok(self.sha.take().unwrap_or_default())
+        Ok(self.states.take().unwrap_or_default())
     }
 
     async fn finish(&mut self) -> Result<(), Error> {
-        let mut sha = self.settle().await?;
-        for bytes in self.batch.drain(..) {
-            sha.update(&bytes);
-        }
+        let mut states = self.settle().await?;
+        update(&mut states, &self.batch);
+        self.batch.clear();
         self.batch_len = 0;
+        let (sha, md5) = states;
         self.result = Some(sha.finalize().into());
+        self.md5_result = md5.map(|md5| md5.finalize().into());
         Ok(())
+    }
+}
+
+fn update((sha, md5): &mut States, batch: &[Bytes]) {
+    for bytes in batch {
+        sha.update(bytes);
+        if let Some(md5) = md5 {
+            md5.update(bytes);
+        }
     }
 }
 
@@ -580,11 +648,21 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The response's own `Content-MD5`, with an MD5 state to hash its body into.
 fn content_md5(headers: &HeaderMap) -> Option<(Md5, [u8; 16])> {
-    let value = headers.get("content-md5")?.to_str().ok()?;
+    Some((Md5::new(), decode_md5(headers.get("content-md5")?.to_str().ok()?)?))
+}
+
+/// The whole object's MD5, which Azure Blob storage announces on ranged answers.
+fn blob_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
+    decode_md5(headers.get("x-ms-blob-content-md5")?.to_str().ok()?)
+}
+
+/// A base64 MD5; anything that does not decode to exactly 16 bytes is no MD5 at all.
+fn decode_md5(value: &str) -> Option<[u8; 16]> {
     let mut out = [0u8; 18];
     let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
-    (n == 16).then(|| (Md5::new(), out[..16].try_into().expect("16 bytes")))
+    out.get(..n)?.try_into().ok()
 }
 
 /// `bytes first-last/total` (total may be `*`), with `first <= last < total` and `last < u64::MAX`, so that the
@@ -608,7 +686,8 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)
 impl ObjectVersion {
     fn from_headers(headers: &HeaderMap, total: Option<u64>) -> Self {
         let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
-        ObjectVersion { etag: text(ETAG), last_modified: text(LAST_MODIFIED), total }
+        let content_md5 = blob_md5(headers).map(|md5| base64::engine::general_purpose::STANDARD.encode(md5));
+        ObjectVersion::new(text(ETAG), text(LAST_MODIFIED), total).with_content_md5(content_md5)
     }
 }
 
@@ -734,6 +813,124 @@ mod tests {
             run(vec![response(200, &md5, b"abc"), response(200, &md5, b"abc"), response(200, &md5, b"abc")]).await;
         let error = result.unwrap_err();
         assert!(error.to_string().ends_with("last failure: body does not match its Content-MD5"), "{error}");
+    }
+
+    fn md5_of(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_is_checked_across_a_resume() {
+        let md5 = md5_of(b"abcde");
+        let (bytes, result, headers) = run(vec![
+            response(
+                206,
+                &[("content-range", "bytes 0-1/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"ab",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-")]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_whole_object_md5_restarts_and_then_fails() {
+        let wrong = md5_of(b"abcdX");
+        let answer = || {
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &wrong)],
+                b"abcde",
+            )
+        };
+        let (bytes, result, headers) = run(vec![answer(), answer(), answer()]).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             object does not match its x-ms-blob-content-md5"
+        );
+        // Every attempt started over from byte 0: the bytes of the earlier ones were taken back, never appended.
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-"), Some("bytes=0-")]);
+        assert_eq!(bytes, b"abcde");
+    }
+
+    #[tokio::test]
+    async fn a_different_whole_object_md5_on_resume_restarts_the_object() {
+        let (old, new) = (md5_of(b"abcde"), md5_of(b"vwxyz"));
+        let (bytes, result, headers) = run(vec![
+            response(
+                206,
+                &[("content-range", "bytes 0-1/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &old)],
+                b"ab",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &new)],
+                b"xyz",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"b\""), ("x-ms-blob-content-md5", &new)],
+                b"vwxyz",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"vwxyz");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_first_announced_on_resume_restarts_from_byte_zero() {
+        let md5 = md5_of(b"abcde");
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"abcde",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_announced_only_after_byte_zero_fails_after_one_free_restart() {
+        let md5 = md5_of(b"abcde");
+        let mut script = Vec::new();
+        for _ in 0..4 {
+            script.push(response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"));
+            script.push(response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ));
+        }
+        let (_, result, headers) = run(script).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             object changed (x-ms-blob-content-md5 announced only after byte 0)"
+        );
+        // One free restart, then three counted ones.
+        assert_eq!(headers.len(), 8);
     }
 
     #[tokio::test]

@@ -87,7 +87,11 @@
 //!    names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
 //! 6. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
 //!    checked when sent; SHA-256 is computed while streaming (on the blocking pool, overlapping the transfer) and
-//!    returned in the [`ChunkManifest`].
+//!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
+//!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
+//!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file
+//!    still checks it, and a partial file stored without it restarts from byte 0. A mismatch restarts the object
+//!    and counts as a failed attempt.
 //! 7. **Storage.** Chunks go in `index` order ([`ChunkDownloader::concurrency`] at once, default 1), metadata
 //!    (checked to be JSON, at most 1 MiB) before media. A sink commits only after every check passed; the
 //!    [`DirectorySink`] writes to a temporary name, fsyncs and renames, and a rerun skips complete chunks and
