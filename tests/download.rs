@@ -119,7 +119,17 @@ async fn chunks_listed_out_of_order_land_in_index_order() {
     let mut names: Vec<String> =
         std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names.len(), 8, "no temporary files left: {names:?}");
+    // Media, metadata and each media file's hidden commit manifest; no temporary files left.
+    let mut expected: Vec<String> = stored
+        .chunks
+        .iter()
+        .flat_map(|c| {
+            let base = format!("{}-{}", c.index, c.document_id);
+            [format!("{base}.wav"), format!("{base}.json"), format!(".{base}.wav.json")]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
 }
 
 #[tokio::test]
@@ -337,6 +347,29 @@ async fn a_rerun_skips_complete_chunks_without_a_request() {
         assert_eq!(b.outcome, Outcome::Skipped);
         assert_eq!((a.sha256, a.bytes, &a.location), (b.sha256, b.bytes, &b.location));
     }
+}
+
+#[tokio::test]
+async fn a_truncated_final_file_is_downloaded_again_on_rerun() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("cut", pattern(400_000, 13));
+    downloader(&emulator, dir.path()).download(single(&emulator, "c", "cut")).await.unwrap();
+    let media = dir.path().join("c/0-cut.wav");
+    let file = std::fs::OpenOptions::new().write(true).open(&media).unwrap();
+    file.set_len(123_456).unwrap();
+    drop(file);
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "cut")).await.unwrap();
+    let chunk = &manifest.chunks[0];
+    assert_eq!(chunk.outcome, Outcome::Downloaded);
+    assert_eq!((chunk.bytes, chunk.sha256), (info.size, info.sha256));
+    assert_eq!(sha256_file(&media), info.sha256);
+    assert!(!dir.path().join("c/.0-cut.wav.partial").exists());
+    let gets = content_gets(&emulator, "cut");
+    assert_eq!(gets.len(), 1);
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-"));
 }
 
 #[tokio::test]
