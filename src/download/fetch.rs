@@ -166,6 +166,7 @@ where
         self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
         let md5 = md5.filter(|_| self.blob_md5.is_some());
         self.offset = offset;
+        self.attempts.already_delivered(offset);
         self.version = Some(version);
         self.digest = Digests::new(sha256, md5);
     }
@@ -517,7 +518,7 @@ where
 
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
-        let delay = match self.attempts.fail(&self.policy, retry_after) {
+        let delay = match self.attempts.fail(&self.policy, self.offset, retry_after) {
             Ok(delay) => delay,
             Err(why) => {
                 let status = match &cause {
@@ -695,30 +696,73 @@ impl ObjectVersion {
 mod tests {
     use super::*;
     use crate::signing::AllowList;
-    use http_body_util::{Empty, Full};
+    use http_body::Frame;
+    use http_body_util::Empty;
     use std::convert::Infallible;
     use std::sync::Mutex;
+    use std::task::{Context, Poll};
     use tokio::time::Instant;
 
-    type Script = Arc<Mutex<(VecDeque<Response<Full<Bytes>>>, Vec<http::HeaderMap>)>>;
+    type Script = Arc<Mutex<(VecDeque<Response<Scripted>>, Vec<http::HeaderMap>)>>;
 
-    fn response(status: u16, headers: &[(&str, &str)], body: &'static [u8]) -> Response<Full<Bytes>> {
+    /// How a scripted body ends once its bytes are out.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        Clean,
+        Reset,
+        Stall,
+    }
+
+    /// A response body: its bytes in one frame, then `end`.
+    struct Scripted {
+        data: Option<Bytes>,
+        end: End,
+    }
+
+    impl Body for Scripted {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if let Some(data) = self.data.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            match std::mem::replace(&mut self.end, End::Clean) {
+                End::Clean => Poll::Ready(None),
+                End::Reset => Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into()))),
+                End::Stall => {
+                    self.end = End::Stall;
+                    Poll::Pending // never woken: only the read timeout ends it
+                }
+            }
+        }
+    }
+
+    fn ending(status: u16, headers: &[(&str, &str)], body: &[u8], end: End) -> Response<Scripted> {
         let mut builder = Response::builder().status(status);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        builder.body(Full::new(Bytes::from_static(body))).unwrap()
+        let data = (!body.is_empty()).then(|| Bytes::copy_from_slice(body));
+        builder.body(Scripted { data, end }).unwrap()
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response<Scripted> {
+        ending(status, headers, body, End::Clean)
     }
 
     /// Fetches with a client that answers the scripted responses in order; returns the bytes (restarts applied),
     /// the result and the request headers seen.
-    async fn run(responses: Vec<Response<Full<Bytes>>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+    async fn run(responses: Vec<Response<Scripted>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         run_with(RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1)), responses).await
     }
 
     async fn run_with(
         policy: RetryPolicy,
-        responses: Vec<Response<Full<Bytes>>>,
+        responses: Vec<Response<Scripted>>,
     ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
         let seen = script.clone();
@@ -996,6 +1040,99 @@ mod tests {
             let text = crate::download::error::chain_text(&error);
             assert!(!text.contains("SECRET"), "{text}");
         }
+    }
+
+    const OBJECT: &[u8; 21] = b"abcdefghijklmnopqrstu";
+
+    /// One 206 per byte of [`OBJECT`] from `first` on, each ending with `end` after its byte, the last one clean.
+    fn byte_by_byte(first: usize, end: End) -> Vec<Response<Scripted>> {
+        (first..OBJECT.len())
+            .map(|at| {
+                let range = format!("bytes {at}-20/21");
+                let headers = [("content-range", range.as_str()), ("etag", "\"a\"")];
+                let end = if at + 1 == OBJECT.len() { End::Clean } else { end };
+                ending(206, &headers, &OBJECT[at..at + 1], end)
+            })
+            .collect()
+    }
+
+    fn expected_ranges(first: usize) -> Vec<String> {
+        (first..OBJECT.len()).map(|at| format!("bytes={at}-")).collect()
+    }
+
+    fn sent_ranges(headers: &[http::HeaderMap]) -> Vec<String> {
+        ranges(headers).into_iter().map(|r| r.unwrap_or_default().to_owned()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_keeps_receiving_bytes_never_runs_out_of_attempts() {
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let (bytes, result, headers) = run_with(policy, byte_by_byte(0, End::Reset)).await;
+        result.unwrap();
+        assert_eq!(bytes, OBJECT);
+        // 20 resets, each after a new byte, against a limit of 3 failed attempts.
+        assert_eq!(sent_ranges(&headers), expected_ranges(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_keeps_receiving_bytes_never_runs_out_of_time() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(3)
+            .initial_backoff(Duration::from_millis(1))
+            .read_timeout(Duration::from_secs(4))
+            .max_total(Duration::from_secs(10));
+        let (bytes, result, headers) = run_with(policy, byte_by_byte(0, End::Stall)).await;
+        result.unwrap();
+        assert_eq!(bytes, OBJECT);
+        assert_eq!(sent_ranges(&headers), expected_ranges(0));
+        // 20 read timeouts of 4 s each: eight times the budget, which starts again after each new byte.
+        assert!(started.elapsed() >= Duration::from_secs(80), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_without_progress_gives_up_after_max_attempts() {
+        let reset = || ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"", End::Reset);
+        let (bytes, result, headers) = run(vec![reset(), reset(), reset(), reset()]).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: response body failed: \
+             connection reset"
+        );
+        assert_eq!((bytes.len(), headers.len()), (0, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_stops_progressing_gives_up_max_attempts_after_its_last_new_byte() {
+        // One byte, then resets that bring nothing new: the reset after the new byte is the first of three.
+        let first = ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"a", End::Reset);
+        let reset = || ending(206, &[("content-range", "bytes 1-20/21"), ("etag", "\"a\"")], b"", End::Reset);
+        let (bytes, result, headers) = run(vec![first, reset(), reset(), reset(), reset()]).await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(bytes, b"a");
+        assert_eq!(sent_ranges(&headers), ["bytes=0-", "bytes=1-", "bytes=1-"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_without_progress_still_runs_out_of_time() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(100)
+            .initial_backoff(Duration::from_millis(1))
+            .read_timeout(Duration::from_secs(4))
+            .max_total(Duration::from_secs(10));
+        let stall = || ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"", End::Stall);
+        let (_, result, headers) = run_with(policy, vec![stall(), stall(), stall(), stall()]).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: retry time budget of 10 s exhausted; last failure: no response or bytes within \
+             4000 ms"
+        );
+        // Timeouts at 4 s and 8 s are retried; after the one at 12 s no wait fits in 10 s.
+        assert_eq!(headers.len(), 3);
+        assert_eq!(started.elapsed().as_secs(), 12);
     }
 
     #[tokio::test]

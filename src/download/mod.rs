@@ -82,8 +82,9 @@
 //!    the pinned one, else the chunk restarts. 412 (the object changed) restarts the chunk from zero and truncates
 //!    what was written; never are two versions spliced. 416 on `bytes=0-` (an empty object) is asked again
 //!    without Range.
-//! 5. **Retries.** Exponential backoff with jitter, `Retry-After` honoured, bounded attempts and total time
-//!    ([`RetryPolicy`]). Transient: resets, timeouts, 408, 429, 500, 502, 503, 504. Permanent (no retry, the error
+//! 5. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
+//!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
+//!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504. Permanent (no retry, the error
 //!    names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
 //! 6. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
 //!    checked when sent; SHA-256 is computed while streaming (on the blocking pool, overlapping the transfer) and

@@ -14,8 +14,13 @@ use tokio::time::Instant;
 /// status (408, 429, 500, 502, 503, 504) or an object that changed. The delay before attempt `n` is a random value
 /// in `[d/2, d]` with `d = min(initial_backoff * 2^(n-1), max_backoff)` ("equal jitter"), or the server's
 /// `Retry-After` when it asks for longer, but never more than `max_backoff`: a server asking for an absurd wait gets
-/// a bounded one, and the recording is not given up for it. The chunk fails once `max_attempts` requests failed or
-/// when the next wait would end after `max_total` since the chunk started.
+/// a bounded one, and the recording is not given up for it.
+///
+/// Both bounds count from the last progress: the chunk fails once `max_attempts` requests failed in a row without
+/// delivering new bytes, or when the next wait would end more than `max_total` after the chunk started or after the
+/// last failure that followed new bytes. An attempt that failed after delivering bytes beyond any earlier failure
+/// starts the count and the time budget again, so a long transfer that keeps moving never runs out of either,
+/// while one that makes no progress still gives up.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,7 +57,7 @@ impl RetryPolicy {
         Self::default().max_attempts(1)
     }
 
-    /// Sets the number of failed requests after which the chunk fails (at least 1).
+    /// Sets the number of failed requests in a row without new bytes after which the chunk fails (at least 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -70,7 +75,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the longest time a chunk may take, waits included, once a failure happened.
+    /// Sets the longest time a chunk may go without progress, waits included: counted from its start, and again from
+    /// each failure that followed new bytes.
     pub fn max_total(mut self, total: Duration) -> Self {
         self.max_total = total;
         self
@@ -83,12 +89,12 @@ impl RetryPolicy {
         self
     }
 
-    /// The number of failed requests after which the chunk fails.
+    /// The number of failed requests in a row without new bytes after which the chunk fails.
     pub fn get_max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// The longest time a chunk may take.
+    /// The longest time a chunk may go without progress.
     pub fn get_max_total(&self) -> Duration {
         self.max_total
     }
@@ -119,12 +125,14 @@ impl RetryPolicy {
     }
 }
 
-/// The retry state of one object (a fetch or a delete): its failed attempts and the start of its time budget. The
-/// bounds themselves are the [`RetryPolicy`]'s.
+/// The retry state of one object (a fetch or a delete): its failed attempts and the start of its time budget, both
+/// since the last progress. The bounds themselves are the [`RetryPolicy`]'s.
 #[derive(Debug)]
 pub(crate) struct Attempts {
     failures: u32,
     since: Instant,
+    /// The most bytes delivered at any earlier failure (or already stored when resuming): going past it is progress.
+    delivered: u64,
 }
 
 /// Why no further attempt is made.
@@ -148,7 +156,12 @@ impl fmt::Display for Exhausted {
 impl Attempts {
     /// No failure yet; the time budget starts now.
     pub(crate) fn new() -> Self {
-        Self { failures: 0, since: Instant::now() }
+        Self { failures: 0, since: Instant::now(), delivered: 0 }
+    }
+
+    /// The first `bytes` were there before any attempt (a resume): delivering them again is no progress.
+    pub(crate) fn already_delivered(&mut self, bytes: u64) {
+        self.delivered = self.delivered.max(bytes);
     }
 
     /// Failed attempts counted so far.
@@ -156,8 +169,21 @@ impl Attempts {
         self.failures
     }
 
-    /// Counts one failed attempt and answers the wait before the next one, or why there is none.
-    pub(crate) fn fail(&mut self, policy: &RetryPolicy, retry_after: Option<Duration>) -> Result<Duration, Exhausted> {
+    /// Counts one failed attempt, after `delivered` bytes in all, and answers the wait before the next one, or why
+    /// there is none.
+    pub(crate) fn fail(
+        &mut self,
+        policy: &RetryPolicy,
+        delivered: u64,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, Exhausted> {
+        if delivered > self.delivered {
+            // New bytes since the previous failure: a slow transfer that keeps moving is not a failing one, so the
+            // count and the budget start again. Bytes delivered again after a restart do not count.
+            self.delivered = delivered;
+            self.failures = 0;
+            self.since = Instant::now();
+        }
         self.failures = self.failures.saturating_add(1);
         if self.failures >= policy.max_attempts {
             return Err(Exhausted::Attempts(self.failures));

@@ -535,7 +535,7 @@ where
                 Ok(Err(error)) => (format!("request failed: {error}"), None, None),
                 Err(_) => ("timed out".to_owned(), None, None),
             };
-            match attempts.fail(&policy, wait) {
+            match attempts.fail(&policy, 0, wait) {
                 Ok(delay) => tokio::time::sleep(delay).await,
                 Err(exhausted) => {
                     let error = Error::new(
