@@ -186,6 +186,12 @@ where
         self.version.as_ref().and_then(|v| v.total)
     }
 
+    /// Whether bytes already handed out were taken back by a restart the consumer has not seen (the fetch gave up
+    /// right after it): they failed a check or belong to another version, and must not be kept.
+    pub(crate) fn taken_back(&self) -> bool {
+        self.pending.iter().any(|event| matches!(event, Event::Restart))
+    }
+
     /// The size and SHA-256 of a completed fetch.
     pub(crate) fn finished(&self) -> Finished {
         Finished { bytes: self.offset, sha256: self.digest.result.unwrap_or_default() }
