@@ -85,6 +85,7 @@ pub mod download;
 pub mod eventgrid;
 pub mod queue;
 pub mod recording;
+mod redact;
 pub mod signing;
 #[cfg(any(feature = "emulator", feature = "recorder"))]
 mod time;

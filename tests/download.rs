@@ -118,7 +118,17 @@ async fn chunks_listed_out_of_order_land_in_index_order() {
     let mut names: Vec<String> =
         std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names.len(), 8, "no temporary files left: {names:?}");
+    // Media, metadata and each media file's hidden commit manifest; no temporary files left.
+    let mut expected: Vec<String> = stored
+        .chunks
+        .iter()
+        .flat_map(|c| {
+            let base = format!("{}-{}", c.index, c.document_id);
+            [format!("{base}.wav"), format!("{base}.json"), format!(".{base}.wav.json")]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
 }
 
 #[tokio::test]
@@ -168,7 +178,10 @@ async fn service_unavailable_honours_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let info = emulator.storage().put_document("busy", pattern(10_000, 1));
     emulator.storage().inject("busy", Fault::status_times(503, 1, Some(1)));
-    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "busy")).await.unwrap();
+    // `Retry-After` is honoured up to `max_backoff`, which the fast test policy keeps at 20 ms.
+    let policy = fast_retries().max_backoff(Duration::from_secs(2));
+    let manifest =
+        downloader(&emulator, dir.path()).retry_policy(policy).download(single(&emulator, "c", "busy")).await.unwrap();
     assert_eq!(manifest.chunks[0].sha256, info.sha256);
     let gets = content_gets(&emulator, "busy");
     let statuses: Vec<u16> = gets.iter().map(|r| r.status).collect();
@@ -333,6 +346,29 @@ async fn a_rerun_skips_complete_chunks_without_a_request() {
         assert_eq!(b.outcome, Outcome::Skipped);
         assert_eq!((a.sha256, a.bytes, &a.location), (b.sha256, b.bytes, &b.location));
     }
+}
+
+#[tokio::test]
+async fn a_truncated_final_file_is_downloaded_again_on_rerun() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("cut", pattern(400_000, 13));
+    downloader(&emulator, dir.path()).download(single(&emulator, "c", "cut")).await.unwrap();
+    let media = dir.path().join("c/0-cut.wav");
+    let file = std::fs::OpenOptions::new().write(true).open(&media).unwrap();
+    file.set_len(123_456).unwrap();
+    drop(file);
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "cut")).await.unwrap();
+    let chunk = &manifest.chunks[0];
+    assert_eq!(chunk.outcome, Outcome::Downloaded);
+    assert_eq!((chunk.bytes, chunk.sha256), (info.size, info.sha256));
+    assert_eq!(sha256_file(&media), info.sha256);
+    assert!(!dir.path().join("c/.0-cut.wav.partial").exists());
+    let gets = content_gets(&emulator, "cut");
+    assert_eq!(gets.len(), 1);
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-"));
 }
 
 #[tokio::test]
@@ -628,4 +664,68 @@ async fn a_stalled_body_times_out_and_resumes() {
     assert_eq!(gets[1].range.as_deref(), Some("bytes=120000-"));
     assert_eq!(gets[1].if_match.as_deref(), Some(info.etag.as_str()));
     assert!(gets[1].at - gets[0].at >= Duration::from_millis(300));
+}
+
+fn md5_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+#[tokio::test]
+async fn the_whole_object_md5_is_checked_across_a_dropped_connection() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("blob-md5", pattern(300_000, 10));
+    emulator.storage().send_blob_content_md5("blob-md5", true);
+    emulator.storage().inject("blob-md5", [Fault::DropAfter(100_000)]);
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "blob-md5")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    let gets = content_gets(&emulator, "blob-md5");
+    let ranges: Vec<Option<&str>> = gets.iter().map(|r| r.range.as_deref()).collect();
+    assert_eq!(ranges, [Some("bytes=0-"), Some("bytes=100000-")]);
+}
+
+#[tokio::test]
+async fn a_rerun_resumes_a_partial_file_against_its_recorded_whole_object_md5() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = pattern(3 << 20, 11);
+    let info = emulator.storage().put_document("md5-rerun", bytes.clone());
+    emulator.storage().send_blob_content_md5("md5-rerun", true);
+    emulator.storage().inject("md5-rerun", [Fault::DropAfter(1 << 20)]);
+    let once = downloader(&emulator, dir.path()).retry_policy(RetryPolicy::never());
+    once.download(single(&emulator, "c", "md5-rerun")).await.unwrap_err();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("c/.0-md5-rerun.wav.partial.json")).unwrap()).unwrap();
+    assert_eq!(state["content_md5"], md5_base64(&bytes).as_str());
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "md5-rerun")).await.unwrap();
+    assert_eq!(manifest.chunks[0].outcome, Outcome::Resumed);
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    assert_eq!(sha256_file(&dir.path().join("c/0-md5-rerun.wav")), info.sha256);
+    let gets = content_gets(&emulator, "md5-rerun");
+    let ranges: Vec<Option<&str>> = gets.iter().map(|r| r.range.as_deref()).collect();
+    assert_eq!(ranges, [Some("bytes=1048576-")]);
+}
+
+#[tokio::test]
+async fn an_old_partial_without_a_recorded_md5_restarts_once_the_server_announces_one() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let info = emulator.storage().put_document("md5-late", pattern(2 << 20, 12));
+    emulator.storage().inject("md5-late", [Fault::DropAfter(1 << 20)]);
+    let once = downloader(&emulator, dir.path()).retry_policy(RetryPolicy::never());
+    once.download(single(&emulator, "c", "md5-late")).await.unwrap_err();
+    emulator.storage().send_blob_content_md5("md5-late", true);
+    emulator.storage().clear_log();
+
+    let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "md5-late")).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, info.sha256);
+    assert_eq!(manifest.chunks[0].bytes, 2 << 20);
+    assert_eq!(sha256_file(&dir.path().join("c/0-md5-late.wav")), info.sha256);
+    let gets = content_gets(&emulator, "md5-late");
+    let seen: Vec<(u16, Option<&str>)> = gets.iter().map(|r| (r.status, r.range.as_deref())).collect();
+    assert_eq!(seen, [(206, Some("bytes=1048576-")), (206, Some("bytes=0-"))]);
 }

@@ -112,6 +112,18 @@ impl std::error::Error for Error {
     }
 }
 
+/// Every `Display` and `Debug` along an error's `source()` chain, for tests that check what an error may show.
+#[cfg(test)]
+pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        text.push_str(&format!("{error}\n{error:?}\n"));
+        current = error.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,12 +18,11 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use super::error::{Error, ErrorKind};
 use super::location::Destinations;
-use super::retry::{is_transient, retry_after, RetryPolicy};
+use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
 use super::ObjectVersion;
 use crate::BoxError;
 
@@ -59,6 +58,7 @@ enum Cause {
     Short { at: u64, expected: u64 },
     BadRange(String),
     Md5Mismatch,
+    BlobMd5Mismatch,
 }
 
 impl fmt::Display for Cause {
@@ -72,6 +72,7 @@ impl fmt::Display for Cause {
             Cause::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
             Cause::BadRange(why) => f.write_str(why),
             Cause::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
+            Cause::BlobMd5Mismatch => f.write_str("object does not match its x-ms-blob-content-md5"),
         }
     }
 }
@@ -101,13 +102,17 @@ pub(crate) struct Fetch<S, B, RB> {
     skip: u64,
     /// The offset at which the current response ends, when known.
     response_end: Option<u64>,
+    /// The current response's `Content-MD5`, and the MD5 of its body so far.
     md5: Option<(Md5, [u8; 16])>,
+    /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
+    blob_md5: Option<[u8; 16]>,
+    /// Whether the fetch already restarted once to compute the whole object's MD5 from byte 0.
+    restarted_for_md5: bool,
     digest: Digests,
     no_range: bool,
-    failures: u32,
+    attempts: Attempts,
     requests: u32,
     redirects: u32,
-    started: Instant,
     done: bool,
     pending: VecDeque<Event>,
     _request_body: PhantomData<fn() -> B>,
@@ -141,23 +146,29 @@ where
             skip: 0,
             response_end: None,
             md5: None,
-            digest: Digests::new(Sha256::new()),
+            blob_md5: None,
+            restarted_for_md5: false,
+            digest: Digests::new(Sha256::new(), None),
             no_range: false,
-            failures: 0,
+            attempts: Attempts::new(),
             requests: 0,
             redirects: 0,
-            started: Instant::now(),
             done: false,
             pending: VecDeque::new(),
             _request_body: PhantomData,
         }
     }
 
-    /// Continues after `offset` bytes of `version` that are already stored; `prefix` is their SHA-256 state.
-    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, prefix: Sha256) {
+    /// Continues after `offset` bytes of `version` that are already stored; `sha256` is their SHA-256 state and
+    /// `md5` their MD5 state, given when `version` records the whole object's MD5.
+    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, sha256: Sha256, md5: Option<Md5>) {
+        // Without the MD5 of the stored bytes the object cannot be checked: a server announcing one restarts it.
+        self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
+        let md5 = md5.filter(|_| self.blob_md5.is_some());
         self.offset = offset;
+        self.attempts.already_delivered(offset);
         self.version = Some(version);
-        self.digest = Digests::new(prefix);
+        self.digest = Digests::new(sha256, md5);
     }
 
     /// HTTP requests made so far.
@@ -175,6 +186,12 @@ where
         self.version.as_ref().and_then(|v| v.total)
     }
 
+    /// Whether bytes already handed out were taken back by a restart the consumer has not seen (the fetch gave up
+    /// right after it): they failed a check or belong to another version, and must not be kept.
+    pub(crate) fn taken_back(&self) -> bool {
+        self.pending.iter().any(|event| matches!(event, Event::Restart))
+    }
+
     /// The size and SHA-256 of a completed fetch.
     pub(crate) fn finished(&self) -> Finished {
         Finished { bytes: self.offset, sha256: self.digest.result.unwrap_or_default() }
@@ -189,6 +206,11 @@ where
             if self.done {
                 if self.digest.result.is_none() {
                     self.digest.finish().await?;
+                    if self.blob_md5.is_some() && self.digest.md5_result != self.blob_md5 {
+                        self.restart();
+                        self.failed(Cause::BlobMd5Mismatch, None).await?;
+                        continue;
+                    }
                 }
                 return Ok(None);
             }
@@ -230,7 +252,7 @@ where
                 continue;
             }
             if let Some(end) = self.response_end {
-                if self.offset + data.len() as u64 > end {
+                if self.offset.saturating_add(data.len() as u64) > end {
                     // More bytes than announced: never hand them out.
                     self.body = None;
                     let why = format!("body runs past its announced end at byte {end}");
@@ -240,7 +262,7 @@ where
                 }
             }
             self.digest.push(data.clone()).await?;
-            self.offset += data.len() as u64;
+            self.offset = self.offset.saturating_add(data.len() as u64);
             return Ok(Some(Event::Data(data)));
         }
     }
@@ -389,11 +411,13 @@ where
         let (parts, body) = response.into_parts();
         let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
         if self.offset > 0 {
-            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version.
+            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version,
+            // and only when the whole object's MD5 can still be checked.
             let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
                 if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
                 && self.total().is_some()
-                && self.total() == fresh.total;
+                && self.total() == fresh.total
+                && self.blob_md5_allows_resume(&parts.headers);
             if same {
                 self.skip = self.offset;
                 self.response_end = fresh.total;
@@ -422,7 +446,10 @@ where
             let why = format!("Content-Range `{range}` does not start at byte {}", self.offset);
             return self.failed(Cause::BadRange(why), None).await;
         }
-        let length = last - first + 1;
+        // `parse_content_range` keeps `last` below u64::MAX; checked anyway, as the header is the server's.
+        let (Some(length), Some(end)) = ((last - first).checked_add(1), last.checked_add(1)) else {
+            return self.failed(Cause::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
+        };
         if content_length(&parts.headers).is_some_and(|declared| declared != length) {
             let why = format!("Content-Length does not match Content-Range `{range}`");
             return self.failed(Cause::BadRange(why), None).await;
@@ -431,23 +458,50 @@ where
         if let Some(pinned) = &self.version {
             let etag_changed = matches!((&pinned.etag, &fresh.etag), (Some(a), Some(b)) if a != b);
             let total_changed = matches!((pinned.total, total), (Some(a), Some(b)) if a != b);
-            if etag_changed || total_changed {
+            let md5_changed = matches!((self.blob_md5, blob_md5(&parts.headers)), (Some(a), Some(b)) if a != b);
+            if etag_changed || total_changed || md5_changed {
                 self.restart();
-                return self.failed(Cause::Changed("a different ETag or size than the first response"), None).await;
+                let why = "a different ETag, size or x-ms-blob-content-md5 than the first response";
+                return self.failed(Cause::Changed(why), None).await;
             }
-        } else if self.offset == 0 {
+        }
+        if self.offset == 0 {
             self.pin(fresh);
+        } else if !self.blob_md5_allows_resume(&parts.headers) {
+            // The stored bytes were never hashed into an MD5 (an earlier run, or a first response without the
+            // header): start over rather than skip the check. Once is no failure of the server; again means it
+            // announces the MD5 only after byte 0, and counting it keeps such a server from looping forever.
+            self.restart();
+            if std::mem::replace(&mut self.restarted_for_md5, true) {
+                return self.failed(Cause::Changed("x-ms-blob-content-md5 announced only after byte 0"), None).await;
+            }
+            tracing::info!("the whole object's MD5 is announced: restarting from byte 0 to check it");
+            return Ok(());
         }
         self.skip = 0;
-        self.response_end = Some(last + 1);
+        self.response_end = Some(end);
         self.md5 = content_md5(&parts.headers);
         self.body = Some(Box::pin(body));
         Ok(())
     }
 
+    /// Takes `version` as the one to fetch, at byte 0.
     fn pin(&mut self, version: ObjectVersion) {
+        self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
+        // Nothing is hashed yet at byte 0: start both digests here, the MD5 only when there is one to check.
+        self.digest = Digests::new(Sha256::new(), self.blob_md5.map(|_| Md5::new()));
         self.version = Some(version.clone());
         self.pending.push_back(Event::Pinned(version));
+    }
+
+    /// Whether a response continuing after the stored bytes keeps the whole-object MD5 check possible: it announces
+    /// none, or the very one being computed.
+    fn blob_md5_allows_resume(&self, headers: &HeaderMap) -> bool {
+        match (self.blob_md5, blob_md5(headers)) {
+            (_, None) => true,
+            (Some(pinned), Some(announced)) => pinned == announced,
+            (None, Some(_)) => false,
+        }
     }
 
     /// Forgets everything received: the object changed.
@@ -455,7 +509,9 @@ where
         let had_bytes = self.offset > 0;
         self.offset = 0;
         self.version = None;
-        self.digest = Digests::new(Sha256::new());
+        self.digest = Digests::new(Sha256::new(), None);
+        self.blob_md5 = None;
+        self.done = false;
         self.skip = 0;
         self.response_end = None;
         self.md5 = None;
@@ -468,31 +524,25 @@ where
 
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
-        self.failures += 1;
-        let status = match &cause {
-            Cause::Status(status) => Some(*status),
-            _ => None,
-        };
-        let give_up = |why: String, cause: Cause| {
-            let error =
-                Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
-                    .with_source(cause);
-            match status {
-                Some(status) => error.with_status(status),
-                None => error,
+        let delay = match self.attempts.fail(&self.policy, self.offset, retry_after) {
+            Ok(delay) => delay,
+            Err(why) => {
+                let status = match &cause {
+                    Cause::Status(status) => Some(*status),
+                    _ => None,
+                };
+                let error =
+                    Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
+                        .with_source(cause);
+                return Err(match status {
+                    Some(status) => error.with_status(status),
+                    None => error,
+                });
             }
         };
-        if self.failures >= self.policy.get_max_attempts() {
-            return Err(give_up(format!("gave up after {} failed attempts", self.failures), cause));
-        }
-        let delay = self.policy.delay(self.failures, retry_after);
-        if self.started.elapsed() + delay > self.policy.get_max_total() {
-            let why = format!("retry time budget of {} s exhausted", self.policy.get_max_total().as_secs());
-            return Err(give_up(why, cause));
-        }
         tracing::warn!(
             attempt = self.requests,
-            failures = self.failures,
+            failures = self.attempts.failures(),
             offset = self.offset,
             delay_ms = delay.as_millis() as u64,
             cause = %cause,
@@ -516,54 +566,73 @@ impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
 /// Bytes hashed per blocking task.
 const HASH_BATCH: usize = 1 << 20;
 
-/// SHA-256 of the bytes handed out, computed on the blocking pool one batch at a time while the next batch
-/// arrives, so that hashing overlaps with receiving and writing instead of adding to them. At most two batches are
-/// held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
+/// The hash states of one batch's owner: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
+type States = (Sha256, Option<Md5>);
+
+/// SHA-256 (and, when announced, MD5) of the bytes handed out, computed on the blocking pool one batch at a time
+/// while the next batch arrives, so that hashing overlaps with receiving and writing instead of adding to them. At
+/// most two batches are held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
 struct Digests {
-    sha: Option<Sha256>,
-    in_flight: Option<tokio::task::JoinHandle<Sha256>>,
+    states: Option<States>,
+    in_flight: Option<tokio::task::JoinHandle<States>>,
     batch: Vec<Bytes>,
     batch_len: usize,
     result: Option<[u8; 32]>,
+    md5_result: Option<[u8; 16]>,
 }
 
 impl Digests {
-    fn new(prefix: Sha256) -> Self {
-        Self { sha: Some(prefix), in_flight: None, batch: Vec::new(), batch_len: 0, result: None }
+    fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
+        Self {
+            states: Some((sha256, md5)),
+            in_flight: None,
+            batch: Vec::new(),
+            batch_len: 0,
+            result: None,
+            md5_result: None,
+        }
     }
 
     async fn push(&mut self, data: Bytes) -> Result<(), Error> {
         self.batch_len += data.len();
         self.batch.push(data);
         if self.batch_len >= HASH_BATCH {
-            let mut sha = self.settle().await?;
+            let mut states = self.settle().await?;
             let batch = std::mem::take(&mut self.batch);
             self.batch_len = 0;
             self.in_flight = Some(tokio::task::spawn_blocking(move || {
-                for bytes in &batch {
-                    sha.update(bytes);
-                }
-                sha
+                update(&mut states, &batch);
+                states
             }));
         }
         Ok(())
     }
 
-    async fn settle(&mut self) -> Result<Sha256, Error> {
+    async fn settle(&mut self) -> Result<States, Error> {
         if let Some(handle) = self.in_flight.take() {
             return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
         }
-        Ok(self.sha.take().unwrap_or_default())
+        Ok(self.states.take().unwrap_or_default())
     }
 
     async fn finish(&mut self) -> Result<(), Error> {
-        let mut sha = self.settle().await?;
-        for bytes in self.batch.drain(..) {
-            sha.update(&bytes);
-        }
+        let mut states = self.settle().await?;
+        update(&mut states, &self.batch);
+        self.batch.clear();
         self.batch_len = 0;
+        let (sha, md5) = states;
         self.result = Some(sha.finalize().into());
+        self.md5_result = md5.map(|md5| md5.finalize().into());
         Ok(())
+    }
+}
+
+fn update((sha, md5): &mut States, batch: &[Bytes]) {
+    for bytes in batch {
+        sha.update(bytes);
+        if let Some(md5) = md5 {
+            md5.update(bytes);
+        }
     }
 }
 
@@ -586,14 +655,25 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The response's own `Content-MD5`, with an MD5 state to hash its body into.
 fn content_md5(headers: &HeaderMap) -> Option<(Md5, [u8; 16])> {
-    let value = headers.get("content-md5")?.to_str().ok()?;
-    let mut out = [0u8; 18];
-    let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
-    (n == 16).then(|| (Md5::new(), out[..16].try_into().expect("16 bytes")))
+    Some((Md5::new(), decode_md5(headers.get("content-md5")?.to_str().ok()?)?))
 }
 
-/// `bytes first-last/total` (total may be `*`), with `first <= last < total`.
+/// The whole object's MD5, which Azure Blob storage announces on ranged answers.
+fn blob_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
+    decode_md5(headers.get("x-ms-blob-content-md5")?.to_str().ok()?)
+}
+
+/// A base64 MD5; anything that does not decode to exactly 16 bytes is no MD5 at all.
+fn decode_md5(value: &str) -> Option<[u8; 16]> {
+    let mut out = [0u8; 18];
+    let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
+    out.get(..n)?.try_into().ok()
+}
+
+/// `bytes first-last/total` (total may be `*`), with `first <= last < total` and `last < u64::MAX`, so that the
+/// length `last - first + 1` and the end `last + 1` always fit.
 pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
@@ -604,7 +684,7 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)
         "*" => None,
         t => Some(t.parse::<u64>().ok()?),
     };
-    if first > last || total.is_some_and(|t| last >= t) {
+    if first > last || last == u64::MAX || total.is_some_and(|t| last >= t) {
         return None;
     }
     Some((first, last, total))
@@ -613,7 +693,8 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)
 impl ObjectVersion {
     fn from_headers(headers: &HeaderMap, total: Option<u64>) -> Self {
         let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
-        ObjectVersion { etag: text(ETAG), last_modified: text(LAST_MODIFIED), total }
+        let content_md5 = blob_md5(headers).map(|md5| base64::engine::general_purpose::STANDARD.encode(md5));
+        ObjectVersion::new(text(ETAG), text(LAST_MODIFIED), total).with_content_md5(content_md5)
     }
 }
 
@@ -621,23 +702,74 @@ impl ObjectVersion {
 mod tests {
     use super::*;
     use crate::signing::AllowList;
-    use http_body_util::{Empty, Full};
+    use http_body::Frame;
+    use http_body_util::Empty;
     use std::convert::Infallible;
     use std::sync::Mutex;
+    use std::task::{Context, Poll};
+    use tokio::time::Instant;
 
-    type Script = Arc<Mutex<(VecDeque<Response<Full<Bytes>>>, Vec<http::HeaderMap>)>>;
+    type Script = Arc<Mutex<(VecDeque<Response<Scripted>>, Vec<http::HeaderMap>)>>;
 
-    fn response(status: u16, headers: &[(&str, &str)], body: &'static [u8]) -> Response<Full<Bytes>> {
+    /// How a scripted body ends once its bytes are out.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        Clean,
+        Reset,
+        Stall,
+    }
+
+    /// A response body: its bytes in one frame, then `end`.
+    struct Scripted {
+        data: Option<Bytes>,
+        end: End,
+    }
+
+    impl Body for Scripted {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if let Some(data) = self.data.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            match std::mem::replace(&mut self.end, End::Clean) {
+                End::Clean => Poll::Ready(None),
+                End::Reset => Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into()))),
+                End::Stall => {
+                    self.end = End::Stall;
+                    Poll::Pending // never woken: only the read timeout ends it
+                }
+            }
+        }
+    }
+
+    fn ending(status: u16, headers: &[(&str, &str)], body: &[u8], end: End) -> Response<Scripted> {
         let mut builder = Response::builder().status(status);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        builder.body(Full::new(Bytes::from_static(body))).unwrap()
+        let data = (!body.is_empty()).then(|| Bytes::copy_from_slice(body));
+        builder.body(Scripted { data, end }).unwrap()
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response<Scripted> {
+        ending(status, headers, body, End::Clean)
     }
 
     /// Fetches with a client that answers the scripted responses in order; returns the bytes (restarts applied),
     /// the result and the request headers seen.
-    async fn run(responses: Vec<Response<Full<Bytes>>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+    async fn run(responses: Vec<Response<Scripted>>) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        run_with(RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1)), responses).await
+    }
+
+    async fn run_with(
+        policy: RetryPolicy,
+        responses: Vec<Response<Scripted>>,
+    ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
         let seen = script.clone();
         let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
@@ -649,7 +781,6 @@ mod tests {
             }
         });
         let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
-        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
         let mut fetch = Fetch::new(client, destinations, policy, Arc::from("chunk 0 (`d`) content"), uri);
         let mut bytes = Vec::new();
@@ -734,6 +865,124 @@ mod tests {
         assert!(error.to_string().ends_with("last failure: body does not match its Content-MD5"), "{error}");
     }
 
+    fn md5_of(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_is_checked_across_a_resume() {
+        let md5 = md5_of(b"abcde");
+        let (bytes, result, headers) = run(vec![
+            response(
+                206,
+                &[("content-range", "bytes 0-1/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"ab",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-")]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_whole_object_md5_restarts_and_then_fails() {
+        let wrong = md5_of(b"abcdX");
+        let answer = || {
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &wrong)],
+                b"abcde",
+            )
+        };
+        let (bytes, result, headers) = run(vec![answer(), answer(), answer()]).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             object does not match its x-ms-blob-content-md5"
+        );
+        // Every attempt started over from byte 0: the bytes of the earlier ones were taken back, never appended.
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-"), Some("bytes=0-")]);
+        assert_eq!(bytes, b"abcde");
+    }
+
+    #[tokio::test]
+    async fn a_different_whole_object_md5_on_resume_restarts_the_object() {
+        let (old, new) = (md5_of(b"abcde"), md5_of(b"vwxyz"));
+        let (bytes, result, headers) = run(vec![
+            response(
+                206,
+                &[("content-range", "bytes 0-1/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &old)],
+                b"ab",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &new)],
+                b"xyz",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"b\""), ("x-ms-blob-content-md5", &new)],
+                b"vwxyz",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"vwxyz");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_first_announced_on_resume_restarts_from_byte_zero() {
+        let md5 = md5_of(b"abcde");
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"),
+            response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ),
+            response(
+                206,
+                &[("content-range", "bytes 0-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"abcde",
+            ),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=2-"), Some("bytes=0-")]);
+    }
+
+    #[tokio::test]
+    async fn a_whole_object_md5_announced_only_after_byte_zero_fails_after_one_free_restart() {
+        let md5 = md5_of(b"abcde");
+        let mut script = Vec::new();
+        for _ in 0..4 {
+            script.push(response(206, &[("content-range", "bytes 0-1/5"), ("etag", "\"a\"")], b"ab"));
+            script.push(response(
+                206,
+                &[("content-range", "bytes 2-4/5"), ("etag", "\"a\""), ("x-ms-blob-content-md5", &md5)],
+                b"cde",
+            ));
+        }
+        let (_, result, headers) = run(script).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             object changed (x-ms-blob-content-md5 announced only after byte 0)"
+        );
+        // One free restart, then three counted ones.
+        assert_eq!(headers.len(), 8);
+    }
+
     #[tokio::test]
     async fn a_200_with_another_etag_on_resume_restarts_cleanly() {
         let (bytes, result, _) = run(vec![
@@ -743,6 +992,153 @@ mod tests {
         .await;
         result.unwrap();
         assert_eq!(bytes, b"WXYZ");
+    }
+
+    #[tokio::test]
+    async fn a_content_range_ending_at_u64_max_is_a_failed_attempt() {
+        let (bytes, result, headers) = run(vec![
+            response(206, &[("content-range", "bytes 0-18446744073709551615/*"), ("etag", "\"a\"")], b"abc"),
+            response(206, &[("content-range", "bytes 0-2/3"), ("etag", "\"a\"")], b"abc"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abc");
+        assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=0-")]);
+
+        let hostile = || response(206, &[("content-range", "bytes 0-18446744073709551615/*")], b"abc");
+        let (_, result, _) = run(vec![hostile(), hostile(), hostile()]).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+             206 with an invalid Content-Range `bytes 0-18446744073709551615/*`"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_a_bounded_wait() {
+        let started = Instant::now();
+        let (bytes, result, headers) = run(vec![
+            response(503, &[("retry-after", "18446744073709551615")], b""),
+            response(200, &[("etag", "\"a\""), ("content-length", "5")], b"abcde"),
+        ])
+        .await;
+        result.unwrap();
+        assert_eq!(bytes, b"abcde");
+        assert_eq!(headers.len(), 2);
+        // The default policy's `max_backoff`.
+        assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_invalid_redirect_never_shows_its_query() {
+        let table = [
+            ("https://evil.example/b?sig=SECRET", "refused to follow a redirect to host `evil.example`"),
+            (
+                "https://eu.asm.skype.com/b c?sig=SECRET",
+                "redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL",
+            ),
+        ];
+        for (location, message) in table {
+            let (_, result, _) = run(vec![response(307, &[("location", location)], b"")]).await;
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Redirect);
+            assert_eq!(error.to_string(), format!("chunk 0 (`d`) content: {message}"));
+            let text = crate::download::error::chain_text(&error);
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+    }
+
+    const OBJECT: &[u8; 21] = b"abcdefghijklmnopqrstu";
+
+    /// One 206 per byte of [`OBJECT`] from `first` on, each ending with `end` after its byte, the last one clean.
+    fn byte_by_byte(first: usize, end: End) -> Vec<Response<Scripted>> {
+        (first..OBJECT.len())
+            .map(|at| {
+                let range = format!("bytes {at}-20/21");
+                let headers = [("content-range", range.as_str()), ("etag", "\"a\"")];
+                let end = if at + 1 == OBJECT.len() { End::Clean } else { end };
+                ending(206, &headers, &OBJECT[at..at + 1], end)
+            })
+            .collect()
+    }
+
+    fn expected_ranges(first: usize) -> Vec<String> {
+        (first..OBJECT.len()).map(|at| format!("bytes={at}-")).collect()
+    }
+
+    fn sent_ranges(headers: &[http::HeaderMap]) -> Vec<String> {
+        ranges(headers).into_iter().map(|r| r.unwrap_or_default().to_owned()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_keeps_receiving_bytes_never_runs_out_of_attempts() {
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let (bytes, result, headers) = run_with(policy, byte_by_byte(0, End::Reset)).await;
+        result.unwrap();
+        assert_eq!(bytes, OBJECT);
+        // 20 resets, each after a new byte, against a limit of 3 failed attempts.
+        assert_eq!(sent_ranges(&headers), expected_ranges(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_keeps_receiving_bytes_never_runs_out_of_time() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(3)
+            .initial_backoff(Duration::from_millis(1))
+            .read_timeout(Duration::from_secs(4))
+            .max_total(Duration::from_secs(10));
+        let (bytes, result, headers) = run_with(policy, byte_by_byte(0, End::Stall)).await;
+        result.unwrap();
+        assert_eq!(bytes, OBJECT);
+        assert_eq!(sent_ranges(&headers), expected_ranges(0));
+        // 20 read timeouts of 4 s each: eight times the budget, which starts again after each new byte.
+        assert!(started.elapsed() >= Duration::from_secs(80), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_without_progress_gives_up_after_max_attempts() {
+        let reset = || ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"", End::Reset);
+        let (bytes, result, headers) = run(vec![reset(), reset(), reset(), reset()]).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: response body failed: \
+             connection reset"
+        );
+        assert_eq!((bytes.len(), headers.len()), (0, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_stops_progressing_gives_up_max_attempts_after_its_last_new_byte() {
+        // One byte, then resets that bring nothing new: the reset after the new byte is the first of three.
+        let first = ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"a", End::Reset);
+        let reset = || ending(206, &[("content-range", "bytes 1-20/21"), ("etag", "\"a\"")], b"", End::Reset);
+        let (bytes, result, headers) = run(vec![first, reset(), reset(), reset(), reset()]).await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(bytes, b"a");
+        assert_eq!(sent_ranges(&headers), ["bytes=0-", "bytes=1-", "bytes=1-"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_without_progress_still_runs_out_of_time() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(100)
+            .initial_backoff(Duration::from_millis(1))
+            .read_timeout(Duration::from_secs(4))
+            .max_total(Duration::from_secs(10));
+        let stall = || ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"", End::Stall);
+        let (_, result, headers) = run_with(policy, vec![stall(), stall(), stall(), stall()]).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "chunk 0 (`d`) content: retry time budget of 10 s exhausted; last failure: no response or bytes within \
+             4000 ms"
+        );
+        // Timeouts at 4 s and 8 s are retried; after the one at 12 s no wait fits in 10 s.
+        assert_eq!(headers.len(), 3);
+        assert_eq!(started.elapsed().as_secs(), 12);
     }
 
     #[tokio::test]
@@ -768,6 +1164,11 @@ mod tests {
             ("items 0-1/2", None),
             ("bytes a-b/c", None),
             ("", None),
+            ("bytes 0-18446744073709551615/*", None),
+            ("bytes 18446744073709551615-18446744073709551615/*", None),
+            ("bytes 0-18446744073709551616/*", None),
+            ("bytes 0-18446744073709551614/18446744073709551615", Some((0, u64::MAX - 1, Some(u64::MAX)))),
+            ("bytes 18446744073709551614-18446744073709551614/*", Some((u64::MAX - 1, u64::MAX - 1, None))),
         ];
         for (value, expected) in table {
             assert_eq!(parse_content_range(value), expected, "{value:?}");

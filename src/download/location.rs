@@ -6,6 +6,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use super::error::{Error, ErrorKind};
 use crate::credential::Endpoint;
 use crate::recording::RecordingChunk;
+use crate::redact::redact_url;
 use crate::signing::AllowList;
 
 /// The `api-version` of the legacy download URLs of the original quickstart.
@@ -96,13 +97,13 @@ impl Destinations {
                 ))
             }
         };
-        let uri: Uri = text
-            .parse()
-            .map_err(|_| Error::new(ErrorKind::InvalidLocation, format!("{} `{}` is not a valid URL", what(), text)))?;
+        let uri: Uri = text.parse().map_err(|_| {
+            Error::new(ErrorKind::InvalidLocation, format!("{} `{}` is not a valid URL", what(), redact_url(&text)))
+        })?;
         if uri.scheme().is_none() || uri.authority().is_none() {
             return Err(Error::new(
                 ErrorKind::InvalidLocation,
-                format!("{} `{}` is not an absolute URL", what(), text),
+                format!("{} `{}` is not an absolute URL", what(), redact_url(&text)),
             ));
         }
         self.check(&uri).map_err(|refused| Error::refused(&what(), refused))?;
@@ -121,8 +122,12 @@ impl Destinations {
 
     /// Resolves a redirect's `Location` against the URL that answered it, then checks it.
     pub(crate) fn redirect(&self, from: &Uri, location: &str, what: &str) -> Result<Uri, Error> {
-        let invalid =
-            || Error::new(ErrorKind::Redirect, format!("{what}: redirect to `{location}` is not a valid URL"));
+        let invalid = || {
+            Error::new(
+                ErrorKind::Redirect,
+                format!("{what}: redirect to `{}` is not a valid URL", redact_url(location)),
+            )
+        };
         let target: Uri = if location.starts_with('/') && !location.starts_with("//") {
             let (Some(scheme), Some(authority)) = (from.scheme(), from.authority()) else {
                 return Err(invalid());
@@ -153,6 +158,7 @@ impl Destinations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::download::error::chain_text;
 
     fn destinations() -> Destinations {
         Destinations {
@@ -218,6 +224,45 @@ mod tests {
             error.to_string(),
             "chunk 0 (`doc`) content location is missing and no endpoint is configured to build it"
         );
+    }
+
+    #[test]
+    fn locations_and_redirects_never_show_their_query_in_errors() {
+        let d = destinations();
+        for location in [
+            "https://eu.asm.skype.com/v1/objects/d e?sig=SECRET",
+            "/v1/objects/d?sig=SECRET",
+            "https://evil.example/x?sig=SECRET",
+            "https://user:SECRET@eu.asm.skype.com/x",
+        ] {
+            let chunk = RecordingChunk::new("doc", 0).with_content_location(location);
+            let error = d.locate(&chunk, Which::Content).unwrap_err();
+            let text = chain_text(&error);
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        let error = d
+            .locate(
+                &RecordingChunk::new("doc", 0).with_content_location("https://eu.asm.skype.com/d e?sig=SECRET"),
+                Which::Content,
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`doc`) content location `https://eu.asm.skype.com/d e?…` is not a valid URL"
+        );
+
+        let from: Uri = "https://eu.asm.skype.com/a?sig=FIRST".parse().unwrap();
+        for location in [
+            "https://eu.asm.skype.com/b c?sig=SECRET",
+            "https://evil.example/b?sig=SECRET",
+            "//evil.example/b?sig=SECRET",
+        ] {
+            let error = d.redirect(&from, location, "x").unwrap_err();
+            let text = chain_text(&error);
+            assert!(!text.contains("SECRET") && !text.contains("FIRST"), "{text}");
+        }
+        let error = d.redirect(&from, "https://eu.asm.skype.com/b c?sig=SECRET", "x").unwrap_err();
+        assert_eq!(error.to_string(), "x: redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL");
     }
 
     #[test]

@@ -81,12 +81,17 @@
 //!    the pinned one, else the chunk restarts. 412 (the object changed) restarts the chunk from zero and truncates
 //!    what was written; never are two versions spliced. 416 on `bytes=0-` (an empty object) is asked again
 //!    without Range.
-//! 5. **Retries.** Exponential backoff with jitter, `Retry-After` honoured, bounded attempts and total time
-//!    ([`RetryPolicy`]). Transient: resets, timeouts, 408, 429, 500, 502, 503, 504. Permanent (no retry, the error
+//! 5. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
+//!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
+//!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504. Permanent (no retry, the error
 //!    names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
 //! 6. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
 //!    checked when sent; SHA-256 is computed while streaming (on the blocking pool, overlapping the transfer) and
-//!    returned in the [`ChunkManifest`].
+//!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
+//!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
+//!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file
+//!    still checks it, and a partial file stored without it restarts from byte 0. A mismatch restarts the object
+//!    and counts as a failed attempt.
 //! 7. **Storage.** Chunks go in `index` order ([`ChunkDownloader::concurrency`] at once, default 1), metadata
 //!    (checked to be JSON, at most 1 MiB) before media. A sink commits only after every check passed; the
 //!    [`DirectorySink`] writes to a temporary name, fsyncs and renames, and a rerun skips complete chunks and
@@ -95,7 +100,9 @@
 //!    chunk's durable commit; 404 counts as already deleted.
 //! 9. **Observability.** A `tracing` span `chunk` per chunk (call id, document id, index, attempts, bytes,
 //!    outcome) with an event per failed attempt; only host and path are logged, never signatures or query strings.
-//!    Progress goes to [`ChunkDownloader::on_progress`].
+//!    Wherever a URL appears in an error message, a `Debug` output or a log field, it is shown as
+//!    `scheme://host[:port]/path` with its query replaced by `?…` (user information and fragment dropped): a SAS
+//!    `sig=` never lands in logs. Progress goes to [`ChunkDownloader::on_progress`].
 //!
 //! # Security
 //!

@@ -1,18 +1,26 @@
 //! When and how long to wait before the next attempt (`SPEC.md` §5).
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
 
 /// Bounds and pacing of retries for one chunk.
 ///
 /// Every failed request counts as one attempt: a connection reset, a body cut short, a read timeout, a transient
 /// status (408, 429, 500, 502, 503, 504) or an object that changed. The delay before attempt `n` is a random value
 /// in `[d/2, d]` with `d = min(initial_backoff * 2^(n-1), max_backoff)` ("equal jitter"), or the server's
-/// `Retry-After` when it asks for longer. The chunk fails once `max_attempts` requests failed or when the next
-/// wait would end after `max_total` since the chunk started.
+/// `Retry-After` when it asks for longer, but never more than `max_backoff`: a server asking for an absurd wait gets
+/// a bounded one, and the recording is not given up for it.
+///
+/// Both bounds count from the last progress: the chunk fails once `max_attempts` requests failed in a row without
+/// delivering new bytes, or when the next wait would end more than `max_total` after the chunk started or after the
+/// last failure that followed new bytes. An attempt that failed after delivering bytes beyond any earlier failure
+/// starts the count and the time budget again, so a long transfer that keeps moving never runs out of either,
+/// while one that makes no progress still gives up.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,7 +57,7 @@ impl RetryPolicy {
         Self::default().max_attempts(1)
     }
 
-    /// Sets the number of failed requests after which the chunk fails (at least 1).
+    /// Sets the number of failed requests in a row without new bytes after which the chunk fails (at least 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -61,13 +69,14 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the largest computed delay (a longer `Retry-After` is still honoured within `max_total`).
+    /// Sets the longest wait between two attempts, a server's `Retry-After` included.
     pub fn max_backoff(mut self, delay: Duration) -> Self {
         self.max_backoff = delay;
         self
     }
 
-    /// Sets the longest time a chunk may take, waits included, once a failure happened.
+    /// Sets the longest time a chunk may go without progress, waits included: counted from its start, and again from
+    /// each failure that followed new bytes.
     pub fn max_total(mut self, total: Duration) -> Self {
         self.max_total = total;
         self
@@ -80,12 +89,12 @@ impl RetryPolicy {
         self
     }
 
-    /// The number of failed requests after which the chunk fails.
+    /// The number of failed requests in a row without new bytes after which the chunk fails.
     pub fn get_max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// The longest time a chunk may take.
+    /// The longest time a chunk may go without progress.
     pub fn get_max_total(&self) -> Duration {
         self.max_total
     }
@@ -101,16 +110,91 @@ impl RetryPolicy {
         self.initial_backoff.saturating_mul(1u32 << shift).min(self.max_backoff)
     }
 
-    /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer.
+    /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer, capped at
+    /// `max_backoff`.
     pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let full = self.backoff(failures);
         let half = full / 2;
         let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(random_unit()) };
-        let computed = half + jitter;
+        let computed = half.saturating_add(jitter);
         match retry_after {
-            Some(asked) if asked > computed => asked,
+            // `Retry-After` is input: `18446744073709551615` must not become a wait that outlives the process.
+            Some(asked) if asked > computed => asked.min(self.max_backoff.max(computed)),
             _ => computed,
         }
+    }
+}
+
+/// The retry state of one object (a fetch or a delete): its failed attempts and the start of its time budget, both
+/// since the last progress. The bounds themselves are the [`RetryPolicy`]'s.
+#[derive(Debug)]
+pub(crate) struct Attempts {
+    failures: u32,
+    since: Instant,
+    /// The most bytes delivered at any earlier failure (or already stored when resuming): going past it is progress.
+    delivered: u64,
+}
+
+/// Why no further attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exhausted {
+    /// This many requests failed.
+    Attempts(u32),
+    /// The next wait would end after the policy's `max_total`.
+    Budget(Duration),
+}
+
+impl fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exhausted::Attempts(n) => write!(f, "gave up after {n} failed attempts"),
+            Exhausted::Budget(total) => write!(f, "retry time budget of {} s exhausted", total.as_secs()),
+        }
+    }
+}
+
+impl Attempts {
+    /// No failure yet; the time budget starts now.
+    pub(crate) fn new() -> Self {
+        Self { failures: 0, since: Instant::now(), delivered: 0 }
+    }
+
+    /// The first `bytes` were there before any attempt (a resume): delivering them again is no progress.
+    pub(crate) fn already_delivered(&mut self, bytes: u64) {
+        self.delivered = self.delivered.max(bytes);
+    }
+
+    /// Failed attempts counted so far.
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Counts one failed attempt, after `delivered` bytes in all, and answers the wait before the next one, or why
+    /// there is none.
+    pub(crate) fn fail(
+        &mut self,
+        policy: &RetryPolicy,
+        delivered: u64,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, Exhausted> {
+        if delivered > self.delivered {
+            // New bytes since the previous failure: a slow transfer that keeps moving is not a failing one, so the
+            // count and the budget start again. Bytes delivered again after a restart do not count.
+            self.delivered = delivered;
+            self.failures = 0;
+            self.since = Instant::now();
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= policy.max_attempts {
+            return Err(Exhausted::Attempts(self.failures));
+        }
+        let delay = policy.delay(self.failures, retry_after);
+        // Checked: `max_total` and the delay are configuration and input, their sum may not fit.
+        let resumes_at = self.since.elapsed().checked_add(delay);
+        if resumes_at.is_none_or(|at| at > policy.max_total) {
+            return Err(Exhausted::Budget(policy.max_total));
+        }
+        Ok(delay)
     }
 }
 
@@ -163,6 +247,16 @@ mod tests {
         let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
         assert_eq!(p.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
         assert!(p.delay(1, Some(Duration::ZERO)) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_a_bounded_wait() {
+        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100)).max_backoff(Duration::from_secs(5));
+        let table = [(u64::MAX, 5), (3600, 5), (6, 5), (4, 4)];
+        for (asked, waited) in table {
+            assert_eq!(p.delay(1, Some(Duration::from_secs(asked))), Duration::from_secs(waited), "{asked}");
+        }
+        assert_eq!(RetryPolicy::default().delay(1, Some(Duration::MAX)), Duration::from_secs(30));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::Empty;
+use md5::Md5;
 use sha2::{Digest, Sha256};
 use tower::{Service, ServiceExt};
 use tracing::Instrument;
@@ -20,7 +21,7 @@ use super::error::{Error, ErrorKind};
 use super::fetch::{Event, Fetch};
 use super::future::ResponseFuture;
 use super::location::{Destinations, Which};
-use super::retry::{is_transient, retry_after, RetryPolicy};
+use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
 use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
 use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
 use crate::credential::Endpoint;
@@ -359,17 +360,23 @@ where
             Existing::Absent(writer) => (writer, Outcome::Downloaded),
             Existing::Partial { mut writer, offset, version } => {
                 let mut sha = Sha256::new();
+                // The stored bytes feed an MD5 too when the version records the whole object's MD5, so that the
+                // resumed object is still checked against it.
+                let mut md5 = version.content_md5.as_ref().map(|_| Md5::new());
                 let mut replayed = 0u64;
                 match writer
                     .replay(&mut |bytes: &[u8]| {
                         sha.update(bytes);
+                        if let Some(md5) = &mut md5 {
+                            md5.update(bytes);
+                        }
                         replayed += bytes.len() as u64;
                     })
                     .await
                 {
                     Ok(()) if replayed == offset => {
                         tracing::info!(offset, "resuming a partial chunk from an earlier run");
-                        fetch.resume_from(offset, version, sha);
+                        fetch.resume_from(offset, version, sha, md5);
                         state.bytes.fetch_add(offset, Ordering::Relaxed);
                         (writer, Outcome::Resumed)
                     }
@@ -389,6 +396,12 @@ where
         match self.stream_into(state, chunk, &label, &mut fetch, &mut writer).await {
             Ok(()) => {}
             Err(error) => {
+                // A later run would resume from these bytes and trust them: drop them when the fetch took them back.
+                if fetch.taken_back() {
+                    if let Err(restart) = writer.restart().await {
+                        tracing::warn!(error = %restart, "could not discard the bytes of the failed chunk");
+                    }
+                }
                 // Keep the bytes already received for a later run; the error is what the caller needs to see.
                 if let Err(abandon) = writer.abandon().await {
                     tracing::warn!(error = %abandon, "could not keep the partial chunk");
@@ -506,11 +519,12 @@ where
         Ok(document.freeze())
     }
 
-    /// `DELETE <deleteLocation>` (`SPEC.md` §5); 404 counts as deleted (an earlier run got there first).
+    /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
+    /// earlier run got there first).
     async fn delete(&self, label: &str, uri: Option<Uri>) -> Result<bool, Error> {
         let Some(uri) = uri else { return Ok(false) };
         let policy = self.config.policy;
-        let mut failures = 0u32;
+        let mut attempts = Attempts::new();
         loop {
             let request =
                 Request::builder().method(Method::DELETE).uri(uri.clone()).body(B::default()).map_err(|e| {
@@ -540,18 +554,19 @@ where
                 Ok(Err(error)) => (format!("request failed: {error}"), None, None),
                 Err(_) => ("timed out".to_owned(), None, None),
             };
-            failures += 1;
-            if failures >= policy.get_max_attempts() {
-                let error = Error::new(
-                    ErrorKind::RetriesExhausted,
-                    format!("{label} delete: gave up after {failures} failed attempts; last failure: {why}"),
-                );
-                return Err(match status {
-                    Some(status) => error.with_status(status),
-                    None => error,
-                });
+            match attempts.fail(&policy, 0, wait) {
+                Ok(delay) => tokio::time::sleep(delay).await,
+                Err(exhausted) => {
+                    let error = Error::new(
+                        ErrorKind::RetriesExhausted,
+                        format!("{label} delete: {exhausted}; last failure: {why}"),
+                    );
+                    return Err(match status {
+                        Some(status) => error.with_status(status),
+                        None => error,
+                    });
+                }
             }
-            tokio::time::sleep(policy.delay(failures, wait)).await;
         }
     }
 }
@@ -578,5 +593,119 @@ where
     fn call(&mut self, recording: Recording) -> Self::Future {
         let this = self.clone();
         ResponseFuture::new(Box::pin(async move { this.download(recording).await }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::download::WriterSink;
+    use http_body_util::Full;
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    type Answers = Arc<Mutex<VecDeque<Response<Full<Bytes>>>>>;
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Response<Full<Bytes>> {
+        let mut builder = Response::builder().status(status);
+        if let Some(seconds) = retry_after {
+            builder = builder.header("retry-after", seconds);
+        }
+        builder.body(Full::new(Bytes::new())).unwrap()
+    }
+
+    /// Deletes through a client answering `answers` in order (then 503); returns the result and the requests made.
+    async fn delete_with(policy: RetryPolicy, answers: Vec<Response<Full<Bytes>>>) -> (Result<bool, Error>, usize) {
+        let answers: Answers = Arc::new(Mutex::new(answers.into()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (script, counter) = (answers.clone(), requests.clone());
+        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+            assert_eq!(request.method(), Method::DELETE);
+            counter.fetch_add(1, Ordering::Relaxed);
+            let next = script.lock().unwrap().pop_front().unwrap_or_else(|| answer(503, Some("3600")));
+            async move { Ok::<_, Infallible>(next) }
+        });
+        let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy);
+        let uri: Uri = "https://eu.asm.skype.com/v1/objects/d".parse().unwrap();
+        let result = downloader.delete("chunk 0 (`d`)", Some(uri)).await;
+        (result, requests.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_rerun() {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(b"abcde"));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let counter = gets.clone();
+        // The object is `abcde`; the first answer arrives corrupted in transit, its Content-MD5 says so.
+        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+            let builder = Response::builder();
+            let response = if request.uri().path().ends_with("acsmetadata") {
+                builder.status(200).body(Full::new(Bytes::from_static(b"{}")))
+            } else if request.headers().get("range").is_some_and(|r| r == "bytes=5-") {
+                builder.status(416).header("content-range", "bytes */5").body(Full::new(Bytes::new()))
+            } else {
+                let body: &'static [u8] =
+                    if counter.fetch_add(1, Ordering::Relaxed) == 0 { b"abXde" } else { b"abcde" };
+                builder
+                    .status(206)
+                    .header("content-range", "bytes 0-4/5")
+                    .header("etag", "\"a\"")
+                    .header("content-md5", md5.as_str())
+                    .body(Full::new(Bytes::from_static(body)))
+            };
+            async move { Ok::<_, Infallible>(response.unwrap()) }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()))
+            .retry_policy(RetryPolicy::never());
+        let recording = Recording::new("call").format("Wav").chunk(
+            RecordingChunk::new("d", 0)
+                .with_content_location("https://eu.asm.skype.com/v1/objects/d/content/audio")
+                .with_metadata_location("https://eu.asm.skype.com/v1/objects/d/content/acsmetadata"),
+        );
+        let error = downloader.download(recording.clone()).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) content: gave up after 1 failed attempts; last failure: body does not match its Content-MD5"
+        );
+        let manifest = downloader.download(recording).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("call/0-d.wav")).unwrap(), b"abcde");
+        assert_eq!(manifest.chunks[0].sha256, <[u8; 32]>::from(Sha256::digest(b"abcde")));
+        assert_eq!(gets.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_waits_at_most_max_backoff_for_an_absurd_retry_after() {
+        let started = Instant::now();
+        let answers = vec![answer(503, Some("18446744073709551615")), answer(200, None)];
+        let (result, requests) = delete_with(RetryPolicy::default(), answers).await;
+        assert!(result.unwrap());
+        assert_eq!(requests, 2);
+        assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_gives_up_once_its_time_budget_is_spent() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(100)
+            .max_backoff(Duration::from_secs(30))
+            .max_total(Duration::from_secs(60));
+        let (result, requests) = delete_with(policy, Vec::new()).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) delete: retry time budget of 60 s exhausted; last failure: status 503 Service Unavailable"
+        );
+        // Waits of 30 s after the first and second failures; a third would end at 90 s.
+        assert_eq!(requests, 3);
+        assert_eq!(started.elapsed().as_secs(), 60);
     }
 }

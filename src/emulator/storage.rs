@@ -196,6 +196,9 @@ struct Document {
     /// Statuses answered to the next `DELETE`s, one each.
     delete_faults: VecDeque<u16>,
     content_md5: bool,
+    blob_content_md5: bool,
+    /// The whole content's MD5 (base64) and the version it was computed for: a tone is hashed once, not per GET.
+    blob_md5_cache: Option<(u64, String)>,
     send_etag: bool,
     content_type: &'static str,
 }
@@ -209,6 +212,8 @@ impl Document {
             faults: VecDeque::new(),
             delete_faults: VecDeque::new(),
             content_md5: false,
+            blob_content_md5: false,
+            blob_md5_cache: None,
             send_etag: true,
             content_type,
         }
@@ -216,6 +221,25 @@ impl Document {
 
     fn etag(&self) -> String {
         format!("\"0x{:016X}\"", self.content.fingerprint() ^ self.version)
+    }
+
+    /// The MD5 of the whole current content, base64.
+    fn blob_md5(&mut self) -> String {
+        match &self.blob_md5_cache {
+            Some((version, md5)) if *version == self.version => md5.clone(),
+            _ => {
+                let mut md5 = Md5::new();
+                let mut at = 0;
+                while at < self.content.len() {
+                    let part = self.content.slice(at, FRAME);
+                    md5.update(&part);
+                    at += part.len() as u64;
+                }
+                let value = base64::engine::general_purpose::STANDARD.encode(md5.finalize());
+                self.blob_md5_cache = Some((self.version, value.clone()));
+                value
+            }
+        }
     }
 }
 
@@ -425,6 +449,14 @@ impl Storage {
     pub fn send_content_md5(&self, document_id: &str, send: bool) {
         if let Some(document) = self.state().documents.get_mut(document_id) {
             document.content_md5 = send;
+        }
+    }
+
+    /// Sends `x-ms-blob-content-md5` (the MD5 of the whole object, as Azure Blob storage does on ranged answers) on
+    /// every answer with content for a document.
+    pub fn send_blob_content_md5(&self, document_id: &str, send: bool) {
+        if let Some(document) = self.state().documents.get_mut(document_id) {
+            document.blob_content_md5 = send;
         }
     }
 
@@ -643,6 +675,7 @@ fn serve(
         }
         Some(Ok((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
     };
+    let blob_md5 = document.blob_content_md5.then(|| document.blob_md5());
     let mut response = Response::new(StorageBody::empty());
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -655,6 +688,9 @@ fn serve(
     h.insert(CONTENT_LENGTH, (end - start).into());
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(CONTENT_RANGE, format!("bytes {start}-{}/{len}", end - 1).parse().expect("ascii"));
+    }
+    if let Some(md5) = blob_md5 {
+        h.insert("x-ms-blob-content-md5", md5.parse().expect("base64 is ascii"));
     }
     if document.content_md5 {
         if let Content::Bytes(bytes) = &document.content {

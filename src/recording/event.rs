@@ -224,7 +224,9 @@ impl RecordingFileStatusUpdated {
 }
 
 /// One stored piece of a recording. Recordings over 1.5 GB arrive as several chunks (`SPEC.md` §3).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// `Debug` shows the locations without their query, which may carry a signature.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingChunk {
     document_id: String,
@@ -317,6 +319,20 @@ impl RecordingChunk {
     /// The URL that deletes the chunk's storage, when sent. It may be on another host: never derive it.
     pub fn delete_location(&self) -> Option<&str> {
         self.delete_location.as_deref()
+    }
+}
+
+impl fmt::Debug for RecordingChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |url: &Option<String>| url.as_deref().map(crate::redact::redact_url);
+        f.debug_struct("RecordingChunk")
+            .field("document_id", &self.document_id)
+            .field("index", &self.index)
+            .field("end_reason", &self.end_reason)
+            .field("content_location", &shown(&self.content_location))
+            .field("metadata_location", &shown(&self.metadata_location))
+            .field("delete_location", &shown(&self.delete_location))
+            .finish()
     }
 }
 
@@ -454,6 +470,18 @@ mod tests {
         let ids: Vec<_> = data.chunks().iter().map(RecordingChunk::document_id).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(data.content_type(), None);
+    }
+
+    #[test]
+    fn a_chunk_debug_never_shows_the_query_of_its_locations() {
+        let chunk = RecordingChunk::new("d", 0).with_locations(
+            "https://a.blob.core.windows.net/c/d?sv=1&sig=SECRET",
+            "https://a.blob.core.windows.net/c/d.json?sig=SECRET",
+            "https://a.blob.core.windows.net/c/d?sig=SECRET",
+        );
+        let shown = format!("{:?}", crate::recording::Recording::new("call").chunk(chunk));
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains(r#"content_location: Some("https://a.blob.core.windows.net/c/d?…")"#), "{shown}");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! The directory sink: `<dir>/<call id>/<index>-<document id>.<ext>`, written through a temporary name.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::{sanitize_name, ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter, Stored};
+use crate::download::chunk::hex;
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
 const BATCH: usize = 1 << 20;
@@ -19,11 +21,18 @@ const BATCH: usize = 1 << 20;
 ///
 /// 1. Names are [sanitised](super::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot.
 /// 2. Media is written to `.<name>.partial` in the same folder, with the object's version beside it in
-///    `.<name>.partial.json`; on commit the file is fsynced, renamed to its final name, and the folder fsynced.
-///    A partial file never carries the final name.
-/// 3. A final file means the chunk is complete: a rerun skips it (its SHA-256 is recomputed for the manifest). A
-///    partial file with its version is resumed from its length; one without is discarded.
-/// 4. Writes run on the blocking pool in batches of 1 MiB, one batch in flight while the next fills: memory stays
+///    `.<name>.partial.json`; on commit the file is fsynced, its size and SHA-256 are written (fsynced) to the
+///    hidden manifest `.<name>.json`, the file is renamed to its final name, and the folder fsynced. A partial
+///    file never carries the final name.
+/// 3. A final file whose size matches its manifest means the chunk is complete: a rerun skips it, with the SHA-256
+///    recorded at commit. A final file of another size (or with an unreadable manifest) is downloaded again through
+///    the partial file and replaced; one from before manifests existed is trusted and rehashed. A partial file with
+///    its version is resumed from its length; one without is discarded.
+/// 4. A writer holds an exclusive advisory lock on its partial file (`File::try_lock`) until it commits, abandons
+///    or is dropped; the OS releases it when the process dies. Opening a chunk whose partial file is locked answers
+///    an [`io::ErrorKind::WouldBlock`] error naming the file, and never truncates it. On platforms without file
+///    locks the sink works unlocked.
+/// 5. Writes run on the blocking pool in batches of 1 MiB, one batch in flight while the next fills: memory stays
 ///    constant and the runtime's threads never wait on the disk.
 #[derive(Debug, Clone)]
 pub struct DirectorySink {
@@ -68,6 +77,63 @@ impl DirectorySink {
     fn folder(&self, target: &ChunkTarget<'_>) -> PathBuf {
         self.root.join(sanitize_name(target.call_id))
     }
+
+    /// The hidden manifest of a committed chunk: its size and SHA-256.
+    fn manifest_path(&self, target: &ChunkTarget<'_>) -> PathBuf {
+        self.folder(target).join(format!(".{}.{}.json", base_name(target), target.extension))
+    }
+}
+
+/// What a commit recorded about a final file, in its manifest.
+#[derive(Debug, Serialize, Deserialize)]
+struct Committed {
+    bytes: u64,
+    /// Lower-case hex.
+    sha256: String,
+}
+
+/// The size and SHA-256 of a final file that can be trusted, or `None` when it is to be downloaded again.
+fn trusted(media: &Path, manifest: &Path) -> io::Result<Option<(u64, [u8; 32])>> {
+    let size = fs::metadata(media)?.len();
+    let raw = match fs::read(manifest) {
+        Ok(raw) => raw,
+        // Committed before manifests existed: nothing to compare with, so trusted as before and rehashed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return hash_file(media).map(Some),
+        Err(e) => return Err(e),
+    };
+    let committed = serde_json::from_slice::<Committed>(&raw).ok();
+    let sha256 = committed.filter(|c| c.bytes == size).and_then(|c| parse_sha256(&c.sha256));
+    if sha256.is_none() {
+        tracing::warn!(file = %media.display(), size, "final file does not match its manifest: downloading it again");
+    }
+    Ok(sha256.map(|sha256| (size, sha256)))
+}
+
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Takes the writer's exclusive lock on its partial file. An advisory lock held through the open file, rather than
+/// a lock file, because the OS releases it when the process dies: a crash never leaves a chunk locked.
+fn lock(file: &File, path: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("`{}` is locked: another download is writing this chunk", path.display()),
+        )),
+        // Where the platform has no file locks, work as before rather than not at all.
+        Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn base_name(target: &ChunkTarget<'_>) -> String {
@@ -88,30 +154,36 @@ impl Sink for DirectorySink {
     type Writer = DirectoryWriter;
 
     async fn open(&self, target: &ChunkTarget<'_>) -> io::Result<Existing<DirectoryWriter>> {
-        let folder = self.folder(target);
-        let media = self.media_path(target);
-        let partial = self.partial_path(target);
+        let paths = Paths {
+            folder: self.folder(target),
+            media: self.media_path(target),
+            partial: self.partial_path(target),
+            manifest: self.manifest_path(target),
+        };
         let durable = self.durable;
         blocking(move || {
-            fs::create_dir_all(&folder)?;
-            if media.is_file() {
-                let (bytes, sha256) = hash_file(&media)?;
-                return Ok(Existing::Complete(Stored::new(media.display().to_string(), bytes, sha256)));
+            fs::create_dir_all(&paths.folder)?;
+            if paths.media.is_file() {
+                if let Some((bytes, sha256)) = trusted(&paths.media, &paths.manifest)? {
+                    return Ok(Existing::Complete(Stored::new(paths.media.display().to_string(), bytes, sha256)));
+                }
             }
-            let state = state_path(&partial);
+            // Opened without truncation and locked before anything is decided: the file may be another writer's.
+            let mut file =
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&paths.partial)?;
+            lock(&file, &paths.partial)?;
+            let state = state_path(&paths.partial);
             let version = fs::read(&state).ok().and_then(|raw| serde_json::from_slice::<ObjectVersion>(&raw).ok());
-            let existing = fs::metadata(&partial).ok().filter(|m| m.is_file()).map(|m| m.len());
-            match (existing, version) {
-                (Some(offset), Some(version)) if offset > 0 && version.is_pinnable() => {
-                    let mut file = OpenOptions::new().read(true).write(true).open(&partial)?;
+            let offset = file.metadata()?.len();
+            match version {
+                Some(version) if offset > 0 && version.is_pinnable() => {
                     file.seek(SeekFrom::End(0))?;
-                    let writer = DirectoryWriter::new(file, partial, media, folder, durable);
-                    Ok(Existing::Partial { writer, offset, version })
+                    Ok(Existing::Partial { writer: DirectoryWriter::new(file, paths, durable), offset, version })
                 }
                 _ => {
                     let _ = fs::remove_file(&state);
-                    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&partial)?;
-                    Ok(Existing::Absent(DirectoryWriter::new(file, partial, media, folder, durable)))
+                    file.set_len(0)?;
+                    Ok(Existing::Absent(DirectoryWriter::new(file, paths, durable)))
                 }
             }
         })
@@ -167,23 +239,30 @@ fn sync_folder(folder: &Path) -> io::Result<()> {
 /// The file and the (written) batch, handed back by a blocking write so both are reused.
 type FileAndBatch = (File, Vec<Bytes>);
 
-/// Writes one chunk for the [`DirectorySink`].
+/// Where one chunk's files go.
+#[derive(Debug, Clone)]
+struct Paths {
+    folder: PathBuf,
+    media: PathBuf,
+    partial: PathBuf,
+    manifest: PathBuf,
+}
+
+/// Writes one chunk for the [`DirectorySink`], holding the lock on its partial file.
 #[derive(Debug)]
 pub struct DirectoryWriter {
-    /// `None` while a batch is being written on the blocking pool.
+    /// `None` while a batch is being written on the blocking pool (the task holds it, and so the lock).
     file: Option<File>,
     in_flight: Option<JoinHandle<io::Result<FileAndBatch>>>,
     batch: Vec<Bytes>,
     batch_len: usize,
-    partial: PathBuf,
-    media: PathBuf,
-    folder: PathBuf,
+    paths: Paths,
     durable: bool,
 }
 
 impl DirectoryWriter {
-    fn new(file: File, partial: PathBuf, media: PathBuf, folder: PathBuf, durable: bool) -> Self {
-        Self { file: Some(file), in_flight: None, batch: Vec::new(), batch_len: 0, partial, media, folder, durable }
+    fn new(file: File, paths: Paths, durable: bool) -> Self {
+        Self { file: Some(file), in_flight: None, batch: Vec::new(), batch_len: 0, paths, durable }
     }
 
     /// Waits for the batch in flight and takes the file back.
@@ -221,7 +300,7 @@ impl DirectoryWriter {
 
 impl SinkWriter for DirectoryWriter {
     async fn begin(&mut self, version: &ObjectVersion) -> io::Result<()> {
-        let state = state_path(&self.partial);
+        let state = state_path(&self.paths.partial);
         let raw = serde_json::to_vec(version).map_err(io::Error::other)?;
         blocking(move || fs::write(state, raw)).await
     }
@@ -247,14 +326,14 @@ impl SinkWriter for DirectoryWriter {
         })
         .await?;
         self.file = Some(file);
-        let _ = tokio::fs::remove_file(state_path(&self.partial)).await;
+        let _ = tokio::fs::remove_file(state_path(&self.paths.partial)).await;
         Ok(())
     }
 
     async fn replay(&mut self, each: &mut (dyn FnMut(&[u8]) + Send)) -> io::Result<()> {
         self.flush_batch().await?;
         self.settle().await?;
-        let mut file = tokio::fs::File::open(&self.partial).await?;
+        let mut file = tokio::fs::File::open(&self.paths.partial).await?;
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut file, &mut buffer).await?;
@@ -271,11 +350,11 @@ impl SinkWriter for DirectoryWriter {
         Ok(())
     }
 
-    async fn commit(mut self, bytes: u64, _sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(mut self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
         self.flush_batch().await?;
         self.settle().await?;
         let file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
-        let (partial, media, folder) = (self.partial.clone(), self.media.clone(), self.folder.clone());
+        let paths = self.paths.clone();
         let durable = self.durable;
         blocking(move || {
             if durable {
@@ -285,17 +364,116 @@ impl SinkWriter for DirectoryWriter {
             if written != bytes {
                 return Err(io::Error::other(format!(
                     "`{}` holds {written} bytes, expected {bytes}",
-                    partial.display()
+                    paths.partial.display()
                 )));
             }
-            drop(file);
-            fs::rename(&partial, &media)?;
+            // The manifest lands before the final name does, so that every final file has one to be checked by.
+            let committed = Committed { bytes, sha256: hex(&sha256) };
+            let raw = serde_json::to_vec(&committed).map_err(io::Error::other)?;
+            let mut temporary_name = paths.manifest.as_os_str().to_owned();
+            temporary_name.push(".partial");
+            let temporary = PathBuf::from(temporary_name);
+            let mut manifest = File::create(&temporary)?;
+            manifest.write_all(&raw)?;
             if durable {
-                sync_folder(&folder)?;
+                manifest.sync_all()?;
             }
-            let _ = fs::remove_file(state_path(&partial));
-            Ok(media.display().to_string())
+            drop(manifest);
+            fs::rename(&temporary, &paths.manifest)?;
+            // Renamed while still open, so the lock is held until the file has its final name.
+            fs::rename(&paths.partial, &paths.media)?;
+            if durable {
+                sync_folder(&paths.folder)?;
+            }
+            drop(file);
+            let _ = fs::remove_file(state_path(&paths.partial));
+            Ok(paths.media.display().to_string())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target<'a>() -> ChunkTarget<'a> {
+        ChunkTarget { call_id: "call", recording_id: None, document_id: "doc", index: 0, extension: "wav" }
+    }
+
+    fn version() -> ObjectVersion {
+        ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(11))
+    }
+
+    fn sha256(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_a_chunk_being_written_fails_and_leaves_its_bytes_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        let partial = sink.partial_path(&target());
+        let Existing::Absent(mut first) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+        first.begin(&version()).await.unwrap();
+        first.write(Bytes::from_static(b"hello ")).await.unwrap();
+        first.abandon().await.unwrap();
+
+        let Existing::Partial { writer: mut second, offset: 6, .. } = sink.open(&target()).await.unwrap() else {
+            panic!("the abandoned bytes are resumable")
+        };
+        let error = sink.open(&target()).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            error.to_string(),
+            format!("`{}` is locked: another download is writing this chunk", partial.display())
+        );
+        assert_eq!(fs::read(&partial).unwrap(), b"hello ");
+
+        second.write(Bytes::from_static(b"world")).await.unwrap();
+        let location = second.commit(11, sha256(b"hello world")).await.unwrap();
+        assert_eq!(fs::read(&location).unwrap(), b"hello world");
+        let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("committed") };
+        assert_eq!((stored.bytes, stored.sha256), (11, sha256(b"hello world")));
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_without_commit_releases_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        let Existing::Absent(writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+        drop(writer);
+        assert!(matches!(sink.open(&target()).await.unwrap(), Existing::Absent(_)));
+    }
+
+    #[tokio::test]
+    async fn a_final_file_whose_size_differs_from_its_manifest_is_not_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+        writer.begin(&version()).await.unwrap();
+        writer.write(Bytes::from_static(b"hello world")).await.unwrap();
+        let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("call/.0-doc.wav.json")).unwrap()).unwrap();
+        assert_eq!(manifest, serde_json::json!({ "bytes": 11, "sha256": hex(&sha256(b"hello world")) }));
+
+        fs::write(&location, b"hello").unwrap();
+        let Existing::Absent(writer) = sink.open(&target()).await.unwrap() else { panic!("a short final file") };
+        drop(writer);
+        // The same size is trusted, with the SHA-256 recorded at commit.
+        fs::write(&location, b"HELLO WORLD").unwrap();
+        let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("same size") };
+        assert_eq!((stored.bytes, stored.sha256), (11, sha256(b"hello world")));
+    }
+
+    #[tokio::test]
+    async fn a_final_file_from_before_manifests_is_trusted_and_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        fs::create_dir_all(dir.path().join("call")).unwrap();
+        fs::write(sink.media_path(&target()), b"legacy").unwrap();
+        let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("a legacy final file") };
+        assert_eq!((stored.bytes, stored.sha256), (6, sha256(b"legacy")));
     }
 }

@@ -29,12 +29,23 @@ pub struct ObjectVersion {
     pub last_modified: Option<String>,
     /// The object's size in bytes, when announced.
     pub total: Option<u64>,
+    /// The whole object's MD5 (base64), when the server announced it in `x-ms-blob-content-md5`. A resume replays
+    /// the stored bytes into an MD5 too, so that the object is still checked against it at the end; state saved
+    /// before this field existed reads as `None`.
+    #[serde(default)]
+    pub content_md5: Option<String>,
 }
 
 impl ObjectVersion {
     /// A version with the given ETag and size.
     pub fn new(etag: Option<String>, last_modified: Option<String>, total: Option<u64>) -> Self {
-        Self { etag, last_modified, total }
+        Self { etag, last_modified, total, content_md5: None }
+    }
+
+    /// Sets the whole object's MD5 (base64, as in `x-ms-blob-content-md5`).
+    pub fn with_content_md5(mut self, content_md5: Option<String>) -> Self {
+        self.content_md5 = content_md5;
+        self
     }
 
     /// Whether requests can be pinned to this version.
@@ -234,6 +245,14 @@ mod tests {
             assert_eq!(sanitize_name(input), expected, "{input:?}");
         }
         assert_eq!(sanitize_name(&"a".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn an_object_version_saved_before_content_md5_existed_still_reads() {
+        let old = br#"{"etag":"\"0x1\"","last_modified":null,"total":5}"#;
+        let version: ObjectVersion = serde_json::from_slice(old).unwrap();
+        assert_eq!(version, ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(5)));
+        assert_eq!(version.content_md5, None);
     }
 
     #[test]
