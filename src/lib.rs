@@ -6,9 +6,11 @@
 //!
 //! | piece | module | role |
 //! |---|---|---|
+//! | `Recorder` | `recorder` | the pieces below composed once, losing nothing: deliveries journaled before the 200, a worker pool retrying until each recording expires (feature `recorder`) |
+//! | `Journal`, `FileJournal` | `journal` | durable jobs and their per-chunk progress (feature `recorder`) |
 //! | [`EventGridWebhookLayer`](eventgrid::EventGridWebhookLayer) | [`eventgrid`] | answers Event Grid's handshakes, authenticates deliveries, bounds and parses each body once |
 //! | [`RecordingEvents`](recording::RecordingEvents) | [`recording`] | typed `RecordingFileStatusUpdated` events, an extractor (axum with the `axum` feature) |
-//! | [`DownloadQueue`](queue::DownloadQueue) | [`queue`] | answers 200 at once (503 when full), deduplicates redeliveries, hands jobs to a worker |
+//! | [`DownloadQueue`](queue::DownloadQueue) | [`queue`] | in memory: answers 200 at once (503 when full), deduplicates redeliveries, hands jobs to a worker |
 //! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
 //! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
 //! | [`HmacVerifyLayer`](signing::HmacVerifyLayer) | [`signing`] | checks such signatures on a server |
@@ -74,8 +76,10 @@
 //!   [`Events`](eventgrid::Events), with rejections that map to exact statuses.
 //! - `emulator`: `acs_recording::emulator`, a local ACS recording storage (signed, Range-capable, with fault
 //!   injection) and Event Grid publisher, for tests and demos.
+//! - `recorder`: `acs_recording::journal` and `acs_recording::recorder`, the lossless recorder, with counters and
+//!   gauges through the `metrics` facade.
 //!
-//! Both are off by default.
+//! All are off by default.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;

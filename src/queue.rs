@@ -11,8 +11,8 @@
 //!    the deduplicator, so that the redelivery is accepted.
 //! 3. Otherwise the caller answers **200**.
 //!
-//! The queue lives in memory: jobs accepted but not yet downloaded are lost if the process dies. Persist them
-//! (or rely on a rerun of the download, which resumes and skips complete chunks) where that matters.
+//! The queue lives in memory: jobs accepted but not yet downloaded are lost if the process dies. The `Recorder`
+//! (feature `recorder`) journals them durably before the 200 instead; use it where that matters.
 //!
 //! # Example
 //!

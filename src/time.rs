@@ -1,6 +1,8 @@
 //! RFC 3339 timestamps in UTC, as Event Grid writes `eventTime` and as the journal stores its times.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(feature = "recorder")]
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats a time as RFC 3339 in UTC with `digits` fractional digits (0, 3 or 6).
 pub(crate) fn format_rfc3339(time: SystemTime, digits: u8) -> String {
@@ -16,6 +18,7 @@ pub(crate) fn format_rfc3339(time: SystemTime, digits: u8) -> String {
     }
 }
 
+#[cfg(feature = "recorder")]
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339 §5.6; `t`/`z`/space accepted as RFC 3339 allows).
 /// `None` for anything else, or a time before 1970.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
@@ -88,6 +91,7 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
 }
 
+#[cfg(feature = "recorder")]
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
@@ -111,6 +115,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+#[cfg(feature = "recorder")]
 /// A proleptic Gregorian date to days since 1970-01-01 (the inverse of [`civil_from_days`]).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
@@ -137,6 +142,7 @@ mod tests {
         assert_eq!(format_rfc3339(leap, 0), "2000-02-29T00:00:00Z");
     }
 
+    #[cfg(feature = "recorder")]
     #[test]
     fn parsing_reads_offsets_and_fractions() {
         let base = UNIX_EPOCH + Duration::from_secs(1_649_873_352);
@@ -163,6 +169,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "recorder")]
     #[test]
     fn formatted_times_parse_back() {
         for secs in [0u64, 1, 951_782_400, 1_649_873_352, 4_102_444_800] {

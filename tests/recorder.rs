@@ -425,3 +425,55 @@ async fn a_failed_job_retried_by_hand_completes() {
     let _ = stop.send(());
     workers.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn done_jobs_are_pruned_after_their_retention_and_failed_ones_are_kept() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let good = emulator.storage().record(RecordingSpec::new("call-good", 50_000));
+    let bad = emulator.storage().record(RecordingSpec::new("call-bad", 50_000));
+    emulator.storage().inject(&bad.chunks[0].document_id, Fault::status_times(404, 1, None));
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (recording_file_status_updated(&good), recording_file_status_updated(&bad));
+    {
+        let running = Running::start(&emulator, out.path(), |b| b).await;
+        let publisher = running.publisher(Schema::EventGrid, once());
+        assert!(publisher.deliver(&[a.clone(), b.clone()]).await.is_delivered());
+        assert_eq!(finished(&running.journal, &a.id).await.state, JobState::Done);
+        assert_eq!(finished(&running.journal, &b.id).await.state, JobState::Failed);
+        running.stop().await;
+    }
+    // Kept for the default 48 hours, a done job still answers a redelivery as a duplicate across a restart.
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    assert_eq!(running.journal.list().await.unwrap().len(), 2);
+    let url = running.server.url(&format!("/api/events?code={SECRET}"));
+    let redelivery = serde_json::to_vec(&[serde_json::json!({"id": a.id, "subject": a.subject,
+        "eventType": a.event_type, "eventTime": a.time, "dataVersion": a.data_version, "data": a.data})])
+    .unwrap();
+    let reply = send(Method::POST, &url, &[("content-type", "application/json")], redelivery).await;
+    assert_eq!(reply.text(), r#"{"accepted":0,"duplicates":1,"rejected":0}"#);
+    running.stop().await;
+    // With no retention, the next start prunes the done job and keeps the failed one with its reason.
+    let running = Running::start(&emulator, out.path(), |b| b.done_retention(Duration::ZERO)).await;
+    let left = running.journal.list().await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].event_id.as_str(), left[0].state), (b.id.as_str(), JobState::Failed));
+    assert!(left[0].last_error.as_deref().unwrap_or_default().contains("404"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_recording_lifetime_still_gets_its_first_attempt() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-skew", 100_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    // A sender whose clock is days behind ours: by our clock the recording has already expired.
+    let mut event = recording_file_status_updated(&recording);
+    event.time = "2020-01-01T00:00:00Z".into();
+    let publisher = running.publisher(Schema::EventGrid, once());
+    assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    assert_eq!(job.expires_at, std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800 + 86_400));
+    running.stop().await;
+}

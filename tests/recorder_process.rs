@@ -48,8 +48,13 @@ impl Recorder {
     /// Starts the recorder with the command line every start of a test uses, and waits until its webhook answers
     /// the validation handshake (bounded).
     async fn start(emulator: &Emulator, out: &Path, port: u16) -> Self {
+        Self::start_with(emulator, out, port, &[]).await
+    }
+
+    async fn start_with(emulator: &Emulator, out: &Path, port: u16, extra: &[&str]) -> Self {
         let child = Command::new(recorder_binary())
             .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret", SECRET, "--no-progress"])
+            .args(extra)
             .args(["--allow-host", &emulator.storage_authority(), "--out"])
             .arg(out)
             .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
@@ -277,18 +282,49 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
     }
 }
 
+/// Runs a subcommand of the recorder (`status`, `retry`) on a journal; answers its exit status and output.
+fn subcommand(out: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(recorder_binary()).args(args).arg("--out").arg(out).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+async fn get_text(url: &str) -> String {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 #[tokio::test]
 async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
     let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("process-call", 600_000));
     let out = tempfile::tempdir().unwrap();
-    let recorder = Recorder::start(&emulator, out.path(), free_port()).await;
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let recorder = Recorder::start_with(&emulator, out.path(), port, &["--metrics", &metrics]).await;
     let event = recording_file_status_updated(&recording);
-    assert_eq!(
-        recorder.publisher().deliver(std::slice::from_ref(&event)).await,
-        DeliveryOutcome::Delivered { attempts: 1 }
-    );
+    for _ in 0..2 {
+        let outcome = recorder.publisher().deliver(std::slice::from_ref(&event)).await;
+        assert_eq!(outcome, DeliveryOutcome::Delivered { attempts: 1 });
+    }
     assert_complete(out.path(), &recording, &event).await;
+
+    // Probes and Prometheus metrics on their listeners.
+    assert_eq!(get_text(&format!("http://127.0.0.1:{port}/healthz")).await, r#"{"status":"alive"}"#);
+    assert_eq!(get_text(&format!("http://127.0.0.1:{port}/readyz")).await, r#"{"status":"ready"}"#);
+    let scraped = get_text(&format!("http://{metrics}/metrics")).await;
+    for line in [
+        r#"acs_recording_events_total{outcome="accepted"} 1"#.to_owned(),
+        r#"acs_recording_events_total{outcome="duplicate"} 1"#.to_owned(),
+        r#"acs_recording_jobs{state="done"} 1"#.to_owned(),
+        format!("acs_recording_downloaded_bytes_total {}", recording.bytes()),
+    ] {
+        assert!(scraped.lines().any(|l| l == line), "{line} missing from:\n{scraped}");
+    }
 
     // SIGTERM: the recorder stops taking deliveries, finishes what it accepted, and exits 0.
     recorder.signal("TERM");
@@ -309,4 +345,38 @@ async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
         .filter(|name| name.contains(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_line() {
+    let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-cli", 300_000));
+    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(403, 1, None));
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let failed = wait_for_job(out.path(), &event, "the job fails", |job| job.state == JobState::Failed).await;
+    recorder.signal("TERM");
+    let (status, _, stderr) = recorder.exited().await;
+    assert!(status.success());
+    assert!(stderr.contains("recording of call call-cli"), "{stderr}");
+
+    let (ok, listed) = subcommand(out.path(), &["status"]);
+    assert!(ok, "{listed}");
+    let id = JobId::for_event(&event.id);
+    assert!(listed.contains(&format!("{id}  failed")), "{listed}");
+    assert!(listed.contains(failed.last_error.as_deref().unwrap()), "{listed}");
+    assert!(listed.contains("403 Forbidden"), "{listed}");
+
+    let (ok, said) = subcommand(out.path(), &["retry", id.as_str()]);
+    assert!(ok, "{said}");
+    assert_eq!(said.trim(), format!("job {id} is pending again; the recorder downloads it on its next start"));
+    let (ok, said) = subcommand(out.path(), &["retry", id.as_str()]);
+    assert!(!ok);
+    assert!(said.contains("is pending, not failed"), "{said}");
+
+    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    assert_complete(out.path(), &recording, &event).await;
 }

@@ -121,6 +121,7 @@ mod service;
 mod sink;
 
 pub use body::ChunkBody;
+#[cfg(feature = "recorder")]
 pub(crate) use chunk::hex;
 pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind};
