@@ -109,6 +109,16 @@ pub(crate) struct Fetch<S, B, RB> {
     /// Whether the fetch already restarted once to compute the whole object's MD5 from byte 0.
     restarted_for_md5: bool,
     digest: Digests,
+    /// Whether this fetch hashes what it hands out (a part of a parallel download leaves that to its coordinator).
+    hashing: bool,
+    /// The fetch ends at this offset (exclusive) instead of the object's end: one part of a parallel download.
+    limit: Option<u64>,
+    /// The first request of the object asks for at most this many bytes (`bytes=0-{n-1}`), so that a parallel
+    /// download can take over the rest once the size is known.
+    first_request: Option<u64>,
+    /// A part cannot restart alone: a version change ends it with [`ErrorKind::ObjectChanged`] instead.
+    part: bool,
+    changed: bool,
     no_range: bool,
     attempts: Attempts,
     requests: u32,
@@ -149,6 +159,11 @@ where
             blob_md5: None,
             restarted_for_md5: false,
             digest: Digests::new(Sha256::new(), None),
+            hashing: true,
+            limit: None,
+            first_request: None,
+            part: false,
+            changed: false,
             no_range: false,
             attempts: Attempts::new(),
             requests: 0,
@@ -169,6 +184,41 @@ where
         self.attempts.already_delivered(offset);
         self.version = Some(version);
         self.digest = Digests::new(sha256, md5);
+    }
+
+    /// Makes the first request ask for at most `bytes` (a closed range), so that a parallel download can take over
+    /// the rest once the first response told the size.
+    pub(crate) fn first_request(&mut self, bytes: u64) {
+        self.first_request = Some(bytes.max(1));
+    }
+
+    /// Makes this fetch one part of a parallel download of its pinned `version`: bytes `start..end`, not hashed, and
+    /// ended with [`ErrorKind::ObjectChanged`] when the object changes.
+    pub(crate) fn into_part(mut self, version: ObjectVersion, start: u64, end: u64) -> Self {
+        self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
+        self.version = Some(version);
+        self.offset = start;
+        self.attempts.already_delivered(start);
+        self.limit = Some(end);
+        self.part = true;
+        self.hashing = false;
+        self
+    }
+
+    /// Turns a fetch whose first response is open into the first part of a parallel download: it stops at `end`
+    /// and leaves hashing to the coordinator. Only before any byte was handed out.
+    pub(crate) fn limit_to_first_part(&mut self, end: u64) {
+        self.limit = Some(end);
+        self.part = true;
+        self.hashing = false;
+    }
+
+    /// Whether the current response is a range of the object rather than all of it.
+    pub(crate) fn answer_is_ranged(&self) -> bool {
+        match (self.response_end, self.total()) {
+            (Some(end), Some(total)) => self.body.is_some() && end < total,
+            _ => false,
+        }
     }
 
     /// HTTP requests made so far.
@@ -202,6 +252,12 @@ where
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
+            }
+            if self.changed {
+                return Err(self.object_changed());
+            }
+            if self.done && !self.hashing {
+                return Ok(None);
             }
             if self.done {
                 if self.digest.result.is_none() {
@@ -251,6 +307,20 @@ where
             if data.is_empty() {
                 continue;
             }
+            if let Some(limit) = self.limit {
+                // A part ends at its limit, even when the server sends more (a 200 to a Range request).
+                let room = usize::try_from(limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+                if data.len() >= room {
+                    data.truncate(room);
+                    self.body = None;
+                    self.done = true;
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.offset = self.offset.saturating_add(data.len() as u64);
+                    return Ok(Some(Event::Data(data)));
+                }
+            }
             if let Some(end) = self.response_end {
                 if self.offset.saturating_add(data.len() as u64) > end {
                     // More bytes than announced: never hand them out.
@@ -261,7 +331,9 @@ where
                     continue;
                 }
             }
-            self.digest.push(data.clone()).await?;
+            if self.hashing {
+                self.digest.push(data.clone()).await?;
+            }
             self.offset = self.offset.saturating_add(data.len() as u64);
             return Ok(Some(Event::Data(data)));
         }
@@ -284,6 +356,11 @@ where
                 return self.failed(Cause::Md5Mismatch, None).await;
             }
         }
+        if let Some(limit) = self.limit {
+            // A part: done at its limit, otherwise ask for the rest of it.
+            self.done = self.offset >= limit;
+            return Ok(());
+        }
         match total {
             Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
             Some(total) if self.offset > total => {
@@ -301,7 +378,12 @@ where
     async fn request(&mut self) -> Result<(), Error> {
         let mut builder = Request::get(self.uri.clone());
         if !self.no_range {
-            builder = builder.header(RANGE, format!("bytes={}-", self.offset));
+            let range = match (self.limit, self.first_request) {
+                (Some(limit), _) => format!("bytes={}-{}", self.offset, limit.saturating_sub(1)),
+                (None, Some(first)) if self.offset == 0 && self.version.is_none() => format!("bytes=0-{}", first - 1),
+                _ => format!("bytes={}-", self.offset),
+            };
+            builder = builder.header(RANGE, range);
         }
         if let Some(version) = &self.version {
             // Pin the version on every request (SPEC §5): a changed object answers 412, never a spliced body.
@@ -410,6 +492,22 @@ where
     fn accept_full(&mut self, response: Response<RB>) -> Result<(), Error> {
         let (parts, body) = response.into_parts();
         let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
+        if self.part {
+            // A part never pins another version: the whole object it belongs to would be spliced.
+            let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
+                if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
+                && self.total().is_some()
+                && self.total() == fresh.total;
+            if !same {
+                self.restart();
+                return Ok(());
+            }
+            self.skip = self.offset;
+            self.response_end = fresh.total;
+            self.md5 = content_md5(&parts.headers);
+            self.body = Some(Box::pin(body));
+            return Ok(());
+        }
         if self.offset > 0 {
             // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version,
             // and only when the whole object's MD5 can still be checked.
@@ -465,9 +563,9 @@ where
                 return self.failed(Cause::Changed(why), None).await;
             }
         }
-        if self.offset == 0 {
+        if self.offset == 0 && !self.part {
             self.pin(fresh);
-        } else if !self.blob_md5_allows_resume(&parts.headers) {
+        } else if !self.part && !self.blob_md5_allows_resume(&parts.headers) {
             // The stored bytes were never hashed into an MD5 (an earlier run, or a first response without the
             // header): start over rather than skip the check. Once is no failure of the server; again means it
             // announces the MD5 only after byte 0, and counting it keeps such a server from looping forever.
@@ -504,8 +602,13 @@ where
         }
     }
 
-    /// Forgets everything received: the object changed.
+    /// Forgets everything received: the object changed. A part cannot forget alone: it ends instead.
     fn restart(&mut self) {
+        if self.part {
+            self.changed = true;
+            self.body = None;
+            return;
+        }
         let had_bytes = self.offset > 0;
         self.offset = 0;
         self.version = None;
@@ -522,8 +625,15 @@ where
         }
     }
 
+    fn object_changed(&self) -> Error {
+        Error::new(ErrorKind::ObjectChanged, format!("{}: the object changed during a parallel download", self.label))
+    }
+
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
+        if self.changed {
+            return Err(self.object_changed().with_source(cause));
+        }
         let delay = match self.attempts.fail(&self.policy, self.offset, retry_after) {
             Ok(delay) => delay,
             Err(why) => {
@@ -572,7 +682,7 @@ type States = (Sha256, Option<Md5>);
 /// SHA-256 (and, when announced, MD5) of the bytes handed out, computed on the blocking pool one batch at a time
 /// while the next batch arrives, so that hashing overlaps with receiving and writing instead of adding to them. At
 /// most two batches are held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
-struct Digests {
+pub(crate) struct Digests {
     states: Option<States>,
     in_flight: Option<tokio::task::JoinHandle<States>>,
     batch: Vec<Bytes>,
@@ -582,7 +692,7 @@ struct Digests {
 }
 
 impl Digests {
-    fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
+    pub(crate) fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
         Self {
             states: Some((sha256, md5)),
             in_flight: None,
@@ -593,7 +703,7 @@ impl Digests {
         }
     }
 
-    async fn push(&mut self, data: Bytes) -> Result<(), Error> {
+    pub(crate) async fn push(&mut self, data: Bytes) -> Result<(), Error> {
         self.batch_len += data.len();
         self.batch.push(data);
         if self.batch_len >= HASH_BATCH {
@@ -615,15 +725,17 @@ impl Digests {
         Ok(self.states.take().unwrap_or_default())
     }
 
-    async fn finish(&mut self) -> Result<(), Error> {
+    /// Hashes what is left and answers the SHA-256 and, when computed, the MD5.
+    pub(crate) async fn finish(&mut self) -> Result<([u8; 32], Option<[u8; 16]>), Error> {
         let mut states = self.settle().await?;
         update(&mut states, &self.batch);
         self.batch.clear();
         self.batch_len = 0;
         let (sha, md5) = states;
-        self.result = Some(sha.finalize().into());
-        self.md5_result = md5.map(|md5| md5.finalize().into());
-        Ok(())
+        let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize().into(), md5.map(|md5| md5.finalize().into()));
+        self.result = Some(sha256);
+        self.md5_result = md5;
+        Ok((sha256, md5))
     }
 }
 
@@ -666,7 +778,7 @@ fn blob_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
 }
 
 /// A base64 MD5; anything that does not decode to exactly 16 bytes is no MD5 at all.
-fn decode_md5(value: &str) -> Option<[u8; 16]> {
+pub(crate) fn decode_md5(value: &str) -> Option<[u8; 16]> {
     let mut out = [0u8; 18];
     let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
     out.get(..n)?.try_into().ok()

@@ -116,6 +116,7 @@ mod error;
 mod fetch;
 mod future;
 mod location;
+mod parts;
 mod retry;
 mod service;
 mod sink;
@@ -127,9 +128,10 @@ pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
+pub use parts::ParallelPolicy;
 pub use retry::RetryPolicy;
 pub use service::{ChunkDownloader, DEFAULT_METADATA_LIMIT};
 pub use sink::{
-    extension_for_format, sanitize_name, ChunkTarget, DirectorySink, DirectoryWriter, Existing, ObjectVersion, Sink,
-    SinkWriter, Stored, WriterSink, WriterSinkWriter,
+    extension_for_format, sanitize_name, ChunkTarget, DirectorySink, DirectoryWriter, Existing, ObjectVersion,
+    PositionalWriter, Sink, SinkWriter, Stored, WriteFuture, WriterSink, WriterSinkWriter,
 };

@@ -18,11 +18,12 @@ use tracing::Instrument;
 
 use super::body::ChunkBody;
 use super::error::{Error, ErrorKind};
-use super::fetch::{Event, Fetch};
+use super::fetch::{decode_md5, Digests, Event, Fetch};
 use super::future::ResponseFuture;
 use super::location::{Destinations, Which};
+use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
 use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
-use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
+use super::sink::{extension_for_format, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter};
 use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
@@ -41,6 +42,7 @@ struct Config {
     concurrency: usize,
     delete_after_write: bool,
     metadata_limit: usize,
+    parallel: Option<ParallelPolicy>,
     progress: Option<ProgressFn>,
 }
 
@@ -97,6 +99,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
                 concurrency: 1,
                 delete_after_write: false,
                 metadata_limit: DEFAULT_METADATA_LIMIT,
+                parallel: None,
                 progress: None,
             }),
             _request_body: PhantomData,
@@ -141,6 +144,14 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
         self
     }
 
+    /// Fetches chunks larger than the policy's threshold as parallel ranges (see [`ParallelPolicy`]) when the sink
+    /// supports positional writes (the [`DirectorySink`](super::DirectorySink) does); `None`, the default, keeps one
+    /// stream per chunk.
+    pub fn parallel(mut self, policy: Option<ParallelPolicy>) -> Self {
+        self.config_mut().parallel = policy;
+        self
+    }
+
     /// Sets the largest metadata document accepted (default [`DEFAULT_METADATA_LIMIT`]).
     pub fn metadata_limit(mut self, bytes: usize) -> Self {
         self.config_mut().metadata_limit = bytes;
@@ -173,6 +184,14 @@ struct RecordingState {
     chunks_total: usize,
     bytes: AtomicU64,
     chunks_done: AtomicUsize,
+}
+
+/// How a chunk's media stream ended.
+enum Streamed {
+    /// Every byte is in the writer: its size and SHA-256, and the requests it took.
+    Done { bytes: u64, sha256: [u8; 32], requests: u32 },
+    /// The object changed under a parallel download: the chunk starts over.
+    Changed { requests: u32 },
 }
 
 /// A chunk with its checked locations.
@@ -339,7 +358,8 @@ where
             extension,
         };
         let sink_error = |e: io::Error| Error::sink(&label, e);
-        let mut fetch = self.fetch(format!("{label} content"), plan.content.clone());
+        let mut fetch = self.content_fetch(&label, &plan.content);
+        let mut resume_parts = None;
         let (mut writer, outcome) = match self.sink.open(&target).await.map_err(sink_error)? {
             Existing::Complete(stored) => {
                 state.bytes.fetch_add(stored.bytes, Ordering::Relaxed);
@@ -358,6 +378,23 @@ where
                 });
             }
             Existing::Absent(writer) => (writer, Outcome::Downloaded),
+            Existing::Partial { mut writer, offset, version } if !writer.stored_extents().is_empty() => {
+                // An earlier parallel download: fetch only the ranges it did not complete, when it can go on so.
+                let extents = writer.stored_extents();
+                match (self.config.parallel, version.total) {
+                    (Some(policy), Some(total)) if writer.positional().is_some() => {
+                        tracing::info!(offset, ranges = extents.len(), "resuming the missing parts of a chunk");
+                        let stored: u64 = extents.iter().map(|(start, end)| end.saturating_sub(*start)).sum();
+                        state.bytes.fetch_add(stored, Ordering::Relaxed);
+                        resume_parts = Some((policy, version, total, extents));
+                        (writer, Outcome::Resumed)
+                    }
+                    _ => {
+                        writer.restart().await.map_err(sink_error)?;
+                        (writer, Outcome::Downloaded)
+                    }
+                }
+            }
             Existing::Partial { mut writer, offset, version } => {
                 let mut sha = Sha256::new();
                 // The stored bytes feed an MD5 too when the version records the whole object's MD5, so that the
@@ -393,37 +430,208 @@ where
         };
         let metadata_location = self.sink.put_metadata(&target, metadata).await.map_err(sink_error)?;
 
-        match self.stream_into(state, chunk, &label, &mut fetch, &mut writer).await {
-            Ok(()) => {}
-            Err(error) => {
-                // A later run would resume from these bytes and trust them: drop them when the fetch took them back.
-                if fetch.taken_back() {
-                    if let Err(restart) = writer.restart().await {
-                        tracing::warn!(error = %restart, "could not discard the bytes of the failed chunk");
+        let mut requests = 0u32;
+        let mut restarts = 0u32;
+        let (bytes, sha256) = loop {
+            let streamed = match resume_parts.take() {
+                Some((policy, version, total, extents)) => {
+                    self.resume_parts(state, chunk, &label, &plan.content, &mut writer, policy, version, total, extents)
+                        .await
+                }
+                None => self.stream_into(state, chunk, &label, &mut fetch, &mut writer, &plan.content).await,
+            };
+            match streamed {
+                Ok(Streamed::Done { bytes, sha256, requests: made }) => {
+                    requests = requests.saturating_add(made);
+                    break (bytes, sha256);
+                }
+                Ok(Streamed::Changed { requests: made }) => {
+                    // The object changed under a part: start the chunk over, as a single fetch would.
+                    requests = requests.saturating_add(made);
+                    restarts += 1;
+                    if restarts >= self.config.policy.get_max_attempts() {
+                        let why = format!("{label} content: the object changed {restarts} times while it downloaded");
+                        let _ = writer.restart().await;
+                        return Err(Error::new(ErrorKind::RetriesExhausted, why));
                     }
+                    tracing::warn!(restarts, "the object changed during a parallel download: restarting the chunk");
+                    writer.restart().await.map_err(sink_error)?;
+                    state.bytes.store(0, Ordering::Relaxed);
+                    fetch = self.content_fetch(&label, &plan.content);
                 }
-                // Keep the bytes already received for a later run; the error is what the caller needs to see.
-                if let Err(abandon) = writer.abandon().await {
-                    tracing::warn!(error = %abandon, "could not keep the partial chunk");
+                Err(error) => {
+                    // A later run would resume from these bytes and trust them: drop them when the fetch took them
+                    // back.
+                    if fetch.taken_back() {
+                        if let Err(restart) = writer.restart().await {
+                            tracing::warn!(error = %restart, "could not discard the bytes of the failed chunk");
+                        }
+                    }
+                    // Keep the bytes already received for a later run; the error is what the caller needs to see.
+                    if let Err(abandon) = writer.abandon().await {
+                        tracing::warn!(error = %abandon, "could not keep the partial chunk");
+                    }
+                    return Err(error);
                 }
-                return Err(error);
             }
-        }
-        let finished = fetch.finished();
-        let location = writer.commit(finished.bytes, finished.sha256).await.map_err(sink_error)?;
+        };
+        let location = writer.commit(bytes, sha256).await.map_err(sink_error)?;
         let deleted = self.delete(&label, plan.delete.clone()).await?;
-        self.finish_chunk(state, chunk, finished.bytes, fetch.total());
+        self.finish_chunk(state, chunk, bytes, Some(bytes));
         Ok(ChunkManifest {
             document_id: chunk.document_id().to_owned(),
             index: chunk.index(),
-            bytes: finished.bytes,
-            sha256: finished.sha256,
+            bytes,
+            sha256,
             location,
             metadata_location,
             outcome,
-            attempts: fetch.requests(),
+            attempts: requests,
             deleted,
         })
+    }
+
+    /// The fetch of a chunk's media; its first request asks for the parallel threshold when parts are on.
+    fn content_fetch(&self, label: &str, uri: &Uri) -> Fetch<S, B, RB> {
+        let mut fetch = self.fetch(format!("{label} content"), uri.clone());
+        if let Some(policy) = self.config.parallel {
+            fetch.first_request(policy.threshold);
+        }
+        fetch
+    }
+
+    /// Goes on with parts once the first response told a size past the threshold.
+    #[allow(clippy::too_many_arguments)]
+    async fn download_parts(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        label: &str,
+        uri: &Uri,
+        mut first: Fetch<S, B, RB>,
+        policy: ParallelPolicy,
+        version: ObjectVersion,
+        positional: Arc<dyn PositionalWriter>,
+    ) -> Result<Streamed, Error> {
+        let total = version.total.unwrap_or_default();
+        let first_end = policy.threshold.min(total);
+        first.limit_to_first_part(first_end);
+        let parts = missing(total, first_end, &[], policy.part_size);
+        let md5 = version.content_md5.as_deref().and_then(decode_md5);
+        let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new()));
+        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let progress = self.part_progress(state, chunk, total);
+        match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
+            Parallel::Changed { requests } => Ok(Streamed::Changed { requests }),
+            Parallel::Complete { requests, hashes } => {
+                let (sha256, computed_md5) = hashes.unwrap_or_default();
+                if md5.is_some() && computed_md5 != md5 {
+                    tracing::warn!("the object does not match its x-ms-blob-content-md5");
+                    return Ok(Streamed::Changed { requests });
+                }
+                Ok(Streamed::Done { bytes: total, sha256, requests })
+            }
+        }
+    }
+
+    /// Fetches the ranges an earlier parallel download left missing, then hashes the whole stored object.
+    #[allow(clippy::too_many_arguments)]
+    async fn resume_parts(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        label: &str,
+        uri: &Uri,
+        writer: &mut K::Writer,
+        policy: ParallelPolicy,
+        version: ObjectVersion,
+        total: u64,
+        extents: Vec<(u64, u64)>,
+    ) -> Result<Streamed, Error> {
+        let sink_error = |e: io::Error| Error::sink(label, e);
+        let Some(positional) = writer.positional() else {
+            return Ok(Streamed::Changed { requests: 0 });
+        };
+        let parts = missing(total, 0, &extents, policy.part_size);
+        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let progress = self.part_progress(state, chunk, total);
+        let requests = match scheduler.run(None, parts, None, progress).await? {
+            Parallel::Changed { requests } => return Ok(Streamed::Changed { requests }),
+            Parallel::Complete { requests, .. } => requests,
+        };
+        // Parts of two runs cannot be hashed in arrival order: read the stored object back, in order, once.
+        let md5 = version.content_md5.as_deref().and_then(decode_md5);
+        let mut sha = Sha256::new();
+        let mut md5_state = md5.map(|_| Md5::new());
+        let mut replayed = 0u64;
+        writer
+            .replay(&mut |bytes: &[u8]| {
+                sha.update(bytes);
+                if let Some(md5) = &mut md5_state {
+                    md5.update(bytes);
+                }
+                replayed += bytes.len() as u64;
+            })
+            .await
+            .map_err(sink_error)?;
+        let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
+        if replayed != total || (md5.is_some() && computed_md5 != md5) {
+            tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");
+            return Ok(Streamed::Changed { requests });
+        }
+        Ok(Streamed::Done { bytes: total, sha256: sha.finalize().into(), requests })
+    }
+
+    fn scheduler(
+        &self,
+        label: &str,
+        uri: &Uri,
+        policy: &ParallelPolicy,
+        version: &ObjectVersion,
+        positional: Arc<dyn PositionalWriter>,
+        total: u64,
+    ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B, RB> + '_> {
+        let (label, uri, version) = (label.to_owned(), uri.clone(), version.clone());
+        let part_label: Arc<str> = Arc::from(format!("{label} content").as_str());
+        Scheduler {
+            part: move |start, end| {
+                self.fetch(format!("{label} content bytes {start}-{end}"), uri.clone()).into_part(
+                    version.clone(),
+                    start,
+                    end,
+                )
+            },
+            label: part_label,
+            writer: positional,
+            parallelism: policy.parallelism,
+            total,
+        }
+    }
+
+    /// Progress reports for the bytes of parts, in whatever order they arrive.
+    fn part_progress<'a>(
+        &'a self,
+        state: &'a RecordingState,
+        chunk: &'a RecordingChunk,
+        total: u64,
+    ) -> impl FnMut(u64) + 'a {
+        let mut chunk_bytes = 0u64;
+        move |n| {
+            chunk_bytes += n;
+            let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
+            if let Some(report) = &self.config.progress {
+                report(&Progress {
+                    call_id: &state.call_id,
+                    document_id: chunk.document_id(),
+                    index: chunk.index(),
+                    chunk_bytes,
+                    chunk_total: Some(total),
+                    recording_bytes,
+                    chunks_done: state.chunks_done.load(Ordering::Relaxed),
+                    chunks_total: state.chunks_total,
+                });
+            }
+        }
     }
 
     /// Moves the fetch's events into the writer.
@@ -434,12 +642,25 @@ where
         label: &str,
         fetch: &mut Fetch<S, B, RB>,
         writer: &mut K::Writer,
-    ) -> Result<(), Error> {
+        uri: &Uri,
+    ) -> Result<Streamed, Error> {
         let sink_error = |e: io::Error| Error::sink(label, e);
         let mut chunk_bytes = fetch.offset();
         while let Some(event) = fetch.next().await? {
             match event {
-                Event::Pinned(version) => writer.begin(&version).await.map_err(sink_error)?,
+                Event::Pinned(version) => {
+                    writer.begin(&version).await.map_err(sink_error)?;
+                    let Some(policy) = self.config.parallel else { continue };
+                    let large = version.total.is_some_and(|total| total > policy.threshold);
+                    if large && version.is_pinnable() && fetch.answer_is_ranged() {
+                        if let Some(positional) = writer.positional() {
+                            let first = std::mem::replace(fetch, self.fetch(format!("{label} content"), uri.clone()));
+                            return self
+                                .download_parts(state, chunk, label, uri, first, policy, version, positional)
+                                .await;
+                        }
+                    }
+                }
                 Event::Restart => {
                     writer.restart().await.map_err(|e| {
                         if e.kind() == io::ErrorKind::Unsupported {
@@ -472,7 +693,8 @@ where
                 }
             }
         }
-        Ok(())
+        let finished = fetch.finished();
+        Ok(Streamed::Done { bytes: finished.bytes, sha256: finished.sha256, requests: fetch.requests() })
     }
 
     fn finish_chunk(&self, state: &RecordingState, chunk: &RecordingChunk, bytes: u64, total: Option<u64>) {

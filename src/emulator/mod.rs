@@ -84,7 +84,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
 
 pub use storage::{
-    DocumentInfo, Fault, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
+    DocumentInfo, Fault, Link, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
     DEFAULT_CHUNK_LIMIT,
 };
 

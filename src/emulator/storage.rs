@@ -62,6 +62,57 @@ impl Fault {
     }
 }
 
+/// The network between the storage and its clients, as one connection sees it: a bandwidth limit per response
+/// (HTTP/1.1 sends one response at a time on a connection, so this is per connection) and a latency added before
+/// each answer. Set it for the whole storage ([`Storage::set_link`]) or for one document
+/// ([`Storage::set_document_link`]), to test and measure downloads over a long, slow link on loopback.
+///
+/// ```
+/// use std::time::Duration;
+/// use acs_recording::emulator::Link;
+///
+/// let link = Link::unlimited().bandwidth(40_000_000).latency(Duration::from_millis(30));
+/// assert_eq!(link.bytes_per_second(), Some(40_000_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Link {
+    bytes_per_second: Option<u64>,
+    latency: Duration,
+}
+
+impl Link {
+    /// No limit and no added latency (the default).
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    /// Sends each response's body at most this fast.
+    pub fn bandwidth(mut self, bytes_per_second: u64) -> Self {
+        self.bytes_per_second = Some(bytes_per_second.max(1));
+        self
+    }
+
+    /// Waits this long before each answer.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// The bandwidth limit, if any.
+    pub fn bytes_per_second(&self) -> Option<u64> {
+        self.bytes_per_second
+    }
+
+    /// The added latency.
+    pub fn added_latency(&self) -> Duration {
+        self.latency
+    }
+}
+
+/// The latency an answer waits for, carried from the storage's handler to its service future.
+#[derive(Debug, Clone, Copy)]
+struct Latency(Duration);
+
 /// One request the storage received, as tests assert on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -195,6 +246,10 @@ struct Document {
     faults: VecDeque<Fault>,
     /// Statuses answered to the next `DELETE`s, one each.
     delete_faults: VecDeque<u16>,
+    /// This document's link, instead of the storage's.
+    link: Option<Link>,
+    /// Faults for the content `GET`s whose range starts at a given byte, before the general ones.
+    range_faults: HashMap<u64, VecDeque<Fault>>,
     content_md5: bool,
     blob_content_md5: bool,
     /// The whole content's MD5 (base64) and the version it was computed for: a tone is hashed once, not per GET.
@@ -211,6 +266,8 @@ impl Document {
             deleted: false,
             faults: VecDeque::new(),
             delete_faults: VecDeque::new(),
+            link: None,
+            range_faults: HashMap::new(),
             content_md5: false,
             blob_content_md5: false,
             blob_md5_cache: None,
@@ -255,6 +312,7 @@ struct State {
     log: Vec<Entry>,
     /// While set, every request is answered 503: the storage is down.
     outage: bool,
+    link: Link,
 }
 
 struct Shared {
@@ -290,6 +348,7 @@ impl Storage {
                     metadata: HashMap::new(),
                     log: Vec::new(),
                     outage: false,
+                    link: Link::default(),
                 }),
                 base_url,
                 chunk_limit,
@@ -433,9 +492,29 @@ impl Storage {
         }
     }
 
+    /// Sets the link every response of the storage goes through (documents with their own link keep it).
+    pub fn set_link(&self, link: Link) {
+        self.state().link = link;
+    }
+
+    /// Sets the link of one document's content responses.
+    pub fn set_document_link(&self, document_id: &str, link: Link) {
+        if let Some(document) = self.state().documents.get_mut(document_id) {
+            document.link = Some(link);
+        }
+    }
+
     /// Takes the whole storage down (`true`: every request is answered 503) or brings it back.
     pub fn set_outage(&self, down: bool) {
         self.state().outage = down;
+    }
+
+    /// Adds faults to the next content `GET`s of a document whose `Range` starts at byte `start`, one each: how a
+    /// test reaches one part of a parallel download, whatever order the parts' requests arrive in.
+    pub fn inject_at(&self, document_id: &str, start: u64, faults: impl IntoIterator<Item = Fault>) {
+        if let Some(document) = self.state().documents.get_mut(document_id) {
+            document.range_faults.entry(start).or_default().extend(faults);
+        }
     }
 
     /// Removes a document's remaining faults.
@@ -532,7 +611,8 @@ impl Storage {
         };
         let method = request.method().clone();
         let mut state = self.state();
-        let State { documents, metadata, outage, .. } = &mut *state;
+        let State { documents, metadata, outage, link, .. } = &mut *state;
+        let storage_link = *link;
         if *outage {
             return problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the storage is down");
         }
@@ -556,8 +636,34 @@ impl Storage {
             },
             (Route::Content(id), &Method::GET | &Method::HEAD) => match documents.get_mut(&id) {
                 Some(document) if !document.deleted => {
-                    let fault = if method == Method::GET { document.faults.pop_front() } else { None };
-                    serve(document, request.headers(), fault, method == Method::HEAD, self.shared.epoch)
+                    let start = request
+                        .headers()
+                        .get(RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().strip_prefix("bytes="))
+                        .and_then(|v| v.split('-').next())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let targeted = match start {
+                        Some(start) if method == Method::GET => {
+                            document.range_faults.get_mut(&start).and_then(VecDeque::pop_front)
+                        }
+                        _ => None,
+                    };
+                    let fault = match targeted {
+                        Some(fault) => Some(fault),
+                        None if method == Method::GET => document.faults.pop_front(),
+                        None => None,
+                    };
+                    let link = document.link.unwrap_or(storage_link);
+                    let mut response =
+                        serve(document, request.headers(), fault, method == Method::HEAD, self.shared.epoch);
+                    if let Some(rate) = link.bytes_per_second {
+                        response.body_mut().throttle = Some(Throttle::new(rate));
+                    }
+                    if !link.latency.is_zero() {
+                        response.extensions_mut().insert(Latency(link.latency));
+                    }
+                    response
                 }
                 _ => problem(StatusCode::NOT_FOUND, "not_found", "no such document"),
             },
@@ -743,6 +849,40 @@ enum Cut {
 /// The storage's response body: a JSON problem, nothing, or a range of a document served in frames.
 pub struct StorageBody {
     kind: Kind,
+    throttle: Option<Throttle>,
+}
+
+/// Paces a body to a bandwidth: each frame waits until the bytes before it would have crossed the link.
+struct Throttle {
+    rate: u64,
+    started: Option<tokio::time::Instant>,
+    sent: u64,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Throttle {
+    fn new(rate: u64) -> Self {
+        Self { rate: rate.max(1), started: None, sent: 0, wait: None }
+    }
+
+    /// Ready once the next frame may go.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+        let due = started + Duration::from_secs_f64(self.sent as f64 / self.rate as f64);
+        if tokio::time::Instant::now() >= due {
+            self.wait = None;
+            return Poll::Ready(());
+        }
+        let wait = self.wait.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        wait.as_mut().reset(due);
+        match wait.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.wait = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 enum Kind {
@@ -756,11 +896,11 @@ const FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
 impl StorageBody {
     fn empty() -> Self {
-        Self { kind: Kind::Full(None) }
+        Self { kind: Kind::Full(None), throttle: None }
     }
 
     fn full(bytes: Bytes) -> Self {
-        Self { kind: Kind::Full(Some(bytes)) }
+        Self { kind: Kind::Full(Some(bytes)), throttle: None }
     }
 
     fn content(content: Content, start: u64, end: u64, cut: Cut) -> Self {
@@ -768,7 +908,7 @@ impl StorageBody {
             Cut::Drop(n) | Cut::Short(n) | Cut::Stall(n) if start.saturating_add(n) < end => (start + n, cut),
             _ => (end, Cut::None),
         };
-        Self { kind: Kind::Content { content, at: start, end, cut, pause: None } }
+        Self { kind: Kind::Content { content, at: start, end, cut, pause: None }, throttle: None }
     }
 }
 
@@ -783,7 +923,8 @@ impl Body for StorageBody {
     type Error = io::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        match &mut this.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Content { content, at, end, cut, pause } => {
                 if *at >= *end {
@@ -809,7 +950,15 @@ impl Body for StorageBody {
                         Cut::None => None,
                     });
                 }
-                let max = usize::try_from(*end - *at).unwrap_or(FRAME).min(FRAME);
+                let mut max = usize::try_from(*end - *at).unwrap_or(FRAME).min(FRAME);
+                if let Some(throttle) = &mut this.throttle {
+                    if throttle.poll_ready(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Small frames on a slow link, so that the pace is even within a frame's time.
+                    max = max.min(usize::try_from(throttle.rate / 100).unwrap_or(FRAME).clamp(16 * 1024, FRAME));
+                    throttle.sent += max as u64;
+                }
                 let part = content.slice(*at, max);
                 *at += part.len() as u64;
                 Poll::Ready(Some(Ok(Frame::data(part))))
@@ -879,14 +1028,21 @@ pub(crate) struct StorageService(pub(crate) Storage);
 impl tower::Service<Request<Full<Bytes>>> for StorageService {
     type Response = Response<StorageBody>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<StorageBody>, Infallible>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<StorageBody>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
-        std::future::ready(Ok(self.0.handle(request)))
+        let response = self.0.handle(request);
+        let latency = response.extensions().get::<Latency>().map(|latency| latency.0);
+        Box::pin(async move {
+            if let Some(latency) = latency {
+                tokio::time::sleep(latency).await;
+            }
+            Ok(response)
+        })
     }
 }
 

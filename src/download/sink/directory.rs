@@ -4,13 +4,15 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use super::{sanitize_name, ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter, Stored};
+use super::parts::{DirectoryParts, PartialState};
+use super::{sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored};
 use crate::download::chunk::hex;
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
@@ -173,12 +175,18 @@ impl Sink for DirectorySink {
                 OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&paths.partial)?;
             lock(&file, &paths.partial)?;
             let state = state_path(&paths.partial);
-            let version = fs::read(&state).ok().and_then(|raw| serde_json::from_slice::<ObjectVersion>(&raw).ok());
-            let offset = file.metadata()?.len();
-            match version {
-                Some(version) if offset > 0 && version.is_pinnable() => {
-                    file.seek(SeekFrom::End(0))?;
-                    Ok(Existing::Partial { writer: DirectoryWriter::new(file, paths, durable), offset, version })
+            let saved = fs::read(&state).ok().and_then(|raw| serde_json::from_slice::<PartialState>(&raw).ok());
+            let length = file.metadata()?.len();
+            match saved {
+                Some(saved) if (length > 0 || !saved.extents.is_empty()) && saved.version.is_pinnable() => {
+                    // After a parallel download the file may hold ranges beyond a hole: only the recorded
+                    // ranges count, and the contiguous ones from byte 0 are the offset.
+                    let offset = if saved.extents.is_empty() { length } else { saved.prefix() };
+                    file.seek(SeekFrom::Start(offset))?;
+                    let mut writer = DirectoryWriter::new(file, paths, durable);
+                    writer.version = Some(saved.version.clone());
+                    writer.extents = saved.extents;
+                    Ok(Existing::Partial { writer, offset, version: saved.version })
                 }
                 _ => {
                     let _ = fs::remove_file(&state);
@@ -258,11 +266,39 @@ pub struct DirectoryWriter {
     batch_len: usize,
     paths: Paths,
     durable: bool,
+    /// The version being written, once known (for the state file of a parallel download).
+    version: Option<ObjectVersion>,
+    /// The ranges an earlier parallel download completed.
+    extents: Vec<(u64, u64)>,
+    /// The positional writer handed out, closed before a restart so that no part writes into the new version.
+    parts: Option<Arc<DirectoryParts>>,
 }
 
 impl DirectoryWriter {
     fn new(file: File, paths: Paths, durable: bool) -> Self {
-        Self { file: Some(file), in_flight: None, batch: Vec::new(), batch_len: 0, paths, durable }
+        Self {
+            file: Some(file),
+            in_flight: None,
+            batch: Vec::new(),
+            batch_len: 0,
+            paths,
+            durable,
+            version: None,
+            extents: Vec::new(),
+            parts: None,
+        }
+    }
+
+    /// Closes the positional writer, if any: returns once no part write is under way.
+    async fn close_parts(&mut self) -> io::Result<()> {
+        if let Some(parts) = self.parts.take() {
+            blocking(move || {
+                parts.close();
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Waits for the batch in flight and takes the file back.
@@ -301,8 +337,22 @@ impl DirectoryWriter {
 impl SinkWriter for DirectoryWriter {
     async fn begin(&mut self, version: &ObjectVersion) -> io::Result<()> {
         let state = state_path(&self.paths.partial);
+        self.version = Some(version.clone());
         let raw = serde_json::to_vec(version).map_err(io::Error::other)?;
         blocking(move || fs::write(state, raw)).await
+    }
+
+    fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
+        let version = self.version.clone()?;
+        let file = self.file.as_ref()?.try_clone().ok()?;
+        let state = PartialState { version, extents: self.extents.clone() };
+        let parts = Arc::new(DirectoryParts::new(file, state_path(&self.paths.partial), state, self.durable));
+        self.parts = Some(parts.clone());
+        Some(parts)
+    }
+
+    fn stored_extents(&self) -> Vec<(u64, u64)> {
+        self.extents.clone()
     }
 
     async fn write(&mut self, data: Bytes) -> io::Result<()> {
@@ -315,6 +365,7 @@ impl SinkWriter for DirectoryWriter {
     }
 
     async fn restart(&mut self) -> io::Result<()> {
+        self.close_parts().await?;
         self.batch.clear();
         self.batch_len = 0;
         self.settle().await?;
@@ -326,6 +377,8 @@ impl SinkWriter for DirectoryWriter {
         })
         .await?;
         self.file = Some(file);
+        self.extents.clear();
+        self.version = None;
         let _ = tokio::fs::remove_file(state_path(&self.paths.partial)).await;
         Ok(())
     }
@@ -345,12 +398,14 @@ impl SinkWriter for DirectoryWriter {
     }
 
     async fn abandon(mut self) -> io::Result<()> {
+        self.close_parts().await?;
         self.flush_batch().await?;
         self.settle().await?;
         Ok(())
     }
 
     async fn commit(mut self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
+        self.close_parts().await?;
         self.flush_batch().await?;
         self.settle().await?;
         let file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;

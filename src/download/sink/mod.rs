@@ -7,10 +7,13 @@
 //! chunk's final name.
 
 mod directory;
+mod parts;
 mod writer;
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -168,6 +171,19 @@ pub trait SinkWriter: Send + 'static {
         async { Err(io::Error::new(io::ErrorKind::Unsupported, "this sink cannot replay stored bytes")) }
     }
 
+    /// Positional writes for a parallel ranged download of this chunk, once [`begin`](SinkWriter::begin) gave its
+    /// version; `None` (the default) keeps the chunk to one stream written with [`write`](SinkWriter::write).
+    fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
+        None
+    }
+
+    /// The byte ranges of an [`Existing::Partial`] that an earlier parallel download completed, as
+    /// [`PositionalWriter::complete`] recorded them; empty (the default) when only the contiguous `offset` bytes
+    /// count.
+    fn stored_extents(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+
     /// The download failed: keep what was written so a later run can resume (the default does nothing).
     fn abandon(self) -> impl Future<Output = io::Result<()>> + Send
     where
@@ -179,6 +195,21 @@ pub trait SinkWriter: Send + 'static {
     /// Makes the chunk durable under its final name, once all `bytes` (with this SHA-256) were written and
     /// verified; returns where it is.
     fn commit(self, bytes: u64, sha256: [u8; 32]) -> impl Future<Output = io::Result<String>> + Send;
+}
+
+/// The future of a [`PositionalWriter`] call, boxed because the writer is shared as a trait object.
+pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>;
+
+/// Writes any range of one chunk's media, from several tasks at once: what the parts of a parallel ranged
+/// download write through (from [`SinkWriter::positional`]). Nothing becomes final before
+/// [`SinkWriter::commit`].
+pub trait PositionalWriter: Send + Sync + 'static {
+    /// Writes `data`, in order, from byte `offset` on.
+    fn write_at(&self, offset: u64, data: Vec<Bytes>) -> WriteFuture<'_>;
+
+    /// Bytes `start..end` are all written: makes them durable and records them, so that a later run only fetches
+    /// the ranges still missing ([`SinkWriter::stored_extents`]).
+    fn complete(&self, start: u64, end: u64) -> WriteFuture<'_>;
 }
 
 /// The media file extension for a `recordingFormatType` (`SPEC.md` §3): `wav`, `mp3`, `mp4`, else `bin`.

@@ -1,0 +1,296 @@
+//! The parallel ranged download of one chunk: the part plan, the scheduler, and the SHA-256 over the whole object
+//! computed in order while parts arrive out of order.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tower::Service;
+
+use super::error::{Error, ErrorKind};
+use super::fetch::{Digests, Event, Fetch};
+use super::sink::PositionalWriter;
+use crate::BoxError;
+
+/// How a large chunk is fetched as fixed-size ranges, several at once.
+///
+/// The first request of a chunk asks for its first `threshold` bytes. A chunk that is no larger is done in that one
+/// request; a larger one goes on with parts of `part_size` bytes, `parallelism` requests in flight (the first one
+/// included), every part pinned with `If-Match` to the version of the first response. The SHA-256 still covers the
+/// whole object in order: a part that arrives ahead of its turn waits in memory, and no new part starts until one
+/// was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`] bytes however large it is.
+///
+/// ```
+/// use acs_recording::download::ParallelPolicy;
+///
+/// let policy = ParallelPolicy::default();
+/// assert_eq!((policy.threshold, policy.part_size, policy.parallelism), (32 << 20, 8 << 20, 8));
+/// assert_eq!(policy.memory_bound(), 56 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParallelPolicy {
+    /// Chunks larger than this are fetched in parts; the first request asks for this many bytes.
+    pub threshold: u64,
+    /// The size of every part after the first.
+    pub part_size: u64,
+    /// Requests in flight for one chunk, the first one included.
+    pub parallelism: usize,
+}
+
+impl Default for ParallelPolicy {
+    /// Chunks over 32 MiB in parts of 8 MiB, 8 at once.
+    fn default() -> Self {
+        Self { threshold: 32 << 20, part_size: 8 << 20, parallelism: 8 }
+    }
+}
+
+impl ParallelPolicy {
+    /// A policy with these sizes (each at least 1).
+    pub fn new(threshold: u64, part_size: u64, parallelism: usize) -> Self {
+        Self { threshold: threshold.max(1), part_size: part_size.max(1), parallelism: parallelism.max(1) }
+    }
+
+    /// The most media bytes one chunk holds in memory: parts received ahead of the hash, at most
+    /// `parallelism - 1` of them.
+    pub fn memory_bound(&self) -> u64 {
+        (self.parallelism.max(1) as u64 - 1).saturating_mul(self.part_size)
+    }
+}
+
+/// The ranges of `from..total` not covered by `done`, cut into parts of at most `part_size` bytes, in order.
+pub(crate) fn missing(total: u64, from: u64, done: &[(u64, u64)], part_size: u64) -> Vec<(u64, u64)> {
+    let mut done: Vec<(u64, u64)> = done.iter().copied().filter(|(start, end)| start < end).collect();
+    done.sort_unstable();
+    let mut gaps = Vec::new();
+    let mut at = from;
+    for (start, end) in done {
+        if start > at {
+            gaps.push((at, start.min(total)));
+        }
+        at = at.max(end);
+    }
+    if at < total {
+        gaps.push((at, total));
+    }
+    let part = part_size.max(1);
+    let mut parts = Vec::new();
+    for (start, end) in gaps.into_iter().filter(|(start, end)| start < end) {
+        let mut at = start;
+        while at < end {
+            let stop = end.min(at.saturating_add(part));
+            parts.push((at, stop));
+            at = stop;
+        }
+    }
+    parts
+}
+
+/// What a part task reports.
+enum Message {
+    Data { offset: u64, bytes: Bytes },
+    Done { requests: u32 },
+}
+
+/// How a parallel download ended.
+pub(crate) enum Parallel {
+    /// Every part is stored; the hashes when they were computed on the way.
+    Complete { requests: u32, hashes: Option<([u8; 32], Option<[u8; 16]>)> },
+    /// The object changed under a part: the chunk must restart from byte 0.
+    Changed { requests: u32 },
+}
+
+/// Bytes gathered before one positional write.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// One part: its fetch, into the positional writer, its bytes reported for the in-order hash.
+async fn run_part<S, B, RB>(
+    mut fetch: Fetch<S, B, RB>,
+    (start, end): (u64, u64),
+    label: Arc<str>,
+    writer: Arc<dyn PositionalWriter>,
+    report: mpsc::Sender<Message>,
+) -> Result<(), Error>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Send,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send,
+    RB: Body<Data = Bytes> + Send,
+    RB::Error: Into<BoxError>,
+{
+    let sink = |e: io::Error| Error::sink(&label, e);
+    let gone = || Error::new(ErrorKind::Sink, format!("{label}: the download was stopped"));
+    let (mut at, mut batch_start, mut batch, mut batch_len) = (start, start, Vec::new(), 0usize);
+    while let Some(event) = fetch.next().await? {
+        let Event::Data(bytes) = event else { continue };
+        batch_len += bytes.len();
+        batch.push(bytes.clone());
+        let offset = at;
+        at += bytes.len() as u64;
+        report.send(Message::Data { offset, bytes }).await.map_err(|_| gone())?;
+        if batch_len >= WRITE_BATCH {
+            writer.write_at(batch_start, std::mem::take(&mut batch)).await.map_err(sink)?;
+            (batch_start, batch_len) = (at, 0);
+        }
+    }
+    if at != end {
+        let why = format!("{label}: the part {start}-{end} ended at byte {at}");
+        return Err(Error::new(ErrorKind::RetriesExhausted, why));
+    }
+    if !batch.is_empty() {
+        writer.write_at(batch_start, batch).await.map_err(sink)?;
+    }
+    writer.complete(start, end).await.map_err(sink)?;
+    report.send(Message::Done { requests: fetch.requests() }).await.map_err(|_| gone())
+}
+
+/// Runs the parts of one chunk.
+pub(crate) struct Scheduler<F> {
+    /// Builds the fetch of one part.
+    pub(crate) part: F,
+    pub(crate) label: Arc<str>,
+    pub(crate) writer: Arc<dyn PositionalWriter>,
+    pub(crate) parallelism: usize,
+    /// The object's size.
+    pub(crate) total: u64,
+}
+
+impl<F> Scheduler<F> {
+    /// Fetches `parts` (and the open `first` fetch of `0..first_end`, when given) into the writer. With `digests`,
+    /// hashes every byte from 0 in order (`parts` and `first` must then cover the whole object); `progress` gets the
+    /// bytes as they arrive.
+    pub(crate) async fn run<S, B, RB>(
+        self,
+        first: Option<(Fetch<S, B, RB>, u64)>,
+        parts: Vec<(u64, u64)>,
+        mut digests: Option<Digests>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Parallel, Error>
+    where
+        F: Fn(u64, u64) -> Fetch<S, B, RB>,
+        S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        B: Default + Send + 'static,
+        RB: Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        let (report, mut reports) = mpsc::channel::<Message>(256);
+        let mut tasks = JoinSet::new();
+        let mut queue = parts.into_iter();
+        // Parts started and not yet hashed (or, without hashing, not yet done), by their end.
+        let mut open: Vec<u64> = Vec::new();
+        let mut running = 0usize;
+        let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B, RB>, range: (u64, u64)| {
+            let future = run_part(fetch, range, self.label.clone(), self.writer.clone(), report.clone());
+            tasks.spawn(future);
+        };
+        if let Some((fetch, end)) = first {
+            spawn(&mut tasks, fetch, (0, end));
+            open.push(end);
+            running += 1;
+        }
+        let mut next_hash = 0u64;
+        let mut waiting: BTreeMap<u64, Bytes> = BTreeMap::new();
+        let mut requests = 0u32;
+        loop {
+            while open.len() < self.parallelism.max(1) {
+                let Some((start, end)) = queue.next() else { break };
+                spawn(&mut tasks, (self.part)(start, end), (start, end));
+                open.push(end);
+                running += 1;
+            }
+            if running == 0 && queue.len() == 0 {
+                break;
+            }
+            tokio::select! {
+                message = reports.recv() => match message {
+                    Some(Message::Data { offset, bytes }) => {
+                        progress(bytes.len() as u64);
+                        if let Some(digests) = digests.as_mut() {
+                            if offset == next_hash {
+                                next_hash += bytes.len() as u64;
+                                digests.push(bytes).await?;
+                                while let Some(entry) = waiting.first_entry() {
+                                    if *entry.key() != next_hash {
+                                        break;
+                                    }
+                                    let bytes = entry.remove();
+                                    next_hash += bytes.len() as u64;
+                                    digests.push(bytes).await?;
+                                }
+                                open.retain(|end| *end > next_hash);
+                            } else {
+                                waiting.insert(offset, bytes);
+                            }
+                        }
+                    }
+                    Some(Message::Done { requests: made }) => {
+                        requests = requests.saturating_add(made);
+                        running -= 1;
+                        if digests.is_none() {
+                            // Without hashing, a part's slot frees once it is stored; the smallest end is as good as
+                            // its own, since only the count matters.
+                            open.pop();
+                        }
+                    }
+                    None => break,
+                },
+                joined = tasks.join_next(), if !tasks.is_empty() => match joined {
+                    Some(Ok(Ok(()))) | None => {}
+                    Some(Ok(Err(error))) => {
+                        tasks.abort_all();
+                        if error.kind() == ErrorKind::ObjectChanged {
+                            return Ok(Parallel::Changed { requests });
+                        }
+                        return Err(error);
+                    }
+                    Some(Err(failed)) => {
+                        tasks.abort_all();
+                        let why = format!("{}: a part download task failed: {failed}", self.label);
+                        return Err(Error::new(ErrorKind::Sink, why).with_source(failed));
+                    }
+                },
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(error)) = joined {
+                return Err(error);
+            }
+        }
+        let hashes = match digests.as_mut() {
+            Some(digests) => {
+                if next_hash != self.total {
+                    let why = format!("{}: hashed {next_hash} of {} bytes", self.label, self.total);
+                    return Err(Error::new(ErrorKind::Sink, why));
+                }
+                Some(digests.finish().await?)
+            }
+            None => None,
+        };
+        Ok(Parallel::Complete { requests, hashes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_ranges_are_cut_into_parts_in_order() {
+        assert_eq!(missing(10, 0, &[], 4), [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(missing(10, 4, &[], 4), [(4, 8), (8, 10)]);
+        assert_eq!(missing(12, 0, &[(4, 8)], 4), [(0, 4), (8, 12)]);
+        assert_eq!(missing(12, 0, &[(8, 12), (0, 4)], 3), [(4, 7), (7, 8)]);
+        assert_eq!(missing(8, 0, &[(0, 8)], 4), Vec::<(u64, u64)>::new());
+        assert_eq!(missing(1, 0, &[], 4), [(0, 1)]);
+        assert_eq!(missing(0, 0, &[], 4), Vec::<(u64, u64)>::new());
+        assert_eq!(missing(10, 0, &[(2, 3), (2, 5)], 100), [(0, 2), (5, 10)]);
+    }
+}

@@ -1,0 +1,172 @@
+//! Positional writes into the directory sink's partial file, and the record of the ranges they completed.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{ObjectVersion, PositionalWriter, WriteFuture};
+
+/// What `.<name>.partial.json` holds: the version being downloaded and, for a parallel download, the byte ranges
+/// already complete. Files written before ranges existed hold the version alone and read the same.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct PartialState {
+    #[serde(flatten)]
+    pub(super) version: ObjectVersion,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) extents: Vec<(u64, u64)>,
+}
+
+impl PartialState {
+    /// The bytes complete from byte 0 on.
+    pub(super) fn prefix(&self) -> u64 {
+        let mut extents = self.extents.clone();
+        extents.sort_unstable();
+        let mut end = 0;
+        for (start, stop) in extents {
+            if start > end {
+                break;
+            }
+            end = end.max(stop);
+        }
+        end
+    }
+}
+
+/// Writes the state file through a temporary name, so that a crash leaves the old state or the new one.
+pub(super) fn write_state(path: &std::path::Path, state: &PartialState, durable: bool) -> io::Result<()> {
+    let raw = serde_json::to_vec(state).map_err(io::Error::other)?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    {
+        let mut file = File::create(&temporary)?;
+        io::Write::write_all(&mut file, &raw)?;
+        if durable {
+            file.sync_all()?;
+        }
+    }
+    fs::rename(&temporary, path)
+}
+
+/// The directory sink's [`PositionalWriter`]: `pwrite`s into the partial file on the blocking pool; each completed
+/// range is fsynced (when durable) before it is recorded in the state file.
+#[derive(Debug)]
+pub(super) struct DirectoryParts {
+    file: Arc<File>,
+    state_path: PathBuf,
+    /// Held while a completed range is recorded, so that the state file is written by one part at a time.
+    state: Arc<Mutex<PartialState>>,
+    durable: bool,
+    /// `true` once the writer restarted or went away: no write may land after that. Writes hold the read side
+    /// while they write, so taking the write side waits for the last of them.
+    closed: Arc<RwLock<bool>>,
+}
+
+impl DirectoryParts {
+    pub(super) fn new(file: File, state_path: PathBuf, state: PartialState, durable: bool) -> Self {
+        let closed = Arc::new(RwLock::new(false));
+        Self { file: Arc::new(file), state_path, state: Arc::new(Mutex::new(state)), durable, closed }
+    }
+
+    /// Stops every write: returns once no write is under way and none will start. Blocking.
+    pub(super) fn close(&self) {
+        *self.closed.write().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::other("the chunk's writer was closed")
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, data, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, data, offset)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write the whole buffer"));
+        }
+        data = &data[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(not(any(unix, windows)))]
+fn write_all_at(_: &File, _: &[u8], _: u64) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "positional writes are not supported here"))
+}
+
+async fn blocking(f: impl FnOnce() -> io::Result<()> + Send + 'static) -> io::Result<()> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?
+}
+
+impl PositionalWriter for DirectoryParts {
+    fn write_at(&self, offset: u64, data: Vec<Bytes>) -> WriteFuture<'_> {
+        let file = self.file.clone();
+        let closed = self.closed.clone();
+        Box::pin(blocking(move || {
+            // A part aborted when its chunk restarts may still be here: it must not write into the new version.
+            let closed = closed.read().unwrap_or_else(|p| p.into_inner());
+            if *closed {
+                return Err(closed_error());
+            }
+            let mut at = offset;
+            for bytes in &data {
+                write_all_at(&file, bytes, at)?;
+                at += bytes.len() as u64;
+            }
+            Ok(())
+        }))
+    }
+
+    fn complete(&self, start: u64, end: u64) -> WriteFuture<'_> {
+        let (file, state, closed) = (self.file.clone(), self.state.clone(), self.closed.clone());
+        let (path, durable) = (self.state_path.clone(), self.durable);
+        Box::pin(blocking(move || {
+            let closed = closed.read().unwrap_or_else(|p| p.into_inner());
+            if *closed {
+                return Err(closed_error());
+            }
+            // The bytes are on disk before the record says so: a crash never skips a range it lost.
+            if durable {
+                file.sync_data()?;
+            }
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            state.extents.push((start, end));
+            write_state(&path, &state, durable)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefix_is_the_contiguous_run_from_byte_zero() {
+        let state =
+            |extents: &[(u64, u64)]| PartialState { version: ObjectVersion::default(), extents: extents.to_vec() };
+        assert_eq!(state(&[]).prefix(), 0);
+        assert_eq!(state(&[(10, 20)]).prefix(), 0);
+        assert_eq!(state(&[(0, 10), (20, 30)]).prefix(), 10);
+        assert_eq!(state(&[(10, 20), (0, 10), (20, 30)]).prefix(), 30);
+        assert_eq!(state(&[(0, 15), (10, 20)]).prefix(), 20);
+    }
+
+    #[test]
+    fn a_state_without_extents_reads_as_the_version_alone() {
+        let version = ObjectVersion::new(Some("\"e\"".into()), None, Some(5));
+        let raw = serde_json::to_vec(&version).unwrap();
+        let state: PartialState = serde_json::from_slice(&raw).unwrap();
+        assert_eq!((state.version, state.extents.len()), (version, 0));
+    }
+}
