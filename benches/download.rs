@@ -1,12 +1,14 @@
 //! Downloading one large chunk over loopback from the emulator's storage: the whole stack (signing layer,
 //! hyper-util client, `ChunkDownloader`, `DirectorySink`) next to the floor (a bare hyper-util client writing the
 //! same response into a file with blocking `std::fs` writes; also with SHA-256 computed inline, and with an fsync)
-//! and `curl -o`, in the same run; then the peak RSS of a
-//! downloading process at 256 MiB and 1 GiB.
+//! and `curl -o`, in the same run, for the single stream and for the parallel ranges of the default
+//! [`ParallelPolicy`]; then the same chunk over a link limited to 40 MB/s per connection, single stream against
+//! parallel ranges; then the peak RSS of a downloading process at 256 MiB and 1 GiB, both ways.
 //!
-//! `ACS_BENCH_DOWNLOAD_BYTES` sets the size (default 1 GiB); CI runs it smaller with `-- --quick`. Runtime: tokio
-//! multi-thread, 2 workers, client and server in the same process. The peak-RSS child uses a current-thread
-//! runtime (plus tokio's blocking pool for file writes).
+//! `ACS_BENCH_DOWNLOAD_BYTES` sets the loopback size (default 1 GiB) and `ACS_BENCH_SLOW_BYTES` the slow-link size
+//! (default 512 MiB); CI runs them smaller with `-- --quick`. Runtime: tokio multi-thread, 2 workers, client and
+//! server in the same process. The peak-RSS child uses a current-thread runtime (plus tokio's blocking pool for
+//! file writes and hashing).
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -16,8 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acs_recording::credential::{AccessKey, Endpoint};
-use acs_recording::download::{ChunkDownloader, DirectorySink};
-use acs_recording::emulator::Emulator;
+use acs_recording::download::{ChunkDownloader, DirectorySink, ParallelPolicy};
+use acs_recording::emulator::{Emulator, Link};
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{AllowList, HmacSigningLayer};
 use bytes::Bytes;
@@ -29,7 +31,11 @@ use sha2::{Digest, Sha256};
 use tower::{service_fn, Layer, ServiceExt};
 
 const SIZE_ENV: &str = "ACS_BENCH_DOWNLOAD_BYTES";
+const SLOW_SIZE_ENV: &str = "ACS_BENCH_SLOW_BYTES";
 const CHILD_ENV: &str = "ACS_BENCH_RSS_CHILD";
+const PARALLEL_ENV: &str = "ACS_BENCH_RSS_PARALLEL";
+/// The bandwidth of one connection on the slow link: a long cross-region path.
+const SLOW_LINK: u64 = 40_000_000;
 
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -54,8 +60,12 @@ fn main() {
     let mut group = criterion.benchmark_group(format!("download_{}MiB", info.size >> 20));
     group.throughput(Throughput::Bytes(info.size));
 
-    for durable in [false, true] {
-        let name = if durable { "acs_recording/fsync" } else { "acs_recording" };
+    for (durable, parallel) in [(false, false), (true, false), (false, true)] {
+        let name = match (durable, parallel) {
+            (_, true) => "acs_recording/parallel",
+            (true, _) => "acs_recording/fsync",
+            _ => "acs_recording",
+        };
         group.bench_function(name, |b| {
             let dir = work.path().join(name.replace('/', "_"));
             b.to_async(&runtime).iter_custom(|iterations| {
@@ -68,7 +78,8 @@ fn main() {
                         let downloader =
                             ChunkDownloader::new(signed_client(emulator), DirectorySink::new(&dir).durable(durable))
                                 .endpoint(emulator.endpoint().clone())
-                                .allow_list(emulator.allow_list());
+                                .allow_list(emulator.allow_list())
+                                .parallel(parallel.then(ParallelPolicy::default));
                         let recording = Recording::new("bench").format("Wav").chunk(
                             RecordingChunk::new("bench", 0)
                                 .with_content_location(&location)
@@ -143,13 +154,57 @@ fn main() {
         println!("curl not found: skipping the curl comparison");
     }
     group.finish();
+
+    // A link that is slow per connection: what parallel ranges are for.
+    let slow_size: u64 = std::env::var(SLOW_SIZE_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(512 << 20);
+    let slow = emulator.storage().put_tone("slow", slow_size.saturating_sub(44));
+    emulator.storage().set_document_link("slow", Link::unlimited().bandwidth(SLOW_LINK));
+    println!("slow link: {} bytes at {} MB/s per connection", slow.size, SLOW_LINK / 1_000_000);
+    let mut group = criterion.benchmark_group(format!("slow_link_{}MiB", slow.size >> 20));
+    group.throughput(Throughput::Bytes(slow.size));
+    for parallel in [false, true] {
+        let name = if parallel { "acs_recording/parallel" } else { "acs_recording/single_stream" };
+        group.bench_function(name, |b| {
+            let dir = work.path().join(name.replace('/', "_"));
+            b.to_async(&runtime).iter_custom(|iterations| {
+                let dir = dir.clone();
+                let emulator = &emulator;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let downloader =
+                            ChunkDownloader::new(signed_client(emulator), DirectorySink::new(&dir).durable(false))
+                                .endpoint(emulator.endpoint().clone())
+                                .allow_list(emulator.allow_list())
+                                .parallel(parallel.then(ParallelPolicy::default));
+                        let recording = Recording::new("slow").format("Wav").chunk(
+                            RecordingChunk::new("slow", 0)
+                                .with_content_location(emulator.storage().content_location("slow"))
+                                .with_metadata_location(emulator.storage().metadata_location("slow")),
+                        );
+                        let start = Instant::now();
+                        let manifest = downloader.download(recording).await.unwrap();
+                        total += start.elapsed();
+                        assert_eq!(manifest.chunks[0].sha256, slow.sha256);
+                        std::fs::remove_dir_all(&dir).unwrap();
+                    }
+                    total
+                }
+            })
+        });
+    }
+    group.finish();
     criterion.final_summary();
 
-    for rss_size in [256u64 << 20, 1 << 30] {
-        let id = format!("rss-{rss_size}");
+    for (rss_size, parallel) in [(256u64 << 20, false), (1 << 30, false), (256 << 20, true), (1 << 30, true)] {
+        let id = format!("rss-{rss_size}-{parallel}");
         emulator.storage().put_tone(&id, rss_size - 44);
         let dir = work.path().join(&id);
-        let output = Command::new(std::env::current_exe().unwrap())
+        let mut child = Command::new(std::env::current_exe().unwrap());
+        if parallel {
+            child.env(PARALLEL_ENV, "1");
+        }
+        let output = child
             .env(CHILD_ENV, "1")
             .env("ACS_BENCH_ENDPOINT", emulator.endpoint().url())
             .env("ACS_BENCH_KEY", emulator.access_key().to_base64())
@@ -160,7 +215,8 @@ fn main() {
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        print!("peak RSS downloading {} MiB: {}", rss_size >> 20, String::from_utf8_lossy(&output.stdout));
+        let way = if parallel { "parallel ranges" } else { "single stream" };
+        print!("peak RSS downloading {} MiB, {way}: {}", rss_size >> 20, String::from_utf8_lossy(&output.stdout));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
@@ -230,8 +286,11 @@ fn rss_child() {
         let client = HmacSigningLayer::new(endpoint.clone(), key)
             .allow_list(allow.clone())
             .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
-        let downloader =
-            ChunkDownloader::new(client, DirectorySink::new(var("ACS_BENCH_DIR"))).endpoint(endpoint).allow_list(allow);
+        let parallel = std::env::var_os(PARALLEL_ENV).is_some().then(ParallelPolicy::default);
+        let downloader = ChunkDownloader::new(client, DirectorySink::new(var("ACS_BENCH_DIR")))
+            .endpoint(endpoint)
+            .allow_list(allow)
+            .parallel(parallel);
         let recording = Recording::new("rss").format("Wav").chunk(
             RecordingChunk::new("rss", 0)
                 .with_content_location(var("ACS_BENCH_LOCATION"))
