@@ -380,3 +380,40 @@ async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_lin
     let _recorder = Recorder::start(&emulator, out.path(), port).await;
     assert_complete(out.path(), &recording, &event).await;
 }
+
+#[tokio::test]
+async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts_on_restart() {
+    const PART: u64 = 256 * 1024;
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-parts", 2 << 20));
+    let document = recording.chunks[0].document_id.clone();
+    let size = recording.chunks[0].size;
+    // One part stalls: the others complete up to the memory bound, then the process is killed.
+    emulator.storage().inject_at(&document, 4 * PART, [Fault::StallAfter(0)]);
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let part = PART.to_string();
+    let args = ["--parallel-threshold", part.as_str(), "--part-size", part.as_str(), "--parallelism", "4"];
+    let recorder = Recorder::start_with(&emulator, out.path(), port, &args).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let state = out.path().join("call-parts").join(format!(".0-{document}.wav.partial.json"));
+    let extents = || -> Vec<(u64, u64)> {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+            .and_then(|v| serde_json::from_value(v["extents"].clone()).ok())
+            .unwrap_or_default()
+    };
+    wait_until("parts are complete", || extents().len() >= 6).await;
+    recorder.kill();
+    let kept = extents();
+    let missing = size - kept.iter().map(|(start, end)| end - start).sum::<u64>();
+    assert!(missing >= PART && missing < size / 2, "{kept:?}");
+    let before = served(&emulator, &document);
+    emulator.storage().clear_faults(&document);
+
+    let _recorder = Recorder::start_with(&emulator, out.path(), port, &args).await;
+    assert_complete(out.path(), &recording, &event).await;
+    assert_eq!(served(&emulator, &document) - before, missing, "only the missing parts were fetched again");
+}

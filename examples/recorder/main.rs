@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use acs_recording::credential::ConnectionString;
+use acs_recording::download::ParallelPolicy;
 use acs_recording::emulator::eventgrid::Schema;
 use acs_recording::BoxError;
 use clap::{Parser, Subcommand};
@@ -85,6 +86,18 @@ struct Args {
     #[arg(long, alias = "queue-capacity", default_value_t = 10_000)]
     max_pending: usize,
 
+    /// Requests in flight for one large chunk (parallel ranges); 1 downloads every chunk as one stream.
+    #[arg(long, default_value_t = 8)]
+    parallelism: usize,
+
+    /// Size in bytes of each range of a large chunk after the first.
+    #[arg(long, default_value_t = 8 << 20)]
+    part_size: u64,
+
+    /// Chunks larger than this many bytes are fetched in parallel ranges; the first request asks for this many.
+    #[arg(long, default_value_t = 32 << 20)]
+    parallel_threshold: u64,
+
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -139,6 +152,8 @@ impl Args {
             delete_after_download: self.delete_after_download,
             progress: !self.no_progress,
             metrics: self.metrics,
+            parallel: (self.parallelism > 1)
+                .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism)),
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use acs_recording::credential::ConnectionString;
-use acs_recording::download::DirectorySink;
+use acs_recording::download::{DirectorySink, ParallelPolicy};
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState};
 use acs_recording::recorder::Recorder;
@@ -36,6 +36,7 @@ pub(crate) struct Settings {
     pub(crate) delete_after_download: bool,
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
+    pub(crate) parallel: Option<ParallelPolicy>,
 }
 
 /// Serves the webhook on `listener` and downloads every accepted recording until `shutdown` completes.
@@ -59,6 +60,7 @@ pub(crate) async fn run(
         .workers(settings.workers)
         .max_pending(settings.max_pending)
         .delete_after_download(settings.delete_after_download)
+        .parallel(settings.parallel)
         .on_job(|job| match job.state {
             JobState::Done => println!(
                 "recording of call {} (event {}): {} chunks, {} bytes",
