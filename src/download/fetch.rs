@@ -8,11 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use bytes::{Buf, Bytes};
-use http::header::{
-    CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION, RANGE,
-};
+use http::header::{CONTENT_RANGE, IF_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -20,7 +17,9 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use tower::{Service, ServiceExt};
 
+use super::digest::Digests;
 use super::error::{Error, ErrorKind};
+use super::header::{blob_md5, content_length, content_md5, decode_md5, parse_content_range};
 use super::location::Destinations;
 use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
 use super::ObjectVersion;
@@ -673,81 +672,6 @@ impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
     }
 }
 
-/// Bytes hashed per blocking task.
-const HASH_BATCH: usize = 1 << 20;
-
-/// The hash states of one batch's owner: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
-type States = (Sha256, Option<Md5>);
-
-/// SHA-256 (and, when announced, MD5) of the bytes handed out, computed on the blocking pool one batch at a time
-/// while the next batch arrives, so that hashing overlaps with receiving and writing instead of adding to them. At
-/// most two batches are held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
-pub(crate) struct Digests {
-    states: Option<States>,
-    in_flight: Option<tokio::task::JoinHandle<States>>,
-    batch: Vec<Bytes>,
-    batch_len: usize,
-    result: Option<[u8; 32]>,
-    md5_result: Option<[u8; 16]>,
-}
-
-impl Digests {
-    pub(crate) fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
-        Self {
-            states: Some((sha256, md5)),
-            in_flight: None,
-            batch: Vec::new(),
-            batch_len: 0,
-            result: None,
-            md5_result: None,
-        }
-    }
-
-    pub(crate) async fn push(&mut self, data: Bytes) -> Result<(), Error> {
-        self.batch_len += data.len();
-        self.batch.push(data);
-        if self.batch_len >= HASH_BATCH {
-            let mut states = self.settle().await?;
-            let batch = std::mem::take(&mut self.batch);
-            self.batch_len = 0;
-            self.in_flight = Some(tokio::task::spawn_blocking(move || {
-                update(&mut states, &batch);
-                states
-            }));
-        }
-        Ok(())
-    }
-
-    async fn settle(&mut self) -> Result<States, Error> {
-        if let Some(handle) = self.in_flight.take() {
-            return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
-        }
-        Ok(self.states.take().unwrap_or_default())
-    }
-
-    /// Hashes what is left and answers the SHA-256 and, when computed, the MD5.
-    pub(crate) async fn finish(&mut self) -> Result<([u8; 32], Option<[u8; 16]>), Error> {
-        let mut states = self.settle().await?;
-        update(&mut states, &self.batch);
-        self.batch.clear();
-        self.batch_len = 0;
-        let (sha, md5) = states;
-        let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize().into(), md5.map(|md5| md5.finalize().into()));
-        self.result = Some(sha256);
-        self.md5_result = md5;
-        Ok((sha256, md5))
-    }
-}
-
-fn update((sha, md5): &mut States, batch: &[Bytes]) {
-    for bytes in batch {
-        sha.update(bytes);
-        if let Some(md5) = md5 {
-            md5.update(bytes);
-        }
-    }
-}
-
 /// Client errors that retrying cannot fix: the signing layer refused the host or cannot sign the body.
 fn is_permanent_client_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
@@ -763,57 +687,11 @@ fn is_permanent_client_error(error: &(dyn std::error::Error + 'static)) -> bool 
     false
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// The response's own `Content-MD5`, with an MD5 state to hash its body into.
-fn content_md5(headers: &HeaderMap) -> Option<(Md5, [u8; 16])> {
-    Some((Md5::new(), decode_md5(headers.get("content-md5")?.to_str().ok()?)?))
-}
-
-/// The whole object's MD5, which Azure Blob storage announces on ranged answers.
-fn blob_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
-    decode_md5(headers.get("x-ms-blob-content-md5")?.to_str().ok()?)
-}
-
-/// A base64 MD5; anything that does not decode to exactly 16 bytes is no MD5 at all.
-pub(crate) fn decode_md5(value: &str) -> Option<[u8; 16]> {
-    let mut out = [0u8; 18];
-    let n = base64::engine::general_purpose::STANDARD.decode_slice(value.trim(), &mut out).ok()?;
-    out.get(..n)?.try_into().ok()
-}
-
-/// `bytes first-last/total` (total may be `*`), with `first <= last < total` and `last < u64::MAX`, so that the
-/// length `last - first + 1` and the end `last + 1` always fit.
-pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    let first: u64 = first.trim().parse().ok()?;
-    let last: u64 = last.trim().parse().ok()?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse::<u64>().ok()?),
-    };
-    if first > last || last == u64::MAX || total.is_some_and(|t| last >= t) {
-        return None;
-    }
-    Some((first, last, total))
-}
-
-impl ObjectVersion {
-    fn from_headers(headers: &HeaderMap, total: Option<u64>) -> Self {
-        let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
-        let content_md5 = blob_md5(headers).map(|md5| base64::engine::general_purpose::STANDARD.encode(md5));
-        ObjectVersion::new(text(ETAG), text(LAST_MODIFIED), total).with_content_md5(content_md5)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signing::AllowList;
+    use base64::Engine as _;
     use http_body::Frame;
     use http_body_util::Empty;
     use std::convert::Infallible;
@@ -1262,37 +1140,5 @@ mod tests {
             assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
             assert_eq!(headers.len(), 1);
         }
-    }
-
-    #[test]
-    fn content_range_parsing() {
-        let table = [
-            ("bytes 0-9/10", Some((0, 9, Some(10)))),
-            ("bytes 5-9/*", Some((5, 9, None))),
-            (" bytes 1-1/2 ", Some((1, 1, Some(2)))),
-            ("bytes 9-5/10", None),
-            ("bytes 0-10/10", None),
-            ("bytes */10", None),
-            ("items 0-1/2", None),
-            ("bytes a-b/c", None),
-            ("", None),
-            ("bytes 0-18446744073709551615/*", None),
-            ("bytes 18446744073709551615-18446744073709551615/*", None),
-            ("bytes 0-18446744073709551616/*", None),
-            ("bytes 0-18446744073709551614/18446744073709551615", Some((0, u64::MAX - 1, Some(u64::MAX)))),
-            ("bytes 18446744073709551614-18446744073709551614/*", Some((u64::MAX - 1, u64::MAX - 1, None))),
-        ];
-        for (value, expected) in table {
-            assert_eq!(parse_content_range(value), expected, "{value:?}");
-        }
-    }
-
-    #[test]
-    fn content_md5_needs_sixteen_bytes() {
-        let mut h = HeaderMap::new();
-        h.insert("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==".parse().unwrap());
-        assert!(content_md5(&h).is_some());
-        h.insert("content-md5", "AAAA".parse().unwrap());
-        assert!(content_md5(&h).is_none());
     }
 }

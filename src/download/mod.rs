@@ -112,14 +112,19 @@
 
 mod body;
 mod chunk;
+mod delete;
+mod digest;
 mod error;
 mod fetch;
 mod future;
+mod header;
 mod location;
+mod metadata;
 mod parts;
 mod retry;
 mod service;
 mod sink;
+mod stream;
 
 pub use body::ChunkBody;
 #[cfg(feature = "recorder")]

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tower::Service;
 
+use super::digest::Digests;
 use super::error::{Error, ErrorKind};
-use super::fetch::{Digests, Event, Fetch};
+use super::fetch::{Event, Fetch};
 use super::sink::PositionalWriter;
 use crate::BoxError;
 

@@ -7,23 +7,23 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::Empty;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tower::{Service, ServiceExt};
+use tower::Service;
 use tracing::Instrument;
 
 use super::body::ChunkBody;
 use super::error::{Error, ErrorKind};
-use super::fetch::{decode_md5, Digests, Event, Fetch};
+use super::fetch::Fetch;
 use super::future::ResponseFuture;
 use super::location::{Destinations, Which};
-use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
-use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
-use super::sink::{extension_for_format, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter};
+use super::parts::ParallelPolicy;
+use super::retry::RetryPolicy;
+use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
 use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
@@ -33,17 +33,17 @@ use crate::BoxError;
 /// The largest metadata document accepted, by default.
 pub const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
 
-type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+pub(super) type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 #[derive(Clone)]
-struct Config {
-    destinations: Arc<Destinations>,
-    policy: RetryPolicy,
-    concurrency: usize,
-    delete_after_write: bool,
-    metadata_limit: usize,
-    parallel: Option<ParallelPolicy>,
-    progress: Option<ProgressFn>,
+pub(super) struct Config {
+    pub(super) destinations: Arc<Destinations>,
+    pub(super) policy: RetryPolicy,
+    pub(super) concurrency: usize,
+    pub(super) delete_after_write: bool,
+    pub(super) metadata_limit: usize,
+    pub(super) parallel: Option<ParallelPolicy>,
+    pub(super) progress: Option<ProgressFn>,
 }
 
 /// Downloads the chunks of a recording, media and metadata, into a [`Sink`]; see the [module docs](super).
@@ -54,9 +54,9 @@ struct Config {
 /// `Service<`[`Recording`]`>` it answers a [`RecordingManifest`], so timeouts, concurrency limits and tracing
 /// come from ordinary tower layers.
 pub struct ChunkDownloader<S, K, B = Empty<Bytes>> {
-    client: S,
-    sink: Arc<K>,
-    config: Arc<Config>,
+    pub(super) client: S,
+    pub(super) sink: Arc<K>,
+    pub(super) config: Arc<Config>,
     _request_body: PhantomData<fn() -> B>,
 }
 
@@ -177,17 +177,17 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
 }
 
 /// Per-recording counters shared by its chunk tasks.
-struct RecordingState {
-    call_id: String,
-    recording_id: Option<String>,
-    format: Option<RecordingFormatType>,
-    chunks_total: usize,
-    bytes: AtomicU64,
-    chunks_done: AtomicUsize,
+pub(super) struct RecordingState {
+    pub(super) call_id: String,
+    pub(super) recording_id: Option<String>,
+    pub(super) format: Option<RecordingFormatType>,
+    pub(super) chunks_total: usize,
+    pub(super) bytes: AtomicU64,
+    pub(super) chunks_done: AtomicUsize,
 }
 
 /// How a chunk's media stream ended.
-enum Streamed {
+pub(super) enum Streamed {
     /// Every byte is in the writer: its size and SHA-256, and the requests it took.
     Done { bytes: u64, sha256: [u8; 32], requests: u32 },
     /// The object changed under a parallel download: the chunk starts over.
@@ -302,7 +302,7 @@ where
         Ok(Planned { chunk, content, metadata, delete })
     }
 
-    fn fetch(&self, label: String, uri: Uri) -> Fetch<S, B, RB> {
+    pub(super) fn fetch(&self, label: String, uri: Uri) -> Fetch<S, B, RB> {
         Fetch::new(
             self.client.clone(),
             self.config.destinations.clone(),
@@ -491,212 +491,6 @@ where
         })
     }
 
-    /// The fetch of a chunk's media; its first request asks for the parallel threshold when parts are on.
-    fn content_fetch(&self, label: &str, uri: &Uri) -> Fetch<S, B, RB> {
-        let mut fetch = self.fetch(format!("{label} content"), uri.clone());
-        if let Some(policy) = self.config.parallel {
-            fetch.first_request(policy.threshold);
-        }
-        fetch
-    }
-
-    /// Goes on with parts once the first response told a size past the threshold.
-    #[allow(clippy::too_many_arguments)]
-    async fn download_parts(
-        &self,
-        state: &RecordingState,
-        chunk: &RecordingChunk,
-        label: &str,
-        uri: &Uri,
-        mut first: Fetch<S, B, RB>,
-        policy: ParallelPolicy,
-        version: ObjectVersion,
-        positional: Arc<dyn PositionalWriter>,
-    ) -> Result<Streamed, Error> {
-        let total = version.total.unwrap_or_default();
-        let first_end = policy.threshold.min(total);
-        first.limit_to_first_part(first_end);
-        let parts = missing(total, first_end, &[], policy.part_size);
-        let md5 = version.content_md5.as_deref().and_then(decode_md5);
-        let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new()));
-        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
-        let progress = self.part_progress(state, chunk, total);
-        match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
-            Parallel::Changed { requests } => Ok(Streamed::Changed { requests }),
-            Parallel::Complete { requests, hashes } => {
-                let (sha256, computed_md5) = hashes.unwrap_or_default();
-                if md5.is_some() && computed_md5 != md5 {
-                    tracing::warn!("the object does not match its x-ms-blob-content-md5");
-                    return Ok(Streamed::Changed { requests });
-                }
-                Ok(Streamed::Done { bytes: total, sha256, requests })
-            }
-        }
-    }
-
-    /// Fetches the ranges an earlier parallel download left missing, then hashes the whole stored object.
-    #[allow(clippy::too_many_arguments)]
-    async fn resume_parts(
-        &self,
-        state: &RecordingState,
-        chunk: &RecordingChunk,
-        label: &str,
-        uri: &Uri,
-        writer: &mut K::Writer,
-        policy: ParallelPolicy,
-        version: ObjectVersion,
-        total: u64,
-        extents: Vec<(u64, u64)>,
-    ) -> Result<Streamed, Error> {
-        let sink_error = |e: io::Error| Error::sink(label, e);
-        let Some(positional) = writer.positional() else {
-            return Ok(Streamed::Changed { requests: 0 });
-        };
-        let parts = missing(total, 0, &extents, policy.part_size);
-        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
-        let progress = self.part_progress(state, chunk, total);
-        let requests = match scheduler.run(None, parts, None, progress).await? {
-            Parallel::Changed { requests } => return Ok(Streamed::Changed { requests }),
-            Parallel::Complete { requests, .. } => requests,
-        };
-        // Parts of two runs cannot be hashed in arrival order: read the stored object back, in order, once.
-        let md5 = version.content_md5.as_deref().and_then(decode_md5);
-        let mut sha = Sha256::new();
-        let mut md5_state = md5.map(|_| Md5::new());
-        let mut replayed = 0u64;
-        writer
-            .replay(&mut |bytes: &[u8]| {
-                sha.update(bytes);
-                if let Some(md5) = &mut md5_state {
-                    md5.update(bytes);
-                }
-                replayed += bytes.len() as u64;
-            })
-            .await
-            .map_err(sink_error)?;
-        let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
-        if replayed != total || (md5.is_some() && computed_md5 != md5) {
-            tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");
-            return Ok(Streamed::Changed { requests });
-        }
-        Ok(Streamed::Done { bytes: total, sha256: sha.finalize().into(), requests })
-    }
-
-    fn scheduler(
-        &self,
-        label: &str,
-        uri: &Uri,
-        policy: &ParallelPolicy,
-        version: &ObjectVersion,
-        positional: Arc<dyn PositionalWriter>,
-        total: u64,
-    ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B, RB> + '_> {
-        let (label, uri, version) = (label.to_owned(), uri.clone(), version.clone());
-        let part_label: Arc<str> = Arc::from(format!("{label} content").as_str());
-        Scheduler {
-            part: move |start, end| {
-                self.fetch(format!("{label} content bytes {start}-{end}"), uri.clone()).into_part(
-                    version.clone(),
-                    start,
-                    end,
-                )
-            },
-            label: part_label,
-            writer: positional,
-            parallelism: policy.parallelism,
-            total,
-        }
-    }
-
-    /// Progress reports for the bytes of parts, in whatever order they arrive.
-    fn part_progress<'a>(
-        &'a self,
-        state: &'a RecordingState,
-        chunk: &'a RecordingChunk,
-        total: u64,
-    ) -> impl FnMut(u64) + 'a {
-        let mut chunk_bytes = 0u64;
-        move |n| {
-            chunk_bytes += n;
-            let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
-            if let Some(report) = &self.config.progress {
-                report(&Progress {
-                    call_id: &state.call_id,
-                    document_id: chunk.document_id(),
-                    index: chunk.index(),
-                    chunk_bytes,
-                    chunk_total: Some(total),
-                    recording_bytes,
-                    chunks_done: state.chunks_done.load(Ordering::Relaxed),
-                    chunks_total: state.chunks_total,
-                });
-            }
-        }
-    }
-
-    /// Moves the fetch's events into the writer.
-    async fn stream_into(
-        &self,
-        state: &RecordingState,
-        chunk: &RecordingChunk,
-        label: &str,
-        fetch: &mut Fetch<S, B, RB>,
-        writer: &mut K::Writer,
-        uri: &Uri,
-    ) -> Result<Streamed, Error> {
-        let sink_error = |e: io::Error| Error::sink(label, e);
-        let mut chunk_bytes = fetch.offset();
-        while let Some(event) = fetch.next().await? {
-            match event {
-                Event::Pinned(version) => {
-                    writer.begin(&version).await.map_err(sink_error)?;
-                    let Some(policy) = self.config.parallel else { continue };
-                    let large = version.total.is_some_and(|total| total > policy.threshold);
-                    if large && version.is_pinnable() && fetch.answer_is_ranged() {
-                        if let Some(positional) = writer.positional() {
-                            let first = std::mem::replace(fetch, self.fetch(format!("{label} content"), uri.clone()));
-                            return self
-                                .download_parts(state, chunk, label, uri, first, policy, version, positional)
-                                .await;
-                        }
-                    }
-                }
-                Event::Restart => {
-                    writer.restart().await.map_err(|e| {
-                        if e.kind() == io::ErrorKind::Unsupported {
-                            Error::new(ErrorKind::ObjectChanged, format!("{label}: object changed and {e}"))
-                                .with_source(e)
-                        } else {
-                            sink_error(e)
-                        }
-                    })?;
-                    state.bytes.fetch_sub(chunk_bytes, Ordering::Relaxed);
-                    chunk_bytes = 0;
-                }
-                Event::Data(bytes) => {
-                    let n = bytes.len() as u64;
-                    writer.write(bytes).await.map_err(sink_error)?;
-                    chunk_bytes += n;
-                    let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
-                    if let Some(report) = &self.config.progress {
-                        report(&Progress {
-                            call_id: &state.call_id,
-                            document_id: chunk.document_id(),
-                            index: chunk.index(),
-                            chunk_bytes,
-                            chunk_total: fetch.total(),
-                            recording_bytes,
-                            chunks_done: state.chunks_done.load(Ordering::Relaxed),
-                            chunks_total: state.chunks_total,
-                        });
-                    }
-                }
-            }
-        }
-        let finished = fetch.finished();
-        Ok(Streamed::Done { bytes: finished.bytes, sha256: finished.sha256, requests: fetch.requests() })
-    }
-
     fn finish_chunk(&self, state: &RecordingState, chunk: &RecordingChunk, bytes: u64, total: Option<u64>) {
         let chunks_done = state.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(report) = &self.config.progress {
@@ -710,85 +504,6 @@ where
                 chunks_done,
                 chunks_total: state.chunks_total,
             });
-        }
-    }
-
-    /// Fetches a metadata document (with the same resume and retry rules), bounded and checked to be JSON.
-    async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<Bytes, Error> {
-        let limit = self.config.metadata_limit;
-        let mut fetch = self.fetch(format!("{label} metadata"), uri);
-        let mut document = BytesMut::new();
-        while let Some(event) = fetch.next().await? {
-            match event {
-                Event::Pinned(_) => {}
-                Event::Restart => document.clear(),
-                Event::Data(bytes) => {
-                    if document.len() + bytes.len() > limit {
-                        return Err(Error::new(
-                            ErrorKind::Metadata,
-                            format!("{label} metadata: document is larger than {limit} bytes"),
-                        ));
-                    }
-                    document.extend_from_slice(&bytes);
-                }
-            }
-        }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&document) {
-            return Err(
-                Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}")).with_source(e)
-            );
-        }
-        Ok(document.freeze())
-    }
-
-    /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
-    /// earlier run got there first).
-    async fn delete(&self, label: &str, uri: Option<Uri>) -> Result<bool, Error> {
-        let Some(uri) = uri else { return Ok(false) };
-        let policy = self.config.policy;
-        let mut attempts = Attempts::new();
-        loop {
-            let request =
-                Request::builder().method(Method::DELETE).uri(uri.clone()).body(B::default()).map_err(|e| {
-                    Error::new(ErrorKind::InvalidLocation, format!("{label} delete: cannot build a request: {e}"))
-                })?;
-            let mut client = self.client.clone();
-            let send = async move {
-                let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
-                ready.call(request).await.map_err(Into::<BoxError>::into)
-            };
-            let sent = tokio::time::timeout(policy.get_read_timeout(), send).await;
-            let (why, wait, status) = match sent {
-                Ok(Ok(response)) => match response.status() {
-                    StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
-                        return Ok(true)
-                    }
-                    status if is_transient(status) => (
-                        format!("status {status}"),
-                        retry_after(response.headers(), std::time::SystemTime::now()),
-                        Some(status),
-                    ),
-                    status => {
-                        return Err(Error::new(ErrorKind::Status, format!("{label} delete: permanent status {status}"))
-                            .with_status(status))
-                    }
-                },
-                Ok(Err(error)) => (format!("request failed: {error}"), None, None),
-                Err(_) => ("timed out".to_owned(), None, None),
-            };
-            match attempts.fail(&policy, 0, wait) {
-                Ok(delay) => tokio::time::sleep(delay).await,
-                Err(exhausted) => {
-                    let error = Error::new(
-                        ErrorKind::RetriesExhausted,
-                        format!("{label} delete: {exhausted}; last failure: {why}"),
-                    );
-                    return Err(match status {
-                        Some(status) => error.with_status(status),
-                        None => error,
-                    });
-                }
-            }
         }
     }
 }
@@ -821,40 +536,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::download::WriterSink;
     use http_body_util::Full;
-    use std::collections::VecDeque;
     use std::convert::Infallible;
-    use std::sync::Mutex;
-    use std::time::Duration;
-    use tokio::time::Instant;
-
-    type Answers = Arc<Mutex<VecDeque<Response<Full<Bytes>>>>>;
-
-    fn answer(status: u16, retry_after: Option<&str>) -> Response<Full<Bytes>> {
-        let mut builder = Response::builder().status(status);
-        if let Some(seconds) = retry_after {
-            builder = builder.header("retry-after", seconds);
-        }
-        builder.body(Full::new(Bytes::new())).unwrap()
-    }
-
-    /// Deletes through a client answering `answers` in order (then 503); returns the result and the requests made.
-    async fn delete_with(policy: RetryPolicy, answers: Vec<Response<Full<Bytes>>>) -> (Result<bool, Error>, usize) {
-        let answers: Answers = Arc::new(Mutex::new(answers.into()));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (script, counter) = (answers.clone(), requests.clone());
-        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
-            assert_eq!(request.method(), Method::DELETE);
-            counter.fetch_add(1, Ordering::Relaxed);
-            let next = script.lock().unwrap().pop_front().unwrap_or_else(|| answer(503, Some("3600")));
-            async move { Ok::<_, Infallible>(next) }
-        });
-        let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy);
-        let uri: Uri = "https://eu.asm.skype.com/v1/objects/d".parse().unwrap();
-        let result = downloader.delete("chunk 0 (`d`)", Some(uri)).await;
-        (result, requests.load(Ordering::Relaxed))
-    }
 
     #[tokio::test]
     async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_rerun() {
@@ -899,35 +582,5 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("call/0-d.wav")).unwrap(), b"abcde");
         assert_eq!(manifest.chunks[0].sha256, <[u8; 32]>::from(Sha256::digest(b"abcde")));
         assert_eq!(gets.load(Ordering::Relaxed), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_delete_waits_at_most_max_backoff_for_an_absurd_retry_after() {
-        let started = Instant::now();
-        let answers = vec![answer(503, Some("18446744073709551615")), answer(200, None)];
-        let (result, requests) = delete_with(RetryPolicy::default(), answers).await;
-        assert!(result.unwrap());
-        assert_eq!(requests, 2);
-        assert_eq!(started.elapsed().as_secs(), 30);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_delete_gives_up_once_its_time_budget_is_spent() {
-        let started = Instant::now();
-        let policy = RetryPolicy::default()
-            .max_attempts(100)
-            .max_backoff(Duration::from_secs(30))
-            .max_total(Duration::from_secs(60));
-        let (result, requests) = delete_with(policy, Vec::new()).await;
-        let error = result.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
-        assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
-        assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) delete: retry time budget of 60 s exhausted; last failure: status 503 Service Unavailable"
-        );
-        // Waits of 30 s after the first and second failures; a third would end at 90 s.
-        assert_eq!(requests, 3);
-        assert_eq!(started.elapsed().as_secs(), 60);
     }
 }

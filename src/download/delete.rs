@@ -1,0 +1,144 @@
+//! `DELETE <deleteLocation>`, with the fetch's retry rules (`SPEC.md` §5).
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use tower::{Service, ServiceExt};
+
+use super::error::{Error, ErrorKind};
+use super::retry::{is_transient, retry_after, Attempts};
+use super::service::ChunkDownloader;
+use super::sink::Sink;
+use crate::BoxError;
+
+impl<S, B, RB, K> ChunkDownloader<S, K, B>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+{
+    /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
+    /// earlier run got there first).
+    pub(super) async fn delete(&self, label: &str, uri: Option<Uri>) -> Result<bool, Error> {
+        let Some(uri) = uri else { return Ok(false) };
+        let policy = self.config.policy;
+        let mut attempts = Attempts::new();
+        loop {
+            let request =
+                Request::builder().method(Method::DELETE).uri(uri.clone()).body(B::default()).map_err(|e| {
+                    Error::new(ErrorKind::InvalidLocation, format!("{label} delete: cannot build a request: {e}"))
+                })?;
+            let mut client = self.client.clone();
+            let send = async move {
+                let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
+                ready.call(request).await.map_err(Into::<BoxError>::into)
+            };
+            let sent = tokio::time::timeout(policy.get_read_timeout(), send).await;
+            let (why, wait, status) = match sent {
+                Ok(Ok(response)) => match response.status() {
+                    StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
+                        return Ok(true)
+                    }
+                    status if is_transient(status) => (
+                        format!("status {status}"),
+                        retry_after(response.headers(), std::time::SystemTime::now()),
+                        Some(status),
+                    ),
+                    status => {
+                        return Err(Error::new(ErrorKind::Status, format!("{label} delete: permanent status {status}"))
+                            .with_status(status))
+                    }
+                },
+                Ok(Err(error)) => (format!("request failed: {error}"), None, None),
+                Err(_) => ("timed out".to_owned(), None, None),
+            };
+            match attempts.fail(&policy, 0, wait) {
+                Ok(delay) => tokio::time::sleep(delay).await,
+                Err(exhausted) => {
+                    let error = Error::new(
+                        ErrorKind::RetriesExhausted,
+                        format!("{label} delete: {exhausted}; last failure: {why}"),
+                    );
+                    return Err(match status {
+                        Some(status) => error.with_status(status),
+                        None => error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::download::{RetryPolicy, WriterSink};
+    use http_body_util::{Empty, Full};
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    type Answers = Arc<Mutex<VecDeque<Response<Full<Bytes>>>>>;
+
+    /// Deletes through a client answering `answers` in order (then 503); returns the result and the requests made.
+    async fn delete_with(policy: RetryPolicy, answers: Vec<Response<Full<Bytes>>>) -> (Result<bool, Error>, usize) {
+        let answers: Answers = Arc::new(Mutex::new(answers.into()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (script, counter) = (answers.clone(), requests.clone());
+        let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+            assert_eq!(request.method(), Method::DELETE);
+            counter.fetch_add(1, Ordering::Relaxed);
+            let next = script.lock().unwrap().pop_front().unwrap_or_else(|| answer(503, Some("3600")));
+            async move { Ok::<_, Infallible>(next) }
+        });
+        let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy);
+        let uri: Uri = "https://eu.asm.skype.com/v1/objects/d".parse().unwrap();
+        let result = downloader.delete("chunk 0 (`d`)", Some(uri)).await;
+        (result, requests.load(Ordering::Relaxed))
+    }
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Response<Full<Bytes>> {
+        let mut builder = Response::builder().status(status);
+        if let Some(seconds) = retry_after {
+            builder = builder.header("retry-after", seconds);
+        }
+        builder.body(Full::new(Bytes::new())).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_gives_up_once_its_time_budget_is_spent() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default()
+            .max_attempts(100)
+            .max_backoff(Duration::from_secs(30))
+            .max_total(Duration::from_secs(60));
+        let (result, requests) = delete_with(policy, Vec::new()).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`d`) delete: retry time budget of 60 s exhausted; last failure: status 503 Service Unavailable"
+        );
+        // Waits of 30 s after the first and second failures; a third would end at 90 s.
+        assert_eq!(requests, 3);
+        assert_eq!(started.elapsed().as_secs(), 60);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_waits_at_most_max_backoff_for_an_absurd_retry_after() {
+        let started = Instant::now();
+        let answers = vec![answer(503, Some("18446744073709551615")), answer(200, None)];
+        let (result, requests) = delete_with(RetryPolicy::default(), answers).await;
+        assert!(result.unwrap());
+        assert_eq!(requests, 2);
+        assert_eq!(started.elapsed().as_secs(), 30);
+    }
+}

@@ -1,0 +1,244 @@
+//! A chunk's media into its writer: one stream, or parallel ranges once the first response told a size past the
+//! threshold, and the resume of the ranges an earlier parallel download left missing.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body::Body;
+use tower::Service;
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
+
+use super::digest::Digests;
+use super::error::{Error, ErrorKind};
+use super::fetch::{Event, Fetch};
+use super::header::decode_md5;
+use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
+use super::service::ChunkDownloader;
+use super::service::{RecordingState, Streamed};
+use super::sink::Sink;
+use super::sink::{ObjectVersion, PositionalWriter, SinkWriter};
+use super::Progress;
+use crate::recording::RecordingChunk;
+use crate::BoxError;
+
+impl<S, B, RB, K> ChunkDownloader<S, K, B>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Default + Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    K: Sink,
+{
+    /// The fetch of a chunk's media; its first request asks for the parallel threshold when parts are on.
+    pub(super) fn content_fetch(&self, label: &str, uri: &Uri) -> Fetch<S, B, RB> {
+        let mut fetch = self.fetch(format!("{label} content"), uri.clone());
+        if let Some(policy) = self.config.parallel {
+            fetch.first_request(policy.threshold);
+        }
+        fetch
+    }
+
+    /// Goes on with parts once the first response told a size past the threshold.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn download_parts(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        label: &str,
+        uri: &Uri,
+        mut first: Fetch<S, B, RB>,
+        policy: ParallelPolicy,
+        version: ObjectVersion,
+        positional: Arc<dyn PositionalWriter>,
+    ) -> Result<Streamed, Error> {
+        let total = version.total.unwrap_or_default();
+        let first_end = policy.threshold.min(total);
+        first.limit_to_first_part(first_end);
+        let parts = missing(total, first_end, &[], policy.part_size);
+        let md5 = version.content_md5.as_deref().and_then(decode_md5);
+        let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new()));
+        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let progress = self.part_progress(state, chunk, total);
+        match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
+            Parallel::Changed { requests } => Ok(Streamed::Changed { requests }),
+            Parallel::Complete { requests, hashes } => {
+                let (sha256, computed_md5) = hashes.unwrap_or_default();
+                if md5.is_some() && computed_md5 != md5 {
+                    tracing::warn!("the object does not match its x-ms-blob-content-md5");
+                    return Ok(Streamed::Changed { requests });
+                }
+                Ok(Streamed::Done { bytes: total, sha256, requests })
+            }
+        }
+    }
+
+    /// Fetches the ranges an earlier parallel download left missing, then hashes the whole stored object.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn resume_parts(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        label: &str,
+        uri: &Uri,
+        writer: &mut K::Writer,
+        policy: ParallelPolicy,
+        version: ObjectVersion,
+        total: u64,
+        extents: Vec<(u64, u64)>,
+    ) -> Result<Streamed, Error> {
+        let sink_error = |e: io::Error| Error::sink(label, e);
+        let Some(positional) = writer.positional() else {
+            return Ok(Streamed::Changed { requests: 0 });
+        };
+        let parts = missing(total, 0, &extents, policy.part_size);
+        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let progress = self.part_progress(state, chunk, total);
+        let requests = match scheduler.run(None, parts, None, progress).await? {
+            Parallel::Changed { requests } => return Ok(Streamed::Changed { requests }),
+            Parallel::Complete { requests, .. } => requests,
+        };
+        // Parts of two runs cannot be hashed in arrival order: read the stored object back, in order, once.
+        let md5 = version.content_md5.as_deref().and_then(decode_md5);
+        let mut sha = Sha256::new();
+        let mut md5_state = md5.map(|_| Md5::new());
+        let mut replayed = 0u64;
+        writer
+            .replay(&mut |bytes: &[u8]| {
+                sha.update(bytes);
+                if let Some(md5) = &mut md5_state {
+                    md5.update(bytes);
+                }
+                replayed += bytes.len() as u64;
+            })
+            .await
+            .map_err(sink_error)?;
+        let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
+        if replayed != total || (md5.is_some() && computed_md5 != md5) {
+            tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");
+            return Ok(Streamed::Changed { requests });
+        }
+        Ok(Streamed::Done { bytes: total, sha256: sha.finalize().into(), requests })
+    }
+
+    pub(super) fn scheduler(
+        &self,
+        label: &str,
+        uri: &Uri,
+        policy: &ParallelPolicy,
+        version: &ObjectVersion,
+        positional: Arc<dyn PositionalWriter>,
+        total: u64,
+    ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B, RB> + '_> {
+        let (label, uri, version) = (label.to_owned(), uri.clone(), version.clone());
+        let part_label: Arc<str> = Arc::from(format!("{label} content").as_str());
+        Scheduler {
+            part: move |start, end| {
+                self.fetch(format!("{label} content bytes {start}-{end}"), uri.clone()).into_part(
+                    version.clone(),
+                    start,
+                    end,
+                )
+            },
+            label: part_label,
+            writer: positional,
+            parallelism: policy.parallelism,
+            total,
+        }
+    }
+
+    /// Progress reports for the bytes of parts, in whatever order they arrive.
+    pub(super) fn part_progress<'a>(
+        &'a self,
+        state: &'a RecordingState,
+        chunk: &'a RecordingChunk,
+        total: u64,
+    ) -> impl FnMut(u64) + 'a {
+        let mut chunk_bytes = 0u64;
+        move |n| {
+            chunk_bytes += n;
+            let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
+            if let Some(report) = &self.config.progress {
+                report(&Progress {
+                    call_id: &state.call_id,
+                    document_id: chunk.document_id(),
+                    index: chunk.index(),
+                    chunk_bytes,
+                    chunk_total: Some(total),
+                    recording_bytes,
+                    chunks_done: state.chunks_done.load(Ordering::Relaxed),
+                    chunks_total: state.chunks_total,
+                });
+            }
+        }
+    }
+
+    /// Moves the fetch's events into the writer.
+    pub(super) async fn stream_into(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        label: &str,
+        fetch: &mut Fetch<S, B, RB>,
+        writer: &mut K::Writer,
+        uri: &Uri,
+    ) -> Result<Streamed, Error> {
+        let sink_error = |e: io::Error| Error::sink(label, e);
+        let mut chunk_bytes = fetch.offset();
+        while let Some(event) = fetch.next().await? {
+            match event {
+                Event::Pinned(version) => {
+                    writer.begin(&version).await.map_err(sink_error)?;
+                    let Some(policy) = self.config.parallel else { continue };
+                    let large = version.total.is_some_and(|total| total > policy.threshold);
+                    if large && version.is_pinnable() && fetch.answer_is_ranged() {
+                        if let Some(positional) = writer.positional() {
+                            let first = std::mem::replace(fetch, self.fetch(format!("{label} content"), uri.clone()));
+                            return self
+                                .download_parts(state, chunk, label, uri, first, policy, version, positional)
+                                .await;
+                        }
+                    }
+                }
+                Event::Restart => {
+                    writer.restart().await.map_err(|e| {
+                        if e.kind() == io::ErrorKind::Unsupported {
+                            Error::new(ErrorKind::ObjectChanged, format!("{label}: object changed and {e}"))
+                                .with_source(e)
+                        } else {
+                            sink_error(e)
+                        }
+                    })?;
+                    state.bytes.fetch_sub(chunk_bytes, Ordering::Relaxed);
+                    chunk_bytes = 0;
+                }
+                Event::Data(bytes) => {
+                    let n = bytes.len() as u64;
+                    writer.write(bytes).await.map_err(sink_error)?;
+                    chunk_bytes += n;
+                    let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
+                    if let Some(report) = &self.config.progress {
+                        report(&Progress {
+                            call_id: &state.call_id,
+                            document_id: chunk.document_id(),
+                            index: chunk.index(),
+                            chunk_bytes,
+                            chunk_total: fetch.total(),
+                            recording_bytes,
+                            chunks_done: state.chunks_done.load(Ordering::Relaxed),
+                            chunks_total: state.chunks_total,
+                        });
+                    }
+                }
+            }
+        }
+        let finished = fetch.finished();
+        Ok(Streamed::Done { bytes: finished.bytes, sha256: finished.sha256, requests: fetch.requests() })
+    }
+}
