@@ -3,8 +3,10 @@
 //! nothing and downloads nothing twice; SIGTERM shuts it down cleanly.
 #![cfg(unix)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acs_recording::emulator::eventgrid::{
@@ -38,22 +40,36 @@ fn recorder_binary() -> PathBuf {
     binary
 }
 
-/// A running recorder process, killed if the test fails before it stops by itself.
+/// A running recorder process, killed if the test fails before it stops by itself. Its output is read as it comes
+/// (a full pipe would stall it) and kept for the test.
 struct Recorder {
     child: Option<Child>,
-    port: u16,
+    addr: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Reads a pipe to its end into `into`, in the background.
+fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
 }
 
 impl Recorder {
-    /// Starts the recorder with the command line every start of a test uses, and waits until its webhook answers
-    /// the validation handshake (bounded).
-    async fn start(emulator: &Emulator, out: &Path, port: u16) -> Self {
-        Self::start_with(emulator, out, port, &[]).await
+    /// Starts the recorder with the command line every start of a test uses (on a port the system picks), and
+    /// waits until its webhook answers the validation handshake (bounded).
+    async fn start(emulator: &Emulator, out: &Path) -> Self {
+        Self::start_with(emulator, out, &[]).await
     }
 
-    async fn start_with(emulator: &Emulator, out: &Path, port: u16, extra: &[&str]) -> Self {
-        let child = Command::new(recorder_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret", SECRET, "--no-progress"])
+    async fn start_with(emulator: &Emulator, out: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(recorder_binary())
+            .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress"])
             .args(extra)
             .args(["--allow-host", &emulator.storage_authority(), "--out"])
             .arg(out)
@@ -62,9 +78,24 @@ impl Recorder {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the recorder");
-        let recorder = Self { child: Some(child), port };
-        let publisher = recorder.publisher();
+        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        drain(child.stdout.take().expect("piped"), stdout.clone());
+        drain(child.stderr.take().expect("piped"), stderr.clone());
+        let mut recorder = Self { child: Some(child), addr: String::new(), stdout, stderr };
         let deadline = Instant::now() + Duration::from_secs(60);
+        // The recorder prints where it listens: `... listening on http://127.0.0.1:PORT/api/events ...`.
+        loop {
+            let printed = recorder.stdout.lock().unwrap().clone();
+            if let Some(rest) = printed.split("listening on http://").nth(1) {
+                recorder.addr = rest.split('/').next().unwrap_or_default().to_owned();
+                break;
+            }
+            let exited = recorder.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "the recorder exited: {}", recorder.stderr.lock().unwrap());
+            assert!(Instant::now() < deadline, "the recorder did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let publisher = recorder.publisher();
         while publisher.validate().await.is_err() {
             assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -73,7 +104,7 @@ impl Recorder {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/events?code={SECRET}", self.port)
+        format!("http://{}/api/events?code={SECRET}", self.addr)
     }
 
     fn publisher(&self) -> EventGridPublisher {
@@ -101,7 +132,7 @@ impl Recorder {
     /// Waits (bounded) for the process to exit; answers its status and output.
     async fn exited(mut self) -> (std::process::ExitStatus, String, String) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let child = self.child.as_mut().expect("running");
+        let mut child = self.child.take().expect("running");
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -109,12 +140,11 @@ impl Recorder {
             assert!(Instant::now() < deadline, "the recorder did not stop");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let output = self.child.take().expect("running").wait_with_output().unwrap();
-        (
-            status,
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        // The pipes close with the process; give the readers a moment to take the last lines.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, stdout, stderr)
     }
 }
 
@@ -196,8 +226,7 @@ async fn a_recorder_killed_in_the_middle_of_a_chunk_resumes_it_on_restart() {
     let first = recording.chunks[0].document_id.clone();
     emulator.storage().inject(&first, [Fault::StallAfter(3 << 20)]);
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let recorder = Recorder::start(&emulator, out.path()).await;
     let event = recording_file_status_updated(&recording);
     assert_eq!(
         recorder.publisher().deliver(std::slice::from_ref(&event)).await,
@@ -211,7 +240,7 @@ async fn a_recorder_killed_in_the_middle_of_a_chunk_resumes_it_on_restart() {
     assert_eq!(job(out.path(), &event).await.unwrap().state, JobState::Running);
 
     // The same command line, no redelivery: the chunk continues from what is on disk.
-    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    let _recorder = Recorder::start(&emulator, out.path()).await;
     assert_complete(out.path(), &recording, &event).await;
     assert_eq!(served(&emulator, &first), (3 << 20) + (recording.chunks[0].size - kept));
     assert_eq!(served(&emulator, &recording.chunks[1].document_id), recording.chunks[1].size);
@@ -224,8 +253,7 @@ async fn a_recorder_killed_after_journaling_but_before_answering_takes_the_redel
     // The first download stalls before any byte, so the only thing the killed process did was journal.
     emulator.storage().inject(&recording.chunks[0].document_id, [Fault::StallAfter(0)]);
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let recorder = Recorder::start(&emulator, out.path()).await;
     let event = recording_file_status_updated(&recording);
     let url = recorder.url();
     let body = serde_json::to_vec(&[serde_json::json!({"id": event.id, "subject": event.subject,
@@ -248,7 +276,7 @@ async fn a_recorder_killed_after_journaling_but_before_answering_takes_the_redel
     delivery.abort();
 
     // Event Grid saw no 200 and delivers again, to the restarted recorder: one job, every file once.
-    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let recorder = Recorder::start(&emulator, out.path()).await;
     assert_eq!(
         recorder.publisher().deliver(std::slice::from_ref(&event)).await,
         DeliveryOutcome::Delivered { attempts: 1 }
@@ -265,8 +293,7 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
     let recording = emulator.storage().record(RecordingSpec::new("call-between", 400_000));
     emulator.storage().inject(&recording.chunks[1].document_id, [Fault::StallAfter(0)]);
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let recorder = Recorder::start(&emulator, out.path()).await;
     let event = recording_file_status_updated(&recording);
     assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
     wait_for_job(out.path(), &event, "the first chunk is checkpointed", |job| {
@@ -275,7 +302,7 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
     .await;
     recorder.kill();
 
-    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    let _recorder = Recorder::start(&emulator, out.path()).await;
     assert_complete(out.path(), &recording, &event).await;
     for chunk in &recording.chunks {
         assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{}", chunk.document_id);
@@ -303,9 +330,9 @@ async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
     let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("process-call", 600_000));
     let out = tempfile::tempdir().unwrap();
-    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_port = free_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
-    let recorder = Recorder::start_with(&emulator, out.path(), port, &["--metrics", &metrics]).await;
+    let recorder = Recorder::start_with(&emulator, out.path(), &["--metrics", &metrics]).await;
     let event = recording_file_status_updated(&recording);
     for _ in 0..2 {
         let outcome = recorder.publisher().deliver(std::slice::from_ref(&event)).await;
@@ -314,8 +341,8 @@ async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
     assert_complete(out.path(), &recording, &event).await;
 
     // Probes and Prometheus metrics on their listeners.
-    assert_eq!(get_text(&format!("http://127.0.0.1:{port}/healthz")).await, r#"{"status":"alive"}"#);
-    assert_eq!(get_text(&format!("http://127.0.0.1:{port}/readyz")).await, r#"{"status":"ready"}"#);
+    assert_eq!(get_text(&format!("http://{}/healthz", recorder.addr)).await, r#"{"status":"alive"}"#);
+    assert_eq!(get_text(&format!("http://{}/readyz", recorder.addr)).await, r#"{"status":"ready"}"#);
     let scraped = get_text(&format!("http://{metrics}/metrics")).await;
     for line in [
         r#"acs_recording_events_total{outcome="accepted"} 1"#.to_owned(),
@@ -353,8 +380,7 @@ async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_lin
     let recording = emulator.storage().record(RecordingSpec::new("call-cli", 300_000));
     emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(403, 1, None));
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let recorder = Recorder::start(&emulator, out.path(), port).await;
+    let recorder = Recorder::start(&emulator, out.path()).await;
     let event = recording_file_status_updated(&recording);
     assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
     let failed = wait_for_job(out.path(), &event, "the job fails", |job| job.state == JobState::Failed).await;
@@ -377,7 +403,7 @@ async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_lin
     assert!(!ok);
     assert!(said.contains("is pending, not failed"), "{said}");
 
-    let _recorder = Recorder::start(&emulator, out.path(), port).await;
+    let _recorder = Recorder::start(&emulator, out.path()).await;
     assert_complete(out.path(), &recording, &event).await;
 }
 
@@ -391,10 +417,9 @@ async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts
     // One part stalls: the others complete up to the memory bound, then the process is killed.
     emulator.storage().inject_at(&document, 4 * PART, [Fault::StallAfter(0)]);
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
     let part = PART.to_string();
     let args = ["--parallel-threshold", part.as_str(), "--part-size", part.as_str(), "--parallelism", "4"];
-    let recorder = Recorder::start_with(&emulator, out.path(), port, &args).await;
+    let recorder = Recorder::start_with(&emulator, out.path(), &args).await;
     let event = recording_file_status_updated(&recording);
     assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
     let state = out.path().join("call-parts").join(format!(".0-{document}.wav.partial.json"));
@@ -413,7 +438,7 @@ async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts
     let before = served(&emulator, &document);
     emulator.storage().clear_faults(&document);
 
-    let _recorder = Recorder::start_with(&emulator, out.path(), port, &args).await;
+    let _recorder = Recorder::start_with(&emulator, out.path(), &args).await;
     assert_complete(out.path(), &recording, &event).await;
     assert_eq!(served(&emulator, &document) - before, missing, "only the missing parts were fetched again");
 }

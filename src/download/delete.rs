@@ -37,7 +37,7 @@ where
                 let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
                 ready.call(request).await.map_err(Into::<BoxError>::into)
             };
-            let sent = tokio::time::timeout(policy.get_read_timeout(), send).await;
+            let sent = tokio::time::timeout(policy.read_timeout, send).await;
             let (why, wait, status) = match sent {
                 Ok(Ok(response)) => match response.status() {
                     StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {

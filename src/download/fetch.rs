@@ -274,10 +274,10 @@ where
                 continue;
             };
             let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
-            let frame = match tokio::time::timeout(self.policy.get_read_timeout(), next).await {
+            let frame = match tokio::time::timeout(self.policy.read_timeout, next).await {
                 Err(_) => {
                     self.body = None;
-                    self.failed(Cause::Timeout(self.policy.get_read_timeout()), None).await?;
+                    self.failed(Cause::Timeout(self.policy.read_timeout), None).await?;
                     continue;
                 }
                 Ok(Some(Err(error))) => {
@@ -408,7 +408,7 @@ where
             path = self.uri.path(),
             "requesting"
         );
-        let timeout = self.policy.get_read_timeout();
+        let timeout = self.policy.read_timeout;
         let client = &mut self.client;
         let send = async move {
             let ready = client.ready().await.map_err(Into::<BoxError>::into)?;

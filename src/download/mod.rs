@@ -75,34 +75,44 @@
 //!    only). A refusal names the host. Redirects are followed (at most 5) only to allowed destinations.
 //! 3. **Streaming.** Bytes go from the response to the sink frame by frame; memory stays constant (about 9 MiB peak
 //!    RSS for a 1 GiB chunk in the benchmark). [`ChunkDownloader::chunk_body`] gives a chunk as a `Stream`/`Body`.
-//! 4. **Resume.** After a reset, a body error, a read timeout or a transient status, the request is repeated with
+//! 4. **Parallel ranges**, opt-in ([`ChunkDownloader::parallel`]; on by default in the
+//!    [`Recorder`](crate::recorder::Recorder)): the first request asks for `bytes=0-{threshold-1}`; a larger chunk
+//!    goes on, while that first response streams, with parts of [`ParallelPolicy::part_size`] bytes,
+//!    [`ParallelPolicy::parallelism`] requests in flight, each pinned with `If-Match` to the first response's
+//!    version and resumed inside its own range after a cut. Parts are written with positional writes
+//!    ([`PositionalWriter`]); each completed range is recorded beside the partial file, so that a rerun fetches only
+//!    the missing ranges. The SHA-256 covers the whole object in order: parts that arrive ahead wait in memory, and
+//!    no part starts until an earlier one was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`]
+//!    bytes (56 MiB by default) plus a constant. A version change on any part (412, another ETag or size) restarts
+//!    the chunk from byte 0. A sink without positional writes gets the rest as one stream.
+//! 5. **Resume.** After a reset, a body error, a read timeout or a transient status, the request is repeated with
 //!    `Range: bytes=<received>-` and `If-Match: <first ETag>` (`If-Unmodified-Since` without an ETag). A 206 must
 //!    start at that byte with the first total; a 200 to a Range request is skipped up to that byte when its ETag is
 //!    the pinned one, else the chunk restarts. 412 (the object changed) restarts the chunk from zero and truncates
 //!    what was written; never are two versions spliced. 416 on `bytes=0-` (an empty object) is asked again
 //!    without Range.
-//! 5. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
+//! 6. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
 //!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
-//!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504. Permanent (no retry, the error
-//!    names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
-//! 6. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
+//!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504.
+//!    Permanent (no retry, the error names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
+//! 7. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
 //!    checked when sent; SHA-256 is computed while streaming (on the blocking pool, overlapping the transfer) and
 //!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
 //!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
 //!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file
 //!    still checks it, and a partial file stored without it restarts from byte 0. A mismatch restarts the object
 //!    and counts as a failed attempt.
-//! 7. **Storage.** Chunks go in `index` order ([`ChunkDownloader::concurrency`] at once, default 1), metadata
+//! 8. **Storage.** Chunks go in `index` order ([`ChunkDownloader::concurrency`] at once, default 1), metadata
 //!    (checked to be JSON, at most 1 MiB) before media. A sink commits only after every check passed; the
 //!    [`DirectorySink`] writes to a temporary name, fsyncs and renames, and a rerun skips complete chunks and
 //!    resumes partial ones.
-//! 8. **Delete**, opt-in ([`ChunkDownloader::delete_after_write`]): `DELETE <deleteLocation>` only after that
+//! 9. **Delete**, opt-in ([`ChunkDownloader::delete_after_write`]): `DELETE <deleteLocation>` only after that
 //!    chunk's durable commit; 404 counts as already deleted.
-//! 9. **Observability.** A `tracing` span `chunk` per chunk (call id, document id, index, attempts, bytes,
-//!    outcome) with an event per failed attempt; only host and path are logged, never signatures or query strings.
-//!    Wherever a URL appears in an error message, a `Debug` output or a log field, it is shown as
-//!    `scheme://host[:port]/path` with its query replaced by `?…` (user information and fragment dropped): a SAS
-//!    `sig=` never lands in logs. Progress goes to [`ChunkDownloader::on_progress`].
+//! 10. **Observability.** A `tracing` span `chunk` per chunk (call id, document id, index, attempts, bytes,
+//!     outcome) with an event per failed attempt; only host and path are logged, never signatures or query strings.
+//!     Wherever a URL appears in an error message, a `Debug` output or a log field, it is shown as
+//!     `scheme://host[:port]/path` with its query replaced by `?…` (user information and fragment dropped): a SAS
+//!     `sig=` never lands in logs. Progress goes to [`ChunkDownloader::on_progress`].
 //!
 //! # Security
 //!

@@ -182,7 +182,7 @@ impl<F> Scheduler<F> {
         RB: Body<Data = Bytes> + Send + 'static,
         RB::Error: Into<BoxError>,
     {
-        let (report, mut reports) = mpsc::channel::<Message>(256);
+        let (report, mut reports) = mpsc::channel::<Message>(32);
         let mut tasks = JoinSet::new();
         let mut queue = parts.into_iter();
         // Parts started and not yet hashed (or, without hashing, not yet done), by their end.

@@ -27,15 +27,25 @@ use tokio::time::Instant;
 /// use acs_recording::download::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default().max_attempts(4).initial_backoff(Duration::from_millis(50));
-/// assert_eq!(policy.get_max_attempts(), 4);
+/// assert_eq!(policy.max_attempts, 4);
+///
+/// let mut patient = RetryPolicy::default();
+/// patient.max_total = Duration::from_secs(3600);
+/// assert_eq!(patient.read_timeout, Duration::from_secs(60));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
-    max_attempts: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
-    max_total: Duration,
-    read_timeout: Duration,
+    /// Failed requests in a row without new bytes after which the chunk fails (at least 1 is used).
+    pub max_attempts: u32,
+    /// The delay before the second attempt.
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts, a server's `Retry-After` included.
+    pub max_backoff: Duration,
+    /// The longest time a chunk may go without progress, waits included.
+    pub max_total: Duration,
+    /// How long to wait for a response head or for the next bytes of a body.
+    pub read_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -87,21 +97,6 @@ impl RetryPolicy {
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
-    }
-
-    /// The number of failed requests in a row without new bytes after which the chunk fails.
-    pub fn get_max_attempts(&self) -> u32 {
-        self.max_attempts
-    }
-
-    /// The longest time a chunk may go without progress.
-    pub fn get_max_total(&self) -> Duration {
-        self.max_total
-    }
-
-    /// The read timeout.
-    pub fn get_read_timeout(&self) -> Duration {
-        self.read_timeout
     }
 
     /// The delay after `failures` failed attempts (1 for the first), before jitter.

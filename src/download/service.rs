@@ -449,7 +449,7 @@ where
                     // The object changed under a part: start the chunk over, as a single fetch would.
                     requests = requests.saturating_add(made);
                     restarts += 1;
-                    if restarts >= self.config.policy.get_max_attempts() {
+                    if restarts >= self.config.policy.max_attempts.max(1) {
                         let why = format!("{label} content: the object changed {restarts} times while it downloaded");
                         let _ = writer.restart().await;
                         return Err(Error::new(ErrorKind::RetriesExhausted, why));
