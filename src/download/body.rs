@@ -1,9 +1,8 @@
 //! One chunk as a resumable `Stream` of `Bytes` and an `http_body::Body`.
 
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -16,17 +15,16 @@ use super::error::{Error, ErrorKind};
 use super::fetch::{Event, Fetch, Finished};
 use crate::BoxError;
 
-type Step = (Box<dyn FrameSource>, Result<Option<Event>, Error>);
-
-/// A fetch with its types erased, driven one event at a time.
-pub(crate) trait FrameSource: Send + 'static {
-    fn next_event(self: Box<Self>) -> Pin<Box<dyn Future<Output = Step> + Send>>;
-    fn finished(&self) -> Finished;
-    fn total(&self) -> Option<u64>;
-    fn offset(&self) -> u64;
+/// What the fetch's stream yields: its events, then how it finished.
+enum Step {
+    Event(Event),
+    Finished(Finished),
 }
 
-impl<S, B, RB> FrameSource for Fetch<S, B, RB>
+type Steps = Pin<Box<dyn Stream<Item = Result<Step, Error>> + Send>>;
+
+/// The fetch as a stream, boxed once per chunk: each step runs in place, without an allocation per frame.
+fn steps<S, B, RB>(fetch: Fetch<S, B, RB>) -> Steps
 where
     S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
     S::Error: Into<BoxError>,
@@ -35,31 +33,14 @@ where
     RB: Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
 {
-    fn next_event(mut self: Box<Self>) -> Pin<Box<dyn Future<Output = Step> + Send>> {
-        Box::pin(async move {
-            let result = self.next().await;
-            (self as Box<dyn FrameSource>, result)
-        })
-    }
-
-    fn finished(&self) -> Finished {
-        Fetch::finished(self)
-    }
-
-    fn total(&self) -> Option<u64> {
-        Fetch::total(self)
-    }
-
-    fn offset(&self) -> u64 {
-        Fetch::offset(self)
-    }
-}
-
-enum State {
-    Idle(Box<dyn FrameSource>),
-    Busy(Pin<Box<dyn Future<Output = Step> + Send>>),
-    Done(Finished),
-    Failed,
+    Box::pin(futures_util::stream::unfold(Some(fetch), |fetch| async move {
+        let mut fetch = fetch?;
+        match fetch.next().await {
+            Ok(Some(event)) => Some((Ok(Step::Event(event)), Some(fetch))),
+            Ok(None) => Some((Ok(Step::Finished(fetch.finished())), None)),
+            Err(error) => Some((Err(error), None)),
+        }
+    }))
 }
 
 /// One chunk's media as a [`Stream`] of [`Bytes`] and an [`http_body::Body`], from
@@ -70,50 +51,48 @@ enum State {
 /// [`ErrorKind::ObjectChanged`] error (bytes cannot be taken back). Once it ended, [`ChunkBody::sha256`] gives the
 /// SHA-256 of everything it yielded. Memory stays constant: one response frame at a time.
 pub struct ChunkBody {
-    state: State,
+    steps: Option<Steps>,
     yielded: u64,
+    total: Option<u64>,
+    finished: Option<Finished>,
     label: String,
 }
 
 impl ChunkBody {
-    pub(crate) fn new(source: Box<dyn FrameSource>, label: String) -> Self {
-        Self { state: State::Idle(source), yielded: 0, label }
+    pub(crate) fn new<S, B, RB>(fetch: Fetch<S, B, RB>, label: String) -> Self
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        B: Default + Send + 'static,
+        RB: Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        Self { steps: Some(steps(fetch)), yielded: 0, total: None, finished: None, label }
     }
 
     /// The SHA-256 of the whole chunk, once the stream ended without error.
     pub fn sha256(&self) -> Option<[u8; 32]> {
-        match &self.state {
-            State::Done(finished) => Some(finished.sha256),
-            _ => None,
-        }
+        self.finished.map(|finished| finished.sha256)
     }
 
     /// Bytes yielded so far (all of them once the stream ended).
     pub fn bytes(&self) -> u64 {
-        match &self.state {
-            State::Idle(source) => source.offset(),
-            State::Done(finished) => finished.bytes,
-            _ => 0,
-        }
+        self.yielded
     }
 
     /// The chunk's size, once the server told it.
     pub fn total(&self) -> Option<u64> {
-        match &self.state {
-            State::Idle(source) => source.total(),
-            State::Done(finished) => Some(finished.bytes),
-            _ => None,
-        }
+        self.finished.map(|finished| finished.bytes).or(self.total)
     }
 }
 
 impl fmt::Debug for ChunkBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Idle(_) => "idle",
-            State::Busy(_) => "busy",
-            State::Done(_) => "done",
-            State::Failed => "failed",
+        let state = match (&self.steps, &self.finished) {
+            (Some(_), _) => "streaming",
+            (None, Some(_)) => "done",
+            (None, None) => "failed",
         };
         f.debug_struct("ChunkBody").field("chunk", &self.label).field("state", &state).finish()
     }
@@ -125,40 +104,35 @@ impl Stream for ChunkBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            match std::mem::replace(&mut this.state, State::Failed) {
-                State::Idle(source) => this.state = State::Busy(source.next_event()),
-                State::Busy(mut future) => match future.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        this.state = State::Busy(future);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready((source, result)) => match result {
-                        Ok(Some(Event::Data(bytes))) => {
-                            this.yielded += bytes.len() as u64;
-                            this.state = State::Idle(source);
-                            return Poll::Ready(Some(Ok(bytes)));
-                        }
-                        Ok(Some(Event::Pinned(_))) => this.state = State::Idle(source),
-                        Ok(Some(Event::Restart)) if this.yielded == 0 => this.state = State::Idle(source),
-                        Ok(Some(Event::Restart)) => {
-                            let message = format!(
-                                "{}: object changed after {} bytes were yielded by the stream",
-                                this.label, this.yielded
-                            );
-                            return Poll::Ready(Some(Err(Error::new(ErrorKind::ObjectChanged, message))));
-                        }
-                        Ok(None) => {
-                            this.state = State::Done(source.finished());
-                            return Poll::Ready(None);
-                        }
-                        Err(error) => return Poll::Ready(Some(Err(error))),
-                    },
-                },
-                State::Done(finished) => {
-                    this.state = State::Done(finished);
+            let Some(steps) = this.steps.as_mut() else { return Poll::Ready(None) };
+            match ready!(steps.as_mut().poll_next(cx)) {
+                Some(Ok(Step::Event(Event::Data(bytes)))) => {
+                    this.yielded += bytes.len() as u64;
+                    return Poll::Ready(Some(Ok(bytes)));
+                }
+                Some(Ok(Step::Event(Event::Pinned(version)))) => this.total = version.total,
+                Some(Ok(Step::Event(Event::Restart))) if this.yielded == 0 => this.total = None,
+                Some(Ok(Step::Event(Event::Restart))) => {
+                    this.steps = None;
+                    let message = format!(
+                        "{}: object changed after {} bytes were yielded by the stream",
+                        this.label, this.yielded
+                    );
+                    return Poll::Ready(Some(Err(Error::new(ErrorKind::ObjectChanged, message))));
+                }
+                Some(Ok(Step::Finished(finished))) => {
+                    this.finished = Some(finished);
+                    this.steps = None;
                     return Poll::Ready(None);
                 }
-                State::Failed => return Poll::Ready(None),
+                Some(Err(error)) => {
+                    this.steps = None;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    this.steps = None;
+                    return Poll::Ready(None);
+                }
             }
         }
     }
@@ -173,17 +147,14 @@ impl Body for ChunkBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done(_) | State::Failed)
+        self.steps.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.state {
-            State::Idle(source) => match source.total() {
-                Some(total) => SizeHint::with_exact(total.saturating_sub(source.offset())),
-                None => SizeHint::default(),
-            },
-            State::Done(_) | State::Failed => SizeHint::with_exact(0),
-            State::Busy(_) => SizeHint::default(),
+        match (&self.steps, self.total) {
+            (None, _) => SizeHint::with_exact(0),
+            (Some(_), Some(total)) => SizeHint::with_exact(total.saturating_sub(self.yielded)),
+            (Some(_), None) => SizeHint::default(),
         }
     }
 }

@@ -282,7 +282,7 @@ where
         let content = self.locate(chunk, Which::Content)?;
         let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
         let fetch = self.fetch(format!("{label} content"), content);
-        Ok(ChunkBody::new(Box::new(fetch), label))
+        Ok(ChunkBody::new(fetch, label))
     }
 
     fn locate(&self, chunk: &RecordingChunk, which: Which) -> Result<Uri, Error> {
