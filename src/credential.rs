@@ -478,3 +478,40 @@ mod tests {
         assert!(!is_ip_literal("a.asm.skype.com"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_fails_without_echoing_a_key(text in "\\PC{0,120}") {
+            if let Err(error) = ConnectionString::parse(&text) {
+                // An error names the part, never the value of `accesskey`.
+                if let Some(at) = text.to_ascii_lowercase().find("accesskey=") {
+                    let value: String = text[at + 10..].chars().take_while(|c| *c != ';').collect();
+                    if value.len() >= 8 {
+                        prop_assert!(!error.to_string().contains(&value), "{error}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn written_connection_strings_parse_back(
+            host in "[a-z][a-z0-9-]{0,20}",
+            key in proptest::collection::vec(any::<u8>(), 1..64),
+            spaces in proptest::bool::ANY,
+            upper in proptest::bool::ANY,
+        ) {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
+            let (endpoint_key, access_key) = if upper { ("ENDPOINT", "AccessKey") } else { ("endpoint", "accesskey") };
+            let separator = if spaces { " ; " } else { ";" };
+            let text = format!("{endpoint_key}=https://{host}.communication.azure.com/{separator}{access_key}={encoded};");
+            let parsed = ConnectionString::parse(&text).unwrap();
+            prop_assert_eq!(parsed.endpoint().url(), format!("https://{host}.communication.azure.com/"));
+            prop_assert_eq!(parsed.access_key().to_base64(), encoded);
+        }
+    }
+}

@@ -90,3 +90,35 @@ mod tests {
         assert!(content_md5(&h).is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_content_range_text_parses_to_a_range_whose_arithmetic_fits(text in "\\PC{0,60}") {
+            if let Some((first, last, total)) = parse_content_range(&text) {
+                prop_assert!(first <= last);
+                prop_assert!(last.checked_add(1).is_some());
+                prop_assert!(total.is_none_or(|total| last < total));
+            }
+        }
+
+        #[test]
+        fn every_valid_range_at_the_u64_edges_round_trips(
+            first in prop_oneof![Just(0u64), Just(u64::MAX - 1), Just(u64::MAX), any::<u64>()],
+            length in prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), any::<u64>()],
+            total in proptest::option::of(prop_oneof![Just(u64::MAX), any::<u64>()]),
+        ) {
+            let last = first.saturating_add(length);
+            let text = match total {
+                Some(total) => format!("bytes {first}-{last}/{total}"),
+                None => format!("bytes {first}-{last}/*"),
+            };
+            let valid = last < u64::MAX && total.is_none_or(|total| last < total);
+            prop_assert_eq!(parse_content_range(&text), valid.then_some((first, last, total)));
+        }
+    }
+}

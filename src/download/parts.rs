@@ -297,3 +297,37 @@ mod tests {
         assert_eq!(missing(10, 0, &[(2, 3), (2, 5)], 100), [(0, 2), (5, 10)]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_missing_parts_and_the_done_ranges_cover_the_object_once(
+            total in 0u64..10_000,
+            part in 1u64..1_000,
+            done in proptest::collection::vec((0u64..10_000, 0u64..2_000), 0..8),
+        ) {
+            let done: Vec<(u64, u64)> = done.into_iter().map(|(start, len)| (start.min(total), (start + len).min(total))).collect();
+            let parts = missing(total, 0, &done, part);
+            let mut covered = vec![0u8; total as usize];
+            for (start, end) in &done {
+                for byte in &mut covered[*start as usize..*end as usize] {
+                    *byte = 1;
+                }
+            }
+            let mut at = 0;
+            for (start, end) in &parts {
+                prop_assert!(start < end && end - start <= part && *start >= at && *end <= total);
+                at = *end;
+                for byte in &mut covered[*start as usize..*end as usize] {
+                    prop_assert_eq!(*byte, 0, "a part overlaps a done range");
+                    *byte = 1;
+                }
+            }
+            prop_assert!(covered.iter().all(|byte| *byte == 1));
+        }
+    }
+}

@@ -278,3 +278,33 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_wait_is_bounded_by_the_largest_backoff(
+            failures in any::<u32>(),
+            asked in proptest::option::of(prop_oneof![Just(Duration::MAX), (0u64..u64::MAX).prop_map(Duration::from_secs)]),
+            initial_ms in 0u64..100_000,
+            max_ms in 0u64..100_000,
+        ) {
+            let policy = RetryPolicy::default()
+                .initial_backoff(Duration::from_millis(initial_ms))
+                .max_backoff(Duration::from_millis(max_ms));
+            prop_assert!(policy.delay(failures, asked) <= Duration::from_millis(max_ms));
+        }
+
+        #[test]
+        fn any_retry_after_text_is_a_wait_or_nothing_never_a_panic(text in "\\PC{0,40}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&text) {
+                headers.insert(http::header::RETRY_AFTER, value);
+                let _ = retry_after(&headers, SystemTime::now());
+            }
+        }
+    }
+}

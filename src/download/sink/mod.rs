@@ -293,3 +293,22 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sanitised_names_never_leave_their_folder(name in "\\PC{0,200}") {
+            let safe = sanitize_name(&name);
+            prop_assert!(!safe.is_empty() && safe.len() <= 128);
+            prop_assert!(!safe.starts_with('.') && !safe.contains(".."));
+            prop_assert!(safe.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')));
+            let root = std::path::Path::new("/recordings");
+            let joined = root.join(&safe);
+            prop_assert_eq!(joined.parent(), Some(root));
+        }
+    }
+}
