@@ -90,6 +90,7 @@ pub mod eventgrid;
 pub mod queue;
 pub mod recording;
 mod redact;
+mod secret;
 pub mod signing;
 #[cfg(any(feature = "emulator", feature = "recorder"))]
 mod time;

@@ -343,3 +343,39 @@ async fn a_server_that_revoked_the_token_gets_the_request_again_with_a_new_one()
     assert_eq!(*authorizations.lock().unwrap(), ["Bearer secret-token-1", "Bearer secret-token-2"]);
     assert_eq!(credential.calls(), 2);
 }
+
+/// The emulator accepts one test token as if Entra had issued it; the downloader goes through the bearer layer.
+#[tokio::test]
+async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
+    use acs_recording::download::{ChunkDownloader, WriterSink};
+    use acs_recording::emulator::{Emulator, RecordingSpec};
+    use sha2::{Digest, Sha256};
+
+    // The emulator knows the second token only, so the first request also exercises the 401 retry.
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).bearer_token("secret-token-2").start().await.unwrap();
+    let stored = emulator.storage().record(RecordingSpec::new("call-1", 150_000));
+    let credential = FakeCredential::new(Duration::from_secs(3600));
+    let client = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone())
+        .allow_list(emulator.allow_list())
+        .with_clock(wall)
+        .layer(common::client::<Empty<Bytes>>());
+    let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::new()))
+        .endpoint(emulator.endpoint().clone())
+        .allow_list(emulator.allow_list());
+
+    let mut first = stored.to_recording();
+    first.chunks.truncate(1);
+    let manifest = downloader.download(first).await.unwrap();
+    assert_eq!(manifest.chunks[0].sha256, stored.chunks[0].sha256);
+    let media = downloader.sink().clone();
+    drop(downloader);
+    let bytes = media.into_inner().expect("no download holds the sink");
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&bytes)), stored.chunks[0].sha256);
+
+    assert_eq!(credential.calls(), 2);
+    let log = emulator.storage().requests();
+    assert_eq!(log[0].status, 401, "the first token was refused");
+    assert!(log[1..].iter().all(|request| request.status < 300), "{log:?}");
+    let endpoint = emulator.endpoint().authority().to_owned();
+    assert!(log.iter().all(|request| request.x_ms_host.as_deref() == Some(endpoint.as_str())), "{log:?}");
+}
