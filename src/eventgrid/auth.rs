@@ -13,8 +13,9 @@ pub const DEFAULT_SECRET_PARAMETER: &str = "code";
 
 /// A check every delivery must pass before its body is read; failing it is a 401.
 ///
-/// Implemented by [`DeliverySecret`] and by any `Fn(&http::request::Parts) -> bool + Send + Sync`, so a bearer
-/// token check (Microsoft Entra) can be plugged in:
+/// Implemented by [`DeliverySecret`] and by any `Fn(&http::request::Parts) -> bool + Send + Sync`, so a check of
+/// your own can be plugged in (a check that must wait, for keys say, is an
+/// [`AsyncDeliveryCheck`](super::AsyncDeliveryCheck)):
 ///
 /// ```
 /// use acs_recording::eventgrid::EventGridWebhookLayer;
