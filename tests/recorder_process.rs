@@ -243,7 +243,12 @@ async fn a_recorder_killed_after_journaling_but_before_answering_takes_the_redel
     });
     let jobs = journal_dir(out.path()).join("jobs");
     let record = jobs.join(format!("{}.json", JobId::for_event(&event.id)));
-    wait_until("the job is journaled", || record.exists()).await;
+    // Killed once its first download stalls: otherwise the stall would be left for the restarted process.
+    let first = &recording.chunks[0].document_id;
+    wait_until("the job is journaled and its first download stalls", || {
+        record.exists() && stall_handed_out(&emulator, first)
+    })
+    .await;
     recorder.kill();
     delivery.abort();
 
@@ -273,6 +278,7 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
         job.chunks[0].state == ChunkState::Stored
     })
     .await;
+    wait_until("the second chunk stalls", || stall_handed_out(&emulator, &recording.chunks[1].document_id)).await;
     recorder.kill();
 
     let _recorder = Recorder::start(&emulator, out.path(), port).await;
@@ -280,6 +286,13 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
     for chunk in &recording.chunks {
         assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{}", chunk.document_id);
     }
+}
+
+/// Whether the emulator answered a media request for the document: an injected stall was handed out, not left
+/// queued for the next process.
+fn stall_handed_out(emulator: &Emulator, document_id: &str) -> bool {
+    let requests = emulator.storage().requests_for(document_id);
+    requests.iter().any(|request| request.path.ends_with("/content/audio") && request.status != 0)
 }
 
 /// Runs a subcommand of the recorder (`status`, `retry`) on a journal; answers its exit status and output.
