@@ -379,3 +379,58 @@ async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
     let endpoint = emulator.endpoint().authority().to_owned();
     assert!(log.iter().all(|request| request.x_ms_host.as_deref() == Some(endpoint.as_str())), "{log:?}");
 }
+
+/// The library recorder with Entra instead of an access key: the same journal-before-200 and download, each
+/// request carrying the token.
+#[tokio::test]
+async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
+    use acs_recording::download::DirectorySink;
+    use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+    use acs_recording::emulator::{Emulator, RecordingSpec};
+    use acs_recording::journal::{FileJournal, JobState, Journal};
+    use acs_recording::recorder::Recorder;
+
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).bearer_token("secret-token-1").start().await.unwrap();
+    let stored = emulator.storage().record(RecordingSpec::new("call-1", 150_000));
+    let out = tempfile::tempdir().unwrap();
+    let credential = FakeCredential::new(Duration::from_secs(3600));
+    let layer = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone()).with_clock(wall);
+    let recorder = Recorder::builder_with_bearer_token(
+        layer,
+        common::client::<Empty<Bytes>>(),
+        DirectorySink::new(out.path()),
+        FileJournal::open(out.path().join(".journal")).unwrap(),
+    )
+    .allow_list(emulator.allow_list())
+    .build();
+    let journal = recorder.journal().clone();
+    let server = common::TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(async move {
+        recorder
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    let publisher = EventGridPublisher::new(&server.url("/api/events"), Schema::EventGrid).unwrap();
+    assert!(publisher.deliver(&[recording_file_status_updated(&stored)]).await.is_delivered());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let jobs = journal.list().await.unwrap();
+        if let Some(job) = jobs.into_iter().find(|job| job.state == JobState::Done) {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
+        assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));
+    }
+    assert_eq!(credential.calls(), 1);
+    assert!(emulator.storage().requests().iter().all(|request| request.status < 300));
+    let _ = stop.send(());
+    workers.await.unwrap().unwrap();
+}

@@ -393,3 +393,62 @@ async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_lin
     let _recorder = Recorder::start(&emulator, out.path(), port).await;
     assert_complete(out.path(), &recording, &event).await;
 }
+
+/// Runs the recorder with `args` and no connection string or endpoint in the environment; answers its exit code
+/// and standard error.
+fn run_without_environment(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(recorder_binary())
+        .args(args)
+        .env_remove("ACS_CONNECTION_STRING")
+        .env_remove("ACS_ENDPOINT")
+        .env_remove("ACS_WEBHOOK_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn auth_entra_needs_an_https_endpoint_before_anything_runs() {
+    let (code, stderr) = run_without_environment(&["--auth", "entra"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: --auth entra needs the ACS endpoint: give --endpoint (or a connection string)\n");
+
+    let (code, stderr) = run_without_environment(&["--auth", "entra", "--endpoint", "http://acs.example/"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: endpoint `http://acs.example/` uses http; only loopback hosts may (use https)\n");
+
+    let (code, stderr) = run_without_environment(&["--auth", "entra", "--entra-credential", "password"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'password' for '--entra-credential <ENTRA_CREDENTIAL>'"), "{stderr}");
+}
+
+#[test]
+fn webhook_entra_needs_a_tenant_and_an_audience_together() {
+    let (code, stderr) = run_without_environment(&["--webhook-entra-tenant", "3f4c9e1a-0d5b-4c2e-9a7f-1b2c3d4e5f60"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--webhook-entra-audience <APP_ID_OR_URI>"), "{stderr}");
+
+    let (code, stderr) = run_without_environment(&["--webhook-entra-audience", "api://acs-recorder"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--webhook-entra-tenant <TENANT_ID>"), "{stderr}");
+
+    // A tenant that cannot be one is refused before the recorder listens or opens its journal.
+    let out = tempfile::tempdir().unwrap();
+    let connection_string = "endpoint=https://acs.example.communication.azure.com/;accesskey=cHc9PQ==";
+    let (code, stderr) = run_without_environment(&[
+        "--connection-string",
+        connection_string,
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--webhook-entra-tenant",
+        "common",
+        "--webhook-entra-audience",
+        "api://acs-recorder",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: `common` names no tenant: give the directory (tenant) id\n");
+    assert!(!out.path().join(".acs-recording").exists());
+}
