@@ -158,13 +158,22 @@ impl TokenCache {
     }
 
     async fn refresh_in_background(self: Arc<Self>) {
-        let result = self.clone().fetch().await;
-        let mut state = self.lock();
-        state.refreshing = false;
-        if let Err(error) = result {
-            state.retry_at = Some(Instant::now() + BACKGROUND_RETRY);
+        let guard = Refreshing(self.clone());
+        if let Err(error) = self.clone().fetch().await {
+            self.lock().retry_at = Some(Instant::now() + BACKGROUND_RETRY);
             tracing::warn!(%error, "refreshing the access token failed; the current token stays in use");
         }
+        drop(guard);
+    }
+}
+
+/// Clears the `refreshing` mark when the background refresh ends, also when its task is dropped unfinished (a
+/// runtime shutting down), so that a later window can start another.
+struct Refreshing(Arc<TokenCache>);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.lock().refreshing = false;
     }
 }
 
