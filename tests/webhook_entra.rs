@@ -475,8 +475,14 @@ fn configurations_that_cannot_work_are_refused_with_the_value() {
     let client = || common::client::<Empty<Bytes>>();
     let table = [
         ("common", vec![APP_ID], None, "`common` names no tenant: give the directory (tenant) id"),
-        ("a/b", vec![APP_ID], None, "`a/b` is not a tenant id or domain"),
-        ("", vec![APP_ID], None, "`` is not a tenant id or domain"),
+        (
+            "contoso.onmicrosoft.com",
+            vec![APP_ID],
+            None,
+            "`contoso.onmicrosoft.com` is not a directory (tenant) id: give the GUID that tokens carry in `tid`",
+        ),
+        ("a/b", vec![APP_ID], None, "`a/b` is not a directory (tenant) id: give the GUID that tokens carry in `tid`"),
+        ("", vec![APP_ID], None, "`` is not a directory (tenant) id: give the GUID that tokens carry in `tid`"),
         (TENANT, vec![" "], None, "no audience: give the application id or its id URI"),
         (
             TENANT,

@@ -108,8 +108,8 @@ impl EntraDeliveryCheck {
     /// Requires tokens of `tenant` (the directory id) for one of `audiences` (the webhook application's id and
     /// id URI), fetching the tenant's keys with `client` from [`DEFAULT_ENTRA_AUTHORITY`].
     ///
-    /// Fails for a tenant that is not a directory id or domain (`common`, a path), for no audience, and when
-    /// `jsonwebtoken` has no crypto backend to verify with.
+    /// Fails for a tenant that is not a directory id (a GUID; not `common`, not a domain name), for no audience,
+    /// and when `jsonwebtoken` has no crypto backend to verify with.
     pub fn new<C, RB, I>(tenant: &str, audiences: I, client: C) -> Result<Self, InvalidEntraConfig>
     where
         C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
@@ -121,15 +121,19 @@ impl EntraDeliveryCheck {
         I::Item: Into<String>,
     {
         let tenant = tenant.trim();
-        let valid = !tenant.is_empty()
-            && tenant.len() <= 128
-            && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-        if !valid {
-            return Err(InvalidEntraConfig(format!("`{tenant}` is not a tenant id or domain")));
-        }
         if ["common", "organizations", "consumers"].iter().any(|multi| tenant.eq_ignore_ascii_case(multi)) {
             return Err(InvalidEntraConfig(format!("`{tenant}` names no tenant: give the directory (tenant) id")));
         }
+        // Tokens name their tenant by id in `iss` and `tid`: a domain name would fetch the right keys and then
+        // refuse every token.
+        if !is_guid(tenant) {
+            return Err(InvalidEntraConfig(format!(
+                "`{}` is not a directory (tenant) id: give the GUID that tokens carry in `tid`",
+                claims::shown(tenant)
+            )));
+        }
+        let tenant = tenant.to_ascii_lowercase();
+        let tenant = tenant.as_str();
         let audiences: Vec<String> = audiences
             .into_iter()
             .map(Into::into)
@@ -335,6 +339,16 @@ impl fmt::Debug for EntraDeliveryCheck {
             .field("leeway", &inner.rules.leeway)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `value` is a GUID: 8-4-4-4-12 hexadecimal digits.
+fn is_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|byte| byte.is_ascii_hexdigit()))
 }
 
 /// A configuration of [`EntraDeliveryCheck`] that cannot work; the message names the value.
