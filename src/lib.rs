@@ -14,6 +14,8 @@
 //! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
 //! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
 //! | [`HmacVerifyLayer`](signing::HmacVerifyLayer) | [`signing`] | checks such signatures on a server |
+//! | `BearerTokenLayer` | [`signing`] | sends a Microsoft Entra ID token instead of a signature, cached and refreshed ahead of expiry (feature `entra`) |
+//! | `EntraDeliveryCheck` | [`eventgrid`] | requires the Entra token of an Entra-secured Event Grid subscription on every delivery (feature `entra`) |
 //! | `Emulator` | `emulator` | a local ACS storage and Event Grid stand-in (feature `emulator`) |
 //!
 //! Data travels one way: request → webhook layer (parse once, into the request extensions) → extractor →
@@ -78,6 +80,11 @@
 //!   injection) and Event Grid publisher, for tests and demos.
 //! - `recorder`: `acs_recording::journal` and `acs_recording::recorder`, the lossless recorder, with counters and
 //!   gauges through the `metrics` facade.
+//! - `entra`: Microsoft Entra ID. `signing::BearerTokenLayer` authenticates requests to ACS with tokens from any
+//!   `azure_core::credentials::TokenCredential` (the `azure_identity` credentials), and
+//!   `eventgrid::EntraDeliveryCheck` validates the tokens of Entra-secured Event Grid deliveries (RS256, the
+//!   tenant's published keys). Its dependencies, `azure_core` 1 and `jsonwebtoken` 12, need Rust 1.88, below this
+//!   crate's 1.89.
 //!
 //! All are off by default.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -90,6 +97,7 @@ pub mod eventgrid;
 pub mod queue;
 pub mod recording;
 mod redact;
+mod secret;
 pub mod signing;
 #[cfg(any(feature = "emulator", feature = "recorder"))]
 mod time;

@@ -120,3 +120,48 @@ async fn unsigned_requests_get_401_and_are_logged() {
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].method.clone(), log[0].status), (Method::GET, 401));
 }
+
+#[tokio::test]
+async fn the_configured_bearer_token_is_accepted_beside_hmac_and_any_other_is_refused() {
+    let emulator = Emulator::builder().bearer_token("test-token").start().await.unwrap();
+    emulator.storage().put_document("d", b"abc".to_vec());
+    let url = emulator.storage().content_location("d");
+    let plain = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let get = |authorization: &'static str| {
+        let request = Request::get(&url).header("authorization", authorization).body(Empty::new()).unwrap();
+        let plain = plain.clone();
+        async move {
+            let response = plain.request(request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+        }
+    };
+
+    let (status, _, body) = get("Bearer test-token").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"abc"[..]));
+
+    let (status, headers, body) = get("Bearer guessed-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(body, r#"{"error":"bad_token","message":"the bearer token is not accepted"}"#);
+
+    // HMAC keeps working on the same emulator.
+    let (status, _, body) = send(&client(&emulator), Method::GET, &url, &[]).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"abc"[..]));
+    assert!(!format!("{emulator:?}").contains("test-token"));
+}
+
+#[tokio::test]
+async fn without_a_configured_token_a_bearer_token_is_a_malformed_authorization() {
+    let emulator = Emulator::start().await.unwrap();
+    emulator.storage().put_document("d", b"abc".to_vec());
+    let plain = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = Request::get(emulator.storage().content_location("d"))
+        .header("authorization", "Bearer anything")
+        .body(Empty::new())
+        .unwrap();
+    let response = plain.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, r#"{"error":"malformed_authorization","message":"malformed `authorization` header"}"#);
+}

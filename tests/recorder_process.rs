@@ -271,7 +271,12 @@ async fn a_recorder_killed_after_journaling_but_before_answering_takes_the_redel
     });
     let jobs = journal_dir(out.path()).join("jobs");
     let record = jobs.join(format!("{}.json", JobId::for_event(&event.id)));
-    wait_until("the job is journaled", || record.exists()).await;
+    // Killed once its first download stalls: otherwise the stall would be left for the restarted process.
+    let first = &recording.chunks[0].document_id;
+    wait_until("the job is journaled and its first download stalls", || {
+        record.exists() && stall_handed_out(&emulator, first)
+    })
+    .await;
     recorder.kill();
     delivery.abort();
 
@@ -300,6 +305,7 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
         job.chunks[0].state == ChunkState::Stored
     })
     .await;
+    wait_until("the second chunk stalls", || stall_handed_out(&emulator, &recording.chunks[1].document_id)).await;
     recorder.kill();
 
     let _recorder = Recorder::start(&emulator, out.path()).await;
@@ -307,6 +313,13 @@ async fn a_recorder_killed_between_two_chunks_never_downloads_the_first_again() 
     for chunk in &recording.chunks {
         assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{}", chunk.document_id);
     }
+}
+
+/// Whether the emulator answered a media request for the document: an injected stall was handed out, not left
+/// queued for the next process.
+fn stall_handed_out(emulator: &Emulator, document_id: &str) -> bool {
+    let requests = emulator.storage().requests_for(document_id);
+    requests.iter().any(|request| request.path.ends_with("/content/audio") && request.status != 0)
 }
 
 /// Runs a subcommand of the recorder (`status`, `retry`) on a journal; answers its exit status and output.
@@ -441,4 +454,63 @@ async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts
     let _recorder = Recorder::start_with(&emulator, out.path(), &args).await;
     assert_complete(out.path(), &recording, &event).await;
     assert_eq!(served(&emulator, &document) - before, missing, "only the missing parts were fetched again");
+}
+
+/// Runs the recorder with `args` and no connection string or endpoint in the environment; answers its exit code
+/// and standard error.
+fn run_without_environment(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(recorder_binary())
+        .args(args)
+        .env_remove("ACS_CONNECTION_STRING")
+        .env_remove("ACS_ENDPOINT")
+        .env_remove("ACS_WEBHOOK_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn auth_entra_needs_an_https_endpoint_before_anything_runs() {
+    let (code, stderr) = run_without_environment(&["--auth", "entra"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: --auth entra needs the ACS endpoint: give --endpoint (or a connection string)\n");
+
+    let (code, stderr) = run_without_environment(&["--auth", "entra", "--endpoint", "http://acs.example/"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: endpoint `http://acs.example/` uses http; only loopback hosts may (use https)\n");
+
+    let (code, stderr) = run_without_environment(&["--auth", "entra", "--entra-credential", "password"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'password' for '--entra-credential <ENTRA_CREDENTIAL>'"), "{stderr}");
+}
+
+#[test]
+fn webhook_entra_needs_a_tenant_and_an_audience_together() {
+    let (code, stderr) = run_without_environment(&["--webhook-entra-tenant", "3f4c9e1a-0d5b-4c2e-9a7f-1b2c3d4e5f60"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--webhook-entra-audience <APP_ID_OR_URI>"), "{stderr}");
+
+    let (code, stderr) = run_without_environment(&["--webhook-entra-audience", "api://acs-recorder"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--webhook-entra-tenant <TENANT_ID>"), "{stderr}");
+
+    // A tenant that cannot be one is refused before the recorder listens or opens its journal.
+    let out = tempfile::tempdir().unwrap();
+    let connection_string = "endpoint=https://acs.example.communication.azure.com/;accesskey=cHc9PQ==";
+    let (code, stderr) = run_without_environment(&[
+        "--connection-string",
+        connection_string,
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--webhook-entra-tenant",
+        "common",
+        "--webhook-entra-audience",
+        "api://acs-recorder",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: `common` names no tenant: give the directory (tenant) id\n");
+    assert!(!out.path().join(".acs-recording").exists());
 }

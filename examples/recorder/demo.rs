@@ -63,10 +63,11 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{}?code={secret}", listener.local_addr()?, settings.path);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let connection_string = emulator.connection_string();
+    let signing = serve::Signing::Key(emulator.connection_string());
+    let webhook = serve::webhook_layer(&settings)?;
     let journal_dir = settings.journal.clone();
     let service = tokio::spawn(async move {
-        serve::run(&settings, &connection_string, listener, async {
+        serve::run(&settings, signing, webhook, listener, async {
             let _ = stopped.await;
         })
         .await

@@ -7,14 +7,21 @@
 //!
 //! With no connection string it runs the same service against the embedded emulator and exits (`demo.rs`).
 //!
+//! With `--auth entra` the downloads authenticate with a Microsoft Entra ID token instead of the access key
+//! (`entra.rs`): the managed identity of the host by default, or a developer's Azure CLI sign-in with
+//! `--entra-credential developer`; the resource comes from `--endpoint`. `--webhook-entra-tenant` and
+//! `--webhook-entra-audience` require Event Grid's Entra token on every delivery.
+//!
 //! ```sh
 //! cargo run --example recorder                      # the demo
+//! cargo run --example recorder -- --auth entra --endpoint https://<resource>.communication.azure.com/
 //! cargo run --example recorder -- --help
 //! cargo run --example recorder -- status            # pending and failed jobs, with their reasons
 //! cargo run --example recorder -- retry <job id>    # a failed job, again
 //! ```
 
 mod demo;
+mod entra;
 mod progress;
 mod serve;
 mod status;
@@ -23,12 +30,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use acs_recording::credential::ConnectionString;
+use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::ParallelPolicy;
 use acs_recording::emulator::eventgrid::Schema;
+use acs_recording::signing::BearerTokenLayer;
 use acs_recording::BoxError;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
+
+use crate::entra::EntraCredential;
+use crate::serve::Signing;
 
 /// Receive Azure Communication Services recording events and download every recording.
 ///
@@ -45,6 +56,30 @@ struct Args {
     /// the real service instead of the demo.
     #[arg(long, env = "ACS_CONNECTION_STRING", hide_env_values = true)]
     connection_string: Option<String>,
+
+    /// How download requests authenticate: `key` signs them with the connection string's access key; `entra`
+    /// sends a Microsoft Entra ID token of the recorder's identity (which needs a role on the ACS resource).
+    #[arg(long, value_enum, default_value_t = Auth::Key)]
+    auth: Auth,
+
+    /// The ACS endpoint (`https://<resource>.communication.azure.com/`) for `--auth entra` [default: the
+    /// connection string's].
+    #[arg(long, env = "ACS_ENDPOINT")]
+    endpoint: Option<String>,
+
+    /// The identity of `--auth entra`: `managed` (the host's managed identity) or `developer` (the Azure CLI's or
+    /// Azure Developer CLI's sign-in).
+    #[arg(long, value_enum, default_value_t = EntraCredential::Managed)]
+    entra_credential: EntraCredential,
+
+    /// Require a Microsoft Entra token from this tenant (its directory id) on every delivery, as an Entra-secured
+    /// Event Grid subscription sends; needs `--webhook-entra-audience`.
+    #[arg(long, value_name = "TENANT_ID", requires = "webhook_entra_audiences")]
+    webhook_entra_tenant: Option<String>,
+
+    /// The webhook application's id or id URI that delivery tokens must be issued for; repeatable.
+    #[arg(long = "webhook-entra-audience", value_name = "APP_ID_OR_URI", requires = "webhook_entra_tenant")]
+    webhook_entra_audiences: Vec<String>,
 
     /// Address the webhook (and `/healthz`, `/readyz`) listens on [default: 0.0.0.0:8080; the demo uses a free
     /// loopback port].
@@ -124,6 +159,22 @@ struct Args {
     demo_no_faults: bool,
 }
 
+/// How download requests to ACS authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    /// HMAC-SHA256 with the connection string's access key.
+    Key,
+    /// A Microsoft Entra ID bearer token.
+    Entra,
+}
+
+/// What the real mode downloads with; `None` runs the demo.
+#[derive(Debug)]
+enum Target {
+    Key(ConnectionString),
+    Entra { endpoint: Endpoint, credential: EntraCredential },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the journal's pending, running, failed and rejected jobs with their reasons.
@@ -146,6 +197,10 @@ impl Args {
             journal: self.journal_dir(),
             path: self.path.clone(),
             webhook_secret: self.webhook_secret.clone(),
+            webhook_entra: self
+                .webhook_entra_tenant
+                .clone()
+                .map(|tenant| (tenant, self.webhook_entra_audiences.clone())),
             allow_hosts: self.allow_hosts.clone(),
             workers: self.workers.max(1),
             max_pending: self.max_pending,
@@ -154,6 +209,27 @@ impl Args {
             metrics: self.metrics,
             parallel: (self.parallelism > 1)
                 .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism)),
+        }
+    }
+
+    /// The real mode's resource and authentication, or `None` for the demo.
+    fn target(&self) -> Result<Option<Target>, BoxError> {
+        let connection_string = self.connection_string.as_deref().map(ConnectionString::parse).transpose()?;
+        match (self.auth, connection_string) {
+            (Auth::Key, Some(connection_string)) => Ok(Some(Target::Key(connection_string))),
+            (Auth::Key, None) => Ok(None),
+            (Auth::Entra, connection_string) => {
+                let endpoint = match (&self.endpoint, connection_string) {
+                    (Some(endpoint), _) => Endpoint::parse(endpoint)?,
+                    (None, Some(connection_string)) => connection_string.endpoint().clone(),
+                    (None, None) => {
+                        return Err(
+                            "--auth entra needs the ACS endpoint: give --endpoint (or a connection string)".into()
+                        )
+                    }
+                };
+                Ok(Some(Target::Entra { endpoint, credential: self.entra_credential }))
+            }
         }
     }
 
@@ -168,13 +244,14 @@ async fn main() -> ExitCode {
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(env_filter()).init();
     let args = Args::parse();
-    let result = match (&args.command, &args.connection_string) {
-        (Some(Command::Status { all }), _) => {
-            status::status(&args.journal_dir(), *all).await.map(|()| ExitCode::SUCCESS)
-        }
-        (Some(Command::Retry { job }), _) => status::retry(&args.journal_dir(), job).await.map(|()| ExitCode::SUCCESS),
-        (None, Some(connection_string)) => real(&args, connection_string).await,
-        (None, None) => demo(&args).await,
+    let result = match &args.command {
+        Some(Command::Status { all }) => status::status(&args.journal_dir(), *all).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Retry { job }) => status::retry(&args.journal_dir(), job).await.map(|()| ExitCode::SUCCESS),
+        None => match args.target() {
+            Ok(Some(target)) => real(&args, target).await,
+            Ok(None) => demo(&args).await,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(code) => code,
@@ -189,24 +266,40 @@ fn env_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
 }
 
-async fn real(args: &Args, connection_string: &str) -> Result<ExitCode, BoxError> {
-    let connection_string = ConnectionString::parse(connection_string)?;
+async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
+    let signing = match target {
+        Target::Key(connection_string) => Signing::Key(connection_string),
+        Target::Entra { endpoint, credential } => {
+            Signing::Entra(BearerTokenLayer::new(endpoint, entra::credential(credential)?))
+        }
+    };
     let settings = args.settings();
+    // Configuration errors (an Entra tenant or audience that cannot work) come before anything listens.
+    let webhook = serve::webhook_layer(&settings)?;
     if let Some(addr) = settings.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
     }
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
     let listener = TcpListener::bind(listen).await?;
+    let guard = match (&settings.webhook_secret, &settings.webhook_entra) {
+        (Some(_), Some((tenant, _))) => format!(" (deliveries must carry the secret and an Entra token of {tenant})"),
+        (Some(_), None) => " (deliveries must carry the secret)".to_owned(),
+        (None, Some((tenant, _))) => format!(" (deliveries must carry an Entra token of {tenant})"),
+        (None, None) => String::new(),
+    };
     println!(
-        "recorder for {} listening on http://{}{}{}; journal in {}",
-        connection_string.endpoint(),
+        "recorder for {} ({}) listening on http://{}{}{guard}; journal in {}",
+        signing.endpoint(),
+        signing.describe(),
         listener.local_addr()?,
         settings.path,
-        if settings.webhook_secret.is_some() { " (deliveries must carry the secret)" } else { "" },
         settings.journal.display(),
     );
-    if settings.webhook_secret.is_none() {
-        eprintln!("warning: no --webhook-secret: anyone who can reach the webhook can make the recorder download");
+    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
+        eprintln!(
+            "warning: no --webhook-secret or --webhook-entra-tenant: anyone who can reach the webhook can make the \
+             recorder download"
+        );
     }
     let shutdown = async {
         shutdown_signal().await;
@@ -219,7 +312,7 @@ async fn real(args: &Args, connection_string: &str) -> Result<ExitCode, BoxError
             std::process::exit(130);
         });
     };
-    serve::run(&settings, &connection_string, listener, shutdown).await?;
+    serve::run(&settings, signing, webhook, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,19 +4,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use acs_recording::credential::ConnectionString;
+use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::{DirectorySink, ParallelPolicy};
-use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
+use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState};
-use acs_recording::recorder::Recorder;
-use acs_recording::signing::AllowList;
+use acs_recording::recorder::{Recorder, RecorderBuilder};
+use acs_recording::signing::{AllowList, BearerTokenLayer};
 use acs_recording::BoxError;
 use bytes::Bytes;
-use http::HeaderName;
+use http::{HeaderName, Request, Response};
+use http_body::Body;
 use http_body_util::Empty;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
+use tower::Service;
 
 use crate::progress::ProgressBars;
 
@@ -30,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) journal: PathBuf,
     pub(crate) path: String,
     pub(crate) webhook_secret: Option<String>,
+    /// `--webhook-entra-tenant` and its audiences.
+    pub(crate) webhook_entra: Option<(String, Vec<String>)>,
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) workers: usize,
     pub(crate) max_pending: usize,
@@ -39,10 +45,42 @@ pub(crate) struct Settings {
     pub(crate) parallel: Option<ParallelPolicy>,
 }
 
+/// How the download requests authenticate.
+#[derive(Debug)]
+pub(crate) enum Signing {
+    /// HMAC with the connection string's access key.
+    Key(ConnectionString),
+    /// Microsoft Entra ID tokens.
+    Entra(BearerTokenLayer),
+}
+
+impl Signing {
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        match self {
+            Signing::Key(connection_string) => connection_string.endpoint(),
+            Signing::Entra(layer) => layer.endpoint(),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            Signing::Key(_) => "access key",
+            Signing::Entra(_) => "Entra ID",
+        }
+    }
+}
+
+/// https for Azure; plain http only reaches hosts named with --allow-host (the signing layers refuse others).
+fn https_client() -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
 /// Serves the webhook on `listener` and downloads every accepted recording until `shutdown` completes.
 pub(crate) async fn run(
     settings: &Settings,
-    connection_string: &ConnectionString,
+    signing: Signing,
+    webhook: EventGridWebhookLayer,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
@@ -50,13 +88,30 @@ pub(crate) async fn run(
     for host in &settings.allow_hosts {
         allow = allow.allow_host(host)?;
     }
-    // https for Azure; plain http only reaches hosts named with --allow-host (the signing layer refuses others).
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
-    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(https);
     let journal = FileJournal::open(&settings.journal)?;
-    let mut builder = Recorder::builder(connection_string, client, DirectorySink::new(&settings.out), journal)
+    let sink = DirectorySink::new(&settings.out);
+    match signing {
+        Signing::Key(connection_string) => {
+            let builder = Recorder::builder(&connection_string, https_client(), sink, journal);
+            serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+        }
+        Signing::Entra(layer) => {
+            let builder = Recorder::builder_with_bearer_token(layer, https_client(), sink, journal);
+            serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+        }
+    }
+}
+
+/// What the command line sets on the recorder, whichever way it authenticates.
+fn configure<S, A>(
+    builder: RecorderBuilder<S, DirectorySink, FileJournal, A>,
+    settings: &Settings,
+    allow: AllowList,
+    webhook: EventGridWebhookLayer,
+) -> RecorderBuilder<S, DirectorySink, FileJournal, A> {
+    let mut builder = builder
         .allow_list(allow)
-        .webhook_layer(webhook_layer(settings.webhook_secret.as_deref()))
+        .webhook_layer(webhook)
         .workers(settings.workers)
         .max_pending(settings.max_pending)
         .delete_after_download(settings.delete_after_download)
@@ -80,8 +135,23 @@ pub(crate) async fn run(
         let bars = ProgressBars::new();
         builder = builder.on_progress(move |progress| bars.update(progress));
     }
-    let recorder = builder.build();
+    builder
+}
 
+/// Serves the recorder's webhook and probes until `shutdown`, running its workers.
+async fn serve<C, RB>(
+    recorder: Recorder<C, DirectorySink, FileJournal>,
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError>
+where
+    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
     let app = axum::Router::new()
         .route_service(&settings.path, recorder.webhook())
         .route_service("/healthz", recorder.health())
@@ -101,12 +171,18 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// The Event Grid layer: the secret in the `code` query parameter or the `x-webhook-secret` header.
-fn webhook_layer(secret: Option<&str>) -> EventGridWebhookLayer {
-    let layer = EventGridWebhookLayer::new();
-    let Some(secret) = secret else { return layer };
-    let query = DeliverySecret::query(secret);
-    let header = DeliverySecret::header(HeaderName::from_static(SECRET_HEADER), secret);
-    // Both are always checked, so the time taken does not tell which one was tried.
-    layer.require(move |parts: &http::request::Parts| query.matches(parts) | header.matches(parts))
+/// The Event Grid layer: the secret in the `code` query parameter or the `x-webhook-secret` header, and the
+/// Entra token of `--webhook-entra-tenant` (its keys fetched over https).
+pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer, BoxError> {
+    let mut layer = EventGridWebhookLayer::new();
+    if let Some(secret) = settings.webhook_secret.as_deref() {
+        let query = DeliverySecret::query(secret);
+        let header = DeliverySecret::header(HeaderName::from_static(SECRET_HEADER), secret);
+        // Both are always checked, so the time taken does not tell which one was tried.
+        layer = layer.require(move |parts: &http::request::Parts| query.matches(parts) | header.matches(parts));
+    }
+    if let Some((tenant, audiences)) = &settings.webhook_entra {
+        layer = layer.require_async(EntraDeliveryCheck::new(tenant, audiences.clone(), https_client())?);
+    }
+    Ok(layer)
 }

@@ -51,7 +51,8 @@
 //!    at (`/v1/objects/{id}/content/audio`, `/content/acsmetadata`, `DELETE /v1/objects/{id}`), so downloads
 //!    exercise the cross-host signing rule as they do in Azure (`SPEC.md` §2).
 //! 2. Every request must carry a valid ACS HMAC signature over the *endpoint's* authority, checked by
-//!    [`HmacVerifyLayer`]; a failure is a 401.
+//!    [`HmacVerifyLayer`], or, when one was configured with [`EmulatorBuilder::bearer_token`], the test token as
+//!    `Authorization: Bearer <token>` (compared in constant time), as an Entra ID client sends; a failure is a 401.
 //! 3. `GET` and `HEAD` with `Range` (`bytes=N-`, `bytes=N-M`, `bytes=-N`; 206 with `Content-Range`, 416 with
 //!    `bytes */len`), `ETag`, `Last-Modified`, `If-Match` and `If-Unmodified-Since` (412). `DELETE` answers 200,
 //!    then 404 for that object.
@@ -65,6 +66,7 @@
 //!
 //! The emulator stops when the [`Emulator`] is dropped.
 
+mod bearer;
 pub mod eventgrid;
 mod media;
 mod storage;
@@ -75,6 +77,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -88,8 +91,11 @@ pub use storage::{
     DEFAULT_CHUNK_LIMIT,
 };
 
+use crate::body::ResponseBody;
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
-use crate::signing::{AllowList, HmacVerifyLayer};
+use crate::secret::SecretDigest;
+use crate::signing::{AllowList, HmacVerifyLayer, DEFAULT_VERIFY_BODY_LIMIT};
+use bearer::BearerCheck;
 use storage::{Counted, StorageService};
 
 /// Configures and starts an [`Emulator`].
@@ -98,6 +104,7 @@ use storage::{Counted, StorageService};
 pub struct EmulatorBuilder {
     chunk_limit: u64,
     access_key: Option<AccessKey>,
+    bearer_token: Option<SecretDigest>,
     endpoint_addr: SocketAddr,
 }
 
@@ -111,6 +118,14 @@ impl EmulatorBuilder {
     /// Sets the access key (default: a fresh random one).
     pub fn access_key(mut self, key: AccessKey) -> Self {
         self.access_key = Some(key);
+        self
+    }
+
+    /// Also accepts `Authorization: Bearer <token>` with this token, as if Microsoft Entra ID had issued it for
+    /// the resource: the way to test a client behind the bearer-token layer (feature `entra`) with a credential that
+    /// hands out this token. HMAC signatures keep working beside it.
+    pub fn bearer_token(mut self, token: impl AsRef<[u8]>) -> Self {
+        self.bearer_token = Some(SecretDigest::of(token.as_ref()));
         self
     }
 
@@ -138,11 +153,12 @@ impl EmulatorBuilder {
         let resource_id = format!("{:08x}-0000-4000-8000-{:012x}", endpoint_addr.port(), storage_addr.port());
         let storage = Storage::new(format!("http://{storage_addr}"), self.chunk_limit, resource_id);
         let verify = HmacVerifyLayer::new(key.clone(), endpoint.authority());
+        let bearer = self.bearer_token;
         let tasks = vec![
-            tokio::spawn(serve(endpoint_listener, storage.clone(), verify.clone())),
-            tokio::spawn(serve(storage_listener, storage.clone(), verify)),
+            tokio::spawn(serve(endpoint_listener, storage.clone(), verify.clone(), bearer)),
+            tokio::spawn(serve(storage_listener, storage.clone(), verify, bearer)),
         ];
-        Ok(Emulator { endpoint, key, storage, storage_addr, tasks })
+        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, tasks })
     }
 }
 
@@ -150,6 +166,7 @@ impl EmulatorBuilder {
 pub struct Emulator {
     endpoint: Endpoint,
     key: AccessKey,
+    bearer: bool,
     storage: Storage,
     storage_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
@@ -161,6 +178,7 @@ impl Emulator {
         EmulatorBuilder {
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             access_key: None,
+            bearer_token: None,
             endpoint_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -207,6 +225,7 @@ impl fmt::Debug for Emulator {
             .field("endpoint", &self.endpoint)
             .field("storage", &self.storage_addr)
             .field("key", &self.key)
+            .field("bearer_token", &self.bearer.then_some("<redacted>"))
             .finish()
     }
 }
@@ -233,7 +252,7 @@ fn random_key() -> AccessKey {
 }
 
 /// Accepts connections until aborted; aborting drops the set, which aborts every connection.
-async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer) {
+async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer, bearer: Option<SecretDigest>) {
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -254,12 +273,34 @@ async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer)
                 let verified = verified.clone();
                 async move {
                     let (index, sent) = storage.log_request(&request);
-                    let response = verified.oneshot(request).await?;
+                    let response = match bearer::check(request.headers(), bearer.as_ref()) {
+                        BearerCheck::Absent => verified.oneshot(request).await?,
+                        BearerCheck::Accepted => with_token(&storage, request).await,
+                        BearerCheck::Rejected => bearer::rejection(),
+                    };
                     storage.log_status(index, response.status());
                     Ok::<_, Infallible>(response.map(|body| Counted::new(body, sent)))
                 }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
+    }
+}
+
+/// Serves a request that carried the configured bearer token: its body read under the verifier's limit.
+async fn with_token(storage: &Storage, request: http::Request<Incoming>) -> http::Response<ResponseBody<StorageBody>> {
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, DEFAULT_VERIFY_BODY_LIMIT).collect().await {
+        Ok(collected) => {
+            let request = http::Request::from_parts(parts, Full::new(collected.to_bytes()));
+            storage.handle(request).map(ResponseBody::inner)
+        }
+        Err(_) => {
+            let mut response = http::Response::new(ResponseBody::full(bytes::Bytes::from_static(
+                br#"{"error":"unreadable_body","message":"the request body could not be read"}"#,
+            )));
+            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+            response
+        }
     }
 }

@@ -5,15 +5,17 @@ use std::fmt;
 use http::request::Parts;
 use http::HeaderName;
 use percent_encoding::percent_decode_str;
-use sha2::{Digest, Sha256};
+
+use crate::secret::SecretDigest;
 
 /// The query parameter [`DeliverySecret::query`] reads.
 pub const DEFAULT_SECRET_PARAMETER: &str = "code";
 
 /// A check every delivery must pass before its body is read; failing it is a 401.
 ///
-/// Implemented by [`DeliverySecret`] and by any `Fn(&http::request::Parts) -> bool + Send + Sync`, so a bearer
-/// token check (Microsoft Entra) can be plugged in:
+/// Implemented by [`DeliverySecret`] and by any `Fn(&http::request::Parts) -> bool + Send + Sync`, so a check of
+/// your own can be plugged in (a check that must wait, for keys say, is an
+/// [`AsyncDeliveryCheck`](super::AsyncDeliveryCheck)):
 ///
 /// ```
 /// use acs_recording::eventgrid::EventGridWebhookLayer;
@@ -62,8 +64,8 @@ enum Location {
 #[derive(Clone)]
 pub struct DeliverySecret {
     location: Location,
-    current: [u8; 32],
-    previous: Option<[u8; 32]>,
+    current: SecretDigest,
+    previous: Option<SecretDigest>,
 }
 
 impl DeliverySecret {
@@ -74,17 +76,17 @@ impl DeliverySecret {
 
     /// A secret in the named query parameter.
     pub fn query_parameter(name: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
-        Self { location: Location::Query(name.into()), current: digest(secret.as_ref()), previous: None }
+        Self { location: Location::Query(name.into()), current: SecretDigest::of(secret.as_ref()), previous: None }
     }
 
     /// A secret in the named header (an Event Grid delivery header set on the subscription).
     pub fn header(name: HeaderName, secret: impl AsRef<[u8]>) -> Self {
-        Self { location: Location::Header(name), current: digest(secret.as_ref()), previous: None }
+        Self { location: Location::Header(name), current: SecretDigest::of(secret.as_ref()), previous: None }
     }
 
     /// Also accepts a second secret, for rotation: deliveries carrying either one pass.
     pub fn or_previous(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.previous = Some(digest(secret.as_ref()));
+        self.previous = Some(SecretDigest::of(secret.as_ref()));
         self
     }
 
@@ -95,10 +97,10 @@ impl DeliverySecret {
             Location::Header(name) => request.headers.get(name).map(|value| value.as_bytes().to_vec()),
         };
         let Some(presented) = presented else { return false };
-        let presented = digest(&presented);
+        let presented = SecretDigest::of(&presented);
         // Both comparisons always run, so timing does not tell which secret matched.
-        let current = same(&presented, &self.current);
-        let previous = self.previous.as_ref().is_some_and(|previous| same(&presented, previous));
+        let current = self.current.matches_digest(&presented);
+        let previous = self.previous.as_ref().is_some_and(|previous| previous.matches_digest(&presented));
         current | previous
     }
 }
@@ -118,16 +120,6 @@ impl fmt::Debug for DeliverySecret {
         };
         debug.field("secrets", &(1 + usize::from(self.previous.is_some()))).finish()
     }
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// Compares two digests touching every byte, without an early exit.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let difference = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 /// The percent-decoded value of the first `name=value` pair in a query string.

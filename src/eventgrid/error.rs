@@ -19,6 +19,7 @@ pub struct Error {
     message: String,
     line: Option<usize>,
     column: Option<usize>,
+    challenge: Option<&'static str>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -26,8 +27,13 @@ pub struct Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The delivery secret or the custom check failed: 401.
+    /// The delivery secret or a check failed (no credential, or one that is not valid): 401.
     Unauthorized,
+    /// A valid credential of a caller that may not deliver (another application, a missing role): 403.
+    Forbidden,
+    /// Authentication cannot be decided now (the signing keys cannot be fetched): 503, so that Event Grid
+    /// delivers again.
+    Unavailable,
     /// The body is over the configured limit: 413.
     PayloadTooLarge,
     /// The content type is missing or not one Event Grid uses: 415.
@@ -48,7 +54,13 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), line: None, column: None, source: None }
+        Self { kind, message: message.into(), line: None, column: None, challenge: None, source: None }
+    }
+
+    /// Sets the `WWW-Authenticate` challenge of a 401 (by default `EventGridSecret`).
+    pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<crate::BoxError>) -> Self {
@@ -101,6 +113,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -108,7 +121,7 @@ impl Error {
                 StatusCode::BAD_REQUEST
             }
             // A transient fault, not bad input: Event Grid never retries a 400 (SPEC.md §4).
-            ErrorKind::BodyRead => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::BodyRead | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,6 +139,11 @@ impl Error {
     /// Whether the delivery secret or check failed.
     pub fn is_unauthorized(&self) -> bool {
         self.kind == ErrorKind::Unauthorized
+    }
+
+    /// Whether a valid credential was refused for its caller or role.
+    pub fn is_forbidden(&self) -> bool {
+        self.kind == ErrorKind::Forbidden
     }
 
     /// Whether the body was over the limit.
@@ -165,8 +183,10 @@ impl Error {
         *response.status_mut() = self.status();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
         if self.kind == ErrorKind::Unauthorized {
-            // RFC 9110 §15.5.2: a 401 carries a challenge; the scheme here is the shared secret of the subscription.
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("EventGridSecret"));
+            // RFC 9110 §15.5.2: a 401 carries a challenge: the subscription's shared secret unless a bearer-token
+            // check refused.
+            let challenge = self.challenge.unwrap_or("EventGridSecret");
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response.extensions_mut().insert(self.clone());
         response
@@ -223,6 +243,8 @@ mod tests {
     fn each_kind_maps_to_its_status() {
         let cases = [
             (ErrorKind::Unauthorized, 401),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::Unavailable, 503),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::UnsupportedMediaType, 415),
             (ErrorKind::OriginNotAllowed, 403),

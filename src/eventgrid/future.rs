@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -11,16 +12,19 @@ use http_body::Body;
 use pin_project::pin_project;
 use tower_service::Service;
 
+use super::check::CheckFuture;
 use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use super::handshake::{aeg_event_type_is, validation_response};
+use super::layer::Config;
 use super::read::Collector;
 use crate::body::ResponseBody;
 use crate::BoxError;
 
-/// The future of [`EventGridWebhook`](super::EventGridWebhook): reads and parses the body, then answers a
-/// handshake or calls the inner service.
+/// The future of [`EventGridWebhook`](super::EventGridWebhook): runs the checks that may wait, reads and parses the
+/// body, then answers a handshake or calls the inner service.
 #[pin_project]
+#[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
@@ -35,6 +39,16 @@ enum State<S, B>
 where
     S: Service<Request<B>>,
 {
+    /// Running the [`AsyncDeliveryCheck`](super::AsyncDeliveryCheck)s, one after the other, before the body is
+    /// read.
+    Authenticating {
+        check: CheckFuture,
+        index: usize,
+        config: Arc<Config>,
+        body: Option<B>,
+        next: Option<(Parts, S)>,
+        precheck: Option<Result<Schema, Error>>,
+    },
     Reading {
         #[pin]
         body: B,
@@ -63,6 +77,28 @@ where
         Self { state: State::Calling { future }, span }
     }
 
+    /// Runs the configured asynchronous checks (there is at least one), then answers `precheck`'s refusal or
+    /// reads the body.
+    pub(crate) fn authenticate(
+        config: Arc<Config>,
+        body: B,
+        parts: Parts,
+        inner: S,
+        precheck: Result<Schema, Error>,
+        span: tracing::Span,
+    ) -> Self {
+        let check = config.async_checks[0].check(&parts);
+        let state = State::Authenticating {
+            check,
+            index: 0,
+            config,
+            body: Some(body),
+            next: Some((parts, inner)),
+            precheck: Some(precheck),
+        };
+        Self { state, span }
+    }
+
     pub(crate) fn read(body: B, parts: Parts, inner: S, schema: Schema, limit: usize, span: tracing::Span) -> Self {
         let state = State::Reading { body, collector: Collector::new(limit), next: Some((parts, inner)), schema };
         Self { state, span }
@@ -75,6 +111,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
+            State::Authenticating { .. } => "Authenticating",
             State::Reading { .. } => "Reading",
             State::Calling { .. } => "Calling",
             State::Responding { .. } => "Responding",
@@ -97,6 +134,39 @@ where
         let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Authenticating { check, index, config, body, next, precheck } => {
+                    let outcome = ready!(Pin::new(&mut *check).poll(cx));
+                    if let Some(error) = outcome.into_error() {
+                        tracing::debug!(%error, "delivery refused");
+                        this.state.set(State::Responding { response: Some(error.to_response()) });
+                        continue;
+                    }
+                    *index += 1;
+                    let Some((parts, inner)) = next.take() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    if let Some(following) = config.async_checks.get(*index) {
+                        *check = following.check(&parts);
+                        *next = Some((parts, inner));
+                        continue;
+                    }
+                    let (Some(body), Some(precheck)) = (body.take(), precheck.take()) else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let next_state = match precheck {
+                        Ok(schema) => State::Reading {
+                            body,
+                            collector: Collector::new(config.max_body_bytes),
+                            next: Some((parts, inner)),
+                            schema,
+                        },
+                        Err(error) => {
+                            tracing::debug!(%error, "delivery refused");
+                            State::Responding { response: Some(error.to_response()) }
+                        }
+                    };
+                    this.state.set(next_state);
+                }
                 StateProj::Reading { body, collector, next, schema } => {
                     let read = ready!(collector.poll_collect(body, cx));
                     let schema = *schema;

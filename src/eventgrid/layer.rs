@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::auth::{DeliveryCheck, DeliverySecret};
+use super::check::AsyncDeliveryCheck;
 use super::read::DEFAULT_MAX_BODY_BYTES;
 use super::service::EventGridWebhook;
 
@@ -27,6 +28,7 @@ pub(crate) struct Config {
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_rate: Option<u32>,
     pub(crate) checks: Vec<Arc<dyn DeliveryCheck>>,
+    pub(crate) async_checks: Vec<Arc<dyn AsyncDeliveryCheck>>,
 }
 
 impl fmt::Debug for Config {
@@ -36,6 +38,7 @@ impl fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("allowed_rate", &self.allowed_rate)
             .field("checks", &self.checks.len())
+            .field("async_checks", &self.async_checks.len())
             .finish()
     }
 }
@@ -58,6 +61,7 @@ impl EventGridWebhookLayer {
                 allowed_origins: DEFAULT_ALLOWED_ORIGINS.iter().map(|origin| origin.to_string()).collect(),
                 allowed_rate: None,
                 checks: Vec::new(),
+                async_checks: Vec::new(),
             }),
         }
     }
@@ -81,6 +85,14 @@ impl EventGridWebhookLayer {
     /// 401 otherwise).
     pub fn require(mut self, check: impl DeliveryCheck) -> Self {
         self.config_mut().checks.push(Arc::new(check));
+        self
+    }
+
+    /// Requires a check that may wait (a bearer token whose keys are fetched, such as `EntraDeliveryCheck`) on
+    /// every POST, the validation handshake included. It runs after the synchronous checks and before the body is
+    /// read; its outcome decides between going on, 401, 403 and 503 (see [`AsyncDeliveryCheck`]).
+    pub fn require_async(mut self, check: impl AsyncDeliveryCheck) -> Self {
+        self.config_mut().async_checks.push(Arc::new(check));
         self
     }
 

@@ -63,9 +63,12 @@
 //!    `{"validationResponse":"<code>"}`. The CloudEvents `OPTIONS` with `WebHook-Request-Origin` gets 200 with
 //!    `WebHook-Allowed-Origin`, `WebHook-Allowed-Rate` (when a rate was asked) and `Allow: POST` for an allowed
 //!    origin ([`DEFAULT_ALLOWED_ORIGINS`] unless configured), 403 without a grant otherwise.
-//! 2. Authentication, when configured, runs on every `POST` before the body is read: a [`DeliverySecret`] in a
-//!    query parameter or header (two secrets for rotation, constant-time comparison) and any [`DeliveryCheck`].
-//!    Failure is a 401. The `OPTIONS` handshake is not authenticated: it grants nothing but the right to send.
+//! 2. Authentication, when configured, runs on every `POST` before the body is read, the validation handshake
+//!    included: a [`DeliverySecret`] in a query parameter or header (two secrets for rotation, constant-time
+//!    comparison) and any [`DeliveryCheck`], then any [`AsyncDeliveryCheck`] (one that may wait, such as the
+//!    Microsoft Entra token check `EntraDeliveryCheck` of the `entra` feature). Failure is a 401; an asynchronous
+//!    check may also answer 403 (a valid credential that may not deliver) or 503 (it cannot decide now, so Event
+//!    Grid delivers again). The `OPTIONS` handshake is not authenticated: it grants nothing but the right to send.
 //! 3. The content type is matched on its media type: `application/json` is the Event Grid schema,
 //!    `application/cloudevents+json` and `application/cloudevents-batch+json` are CloudEvents; anything else is a
 //!    415. A lone event and an array of events are both accepted.
@@ -83,12 +86,17 @@
 //!
 //! # Security
 //!
-//! Event Grid does not sign payloads: without a secret or a check, anyone who knows the URL can post events.
+//! Event Grid does not sign payloads: without a secret or a check, anyone who knows the URL can post events. An
+//! Entra-secured subscription sends a bearer token instead, which `EntraDeliveryCheck` validates (RS256 against
+//! the tenant's published keys, the tenant's issuer, this application as audience, Event Grid as the caller).
 //! Event payloads are input: their URLs and ids must be checked before use (the download service does).
 //! Deliveries are at least once; see [`Deduplicator`] for a per-process filter by event id.
 
 mod auth;
+mod check;
 mod dedup;
+#[cfg(feature = "entra")]
+mod entra;
 mod envelope;
 mod error;
 mod future;
@@ -99,7 +107,13 @@ mod service;
 
 pub use crate::body::ResponseBody;
 pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
+pub use check::{AsyncDeliveryCheck, CheckFuture, CheckOutcome};
 pub use dedup::Deduplicator;
+#[cfg(feature = "entra")]
+pub use entra::{
+    EntraDeliveryCheck, InvalidEntraConfig, DEFAULT_ENTRA_AUTHORITY, DEFAULT_TOKEN_LEEWAY, EVENT_GRID_APP_ID,
+    EVENT_GRID_SUBSCRIBER_ROLE, EVENT_GRID_US_GOV_APP_ID,
+};
 pub use envelope::{
     Event, EventData, Events, RejectedData, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,
     SUBSCRIPTION_DELETED_EVENT, SUBSCRIPTION_VALIDATION_EVENT,

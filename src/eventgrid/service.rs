@@ -82,10 +82,18 @@ where
             return ResponseFuture::respond(error.to_response(), span.exit());
         }
         let limit = self.config.max_body_bytes;
-        let schema = match schema_of(&parts.headers).and_then(|schema| {
+        let precheck = schema_of(&parts.headers).and_then(|schema| {
             check_content_length(&parts.headers, limit)?;
             Ok(schema)
-        }) {
+        });
+        if !self.config.async_checks.is_empty() {
+            // An unauthenticated request learns nothing, not even that its content type is wrong: the checks that
+            // may wait come first, and the header checks are answered after them.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture::authenticate(self.config.clone(), body, parts, inner, precheck, span.exit());
+        }
+        let schema = match precheck {
             Ok(schema) => schema,
             Err(error) => {
                 tracing::debug!(%error, "delivery refused");
@@ -158,6 +166,59 @@ mod tests {
         let inner = service_fn(|_: Request<MustNotBeRead>| async { Ok::<_, Infallible>(Response::new(String::new())) });
         let layer = EventGridWebhookLayer::new().max_body_bytes(100).require_secret(DeliverySecret::query("right"));
         layer.layer(inner)
+    }
+
+    /// Decides from the `x-outcome` header, after a pending poll when the value starts with `later-`.
+    struct ByHeader;
+
+    impl crate::eventgrid::AsyncDeliveryCheck for ByHeader {
+        fn check(&self, request: &http::request::Parts) -> crate::eventgrid::CheckFuture {
+            use crate::eventgrid::{CheckFuture, CheckOutcome};
+            let value = request.headers.get("x-outcome").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let outcome = |value: &str| match value {
+                "allow" => CheckOutcome::Allow,
+                "forbidden" => CheckOutcome::Forbidden("not this caller".into()),
+                "unavailable" => CheckOutcome::Unavailable("keys unavailable".into()),
+                _ => CheckOutcome::Unauthorized("no token".into()),
+            };
+            match value.strip_prefix("later-") {
+                Some(later) => {
+                    let outcome = outcome(later);
+                    CheckFuture::new(async move {
+                        tokio::task::yield_now().await;
+                        outcome
+                    })
+                }
+                None => CheckFuture::ready(outcome(&value)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn asynchronous_checks_run_before_the_header_checks_and_never_poll_a_refused_body() {
+        let inner = service_fn(|_: Request<MustNotBeRead>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+        let layer = EventGridWebhookLayer::new().max_body_bytes(100).require_async(ByHeader);
+        let cases = [
+            ("no", "text/plain", StatusCode::UNAUTHORIZED),
+            ("later-no", "application/json", StatusCode::UNAUTHORIZED),
+            ("forbidden", "text/plain", StatusCode::FORBIDDEN),
+            ("later-unavailable", "application/json", StatusCode::SERVICE_UNAVAILABLE),
+            ("allow", "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("later-allow", "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ];
+        for (outcome, content_type, status) in cases {
+            let request = Request::post("/e")
+                .header("x-outcome", outcome)
+                .header("content-type", content_type)
+                .body(MustNotBeRead)
+                .unwrap();
+            let response = layer.layer(inner).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{outcome} {content_type}");
+        }
+        let request = Request::post("/e").header("x-outcome", "allow").header("content-length", "101");
+        let request = request.header("content-type", "application/json").body(MustNotBeRead).unwrap();
+        let response = layer.layer(inner).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Empty;
 use tokio::sync::mpsc;
+use tower_layer::Layer;
 
 use super::health::Health;
 use super::intake::{queue, Intake};
@@ -18,7 +19,9 @@ use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
 use crate::journal::{Job, JobId, JobState, Journal};
-use crate::signing::{AllowList, HmacSigning, HmacSigningLayer};
+#[cfg(feature = "entra")]
+use crate::signing::BearerTokenLayer;
+use crate::signing::{AllowList, HmacSigningLayer};
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
 pub type Webhook<J> = EventGridWebhook<Intake<J>>;
@@ -27,6 +30,8 @@ pub type Webhook<J> = EventGridWebhook<Intake<J>>;
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+/// Builds the signing layer once the allow-list is known.
+type SigningFn<A> = Box<dyn FnOnce(AllowList) -> A + Send + Sync>;
 pub(crate) type JobFn = Arc<dyn Fn(&Job) + Send + Sync>;
 
 /// How the workers behave; set through [`RecorderBuilder`].
@@ -41,10 +46,13 @@ pub(crate) struct Settings {
 }
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
+///
+/// `A` is the layer that authenticates the download requests: [`HmacSigningLayer`] for an access key, or
+/// `BearerTokenLayer` for Microsoft Entra ID (feature `entra`, from `Recorder::builder_with_bearer_token`).
 #[must_use]
-pub struct RecorderBuilder<S, K, J> {
+pub struct RecorderBuilder<S, K, J, A = HmacSigningLayer> {
     endpoint: Endpoint,
-    key: AccessKey,
+    signing: SigningFn<A>,
     client: S,
     sink: K,
     journal: J,
@@ -60,11 +68,11 @@ pub struct RecorderBuilder<S, K, J> {
     settings: Settings,
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug> fmt::Debug for RecorderBuilder<S, K, J> {
+impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug, A> fmt::Debug for RecorderBuilder<S, K, J, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecorderBuilder")
             .field("endpoint", &self.endpoint)
-            .field("key", &self.key)
+            .field("signing", &std::any::type_name::<A>())
             .field("client", &self.client)
             .field("sink", &self.sink)
             .field("journal", &self.journal)
@@ -119,12 +127,36 @@ impl Recorder<(), (), ()> {
     }
 }
 
+#[cfg(feature = "entra")]
+impl Recorder<(), (), ()> {
+    /// Starts a recorder for the ACS resource of `layer`'s endpoint that authenticates with Microsoft Entra ID:
+    /// `client` is wrapped in `layer` (its allow-list replaced by the builder's) instead of the HMAC layer.
+    pub fn builder_with_bearer_token<S, K, J>(
+        layer: BearerTokenLayer,
+        client: S,
+        sink: K,
+        journal: J,
+    ) -> RecorderBuilder<S, K, J, BearerTokenLayer> {
+        let endpoint = layer.endpoint().clone();
+        RecorderBuilder::with_signing(endpoint, Box::new(move |allow| layer.allow_list(allow)), client, sink, journal)
+    }
+}
+
 impl<S, K, J> RecorderBuilder<S, K, J> {
     /// A builder for the ACS resource at `endpoint`, signing with `key`.
     pub fn new(endpoint: Endpoint, key: AccessKey, client: S, sink: K, journal: J) -> Self {
+        let signing_endpoint = endpoint.clone();
+        let signing: SigningFn<HmacSigningLayer> =
+            Box::new(move |allow| HmacSigningLayer::new(signing_endpoint, key).allow_list(allow));
+        Self::with_signing(endpoint, signing, client, sink, journal)
+    }
+}
+
+impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
+    fn with_signing(endpoint: Endpoint, signing: SigningFn<A>, client: S, sink: K, journal: J) -> Self {
         Self {
             endpoint,
-            key,
+            signing,
             client,
             sink,
             journal,
@@ -247,14 +279,14 @@ impl<S, K, J> RecorderBuilder<S, K, J> {
     }
 
     /// Builds the recorder. Nothing runs until [`Recorder::run`] and the [`Recorder::webhook`] is served.
-    pub fn build(self) -> Recorder<HmacSigning<S>, K, J>
+    pub fn build(self) -> Recorder<A::Service, K, J>
     where
+        A: Layer<S>,
         K: Sink,
         J: Journal,
     {
-        let signing = HmacSigningLayer::new(self.endpoint.clone(), self.key).allow_list(self.allow.clone());
-        let client = HmacSigning::new(self.client, &signing);
-        let mut downloader: ChunkDownloader<HmacSigning<S>, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
+        let client = (self.signing)(self.allow.clone()).layer(self.client);
+        let mut downloader: ChunkDownloader<A::Service, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
             .endpoint(self.endpoint)
             .allow_list(self.allow)
             .retry_policy(self.fetch_policy)
@@ -288,7 +320,6 @@ impl<C, K, J: Journal> Recorder<C, K, J> {
     /// The webhook service for the Event Grid subscription's route: mount it in axum
     /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
     pub fn webhook(&self) -> Webhook<J> {
-        use tower_layer::Layer;
         self.webhook.layer(Intake::new(self.engine.shared.clone()))
     }
 

@@ -15,11 +15,14 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// Reading the request body to hash it failed.
     Body,
+    /// The Microsoft Entra credential did not give an access token; nothing was sent.
+    Credential,
     /// The inner service failed.
     Inner,
 }
 
-/// An error from [`HmacSigning`](super::HmacSigning). It never contains key material or signatures.
+/// An error from [`HmacSigning`](super::HmacSigning) or `BearerToken`. It never contains key material, signatures
+/// or tokens.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -41,6 +44,11 @@ impl Error {
         Self { kind: ErrorKind::Body, refused: None, limit: 0, source: Some(source) }
     }
 
+    #[cfg_attr(not(feature = "entra"), allow(dead_code))]
+    pub(crate) fn credential(source: impl Into<BoxError>) -> Self {
+        Self { kind: ErrorKind::Credential, refused: None, limit: 0, source: Some(source.into()) }
+    }
+
     pub(crate) fn inner(source: impl Into<BoxError>) -> Self {
         Self { kind: ErrorKind::Inner, refused: None, limit: 0, source: Some(source.into()) }
     }
@@ -53,6 +61,12 @@ impl Error {
     /// Whether the destination was refused (the inner service was never called).
     pub fn is_refused(&self) -> bool {
         self.kind == ErrorKind::RefusedHost
+    }
+
+    /// Whether the Entra credential failed to give a token; its error is the
+    /// [`source`](std::error::Error::source).
+    pub fn is_credential(&self) -> bool {
+        self.kind == ErrorKind::Credential
     }
 
     /// The refusal, naming the host, when the destination was refused.
@@ -86,6 +100,7 @@ impl fmt::Display for Error {
                 self.limit
             ),
             (ErrorKind::Body, _) => f.write_str("reading the request body to hash it failed"),
+            (ErrorKind::Credential, _) => f.write_str("the credential did not give an access token"),
             (ErrorKind::Inner, _) => f.write_str("the inner service failed"),
         }
     }

@@ -3,8 +3,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, DATE};
-use http::{Request, Uri};
+use http::header::{HeaderValue, AUTHORIZATION, DATE};
+use http::Request;
 use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -16,13 +16,10 @@ use super::future::ResponseFuture;
 use super::sign::{
     cached_http_date, write_string_to_sign, Signer, EMPTY_CONTENT_HASH, LEGACY_SIGNED_HEADERS, SIGNED_HEADERS,
 };
+use super::target::{cross_host, set_x_ms_host, signing_target, X_MS_CONTENT_SHA256, X_MS_DATE};
 use crate::clock::{Clock, SharedClock};
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::BoxError;
-
-pub(crate) const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
-pub(crate) const X_MS_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-ms-content-sha256");
-pub(crate) const X_MS_HOST: HeaderName = HeaderName::from_static("x-ms-host");
 
 /// The default limit for reading a request body to hash it: 1 MiB.
 pub const DEFAULT_BODY_BUFFER_LIMIT: usize = 1024 * 1024;
@@ -152,13 +149,9 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let config = &self.config;
         // SSRF guard (SPEC §5): decide before anything else, so a refused host never reaches the inner service.
-        let cross_host = if AllowList::is_endpoint(&config.endpoint, request.uri()) {
-            false
-        } else {
-            match config.allow.check(request.uri()) {
-                Ok(()) => true,
-                Err(refused) => return ResponseFuture::failed(Error::refused(refused)),
-            }
+        let cross_host = match cross_host(&config.endpoint, &config.allow, request.uri()) {
+            Ok(cross_host) => cross_host,
+            Err(refused) => return ResponseFuture::failed(Error::refused(refused)),
         };
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
@@ -222,11 +215,7 @@ impl Config {
         authorization.set_sensitive(true);
 
         let headers = &mut parts.headers;
-        if cross_host {
-            headers.insert(X_MS_HOST, HeaderValue::from_str(self.endpoint.authority()).expect("authority is ascii"));
-        } else {
-            headers.remove(X_MS_HOST);
-        }
+        set_x_ms_host(headers, &self.endpoint, cross_host);
         if self.legacy_date {
             headers.remove(X_MS_DATE);
             headers.insert(DATE, date);
@@ -235,52 +224,5 @@ impl Config {
         }
         headers.insert(X_MS_CONTENT_SHA256, hash);
         headers.insert(AUTHORIZATION, authorization);
-    }
-}
-
-/// The host and path that are signed for a request to `uri`, given the endpoint's `authority` (`SPEC.md` §2).
-///
-/// For the endpoint itself: its authority and the path with the query (the query only when non-empty). For a
-/// location on another host (recording storage): still the endpoint's authority, and the location's path only, as
-/// the .NET and JS SDKs do; the request then carries `x-ms-host`.
-pub(crate) fn signing_target<'a>(authority: &'a str, uri: &'a Uri, cross_host: bool) -> (&'a str, &'a str) {
-    let path = match uri.path() {
-        "" => "/",
-        path => path,
-    };
-    let path_and_query = match (cross_host, uri.path_and_query(), uri.query()) {
-        (false, Some(pq), Some(query)) if !query.is_empty() => pq.as_str(),
-        _ => path,
-    };
-    (authority, path_and_query)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signing_target_follows_the_cross_host_rule() {
-        let endpoint = Endpoint::parse("https://contoso.communication.azure.com/").unwrap();
-        let table = [
-            ("https://contoso.communication.azure.com/", false, "/"),
-            ("https://contoso.communication.azure.com", false, "/"),
-            ("https://contoso.communication.azure.com/a/b?x=1&y=%20", false, "/a/b?x=1&y=%20"),
-            ("https://contoso.communication.azure.com/a?", false, "/a"),
-            (
-                "https://eu.asm.skype.com/v1/objects/0-eu/content/acsmetadata?sig=abc",
-                true,
-                "/v1/objects/0-eu/content/acsmetadata",
-            ),
-            ("https://eu.asm.skype.com/v1/objects/%2F", true, "/v1/objects/%2F"),
-        ];
-        for (uri, cross_host, expected) in table {
-            let uri: Uri = uri.parse().unwrap();
-            assert_eq!(
-                signing_target(endpoint.authority(), &uri, cross_host),
-                ("contoso.communication.azure.com", expected),
-                "{uri}"
-            );
-        }
     }
 }

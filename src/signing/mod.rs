@@ -1,8 +1,10 @@
-//! HMAC-SHA256 request signing and verification for Azure Communication Services (`SPEC.md` §2).
+//! Authenticating requests to Azure Communication Services: HMAC-SHA256 signing and verification (`SPEC.md` §2),
+//! and Microsoft Entra ID bearer tokens (§6, feature `entra`).
 //!
 //! [`HmacSigningLayer`] signs outgoing requests for any client `Service<http::Request<B>>` (hyper-util's client,
 //! for instance); [`HmacVerifyLayer`] checks such signatures on a server. The pure functions
-//! [`string_to_sign`] and [`compute_signature`] are the scheme itself.
+//! [`string_to_sign`] and [`compute_signature`] are the scheme itself. `BearerTokenLayer` sends an Entra access
+//! token instead, for a resource reached with a managed identity or a developer's sign-in.
 //!
 //! # Example
 //!
@@ -84,16 +86,108 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Microsoft Entra ID
+//!
+//! With the `entra` feature, `BearerTokenLayer` takes the place of the HMAC layer: it asks an
+//! `azure_core::credentials::TokenCredential` (any `azure_identity` credential) for tokens of the scope
+//! `ACS_SCOPE`, `https://communication.azure.com//.default`.
+//!
+#![cfg_attr(
+    feature = "entra",
+    doc = r##"
+```
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use acs_recording::credential::Endpoint;
+use acs_recording::signing::{AllowList, BearerTokenLayer, ACS_SCOPE};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::time::{Duration, OffsetDateTime};
+use bytes::Bytes;
+use http_body_util::Empty;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+/// A stand-in for `azure_identity::ManagedIdentityCredential`: numbered tokens, valid for an hour.
+#[derive(Debug, Default)]
+struct Numbered(AtomicUsize);
+
+#[async_trait::async_trait]
+impl TokenCredential for Numbered {
+    async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+        assert_eq!(scopes, [ACS_SCOPE]);
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(AccessToken::new(format!("token-{n}"), OffsetDateTime::now_utc() + Duration::hours(1)))
+    }
+}
+
+# tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+let credential = Arc::new(Numbered::default());
+let endpoint = Endpoint::parse("https://contoso.communication.azure.com/")?;
+let client = ServiceBuilder::new()
+    .layer(BearerTokenLayer::new(endpoint, credential.clone()).allow_list(AllowList::azure_defaults()))
+    // Any HTTP client goes here; this one answers with the request it was given.
+    .service(service_fn(|request: http::Request<Empty<Bytes>>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(request))
+    }));
+
+// A recording on a storage host: the token, and `x-ms-host` naming the resource, as with HMAC.
+let location = "https://eu.asm.skype.com/v1/objects/0-eu-d1/content/audio";
+let sent = client.clone().oneshot(http::Request::get(location).body(Empty::new())?).await?.into_body();
+assert_eq!(sent.headers()["authorization"], "Bearer token-1");
+assert!(sent.headers()["authorization"].is_sensitive());
+assert_eq!(sent.headers()["x-ms-host"], "contoso.communication.azure.com");
+
+// The token is cached: the next request asks the credential for nothing.
+client.clone().oneshot(http::Request::get(location).body(Empty::new())?).await?;
+assert_eq!(credential.0.load(Ordering::SeqCst), 1);
+
+// A host that is not allowed gets no token, and no request.
+let request = http::Request::get("https://attacker.example/steal").body(Empty::new())?;
+let error = client.oneshot(request).await.unwrap_err();
+assert_eq!(error.to_string(), "refused to sign a request: host `attacker.example` is not on the allow-list");
+# Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+# }).unwrap();
+```
+"##
+)]
+//!
+//! 1. Only the endpoint and hosts on the [`AllowList`] get a token; anything else fails with
+//!    [`ErrorKind::RefusedHost`] before a token is looked up and before the inner service is called. The same
+//!    scheme rules hold: `https`, or `http` for a loopback endpoint or a host named on the allow-list.
+//! 2. A request for another host than the endpoint carries `x-ms-host: <endpoint authority>`, by the same rule
+//!    as the HMAC layer.
+//! 3. The token is cached and shared by every clone of the layer and its services. About 5 minutes before it
+//!    expires (`BearerTokenLayer::refresh_before`) one refresh starts in the background; requests keep using
+//!    the valid token meanwhile. Only a request that finds no valid token waits, and however many wait, the
+//!    credential is asked once.
+//! 4. A 401 drops the token and the request is sent once more with a new one, when its body is empty (the
+//!    downloader's `GET` and `DELETE`; the body type must be `Default` to build the retry). A failed credential
+//!    is [`ErrorKind::Credential`]; nothing is sent.
+//! 5. The `Authorization` header is marked sensitive; `Debug` of the layer, its service and its future never
+//!    shows a token, and neither do errors or logs.
+//!
+//! `azure_core` 1.x needs Rust 1.88, below this crate's 1.89.
 
 mod allow;
+#[cfg(feature = "entra")]
+mod bearer;
+#[cfg(feature = "entra")]
+mod bearer_future;
 mod body;
 mod error;
 mod future;
 mod layer;
 mod sign;
+mod target;
+#[cfg(feature = "entra")]
+mod token;
 mod verify;
 
 pub use allow::{AllowList, InvalidHost, Refused, RefusedReason, DEFAULT_STORAGE_SUFFIXES};
+#[cfg(feature = "entra")]
+pub use bearer::{BearerToken, BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
+#[cfg(feature = "entra")]
+pub use bearer_future::BearerFuture;
 pub use body::{ContentHash, SignableBody};
 pub use error::{Error, ErrorKind};
 pub use future::ResponseFuture;

@@ -16,8 +16,8 @@ use pin_project::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::layer::{signing_target, X_MS_DATE, X_MS_HOST};
 use super::sign::{write_string_to_sign, Signer, LEGACY_SIGNED_HEADERS, SIGNED_HEADERS};
+use super::target::{signing_target, X_MS_DATE, X_MS_HOST};
 use super::ContentHash;
 pub use crate::body::ResponseBody;
 use crate::clock::{Clock, SharedClock};
