@@ -21,8 +21,9 @@ where
     RB::Error: Into<BoxError>,
     K: Sink,
 {
-    /// Fetches a metadata document (with the same resume and retry rules), bounded and checked to be JSON.
-    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<Bytes, Error> {
+    /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once: checked to
+    /// be JSON, with the media format it names (`recordingInfo.format`), if any.
+    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<(Bytes, Option<String>), Error> {
         let limit = self.config.metadata_limit;
         let mut fetch = self.fetch(format!("{label} metadata"), uri);
         let mut document = BytesMut::new();
@@ -41,11 +42,15 @@ where
                 }
             }
         }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&document) {
-            return Err(
-                Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}")).with_source(e)
-            );
+        match serde_json::from_slice::<serde_json::Value>(&document) {
+            Ok(parsed) => {
+                let format = parsed.pointer("/recordingInfo/format").and_then(|f| f.as_str()).map(str::to_owned);
+                Ok((document.freeze(), format))
+            }
+            Err(e) => {
+                Err(Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}"))
+                    .with_source(e))
+            }
         }
-        Ok(document.freeze())
     }
 }

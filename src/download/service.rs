@@ -342,10 +342,7 @@ where
         let extension = match state.format.as_ref().map(RecordingFormatType::as_str) {
             Some(format) => extension_for_format(Some(format)),
             None => {
-                let document = self.fetch_metadata(&label, plan.metadata.clone()).await?;
-                let format = serde_json::from_slice::<serde_json::Value>(&document)
-                    .ok()
-                    .and_then(|v| v.pointer("/recordingInfo/format").and_then(|f| f.as_str()).map(str::to_owned));
+                let (document, format) = self.fetch_metadata(&label, plan.metadata.clone()).await?;
                 metadata = Some(document);
                 extension_for_format(format.as_deref())
             }
@@ -426,7 +423,7 @@ where
         };
         let metadata = match metadata {
             Some(document) => document,
-            None => self.fetch_metadata(&label, plan.metadata.clone()).await?,
+            None => self.fetch_metadata(&label, plan.metadata.clone()).await?.0,
         };
         let metadata_location = self.sink.put_metadata(&target, metadata).await.map_err(sink_error)?;
 
