@@ -15,8 +15,9 @@ use proptest::prelude::*;
 const THRESHOLD: u64 = 64 * 1024;
 const PART: u64 = 16 * 1024;
 
+/// Always parallel: loopback is fast enough that the adaptive policy would keep to two requests.
 fn policy() -> ParallelPolicy {
-    ParallelPolicy::new(THRESHOLD, PART, 4)
+    ParallelPolicy::new(THRESHOLD, PART, 4).fast_stream(None)
 }
 
 async fn emulator() -> Emulator {
@@ -169,6 +170,43 @@ async fn an_interrupted_parallel_download_resumes_only_its_missing_parts() {
     let after = gets(&emulator, "resume");
     assert_eq!(served(&after) - before, missing, "only the missing parts were fetched again");
     assert_eq!(missing, 2 * PART, "{kept:?}");
+}
+
+#[tokio::test]
+async fn a_fast_first_response_keeps_the_chunk_to_two_requests_at_a_time() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let size = THRESHOLD + 8 * PART;
+    emulator.storage().put_document("fast", pattern(size as usize, 19));
+    let stalled = THRESHOLD + 3 * PART;
+    emulator.storage().inject_at("fast", stalled, [Fault::StallAfter(0)]);
+    // Any rate counts as fast here; loopback is.
+    let downloader = downloader(&emulator, dir.path()).parallel(Some(policy().fast_stream(Some(1))));
+    let task = tokio::spawn({
+        let (downloader, recording) = (downloader.clone(), single(&emulator, "call", "fast"));
+        async move { downloader.download(recording).await }
+    });
+    let state = dir.path().join("call").join(".0-fast.wav.partial.json");
+    let extents = || -> Vec<(u64, u64)> {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+            .and_then(|v| serde_json::from_value(v["extents"].clone()).ok())
+            .unwrap_or_default()
+    };
+    // With two requests at a time, the stalled part holds one slot and only the part after it can complete.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while extents().len() < 5 {
+        assert!(Instant::now() < deadline, "the parts did not complete: {:?}", extents());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut kept = extents();
+    kept.sort_unstable();
+    let next = stalled + PART;
+    assert_eq!(kept.last(), Some(&(next, next + PART)), "{kept:?}");
+    assert_eq!(kept.len(), 5, "no third request started: {kept:?}");
+    task.abort();
 }
 
 #[tokio::test]

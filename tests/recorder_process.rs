@@ -431,7 +431,16 @@ async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts
     emulator.storage().inject_at(&document, 4 * PART, [Fault::StallAfter(0)]);
     let out = tempfile::tempdir().unwrap();
     let part = PART.to_string();
-    let args = ["--parallel-threshold", part.as_str(), "--part-size", part.as_str(), "--parallelism", "4"];
+    let args = [
+        "--parallel-threshold",
+        part.as_str(),
+        "--part-size",
+        part.as_str(),
+        "--parallelism",
+        "4",
+        "--fast-stream",
+        "0",
+    ];
     let recorder = Recorder::start_with(&emulator, out.path(), &args).await;
     let event = recording_file_status_updated(&recording);
     assert!(recorder.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());

@@ -133,6 +133,11 @@ struct Args {
     #[arg(long, default_value_t = 32 << 20)]
     parallel_threshold: u64,
 
+    /// A first response at least this fast (bytes per second) keeps a large chunk to two requests at a time; 0 always
+    /// uses --parallelism.
+    #[arg(long, default_value_t = acs_recording::download::DEFAULT_FAST_STREAM)]
+    fast_stream: u64,
+
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -208,7 +213,8 @@ impl Args {
             progress: !self.no_progress,
             metrics: self.metrics,
             parallel: (self.parallelism > 1)
-                .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism)),
+                .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism))
+                .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
         }
     }
 

@@ -143,7 +143,7 @@ pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
-pub use parts::ParallelPolicy;
+pub use parts::{ParallelPolicy, DEFAULT_FAST_STREAM};
 pub use retry::RetryPolicy;
 pub use service::{ChunkDownloader, DEFAULT_METADATA_LIMIT};
 pub use sink::{

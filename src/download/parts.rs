@@ -44,19 +44,34 @@ pub struct ParallelPolicy {
     pub part_size: u64,
     /// Requests in flight for one chunk, the first one included.
     pub parallelism: usize,
+    /// A first response that delivers at least this many bytes per second over its first 4 MiB keeps the chunk to
+    /// two requests at a time: on such a link more connections only compete with the hash for CPU. `None` always
+    /// uses `parallelism`.
+    pub fast_stream: Option<u64>,
 }
 
 impl Default for ParallelPolicy {
     /// Chunks over 32 MiB in parts of 8 MiB, 8 at once.
     fn default() -> Self {
-        Self { threshold: 32 << 20, part_size: 8 << 20, parallelism: 8 }
+        Self { threshold: 32 << 20, part_size: 8 << 20, parallelism: 8, fast_stream: Some(DEFAULT_FAST_STREAM) }
     }
 }
 
 impl ParallelPolicy {
     /// A policy with these sizes (each at least 1).
     pub fn new(threshold: u64, part_size: u64, parallelism: usize) -> Self {
-        Self { threshold: threshold.max(1), part_size: part_size.max(1), parallelism: parallelism.max(1) }
+        Self {
+            threshold: threshold.max(1),
+            part_size: part_size.max(1),
+            parallelism: parallelism.max(1),
+            fast_stream: Some(DEFAULT_FAST_STREAM),
+        }
+    }
+
+    /// Sets the rate of a first response past which the chunk keeps to two requests at a time (`None`: never).
+    pub fn fast_stream(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.fast_stream = bytes_per_second;
+        self
     }
 
     /// The most media bytes one chunk holds in memory: parts received ahead of the hash, at most
@@ -65,6 +80,15 @@ impl ParallelPolicy {
         (self.parallelism.max(1) as u64 - 1).saturating_mul(self.part_size)
     }
 }
+
+/// 256 MB/s: a single connection this fast already keeps the hash (one core) busy on the machines we measure on.
+pub const DEFAULT_FAST_STREAM: u64 = 256_000_000;
+
+/// Bytes of the first response after which its rate decides how many requests the chunk uses.
+const PROBE: u64 = 4 << 20;
+
+/// Requests at a time on a fast link: one hashed while the next arrives.
+const FAST_PARALLELISM: usize = 2;
 
 /// The ranges of `from..total` not covered by `done`, cut into parts of at most `part_size` bytes, in order.
 pub(crate) fn missing(total: u64, from: u64, done: &[(u64, u64)], part_size: u64) -> Vec<(u64, u64)> {
@@ -97,7 +121,7 @@ pub(crate) fn missing(total: u64, from: u64, done: &[(u64, u64)], part_size: u64
 /// What a part task reports.
 enum Message {
     Data { offset: u64, bytes: Bytes },
-    Done { requests: u32 },
+    Done { start: u64, requests: u32 },
 }
 
 /// How a parallel download ended.
@@ -150,7 +174,7 @@ where
         writer.write_at(batch_start, batch).await.map_err(sink)?;
     }
     writer.complete(start, end).await.map_err(sink)?;
-    report.send(Message::Done { requests: fetch.requests() }).await.map_err(|_| gone())
+    report.send(Message::Done { start, requests: fetch.requests() }).await.map_err(|_| gone())
 }
 
 /// Runs the parts of one chunk.
@@ -160,6 +184,8 @@ pub(crate) struct Scheduler<F> {
     pub(crate) label: Arc<str>,
     pub(crate) writer: Arc<dyn PositionalWriter>,
     pub(crate) parallelism: usize,
+    /// See [`ParallelPolicy::fast_stream`].
+    pub(crate) fast_stream: Option<u64>,
     /// The object's size.
     pub(crate) total: u64,
 }
@@ -194,16 +220,25 @@ impl<F> Scheduler<F> {
             let future = run_part(fetch, range, self.label.clone(), self.writer.clone(), report.clone());
             tasks.spawn(future);
         };
+        // While the first response shows how fast one connection is, no other part starts.
+        let mut limit = self.parallelism.max(1);
+        let mut probe = None;
+        let mut first_end = 0;
         if let Some((fetch, end)) = first {
             spawn(&mut tasks, fetch, (0, end));
             open.push(end);
             running += 1;
+            first_end = end;
+            if let Some(fast) = self.fast_stream {
+                probe = Some((fast, tokio::time::Instant::now(), 0u64));
+                limit = 1;
+            }
         }
         let mut next_hash = 0u64;
         let mut waiting: BTreeMap<u64, Bytes> = BTreeMap::new();
         let mut requests = 0u32;
         loop {
-            while open.len() < self.parallelism.max(1) {
+            while open.len() < limit {
                 let Some((start, end)) = queue.next() else { break };
                 spawn(&mut tasks, (self.part)(start, end), (start, end));
                 open.push(end);
@@ -216,6 +251,15 @@ impl<F> Scheduler<F> {
                 message = reports.recv() => match message {
                     Some(Message::Data { offset, bytes }) => {
                         progress(bytes.len() as u64);
+                        if let Some((fast, since, seen)) = probe.as_mut() {
+                            if offset < first_end {
+                                *seen += bytes.len() as u64;
+                                if *seen >= PROBE.min(first_end) {
+                                    limit = self.decide(*fast, *since, *seen);
+                                    probe = None;
+                                }
+                            }
+                        }
                         if let Some(digests) = digests.as_mut() {
                             if offset == next_hash {
                                 next_hash += bytes.len() as u64;
@@ -234,8 +278,11 @@ impl<F> Scheduler<F> {
                             }
                         }
                     }
-                    Some(Message::Done { requests: made }) => {
+                    Some(Message::Done { start, requests: made }) => {
                         requests = requests.saturating_add(made);
+                        if let (0, Some((fast, since, seen))) = (start, probe.take()) {
+                            limit = self.decide(fast, since, seen);
+                        }
                         running -= 1;
                         if digests.is_none() {
                             // Without hashing, a part's slot frees once it is stored; the smallest end is as good as
@@ -278,6 +325,16 @@ impl<F> Scheduler<F> {
             None => None,
         };
         Ok(Parallel::Complete { requests, hashes })
+    }
+
+    /// How many requests the chunk uses, from the first response's rate.
+    fn decide(&self, fast: u64, since: tokio::time::Instant, seen: u64) -> usize {
+        let elapsed = since.elapsed().as_secs_f64().max(1e-6);
+        let rate = seen as f64 / elapsed;
+        let limit =
+            if rate >= fast as f64 { FAST_PARALLELISM.min(self.parallelism.max(1)) } else { self.parallelism.max(1) };
+        tracing::debug!(rate_mb_s = rate / 1e6, parallelism = limit, "first response measured");
+        limit
     }
 }
 

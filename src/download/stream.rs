@@ -149,6 +149,7 @@ where
             label: part_label,
             writer: positional,
             parallelism: policy.parallelism,
+            fast_stream: policy.fast_stream,
             total,
         }
     }
