@@ -84,7 +84,9 @@
 //!    the missing ranges. The SHA-256 covers the whole object in order: parts that arrive ahead wait in memory, and
 //!    no part starts until an earlier one was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`]
 //!    bytes (56 MiB by default) plus a constant. A version change on any part (412, another ETag or size) restarts
-//!    the chunk from byte 0. A sink without positional writes gets the rest as one stream.
+//!    the chunk from byte 0. A sink without positional writes gets the rest as one stream. A first response that
+//!    runs at [`ParallelPolicy::fast_stream`] or faster over its first 4 MiB (256 MB/s by default) keeps the chunk
+//!    to two requests at a time: on such a link more connections only compete with the hash for CPU.
 //! 5. **Resume.** After a reset, a body error, a read timeout or a transient status, the request is repeated with
 //!    `Range: bytes=<received>-` and `If-Match: <first ETag>` (`If-Unmodified-Since` without an ETag). A 206 must
 //!    start at that byte with the first total; a 200 to a Range request is skipped up to that byte when its ETag is
