@@ -165,6 +165,30 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
         self
     }
 
+    /// Tells the progress callback, if one is set, where a chunk and its recording stand.
+    pub(super) fn report(
+        &self,
+        state: &RecordingState,
+        chunk: &RecordingChunk,
+        chunk_bytes: u64,
+        chunk_total: Option<u64>,
+        recording_bytes: u64,
+        chunks_done: usize,
+    ) {
+        if let Some(report) = &self.config.progress {
+            report(&Progress {
+                call_id: &state.call_id,
+                document_id: chunk.document_id(),
+                index: chunk.index(),
+                chunk_bytes,
+                chunk_total,
+                recording_bytes,
+                chunks_done,
+                chunks_total: state.chunks_total,
+            });
+        }
+    }
+
     /// The sink.
     pub fn sink(&self) -> &K {
         &self.sink
@@ -490,18 +514,7 @@ where
 
     fn finish_chunk(&self, state: &RecordingState, chunk: &RecordingChunk, bytes: u64, total: Option<u64>) {
         let chunks_done = state.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(report) = &self.config.progress {
-            report(&Progress {
-                call_id: &state.call_id,
-                document_id: chunk.document_id(),
-                index: chunk.index(),
-                chunk_bytes: bytes,
-                chunk_total: total,
-                recording_bytes: state.bytes.load(Ordering::Relaxed),
-                chunks_done,
-                chunks_total: state.chunks_total,
-            });
-        }
+        self.report(state, chunk, bytes, total, state.bytes.load(Ordering::Relaxed), chunks_done);
     }
 }
 

@@ -22,7 +22,6 @@ use super::service::ChunkDownloader;
 use super::service::{RecordingState, Streamed};
 use super::sink::Sink;
 use super::sink::{ObjectVersion, PositionalWriter, SinkWriter};
-use super::Progress;
 use crate::recording::RecordingChunk;
 use crate::BoxError;
 
@@ -165,18 +164,8 @@ where
         move |n| {
             chunk_bytes += n;
             let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
-            if let Some(report) = &self.config.progress {
-                report(&Progress {
-                    call_id: &state.call_id,
-                    document_id: chunk.document_id(),
-                    index: chunk.index(),
-                    chunk_bytes,
-                    chunk_total: Some(total),
-                    recording_bytes,
-                    chunks_done: state.chunks_done.load(Ordering::Relaxed),
-                    chunks_total: state.chunks_total,
-                });
-            }
+            let chunks_done = state.chunks_done.load(Ordering::Relaxed);
+            self.report(state, chunk, chunk_bytes, Some(total), recording_bytes, chunks_done);
         }
     }
 
@@ -224,18 +213,8 @@ where
                     writer.write(bytes).await.map_err(sink_error)?;
                     chunk_bytes += n;
                     let recording_bytes = state.bytes.fetch_add(n, Ordering::Relaxed) + n;
-                    if let Some(report) = &self.config.progress {
-                        report(&Progress {
-                            call_id: &state.call_id,
-                            document_id: chunk.document_id(),
-                            index: chunk.index(),
-                            chunk_bytes,
-                            chunk_total: fetch.total(),
-                            recording_bytes,
-                            chunks_done: state.chunks_done.load(Ordering::Relaxed),
-                            chunks_total: state.chunks_total,
-                        });
-                    }
+                    let chunks_done = state.chunks_done.load(Ordering::Relaxed);
+                    self.report(state, chunk, chunk_bytes, fetch.total(), recording_bytes, chunks_done);
                 }
             }
         }
