@@ -2,8 +2,6 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +11,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
+use super::future::ResponseFuture;
 use super::shared::Shared;
 use crate::journal::Journal;
 
@@ -41,51 +40,29 @@ impl<J> Health<J> {
     }
 }
 
-/// The future of [`Health`].
-#[must_use = "futures do nothing unless polled"]
-pub struct HealthFuture {
-    inner: Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>,
-}
-
-impl fmt::Debug for HealthFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HealthFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for HealthFuture {
-    type Output = Result<Response<Full<Bytes>>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
-    }
-}
-
 impl<J: Journal, B> Service<Request<B>> for Health<J> {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = HealthFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> HealthFuture {
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = self.shared.clone();
         let get = request.method() == Method::GET || request.method() == Method::HEAD;
         let path = request.uri().path().to_owned();
-        HealthFuture {
-            inner: Box::pin(async move {
-                match (get, path.as_str()) {
-                    (true, "/healthz") => answer(StatusCode::OK, "alive"),
-                    (true, "/readyz") => match readiness(&shared).await {
-                        Ok(()) => answer(StatusCode::OK, "ready"),
-                        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, &reason),
-                    },
-                    _ => answer(StatusCode::NOT_FOUND, "not found"),
-                }
-            }),
-        }
+        ResponseFuture::new(async move {
+            match (get, path.as_str()) {
+                (true, "/healthz") => answer(StatusCode::OK, "alive"),
+                (true, "/readyz") => match readiness(&shared).await {
+                    Ok(()) => answer(StatusCode::OK, "ready"),
+                    Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, &reason),
+                },
+                _ => answer(StatusCode::NOT_FOUND, "not found"),
+            }
+        })
     }
 }
 

@@ -2,8 +2,6 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +11,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
+use super::future::ResponseFuture;
 use super::metrics;
 use super::shared::Shared;
 use crate::clock::Clock as _;
@@ -52,26 +51,6 @@ impl<J> Intake<J> {
     }
 }
 
-/// The future of [`Intake`].
-#[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<Response<Full<Bytes>>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
-    }
-}
-
 impl<J: Journal, B> Service<Request<B>> for Intake<J> {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
@@ -84,7 +63,7 @@ impl<J: Journal, B> Service<Request<B>> for Intake<J> {
     fn call(&mut self, mut request: Request<B>) -> ResponseFuture {
         let shared = self.shared.clone();
         let events = request.extensions_mut().remove::<Events>();
-        ResponseFuture { inner: Box::pin(async move { accept(&shared, events).await }) }
+        ResponseFuture::new(async move { accept(&shared, events).await })
     }
 }
 

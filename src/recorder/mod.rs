@@ -89,6 +89,7 @@
 //!    `/healthz` and `/readyz`.
 
 mod builder;
+mod future;
 mod health;
 mod intake;
 pub mod metrics;
@@ -96,5 +97,6 @@ mod shared;
 mod worker;
 
 pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
-pub use health::{Health, HealthFuture};
-pub use intake::{Intake, ResponseFuture};
+pub use future::ResponseFuture;
+pub use health::Health;
+pub use intake::Intake;
