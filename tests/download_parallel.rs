@@ -34,6 +34,15 @@ fn gets(emulator: &Emulator, document_id: &str) -> Vec<LoggedRequest> {
         .collect()
 }
 
+/// The ranges a parallel download recorded as complete in the partial file's state, if any yet.
+fn recorded_extents(state: &std::path::Path) -> Vec<(u64, u64)> {
+    std::fs::read(state)
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+        .and_then(|v| serde_json::from_value(v["extents"].clone()).ok())
+        .unwrap_or_default()
+}
+
 fn served(requests: &[LoggedRequest]) -> u64 {
     requests.iter().filter(|r| r.status == 200 || r.status == 206).map(|r| r.bytes_sent).sum()
 }
@@ -141,13 +150,7 @@ async fn an_interrupted_parallel_download_resumes_only_its_missing_parts() {
         async move { downloader.download(recording).await }
     });
     let state = dir.path().join("call").join(".0-resume.wav.partial.json");
-    let extents = || -> Vec<(u64, u64)> {
-        std::fs::read(&state)
-            .ok()
-            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
-            .and_then(|v| serde_json::from_value(v["extents"].clone()).ok())
-            .unwrap_or_default()
-    };
+    let extents = || recorded_extents(&state);
     // The first part, the three before the stalled one and the three after it, which then wait to be hashed: the
     // memory bound (4 parts open) keeps the last one from starting.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -187,13 +190,7 @@ async fn a_fast_first_response_keeps_the_chunk_to_two_requests_at_a_time() {
         async move { downloader.download(recording).await }
     });
     let state = dir.path().join("call").join(".0-fast.wav.partial.json");
-    let extents = || -> Vec<(u64, u64)> {
-        std::fs::read(&state)
-            .ok()
-            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
-            .and_then(|v| serde_json::from_value(v["extents"].clone()).ok())
-            .unwrap_or_default()
-    };
+    let extents = || recorded_extents(&state);
     // With two requests at a time, the stalled part holds one slot and only the part after it can complete.
     let deadline = Instant::now() + Duration::from_secs(30);
     while extents().len() < 5 {
