@@ -96,6 +96,9 @@ pub mod download;
 pub mod eventgrid;
 pub mod queue;
 pub mod recording;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod redact;
 mod secret;
 pub mod signing;
