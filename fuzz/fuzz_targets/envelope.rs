@@ -1,4 +1,4 @@
-//! The Event Grid and CloudEvents envelope parser over arbitrary bodies. What it accepts is valid JSON with one event
+//! The Event Grid and CloudEvents envelope parser over arbitrary bodies. What it accepts is JSON with one event
 //! per array element, and every recording event converts to a recording that
 //! survives the journal's JSON round trip.
 #![no_main]
@@ -6,15 +6,20 @@
 use acs_recording::eventgrid::{EventData, Events, Schema};
 use acs_recording::recording::{Recording, RecordingEvents};
 use libfuzzer_sys::fuzz_target;
+use serde::de::IgnoredAny;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, body)) = data.split_first() else { return };
     let schema = if first & 1 == 0 { Schema::EventGrid } else { Schema::CloudEvents };
     let Ok(events) = Events::from_slice(schema, body) else { return };
-    let json: serde_json::Value = serde_json::from_slice(body).expect("an accepted body is valid JSON");
-    let expected = match &json {
-        serde_json::Value::Array(items) => items.len(),
-        _ => 1,
+    // serde_json's own skipping is the yardstick: it lets a lone surrogate escape (`"\udfff"`) through in a value
+    // that is never read, as the envelope parser does for fields it does not know.
+    let expected = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<IgnoredAny>>(body).expect("an accepted batch is a JSON array").len(),
+        _ => {
+            serde_json::from_slice::<IgnoredAny>(body).expect("an accepted body is JSON");
+            1
+        }
     };
     assert_eq!(events.len(), expected, "one event per array element");
     for event in events.iter() {
