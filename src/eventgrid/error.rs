@@ -46,6 +46,9 @@ pub enum ErrorKind {
     InvalidEvent,
     /// The body could not be read to its end (the connection failed): 503, so that Event Grid delivers again.
     BodyRead,
+    /// The body did not arrive within the layer's body timeout (a slow or stalled sender): 408, which Event Grid
+    /// retries.
+    BodyTimeout,
     /// A validation handshake without a validation event: 400.
     MissingValidationCode,
     /// An extractor that needs the webhook layer ran without it: 500, a server misconfiguration.
@@ -122,6 +125,7 @@ impl Error {
             }
             // A transient fault, not bad input: Event Grid never retries a 400 (SPEC.md §4).
             ErrorKind::BodyRead | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -251,6 +255,7 @@ mod tests {
             (ErrorKind::MalformedJson, 400),
             (ErrorKind::InvalidEvent, 400),
             (ErrorKind::BodyRead, 503),
+            (ErrorKind::BodyTimeout, 408),
             (ErrorKind::MissingValidationCode, 400),
             (ErrorKind::MissingLayer, 500),
         ];

@@ -4,12 +4,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project::pin_project;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::check::CheckFuture;
@@ -55,6 +57,10 @@ where
         collector: Collector,
         next: Option<(Parts, S)>,
         schema: Schema,
+        timeout: Option<Duration>,
+        /// Armed the first time the body is not ready, so that a body already in memory needs no timer.
+        #[pin]
+        timer: Option<Sleep>,
     },
     Calling {
         #[pin]
@@ -99,8 +105,15 @@ where
         Self { state, span }
     }
 
-    pub(crate) fn read(body: B, parts: Parts, inner: S, schema: Schema, limit: usize, span: tracing::Span) -> Self {
-        let state = State::Reading { body, collector: Collector::new(limit), next: Some((parts, inner)), schema };
+    pub(crate) fn read(body: B, parts: Parts, inner: S, schema: Schema, config: &Config, span: tracing::Span) -> Self {
+        let state = State::Reading {
+            body,
+            collector: Collector::new(config.max_body_bytes),
+            next: Some((parts, inner)),
+            schema,
+            timeout: config.body_timeout,
+            timer: None,
+        };
         Self { state, span }
     }
 }
@@ -159,6 +172,8 @@ where
                             collector: Collector::new(config.max_body_bytes),
                             next: Some((parts, inner)),
                             schema,
+                            timeout: config.body_timeout,
+                            timer: None,
                         },
                         Err(error) => {
                             tracing::debug!(%error, "delivery refused");
@@ -167,8 +182,22 @@ where
                     };
                     this.state.set(next_state);
                 }
-                StateProj::Reading { body, collector, next, schema } => {
-                    let read = ready!(collector.poll_collect(body, cx));
+                StateProj::Reading { body, collector, next, schema, timeout, mut timer } => {
+                    let read = match collector.poll_collect(body, cx) {
+                        Poll::Ready(read) => read,
+                        Poll::Pending => {
+                            let Some(timeout) = *timeout else { return Poll::Pending };
+                            if timer.is_none() {
+                                timer.set(Some(tokio::time::sleep(timeout)));
+                            }
+                            let Some(sleep) = timer.as_mut().as_pin_mut() else { return Poll::Pending };
+                            ready!(sleep.poll(cx));
+                            Err(Error::new(
+                                ErrorKind::BodyTimeout,
+                                format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+                            ))
+                        }
+                    };
                     let schema = *schema;
                     let Some((parts, mut inner)) = next.take() else {
                         panic!("ResponseFuture polled after completion");

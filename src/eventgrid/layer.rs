@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -12,6 +13,9 @@ use super::service::EventGridWebhook;
 
 /// The CloudEvents origins granted by default: Event Grid in the public, US government and China clouds.
 pub const DEFAULT_ALLOWED_ORIGINS: [&str; 3] = ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"];
+
+/// The default [`EventGridWebhookLayer::body_timeout`]: 30 seconds, Event Grid's own delivery timeout.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Puts an Event Grid webhook in front of a service: handshakes, delivery authentication, limits and parsing.
 ///
@@ -25,6 +29,7 @@ pub struct EventGridWebhookLayer {
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Option<Duration>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_rate: Option<u32>,
     pub(crate) checks: Vec<Arc<dyn DeliveryCheck>>,
@@ -35,6 +40,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
             .field("allowed_origins", &self.allowed_origins)
             .field("allowed_rate", &self.allowed_rate)
             .field("checks", &self.checks.len())
@@ -58,6 +64,7 @@ impl EventGridWebhookLayer {
         Self {
             config: Arc::new(Config {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                body_timeout: Some(DEFAULT_BODY_TIMEOUT),
                 allowed_origins: DEFAULT_ALLOWED_ORIGINS.iter().map(|origin| origin.to_string()).collect(),
                 allowed_rate: None,
                 checks: Vec::new(),
@@ -68,6 +75,14 @@ impl EventGridWebhookLayer {
 
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
+    }
+
+    /// How long a body may take to arrive once the layer waits for it (default 30 s); a slower one gets 408 and
+    /// its connection is free again. `None` waits for as long as the sender takes. The timer needs a tokio runtime
+    /// with time enabled, and starts only when the body is not already there.
+    pub fn body_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config_mut().body_timeout = timeout.into();
+        self
     }
 
     /// Sets the body limit; raise it for subscriptions with large batches. Larger bodies get 413.

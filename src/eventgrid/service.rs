@@ -81,9 +81,8 @@ where
             tracing::debug!(%error, "delivery refused");
             return ResponseFuture::respond(error.to_response(), span.exit());
         }
-        let limit = self.config.max_body_bytes;
         let precheck = schema_of(&parts.headers).and_then(|schema| {
-            check_content_length(&parts.headers, limit)?;
+            check_content_length(&parts.headers, self.config.max_body_bytes)?;
             Ok(schema)
         });
         if !self.config.async_checks.is_empty() {
@@ -103,7 +102,7 @@ where
         // The ready service goes into the future; a clone takes its place (tower's guidance).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::read(body, parts, inner, schema, limit, span.exit())
+        ResponseFuture::read(body, parts, inner, schema, &self.config, span.exit())
     }
 }
 
@@ -134,6 +133,7 @@ fn delivery_span(headers: &HeaderMap) -> tracing::Span {
 mod tests {
     use std::convert::Infallible;
     use std::pin::Pin;
+    use std::time::Duration;
 
     use http::StatusCode;
     use http_body::Frame;
@@ -238,5 +238,49 @@ mod tests {
             let response = webhook().oneshot(request).await.unwrap();
             assert_eq!(response.status(), status, "{uri} {content_type} {length}");
         }
+    }
+
+    /// A body that sends its first bytes and then stalls for ever, as a slow sender does.
+    struct Stalls(bool);
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"[{\"id\":")))))
+            }
+        }
+    }
+
+    impl From<Bytes> for Stalls {
+        fn from(_: Bytes) -> Self {
+            Stalls(false)
+        }
+    }
+
+    fn stalled_delivery() -> Request<Stalls> {
+        Request::post("/e?code=right").header("content-type", "application/json").body(Stalls(false)).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_gets_408_once_the_body_timeout_passes() {
+        let inner = service_fn(|_: Request<Stalls>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+        let layer = EventGridWebhookLayer::new().require_secret(DeliverySecret::query("right"));
+        let started = tokio::time::Instant::now();
+        let response = layer.layer(inner).oneshot(stalled_delivery()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), crate::eventgrid::DEFAULT_BODY_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_body_timeout_a_stalled_body_is_waited_for() {
+        let inner = service_fn(|_: Request<Stalls>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+        let layer = EventGridWebhookLayer::new().require_secret(DeliverySecret::query("right")).body_timeout(None);
+        let waited = tokio::time::timeout(Duration::from_secs(3600), layer.layer(inner).oneshot(stalled_delivery())).await;
+        assert!(waited.is_err(), "the delivery was answered: {waited:?}");
     }
 }
