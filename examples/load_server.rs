@@ -68,7 +68,8 @@ fn main() -> Result<(), acs_recording::BoxError> {
             "recorder" => {
                 let journal = args.get(2).ok_or("recorder needs a journal folder")?;
                 let connection_string: ConnectionString =
-                    "endpoint=https://load.communication.azure.com/;accesskey=bG9hZC10ZXN0LWtleS1ub3QtYS1zZWNyZXQ=".parse()?;
+                    "endpoint=https://load.communication.azure.com/;accesskey=bG9hZC10ZXN0LWtleS1ub3QtYS1zZWNyZXQ="
+                        .parse()?;
                 let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
                 let recorder = Recorder::builder(
                     &connection_string,

@@ -94,11 +94,11 @@ pub mod clock;
 pub mod credential;
 pub mod download;
 pub mod eventgrid;
-pub mod queue;
-pub mod recording;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod queue;
+pub mod recording;
 mod redact;
 mod secret;
 pub mod signing;

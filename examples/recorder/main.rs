@@ -22,6 +22,7 @@
 
 mod demo;
 mod entra;
+mod listen;
 mod progress;
 mod serve;
 mod status;
@@ -121,6 +122,11 @@ struct Args {
     #[arg(long, alias = "queue-capacity", default_value_t = 10_000)]
     max_pending: usize,
 
+    /// Connections served at once; more wait in the listen backlog. Idle ones are closed after 10 s without a
+    /// request.
+    #[arg(long, default_value_t = 16_384)]
+    max_connections: usize,
+
     /// Requests in flight for one large chunk (parallel ranges); 1 downloads every chunk as one stream.
     #[arg(long, default_value_t = 8)]
     parallelism: usize,
@@ -209,6 +215,7 @@ impl Args {
             allow_hosts: self.allow_hosts.clone(),
             workers: self.workers.max(1),
             max_pending: self.max_pending,
+            max_connections: self.max_connections,
             delete_after_download: self.delete_after_download,
             progress: !self.no_progress,
             metrics: self.metrics,

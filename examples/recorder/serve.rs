@@ -39,6 +39,7 @@ pub(crate) struct Settings {
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) workers: usize,
     pub(crate) max_pending: usize,
+    pub(crate) max_connections: usize,
     pub(crate) delete_after_download: bool,
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
@@ -157,12 +158,12 @@ where
         .route_service("/healthz", recorder.health())
         .route_service("/readyz", recorder.health());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let max_connections = settings.max_connections;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = server_stopped.await;
-            })
-            .await
+        crate::listen::serve(listener, app, max_connections, async {
+            let _ = server_stopped.await;
+        })
+        .await
     });
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
@@ -174,7 +175,7 @@ where
 /// The Event Grid layer: the secret in the `code` query parameter or the `x-webhook-secret` header, and the
 /// Entra token of `--webhook-entra-tenant` (its keys fetched over https).
 pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer, BoxError> {
-    let mut layer = EventGridWebhookLayer::new();
+    let mut layer = EventGridWebhookLayer::new().body_timeout(crate::listen::BODY_TIMEOUT);
     if let Some(secret) = settings.webhook_secret.as_deref() {
         let query = DeliverySecret::query(secret);
         let header = DeliverySecret::header(HeaderName::from_static(SECRET_HEADER), secret);

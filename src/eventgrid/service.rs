@@ -280,7 +280,8 @@ mod tests {
     async fn without_a_body_timeout_a_stalled_body_is_waited_for() {
         let inner = service_fn(|_: Request<Stalls>| async { Ok::<_, Infallible>(Response::new(String::new())) });
         let layer = EventGridWebhookLayer::new().require_secret(DeliverySecret::query("right")).body_timeout(None);
-        let waited = tokio::time::timeout(Duration::from_secs(3600), layer.layer(inner).oneshot(stalled_delivery())).await;
+        let waited =
+            tokio::time::timeout(Duration::from_secs(3600), layer.layer(inner).oneshot(stalled_delivery())).await;
         assert!(waited.is_err(), "the delivery was answered: {waited:?}");
     }
 }
