@@ -1,0 +1,8 @@
+//! The recorder example as a separate process in its real mode (a connection string given), pointed at the
+//! emulator: crashes and restarts, hostile clients, and a soak of continuous deliveries with faults.
+#![cfg(unix)]
+
+mod abuse;
+mod lifecycle;
+mod soak;
+mod support;

@@ -1,0 +1,229 @@
+//! The recorder example as a process: finding its binary, starting it on a free port, driving and reading it.
+
+pub(crate) use std::io::{BufRead, BufReader, Read};
+pub(crate) use std::path::{Path, PathBuf};
+pub(crate) use std::process::{Child, Command, Stdio};
+pub(crate) use std::sync::{Arc, Mutex};
+pub(crate) use std::time::{Duration, Instant};
+
+pub(crate) use acs_recording::emulator::eventgrid::{
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+};
+pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
+pub(crate) use http::Method;
+pub(crate) use sha2::{Digest, Sha256};
+
+pub(crate) const SECRET: &str = "process-secret";
+
+/// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
+pub(crate) fn recorder_binary() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let binary = dir.join("examples").join("recorder");
+    if !binary.exists() {
+        // `cargo test` builds every example; a run of this test target alone may not have.
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    assert!(binary.exists(), "{}", binary.display());
+    binary
+}
+
+/// A running recorder process, killed if the test fails before it stops by itself. Its output is read as it comes
+/// (a full pipe would stall it) and kept for the test.
+pub(crate) struct Recorder {
+    pub(crate) child: Option<Child>,
+    pub(crate) addr: String,
+    pub(crate) stdout: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
+}
+
+/// Reads a pipe to its end into `into`, in the background.
+pub(crate) fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+}
+
+impl Recorder {
+    /// Starts the recorder with the command line every start of a test uses (on a port the system picks), and
+    /// waits until its webhook answers the validation handshake (bounded).
+    pub(crate) async fn start(emulator: &Emulator, out: &Path) -> Self {
+        Self::start_with(emulator, out, &[]).await
+    }
+
+    pub(crate) async fn start_with(emulator: &Emulator, out: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(recorder_binary())
+            .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress"])
+            .args(extra)
+            .args(["--allow-host", &emulator.storage_authority(), "--out"])
+            .arg(out)
+            .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the recorder");
+        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        drain(child.stdout.take().expect("piped"), stdout.clone());
+        drain(child.stderr.take().expect("piped"), stderr.clone());
+        let mut recorder = Self { child: Some(child), addr: String::new(), stdout, stderr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // The recorder prints where it listens: `... listening on http://127.0.0.1:PORT/api/events ...`.
+        loop {
+            let printed = recorder.stdout.lock().unwrap().clone();
+            if let Some(rest) = printed.split("listening on http://").nth(1) {
+                recorder.addr = rest.split('/').next().unwrap_or_default().to_owned();
+                break;
+            }
+            let exited = recorder.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "the recorder exited: {}", recorder.stderr.lock().unwrap());
+            assert!(Instant::now() < deadline, "the recorder did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let publisher = recorder.publisher();
+        while publisher.validate().await.is_err() {
+            assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        recorder
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/api/events?code={SECRET}", self.addr)
+    }
+
+    pub(crate) fn publisher(&self) -> EventGridPublisher {
+        let once = RetryPolicy {
+            delays: vec![Duration::from_millis(5)],
+            max_attempts: 1,
+            response_timeout: Duration::from_secs(10),
+        };
+        EventGridPublisher::new(&self.url(), Schema::EventGrid).unwrap().with_retry(once)
+    }
+
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        // The shell's built-in `kill`, so that no procps binary is needed.
+        let status = Command::new("sh").args(["-c", &format!("kill -{signal} {pid}")]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL: the process ends at once, in the middle of whatever it does.
+    pub(crate) fn kill(mut self) {
+        self.signal("KILL");
+        let _ = self.child.take().expect("running").wait();
+    }
+
+    /// Waits (bounded) for the process to exit; answers its status and output.
+    pub(crate) async fn exited(mut self) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut child = self.child.take().expect("running");
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the recorder did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The pipes close with the process; give the readers a moment to take the last lines.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, stdout, stderr)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub(crate) fn journal_dir(out: &Path) -> PathBuf {
+    out.join(".acs-recording")
+}
+
+pub(crate) async fn job(out: &Path, event: &OutgoingEvent) -> Option<Job> {
+    let journal = FileJournal::open_read_only(journal_dir(out)).ok()?;
+    journal.get(&JobId::for_event(&event.id)).await.ok().flatten()
+}
+
+pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub(crate) async fn wait_for_job(out: &Path, event: &OutgoingEvent, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(job) = job(out, event).await {
+            if accept(&job) {
+                return job;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?}", job(out, event).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub(crate) fn media_path(out: &Path, recording: &StoredRecording, index: usize) -> PathBuf {
+    let chunk = &recording.chunks[index];
+    out.join(&recording.call_id).join(format!("{}-{}.wav", chunk.index, chunk.document_id))
+}
+
+/// Every chunk's file has the emulator's SHA-256, the job is done, and the journal holds that one job.
+pub(crate) async fn assert_complete(out: &Path, recording: &StoredRecording, event: &OutgoingEvent) {
+    let job = wait_for_job(out, event, "the job is done", |job| job.state == JobState::Done).await;
+    for (index, chunk) in recording.chunks.iter().enumerate() {
+        let digest: [u8; 32] = Sha256::digest(std::fs::read(media_path(out, recording, index)).unwrap()).into();
+        assert_eq!(digest, chunk.sha256, "chunk {index}");
+        assert_eq!(job.chunks[index].state, ChunkState::Stored);
+    }
+    let jobs = FileJournal::open_read_only(journal_dir(out)).unwrap().list().await.unwrap();
+    assert_eq!(jobs.len(), 1, "no duplicate job: {jobs:?}");
+}
+
+/// Media bytes the storage sent for one chunk, over all its requests.
+pub(crate) fn served(emulator: &Emulator, document_id: &str) -> u64 {
+    emulator
+        .storage()
+        .requests_for(document_id)
+        .iter()
+        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
+        .map(|r| r.bytes_sent)
+        .sum()
+}
+
+/// The resident memory of a process, from `/proc/<pid>/status`.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The open file descriptors of a process, from `/proc/<pid>/fd`.
+pub(crate) fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|entries| entries.count()).unwrap_or(0)
+}
