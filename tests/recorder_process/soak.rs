@@ -37,7 +37,7 @@ async fn a_soak_of_deliveries_and_faulty_downloads_keeps_memory_and_descriptors_
             emulator.storage().record(RecordingSpec::new(format!("soak-{round}"), 60_000 + (round % 5) * 50_000));
         emulator.storage().inject(&recording.chunks[0].document_id, faults(round));
         let event = recording_file_status_updated(&recording);
-        let copies = if round % 3 == 0 { 2 } else { 1 };
+        let copies = if round.is_multiple_of(3) { 2 } else { 1 };
         for _ in 0..copies {
             let mut attempts = 0;
             while !publisher.deliver(std::slice::from_ref(&event)).await.is_delivered() {
