@@ -106,15 +106,24 @@ where
     }
 
     pub(crate) fn read(body: B, parts: Parts, inner: S, schema: Schema, config: &Config, span: tracing::Span) -> Self {
-        let state = State::Reading {
+        Self { state: State::reading(body, parts, inner, schema, config), span }
+    }
+}
+
+impl<S, B> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// Reading the body under the configured limit and timeout.
+    fn reading(body: B, parts: Parts, inner: S, schema: Schema, config: &Config) -> Self {
+        State::Reading {
             body,
             collector: Collector::new(config.max_body_bytes),
             next: Some((parts, inner)),
             schema,
             timeout: config.body_timeout,
             timer: None,
-        };
-        Self { state, span }
+        }
     }
 }
 
@@ -167,14 +176,7 @@ where
                         panic!("ResponseFuture polled after completion");
                     };
                     let next_state = match precheck {
-                        Ok(schema) => State::Reading {
-                            body,
-                            collector: Collector::new(config.max_body_bytes),
-                            next: Some((parts, inner)),
-                            schema,
-                            timeout: config.body_timeout,
-                            timer: None,
-                        },
+                        Ok(schema) => State::reading(body, parts, inner, schema, config),
                         Err(error) => {
                             tracing::debug!(%error, "delivery refused");
                             State::Responding { response: Some(error.to_response()) }
