@@ -10,8 +10,8 @@ use acs_recording::download::{DirectorySink, ObjectStoreSink, ParallelPolicy, Si
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recorder::{Recorder, RecorderBuilder};
-use acs_recording::store::StoreLocation;
 use acs_recording::signing::{AllowList, BearerTokenLayer};
+use acs_recording::store::StoreLocation;
 use acs_recording::BoxError;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};

@@ -132,19 +132,21 @@ impl Claims {
             }
             Mode::Generations => {
                 let listed = self.listed(store, id).await?;
-                let next = match listed.last() {
-                    None => 1,
+                let (next, previous) = match listed.last() {
+                    None => (1, None),
                     Some((number, key)) => {
                         let Some((held, _)) = read(store, key).await? else { return Ok(None) };
                         if !held.expired(SystemTime::now()) {
                             return Ok(None);
                         }
-                        tracing::info!(job = %id, previous = %held.owner, "taking over an expired lease");
-                        number + 1
+                        (number + 1, Some(held.owner))
                     }
                 };
                 if put_create(store, &self.generation_key(id, next), record).await?.is_none() {
                     return Ok(None);
+                }
+                if let Some(previous) = previous {
+                    tracing::info!(job = %id, %previous, "took over an expired lease");
                 }
                 for (_, key) in &listed {
                     delete(store, key).await?;

@@ -2,6 +2,9 @@
 //! Azurite itself, found through `AZURITE_BLOB_STORAGE_URL` or started from its npm install.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(unix)]
+pub mod replica;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::{ChildStdin, Command, Stdio};
@@ -112,17 +115,17 @@ pub struct Backend {
     _folder: Option<tempfile::TempDir>,
 }
 
+/// A container name (at most 63 characters) unique to this test and run.
 fn unique(name: &str) -> String {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}-{}-{:x}", std::process::id(), nanos & 0xffff_ffff)
+    let name: String = name.to_lowercase().replace('_', "-").chars().take(40).collect();
+    format!("{}-{}-{:x}", name.trim_end_matches('-'), std::process::id(), nanos & 0xffff_ffff)
 }
 
 impl Backend {
     /// A fresh container in Azurite.
     pub fn azurite(test: &str) -> Self {
-        let container = unique(test).to_lowercase().replace('_', "-");
-        let container: String = container.chars().take(63).collect();
-        let container = container.trim_end_matches('-').to_owned();
+        let container = unique(test);
         create_container(&container);
         let url = azurite_url();
         acs_recording::store::install_tls_provider();

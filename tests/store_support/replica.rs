@@ -98,8 +98,11 @@ impl Replica {
 
     /// Event Grid's publisher for this replica's webhook, one attempt per delivery.
     pub fn publisher(&self) -> EventGridPublisher {
-        let once =
-            RetryPolicy { delays: vec![Duration::from_millis(5)], max_attempts: 1, response_timeout: Duration::from_secs(10) };
+        let once = RetryPolicy {
+            delays: vec![Duration::from_millis(5)],
+            max_attempts: 1,
+            response_timeout: Duration::from_secs(10),
+        };
         let url = format!("http://{}/api/events?code={SECRET}", self.addr);
         EventGridPublisher::new(&url, Schema::EventGrid).unwrap().with_retry(once)
     }
