@@ -34,6 +34,32 @@ const LIST_CONCURRENCY: usize = 16;
 ///    lease, and the holder stops. A release deletes the claim, so that only job records stay.
 /// 4. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
 ///    [`FileJournal`](super::FileJournal).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::{Duration, SystemTime};
+/// use acs_recording::journal::{Job, Journal, ObjectStoreJournal};
+/// use acs_recording::recording::{Recording, RecordingChunk};
+/// use acs_recording::store::StoreLocation;
+///
+/// let folder = tempfile::tempdir()?;
+/// let location = StoreLocation::parse(&format!("file://{}", folder.path().display()))?;
+/// // Two replicas on the same store.
+/// let a = ObjectStoreJournal::open(location.clone()).await?.owner("a");
+/// let b = ObjectStoreJournal::open(location).await?.owner("b");
+///
+/// let now = SystemTime::now();
+/// let job = Job::new("event-1", Recording::new("call-1").chunk(RecordingChunk::new("doc-0", 0)), now, now + Duration::from_secs(86_400));
+/// assert_eq!(a.insert(std::slice::from_ref(&job)).await?, [true]);
+/// assert_eq!(b.insert(std::slice::from_ref(&job)).await?, [false]); // the same event, delivered to b
+///
+/// let lease = a.claim(&job.id).await?.expect("free");
+/// assert!(b.claim(&job.id).await?.is_none()); // a holds it
+/// a.release(lease).await?;
+/// assert!(b.claim(&job.id).await?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct ObjectStoreJournal {
     inner: Arc<Inner>,

@@ -37,6 +37,30 @@ pub const PART_SIZE: usize = 8 << 20;
 ///    resumed from a staging object: a chunk whose upload was lost starts over. Staging objects older than
 ///    [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
 /// 5. The metadata document is written create-only: the first replica's copy stays.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+/// use acs_recording::store::StoreLocation;
+/// use bytes::Bytes;
+/// use sha2::{Digest, Sha256};
+///
+/// let folder = tempfile::tempdir()?;
+/// let sink = ObjectStoreSink::new(StoreLocation::parse(&format!("file://{}", folder.path().display()))?);
+/// let target = ChunkTarget::new("call-1", "doc-0", 0, "wav");
+///
+/// let Existing::Absent(mut writer) = sink.open(&target).await? else { unreachable!() };
+/// writer.begin(&ObjectVersion::default()).await?;
+/// writer.write(Bytes::from_static(b"RIFF....WAVE")).await?;
+/// let key = writer.commit(12, Sha256::digest(b"RIFF....WAVE").into()).await?;
+/// assert_eq!(key, "call-1/0-doc-0.wav");
+///
+/// // Final with its manifest: no replica downloads it again.
+/// let Existing::Complete(stored) = sink.open(&target).await? else { unreachable!() };
+/// assert_eq!(stored.bytes, 12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct ObjectStoreSink {
     location: StoreLocation,
