@@ -34,6 +34,7 @@ on_both_stores!(
     a_committed_chunk_is_final_with_its_manifest_and_no_staging_object,
     a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it,
     a_writer_dropped_without_commit_leaves_no_final_object,
+    a_stale_staging_object_is_swept_and_a_fresh_one_kept,
     a_redelivered_job_is_written_once_across_replicas,
     a_held_lease_is_refused_and_an_expired_one_taken_over_once,
     a_renewed_lease_is_never_taken_over,
@@ -127,6 +128,21 @@ async fn a_writer_dropped_without_commit_leaves_no_final_object(backend: Backend
     assert!(matches!(sink.open(&target()).await.unwrap(), Existing::Absent(_)));
     let keys = backend.keys().await;
     assert!(keys.is_empty(), "{}: {keys:?}", backend.name);
+}
+
+async fn a_stale_staging_object_is_swept_and_a_fresh_one_kept(backend: Backend) {
+    // What a crash between completing the upload and copying it leaves behind.
+    let folder = backend.location.prefix().clone().join("call-1");
+    let left = folder.clone().join(".0-doc-0.wav.0123456789abcdef0000.partial");
+    backend.store().put(&left, Bytes::from_static(b"partial bytes").into()).await.unwrap();
+    let fresh = ObjectStoreSink::new(backend.location.clone());
+    drop(fresh.open(&target()).await.unwrap());
+    assert!(backend.store().head(&left).await.is_ok(), "younger than the stale age: kept");
+
+    let sweeping = ObjectStoreSink::new(backend.location.clone()).stale_after(Duration::ZERO);
+    drop(sweeping.open(&target()).await.unwrap());
+    assert!(backend.store().head(&left).await.is_err(), "stale: swept");
+    assert!(backend.keys().await.is_empty());
 }
 
 fn job(event: &str) -> Job {
