@@ -76,13 +76,18 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-async fn wait_for_done(journal: &ObjectStoreJournal, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
+/// Waits (bounded) until the job is done and its lease released: the record says done before the claim goes.
+async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
+    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
     let id = JobId::for_event(&event.id);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let job = journal.get(&id).await.unwrap();
         if let Some(job) = job.as_ref().filter(|job| job.state == JobState::Done) {
-            return job.clone();
+            let claim = format!("/claims/{id}");
+            if !backend.keys().await.iter().any(|key| key.contains(&claim)) {
+                return job.clone();
+            }
         }
         if Instant::now() > deadline {
             let logs: Vec<String> = replicas.iter().map(|r| format!("{}:\n{}", r.name, r.stderr())).collect();
@@ -142,7 +147,7 @@ async fn three_replicas_given_the_same_deliveries_download_each_chunk_once(backe
 
     let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
     for event in &events {
-        wait_for_done(&journal, event, &replicas).await;
+        wait_for_done(&backend, event, &replicas).await;
     }
     for chunk in first.chunks.iter().chain(&second.chunks) {
         assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{} downloaded once", chunk.document_id);
@@ -167,8 +172,7 @@ async fn a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires(backend: 
     assert!(backend.store().head(&media_key(&backend, &recording, 0)).await.is_err(), "no final object");
 
     // No redelivery: another replica finds the job in the shared journal once the owner's lease expired.
-    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
-    wait_for_done(&journal, &event, &others).await;
+    wait_for_done(&backend, &event, &others).await;
     assert!(killed_at.elapsed() >= Duration::from_secs(1), "taken over only after the lease");
     assert_eq!(served(&emulator, &first), (1 << 20) + recording.chunks[0].size);
     assert_eq!(served(&emulator, &recording.chunks[1].document_id), recording.chunks[1].size);
@@ -191,9 +195,8 @@ async fn a_slow_owner_that_renews_keeps_its_job(backend: Backend) {
     // The others see the job as soon as they start, and keep trying while it runs.
     let mut all = vec![owner];
     all.extend(others);
-    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
     let started = Instant::now();
-    wait_for_done(&journal, &event, &all).await;
+    wait_for_done(&backend, &event, &all).await;
     assert!(started.elapsed() >= Duration::from_secs(LEASE_SECONDS), "the chunk outlasted a lease");
     assert_eq!(served(&emulator, &document), recording.chunks[0].size, "downloaded once");
     for replica in &all {
@@ -217,7 +220,7 @@ async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
     // Stopped past its lease (a long pause, a partition): the job is taken over and finished elsewhere.
     owner.signal("STOP");
     let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
-    let done = wait_for_done(&journal, &event, &others).await;
+    let done = wait_for_done(&backend, &event, &others).await;
     let mut keys = backend.keys().await;
     owner.signal("CONT");
     let deadline = Instant::now() + Duration::from_secs(30);
