@@ -154,6 +154,19 @@ async fn three_replicas_given_the_same_deliveries_download_each_chunk_once(backe
     }
     assert_eq!(journal.list().await.unwrap().len(), 2, "one job per event");
     assert_stored(&backend, &[&first, &second]).await;
+
+    // The shared journal seen from the command line.
+    let output = std::process::Command::new(store_support::replica::recorder_binary())
+        .args(["status", "--all", "--store", &backend.url])
+        .envs(backend.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{listed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(listed.starts_with(&format!("2 jobs in {} (2 shown)", backend.url)), "{listed}");
+    for event in &events {
+        assert!(listed.contains(&format!("{}  done", JobId::for_event(&event.id))), "{listed}");
+    }
 }
 
 async fn a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires(backend: Backend) {

@@ -107,7 +107,7 @@ struct Args {
     /// settings from the environment: AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, or
     /// AZURE_STORAGE_USE_EMULATOR=true and AZURITE_BLOB_STORAGE_URL for Azurite) or `file:///<absolute path>`.
     /// Replicas given the same store share every job and download each chunk once.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
 
     /// With --store: how long a replica's claim on a job lasts without renewal; a replica that dies holds its
@@ -269,8 +269,16 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(env_filter()).init();
     let args = Args::parse();
     let result = match &args.command {
-        Some(Command::Status { all }) => status::status(&args.journal_dir(), *all).await.map(|()| ExitCode::SUCCESS),
-        Some(Command::Retry { job }) => status::retry(&args.journal_dir(), job).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Status { all }) => match &args.store {
+            Some(url) => status::status_in_store(url, *all).await,
+            None => status::status(&args.journal_dir(), *all).await,
+        }
+        .map(|()| ExitCode::SUCCESS),
+        Some(Command::Retry { job }) => match &args.store {
+            Some(url) => status::retry_in_store(url, job).await,
+            None => status::retry(&args.journal_dir(), job).await,
+        }
+        .map(|()| ExitCode::SUCCESS),
         None => match args.target() {
             Ok(Some(target)) => real(&args, target).await,
             Ok(None) => demo(&args).await,

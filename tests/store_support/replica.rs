@@ -14,7 +14,7 @@ use super::Backend;
 const SECRET: &str = "replica-secret";
 
 /// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
-fn recorder_binary() -> PathBuf {
+pub fn recorder_binary() -> PathBuf {
     let mut dir = std::env::current_exe().expect("test binary path");
     dir.pop();
     if dir.ends_with("deps") {
