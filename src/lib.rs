@@ -85,6 +85,9 @@
 //!   `eventgrid::EntraDeliveryCheck` validates the tokens of Entra-secured Event Grid deliveries (RS256, the
 //!   tenant's published keys). Its dependencies, `azure_core` 1 and `jsonwebtoken` 12, need Rust 1.88, below this
 //!   crate's 1.89.
+//! - `object-store` (implies `recorder`): `acs_recording::store`, `download::ObjectStoreSink` and
+//!   `journal::ObjectStoreJournal`: recordings and the journal in Azure Blob Storage (or any `object_store`
+//!   backend, local files included), shared by many recorder replicas that download each chunk once.
 //!
 //! All are off by default.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -111,6 +114,8 @@ pub mod emulator;
 pub mod journal;
 #[cfg(feature = "recorder")]
 pub mod recorder;
+#[cfg(feature = "object-store")]
+pub mod store;
 
 /// A boxed error, as tower uses for errors of unknown type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

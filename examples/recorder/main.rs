@@ -7,6 +7,10 @@
 //!
 //! With no connection string it runs the same service against the embedded emulator and exits (`demo.rs`).
 //!
+//! With `--store az://<container>/<prefix>` (or `file:///<path>`) the recordings and the journal go to object
+//! storage, shared by every replica started with the same store: each chunk is downloaded once, and the jobs of a
+//! replica that dies are taken over once its leases (`--lease-seconds`) expire.
+//!
 //! With `--auth entra` the downloads authenticate with a Microsoft Entra ID token instead of the access key
 //! (`entra.rs`): the managed identity of the host by default, or a developer's Azure CLI sign-in with
 //! `--entra-credential developer`; the resource comes from `--endpoint`. `--webhook-entra-tenant` and
@@ -99,6 +103,18 @@ struct Args {
     /// Directory recordings are written to, as `<dir>/<call id>/<index>-<document id>.<ext>` plus metadata.
     #[arg(long, global = true, default_value = "./recordings")]
     out: PathBuf,
+
+    /// Object storage for the recordings and the journal instead of `--out`: `az://<container>/<prefix>` (Azure
+    /// settings from the environment: AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, or
+    /// AZURE_STORAGE_USE_EMULATOR=true and AZURITE_BLOB_STORAGE_URL for Azurite) or `file:///<absolute path>`.
+    /// Replicas given the same store share every job and download each chunk once.
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
+
+    /// With --store: how long a replica's claim on a job lasts without renewal; a replica that dies holds its
+    /// jobs this long before another one takes them over.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_seconds: u64,
 
     /// Directory of the journal [default: `<out>/.acs-recording`].
     #[arg(long, global = true)]
@@ -222,6 +238,8 @@ impl Args {
             parallel: (self.parallelism > 1)
                 .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism))
                 .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
+            store: self.store.clone(),
+            lease: std::time::Duration::from_secs(self.lease_seconds),
         }
     }
 
@@ -258,8 +276,16 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(env_filter()).init();
     let args = Args::parse();
     let result = match &args.command {
-        Some(Command::Status { all }) => status::status(&args.journal_dir(), *all).await.map(|()| ExitCode::SUCCESS),
-        Some(Command::Retry { job }) => status::retry(&args.journal_dir(), job).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Status { all }) => match &args.store {
+            Some(url) => status::status_in_store(url, *all).await,
+            None => status::status(&args.journal_dir(), *all).await,
+        }
+        .map(|()| ExitCode::SUCCESS),
+        Some(Command::Retry { job }) => match &args.store {
+            Some(url) => status::retry_in_store(url, job).await,
+            None => status::retry(&args.journal_dir(), job).await,
+        }
+        .map(|()| ExitCode::SUCCESS),
         None => match args.target() {
             Ok(Some(target)) => real(&args, target).await,
             Ok(None) => demo(&args).await,
@@ -301,12 +327,12 @@ async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
         (None, None) => String::new(),
     };
     println!(
-        "recorder for {} ({}) listening on http://{}{}{guard}; journal in {}",
+        "recorder for {} ({}) listening on http://{}{}{guard}; {}",
         signing.endpoint(),
         signing.describe(),
         listener.local_addr()?,
         settings.path,
-        settings.journal.display(),
+        settings.storage(),
     );
     if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
         eprintln!(

@@ -3,13 +3,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use acs_recording::credential::{ConnectionString, Endpoint};
-use acs_recording::download::{DirectorySink, ParallelPolicy};
+use acs_recording::download::{DirectorySink, ObjectStoreSink, ParallelPolicy, Sink};
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
-use acs_recording::journal::{FileJournal, JobState};
+use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recorder::{Recorder, RecorderBuilder};
 use acs_recording::signing::{AllowList, BearerTokenLayer};
+use acs_recording::store::StoreLocation;
 use acs_recording::BoxError;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
@@ -44,6 +46,20 @@ pub(crate) struct Settings {
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) parallel: Option<ParallelPolicy>,
+    /// `--store`: recordings and the journal in object storage instead of `out`.
+    pub(crate) store: Option<String>,
+    /// `--lease-seconds`: how long a claim on a job lasts without renewal.
+    pub(crate) lease: Duration,
+}
+
+impl Settings {
+    /// Where recordings and the journal go, for the start-up line.
+    pub(crate) fn storage(&self) -> String {
+        match &self.store {
+            Some(url) => format!("recordings and journal in {url}"),
+            None => format!("journal in {}", self.journal.display()),
+        }
+    }
 }
 
 /// How the download requests authenticate.
@@ -89,27 +105,58 @@ pub(crate) async fn run(
     for host in &settings.allow_hosts {
         allow = allow.allow_host(host)?;
     }
-    let journal = FileJournal::open(&settings.journal)?;
-    let sink = DirectorySink::new(&settings.out);
-    match signing {
-        Signing::Key(connection_string) => {
-            let builder = Recorder::builder(&connection_string, https_client(), sink, journal);
-            serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+    let storage = Storage { settings, signing, allow, webhook, listener };
+    match &settings.store {
+        None => {
+            let journal = FileJournal::open(&settings.journal)?;
+            storage.start(DirectorySink::new(&settings.out), journal, shutdown).await
         }
-        Signing::Entra(layer) => {
-            let builder = Recorder::builder_with_bearer_token(layer, https_client(), sink, journal);
-            serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+        Some(url) => {
+            // Every replica given the same URL shares the recordings, the jobs and the leases on them.
+            let location = StoreLocation::parse(url)?;
+            let journal = ObjectStoreJournal::open(location.clone()).await?.lease_duration(settings.lease);
+            storage.start(ObjectStoreSink::new(location), journal, shutdown).await
         }
     }
 }
 
-/// What the command line sets on the recorder, whichever way it authenticates.
-fn configure<S, A>(
-    builder: RecorderBuilder<S, DirectorySink, FileJournal, A>,
+/// Everything but the sink and the journal.
+struct Storage<'a> {
+    settings: &'a Settings,
+    signing: Signing,
+    allow: AllowList,
+    webhook: EventGridWebhookLayer,
+    listener: TcpListener,
+}
+
+impl Storage<'_> {
+    async fn start<K: Sink, J: Journal>(
+        self,
+        sink: K,
+        journal: J,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BoxError> {
+        let Self { settings, signing, allow, webhook, listener } = self;
+        match signing {
+            Signing::Key(connection_string) => {
+                let builder = Recorder::builder(&connection_string, https_client(), sink, journal);
+                serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+            }
+            Signing::Entra(layer) => {
+                let builder = Recorder::builder_with_bearer_token(layer, https_client(), sink, journal);
+                serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+            }
+        }
+    }
+}
+
+/// What the command line sets on the recorder, whichever way it authenticates and stores.
+fn configure<S, K, J, A>(
+    builder: RecorderBuilder<S, K, J, A>,
     settings: &Settings,
     allow: AllowList,
     webhook: EventGridWebhookLayer,
-) -> RecorderBuilder<S, DirectorySink, FileJournal, A> {
+) -> RecorderBuilder<S, K, J, A> {
     let mut builder = builder
         .allow_list(allow)
         .webhook_layer(webhook)
@@ -140,8 +187,8 @@ fn configure<S, A>(
 }
 
 /// Serves the recorder's webhook and probes until `shutdown`, running its workers.
-async fn serve<C, RB>(
-    recorder: Recorder<C, DirectorySink, FileJournal>,
+async fn serve<C, RB, K, J>(
+    recorder: Recorder<C, K, J>,
     settings: &Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -152,6 +199,8 @@ where
     C::Future: Send,
     RB: Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
+    K: Sink,
+    J: Journal,
 {
     let app = axum::Router::new()
         .route_service(&settings.path, recorder.webhook())

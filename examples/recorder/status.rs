@@ -2,15 +2,44 @@
 
 use std::path::Path;
 
-use acs_recording::journal::{FileJournal, JobId, JobState, Journal};
+use acs_recording::journal::{FileJournal, JobId, JobState, Journal, ObjectStoreJournal};
+use acs_recording::store::StoreLocation;
 use acs_recording::BoxError;
 
 /// Lists the jobs that are not done (all of them with `all`), with their reasons.
 pub(crate) async fn status(journal: &Path, all: bool) -> Result<(), BoxError> {
     let journal = FileJournal::open_read_only(journal)?;
+    list(&journal, &journal.root().display().to_string(), all).await
+}
+
+/// `status` for the journal every replica on `--store` shares.
+pub(crate) async fn status_in_store(url: &str, all: bool) -> Result<(), BoxError> {
+    let journal = ObjectStoreJournal::open(StoreLocation::parse(url)?).await?;
+    list(&journal, url, all).await
+}
+
+/// `retry` in the shared journal: a running replica takes the job on its next look at the journal.
+pub(crate) async fn retry_in_store(url: &str, id: &str) -> Result<(), BoxError> {
+    let id = JobId::parse(id).ok_or("a job id is 32 lower-case hex digits, as `status` prints it")?;
+    let journal = ObjectStoreJournal::open(StoreLocation::parse(url)?).await?;
+    reopen(&journal, &id).await?;
+    println!("job {id} is pending again; a recorder on the store downloads it");
+    Ok(())
+}
+
+async fn reopen(journal: &impl Journal, id: &JobId) -> Result<(), BoxError> {
+    let mut job = journal.get(id).await?.ok_or_else(|| format!("no job {id}"))?;
+    if !job.reopen() {
+        return Err(format!("job {id} is {}, not failed", job.state).into());
+    }
+    journal.update(&job).await?;
+    Ok(())
+}
+
+async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxError> {
     let jobs = journal.list().await?;
     let shown: Vec<_> = jobs.iter().filter(|job| all || job.state != JobState::Done).collect();
-    println!("{} jobs in {} ({} shown)", jobs.len(), journal.root().display(), shown.len());
+    println!("{} jobs in {place} ({} shown)", jobs.len(), shown.len());
     for job in shown {
         let call = job.recording.as_ref().map_or("-", |r| r.call_id.as_str());
         println!(
@@ -33,11 +62,7 @@ pub(crate) async fn status(journal: &Path, all: bool) -> Result<(), BoxError> {
 pub(crate) async fn retry(journal: &Path, id: &str) -> Result<(), BoxError> {
     let id = JobId::parse(id).ok_or("a job id is 32 lower-case hex digits, as `status` prints it")?;
     let journal = FileJournal::open(journal).map_err(|error| format!("{error} (stop the recorder first)"))?;
-    let mut job = journal.get(&id).await?.ok_or_else(|| format!("no job {id}"))?;
-    if !job.reopen() {
-        return Err(format!("job {id} is {}, not failed", job.state).into());
-    }
-    journal.update(&job).await?;
+    reopen(&journal, &id).await?;
     println!("job {id} is pending again; the recorder downloads it on its next start");
     Ok(())
 }

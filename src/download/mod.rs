@@ -152,3 +152,5 @@ pub use sink::{
     extension_for_format, sanitize_name, ChunkTarget, DirectorySink, DirectoryWriter, Existing, ObjectVersion,
     PositionalWriter, Sink, SinkWriter, Stored, WriteFuture, WriterSink, WriterSinkWriter,
 };
+#[cfg(feature = "object-store")]
+pub use sink::{ObjectStoreSink, ObjectStoreWriter, PART_SIZE};

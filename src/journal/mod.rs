@@ -39,16 +39,29 @@
 //!    replaces a record atomically. A reader never sees half a record.
 //! 3. The [`FileJournal`] writes each record to a temporary name, fsyncs it, links or renames it into place and
 //!    fsyncs the folder. One process at a time holds a folder (an OS lock, released when the process dies).
-//! 4. Implement [`Journal`] to keep jobs elsewhere (object storage, a database): the recorder needs nothing more.
+//! 4. Before working on a job a worker takes its [`Lease`] ([`Journal::claim`]), renews it while it works and
+//!    stops when a renewal finds it taken over. The [`FileJournal`] belongs to one process, so its leases are
+//!    exclusive and never expire; the `ObjectStoreJournal` (feature `object-store`) shares jobs between replicas
+//!    with timed leases in the store.
+//! 5. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
 
+#[cfg(feature = "object-store")]
+mod claim;
 mod file;
 mod job;
+mod lease;
+#[cfg(feature = "object-store")]
+mod store;
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 pub use file::FileJournal;
 pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
+pub use lease::Lease;
+#[cfg(feature = "object-store")]
+pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 
 /// Durable storage for [`Job`]s.
 ///
@@ -74,5 +87,30 @@ pub trait Journal: Send + Sync + 'static {
     /// Whether the journal can write now (for readiness probes); the default says yes.
     fn check_writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Takes the lease on a job before working on it: `None` while another worker holds it. The default, for a
+    /// journal only this process uses, is an [exclusive](Lease::exclusive) lease.
+    fn claim(&self, id: &JobId) -> impl Future<Output = io::Result<Option<Lease>>> + Send {
+        let lease = Lease::exclusive(id.clone());
+        async move { Ok(Some(lease)) }
+    }
+
+    /// Extends a lease by its duration: `Ok(false)` when another worker took it over (the holder must stop).
+    fn renew(&self, lease: &mut Lease) -> impl Future<Output = io::Result<bool>> + Send {
+        let _ = lease;
+        async { Ok(true) }
+    }
+
+    /// Gives a lease up once the work is done or stopped.
+    fn release(&self, lease: Lease) -> impl Future<Output = io::Result<()>> + Send {
+        drop(lease);
+        async { Ok(()) }
+    }
+
+    /// How often workers look for open jobs that other processes accepted, when other processes share this
+    /// journal; `None` (the default) when the jobs of this process are all it has.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
     }
 }

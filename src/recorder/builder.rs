@@ -306,6 +306,7 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
             lifetime: self.lifetime,
             clock: self.clock,
             in_flight: Mutex::default(),
+            polled: Mutex::default(),
             counting: tokio::sync::RwLock::new(()),
         });
         Recorder {

@@ -87,6 +87,11 @@
 //!    to finish, then stop where they are and resume on the next start.
 //! 8. **Observable**: the [`metrics`] facade counters and gauges, `tracing` spans per job, and [`Health`] for
 //!    `/healthz` and `/readyz`.
+//! 9. **Many replicas on one journal** (feature `object-store`): a worker takes a job's
+//!    [`Lease`](crate::journal::Lease) before working on it and skips a job another replica holds, renews the lease
+//!    every third of its duration and stops, writing nothing more, once a renewal finds it taken over. Every
+//!    [`Journal::poll_interval`](crate::journal::Journal::poll_interval) the workers look for open jobs that any
+//!    replica accepted, so that the jobs of a replica that died are finished once its leases expire.
 
 mod builder;
 mod future;

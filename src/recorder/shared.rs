@@ -83,6 +83,8 @@ pub(crate) struct Shared<J> {
     pub(crate) clock: SharedClock,
     /// Jobs a worker holds now, so that a job queued twice runs once.
     pub(crate) in_flight: Mutex<HashSet<JobId>>,
+    /// Jobs the shared-journal poll queued that no worker has taken yet, so that a busy queue gets each once.
+    pub(crate) polled: Mutex<HashSet<JobId>>,
     /// The intake holds it to read while it inserts and counts; the count at start holds it to write.
     pub(crate) counting: tokio::sync::RwLock<()>,
 }
@@ -94,5 +96,17 @@ impl<J> Shared<J> {
 
     pub(crate) fn release(&self, id: &JobId) {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Marks a job queued by the poll: `false` when it is queued or running already.
+    pub(crate) fn mark_polled(&self, id: &JobId) -> bool {
+        if self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+            return false;
+        }
+        self.polled.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone())
+    }
+
+    pub(crate) fn unmark_polled(&self, id: &JobId) {
+        self.polled.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 }

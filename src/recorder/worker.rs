@@ -3,7 +3,7 @@
 use std::error::Error as _;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,7 +20,7 @@ use super::builder::{Engine, Recorder};
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, hex, Sink};
-use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Lease};
 use crate::BoxError;
 
 /// How often done jobs past their retention are pruned while running.
@@ -62,6 +62,18 @@ where
         let mut workers = JoinSet::new();
         for _ in 0..engine.settings.workers {
             workers.spawn(engine.clone().work(receiver.clone(), stopped.clone()));
+        }
+        if let Some(every) = shared.journal.poll_interval() {
+            // Other replicas share the journal: the jobs they accepted (and may have died on) are found here.
+            let poller = engine.clone();
+            scheduled.spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(error) = poller.poll_open().await {
+                        tracing::warn!(%error, "looking for open jobs in the shared journal failed");
+                    }
+                }
+            });
         }
         let maintenance = engine.clone();
         scheduled.spawn(async move {
@@ -144,6 +156,18 @@ where
         Ok(())
     }
 
+    /// Queues every open job that is due and not already queued or running here, whoever accepted it.
+    async fn poll_open(&self) -> io::Result<()> {
+        let now = self.shared.clock.now();
+        for job in self.shared.journal.list().await? {
+            let due = job.next_attempt_at.is_none_or(|at| at <= now);
+            if job.state.is_open() && due && self.shared.mark_polled(&job.id) {
+                let _ = self.shared.queue.send(job.id);
+            }
+        }
+        Ok(())
+    }
+
     /// Queues a job now, or at `due`.
     fn schedule(self: &Arc<Self>, scheduled: &mut JoinSet<()>, id: JobId, due: Option<SystemTime>) {
         let wait = due.and_then(|due| due.duration_since(self.shared.clock.now()).ok());
@@ -180,10 +204,11 @@ where
                     None => break,
                 },
             };
+            self.shared.unmark_polled(&id);
             if !self.shared.claim(&id) {
                 continue;
             }
-            let retry_at = self.run_job(&id).instrument(tracing::info_span!("job", job = %id)).await;
+            let retry_at = self.run_leased(&id).instrument(tracing::info_span!("job", job = %id)).await;
             self.shared.release(&id);
             if let Some(due) = retry_at {
                 metrics::retry();
@@ -195,8 +220,57 @@ where
         retries.detach_all();
     }
 
+    /// One attempt at a job under its lease: renewed every third of its duration while the attempt runs, which
+    /// stops (nothing more is written) as soon as a renewal finds the lease taken over or lapsed.
+    async fn run_leased(&self, id: &JobId) -> Option<SystemTime> {
+        let shared = &self.shared;
+        let mut lease = match shared.journal.claim(id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tracing::debug!(job = %id, "another worker holds the job's lease");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(job = %id, %error, "cannot claim the job; trying again later");
+                return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
+            }
+        };
+        let lost = AtomicBool::new(false);
+        let outcome = match lease.duration() {
+            None => Ok(self.run_job(id, &lost).await),
+            Some(duration) => {
+                let renewal = renew_until_lost(&shared.journal, &mut lease, duration / 3, &lost);
+                tokio::select! {
+                    biased;
+                    reason = renewal => Err(reason),
+                    retry_at = self.run_job(id, &lost) => Ok(retry_at),
+                }
+            }
+        };
+        match outcome {
+            Ok(retry_at) => {
+                if let Err(error) = shared.journal.release(lease).await {
+                    tracing::warn!(job = %id, %error, "cannot release the job's lease; it lapses by itself");
+                }
+                retry_at
+            }
+            Err(reason) => {
+                tracing::warn!(job = %id, owner = lease.owner(), reason, "lease lost: stopping; another replica has the job");
+                None
+            }
+        }
+    }
+
+    /// Writes the job's record, unless the lease on it was lost.
+    async fn checkpoint(&self, job: &Job, lost: &AtomicBool) -> io::Result<()> {
+        if lost.load(Ordering::Acquire) {
+            return Err(io::Error::other("the lease on the job was lost"));
+        }
+        self.shared.journal.update(job).await
+    }
+
     /// One attempt at a job; answers when to try again, if at all.
-    async fn run_job(&self, id: &JobId) -> Option<SystemTime> {
+    async fn run_job(&self, id: &JobId, lost: &AtomicBool) -> Option<SystemTime> {
         let shared = &self.shared;
         let mut job = match shared.journal.get(id).await {
             Ok(Some(job)) if job.state.is_open() => job,
@@ -211,7 +285,7 @@ where
         job.state = JobState::Running;
         job.attempts = job.attempts.saturating_add(1);
         job.next_attempt_at = None;
-        if let Err(error) = shared.journal.update(&job).await {
+        if let Err(error) = self.checkpoint(&job, lost).await {
             tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
             return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
         }
@@ -235,7 +309,7 @@ where
                             metrics::downloaded(manifest.bytes);
                         }
                         // A checkpoint per chunk: a crash after this never downloads the chunk again.
-                        if let Err(error) = shared.journal.update(&job).await {
+                        if let Err(error) = self.checkpoint(&job, lost).await {
                             failure = Some((format!("the journal cannot write: {error}"), true));
                             break;
                         }
@@ -262,7 +336,7 @@ where
                         deletes_pending = true;
                     }
                 }
-                if let Err(error) = shared.journal.update(&job).await {
+                if let Err(error) = self.checkpoint(&job, lost).await {
                     failure = Some((format!("the journal cannot write: {error}"), true));
                     break;
                 }
@@ -284,7 +358,7 @@ where
             None => self.retry_or_fail(&mut job, now, "a chunk could not be deleted from storage".to_owned(), true),
             Some((reason, retryable)) => self.retry_or_fail(&mut job, now, reason, retryable),
         };
-        if let Err(error) = shared.journal.update(&job).await {
+        if let Err(error) = self.checkpoint(&job, lost).await {
             // The journal still says running: the job resumes at the latest on the next start.
             tracing::warn!(job = %id, %error, "cannot record the outcome; trying again later");
             shared.states.moved(JobState::Running, JobState::Pending);
@@ -338,6 +412,31 @@ where
                 job.finished_at = Some(now);
                 (JobState::Failed, None)
             }
+        }
+    }
+}
+
+/// Renews `lease` every `every` until it is lost: answers why, once `lost` is set.
+async fn renew_until_lost<J: Journal>(
+    journal: &J,
+    lease: &mut Lease,
+    every: std::time::Duration,
+    lost: &AtomicBool,
+) -> &'static str {
+    loop {
+        tokio::time::sleep(every).await;
+        // Checked by the wall clock first: a process that was stopped past its lease must not write on.
+        if !lease.is_held(SystemTime::now()) {
+            lost.store(true, Ordering::Release);
+            return "the lease lapsed before it could be renewed";
+        }
+        match journal.renew(lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::Release);
+                return "the lease was taken over";
+            }
+            Err(error) => tracing::warn!(%error, "cannot renew the job's lease; trying again"),
         }
     }
 }

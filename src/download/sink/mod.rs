@@ -1,4 +1,5 @@
-//! Where downloaded chunks go: the [`Sink`] trait, the [`DirectorySink`] and the [`WriterSink`].
+//! Where downloaded chunks go: the [`Sink`] trait, the [`DirectorySink`], the [`WriterSink`] and (feature
+//! `object-store`) the `ObjectStoreSink`.
 //!
 //! A sink stores one chunk at a time through a [`SinkWriter`]. The downloader owns the protocol (requests, resume,
 //! verification); a sink owns durability: it says what it already holds ([`Existing`]), takes the bytes in order,
@@ -7,6 +8,8 @@
 //! chunk's final name.
 
 mod directory;
+#[cfg(feature = "object-store")]
+mod object;
 mod parts;
 mod writer;
 
@@ -19,6 +22,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use directory::{DirectorySink, DirectoryWriter};
+#[cfg(feature = "object-store")]
+pub use object::{ObjectStoreSink, ObjectStoreWriter, PART_SIZE};
 pub use writer::{WriterSink, WriterSinkWriter};
 
 /// The version of an object, as its first response described it: used to pin resumed requests (`If-Match`, or
@@ -71,6 +76,13 @@ pub struct ChunkTarget<'a> {
     pub index: i64,
     /// The file extension for the media: `wav`, `mp3`, `mp4` or `bin`.
     pub extension: &'a str,
+}
+
+impl<'a> ChunkTarget<'a> {
+    /// The target of chunk `index` of a call, without a recording id (set the field when known).
+    pub fn new(call_id: &'a str, document_id: &'a str, index: i64, extension: &'a str) -> Self {
+        Self { call_id, recording_id: None, document_id, index, extension }
+    }
 }
 
 /// A chunk that is already stored completely.

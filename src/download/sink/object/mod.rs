@@ -1,0 +1,231 @@
+//! The object-store sink: `<prefix>/<call id>/<index>-<document id>.<ext>` in any `object_store` backend, each
+//! chunk streamed into a staging object and copied create-only to its final key.
+
+mod writer;
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use writer::ObjectStoreWriter;
+
+use super::{sanitize_name, ChunkTarget, Existing, Sink, Stored};
+use crate::download::chunk::hex;
+use crate::store::{io_error, put_create, StoreLocation};
+
+/// Parts of a multipart upload: 8 MiB, a multiple of what every store accepts (S3's 5 MiB minimum, Azure blocks).
+pub const PART_SIZE: usize = 8 << 20;
+
+/// Writes each chunk to `<prefix>/<call id>/<index>-<document id>.<ext>` and its metadata to
+/// `<prefix>/<call id>/<index>-<document id>.json`, in object storage; several replicas may share one prefix.
+///
+/// 1. Names are [sanitised](super::sanitize_name), as in the [`DirectorySink`](super::DirectorySink).
+/// 2. Media streams into a multipart upload to a staging key unique to the attempt,
+///    `<call id>/.<index>-<document id>.<ext>.<token>.partial`, in parts of [`PART_SIZE`] with at most two parts in
+///    flight: memory stays constant whatever the chunk's size. A partial upload never carries the final key.
+/// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size and
+///    SHA-256) is written create-only, the staging object is copied create-only to the final key and deleted. A
+///    final key that already exists means another replica finished first: the commit succeeds.
+/// 4. A final key with its manifest is [`Existing::Complete`]: the chunk is never downloaded again. Nothing is
+///    resumed from a staging object: a chunk whose upload was lost starts over. Staging objects older than
+///    [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
+/// 5. The metadata document is written create-only: the first replica's copy stays.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+/// use acs_recording::store::StoreLocation;
+/// use bytes::Bytes;
+/// use sha2::{Digest, Sha256};
+///
+/// let folder = tempfile::tempdir()?;
+/// let sink = ObjectStoreSink::new(StoreLocation::parse(&format!("file://{}", folder.path().display()))?);
+/// let target = ChunkTarget::new("call-1", "doc-0", 0, "wav");
+///
+/// let Existing::Absent(mut writer) = sink.open(&target).await? else { unreachable!() };
+/// writer.begin(&ObjectVersion::default()).await?;
+/// writer.write(Bytes::from_static(b"RIFF....WAVE")).await?;
+/// let key = writer.commit(12, Sha256::digest(b"RIFF....WAVE").into()).await?;
+/// assert_eq!(key, "call-1/0-doc-0.wav");
+///
+/// // Final with its manifest: no replica downloads it again.
+/// let Existing::Complete(stored) = sink.open(&target).await? else { unreachable!() };
+/// assert_eq!(stored.bytes, 12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObjectStoreSink {
+    location: StoreLocation,
+    stale_after: Duration,
+}
+
+impl ObjectStoreSink {
+    /// A sink under `location`'s prefix.
+    pub fn new(location: StoreLocation) -> Self {
+        Self { location, stale_after: Duration::from_secs(15 * 60) }
+    }
+
+    /// Sets the age past which a staging object is left over from a dead attempt and deleted (default 15 minutes;
+    /// keep it well above the longest chunk upload).
+    pub fn stale_after(mut self, age: Duration) -> Self {
+        self.stale_after = age;
+        self
+    }
+
+    /// Where the sink writes.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The final key of a chunk's media.
+    pub fn media_key(&self, target: &ChunkTarget<'_>) -> Path {
+        self.location.key(&[&sanitize_name(target.call_id), &format!("{}.{}", base_name(target), target.extension)])
+    }
+
+    /// The key of a chunk's metadata document.
+    pub fn metadata_key(&self, target: &ChunkTarget<'_>) -> Path {
+        self.location.key(&[&sanitize_name(target.call_id), &format!("{}.json", base_name(target))])
+    }
+
+    fn manifest_key(&self, target: &ChunkTarget<'_>) -> Path {
+        self.location
+            .key(&[&sanitize_name(target.call_id), &format!(".{}.{}.json", base_name(target), target.extension)])
+    }
+
+    fn folder(&self, target: &ChunkTarget<'_>) -> Path {
+        self.location.key(&[&sanitize_name(target.call_id)])
+    }
+
+    /// Deletes the staging objects in `folder` older than the stale age (best effort: another replica may race).
+    async fn sweep(&self, folder: &Path) -> io::Result<()> {
+        let store = self.location.store();
+        let listed = store.list_with_delimiter(Some(folder)).await.map_err(io_error)?;
+        let now = SystemTime::now();
+        for object in listed.objects {
+            let stale_name =
+                object.location.filename().is_some_and(|name| name.starts_with('.') && name.ends_with(".partial"));
+            let modified = SystemTime::UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(object.last_modified.timestamp_millis()).unwrap_or_default());
+            let old = now.duration_since(modified).is_ok_and(|age| age >= self.stale_after);
+            if stale_name && old {
+                tracing::info!(key = %object.location, "deleting a staging object left by a dead attempt");
+                match store.delete(&object.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(error) => return Err(io_error(error)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn base_name(target: &ChunkTarget<'_>) -> String {
+    format!("{}-{}", target.index, sanitize_name(target.document_id))
+}
+
+/// What a commit records about a final object, in its manifest.
+#[derive(Debug, Serialize, Deserialize)]
+struct Committed {
+    bytes: u64,
+    /// Lower-case hex.
+    sha256: String,
+}
+
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The SHA-256 of an object, streamed (for a final object whose manifest is missing or does not match).
+async fn hash_object(store: &dyn ObjectStore, key: &Path) -> io::Result<(u64, [u8; 32])> {
+    let mut stream = store.get(key).await.map_err(io_error)?.into_stream();
+    let (mut sha, mut bytes) = (Sha256::new(), 0u64);
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(io_error)?;
+        sha.update(&piece);
+        bytes += piece.len() as u64;
+    }
+    Ok((bytes, sha.finalize().into()))
+}
+
+impl Sink for ObjectStoreSink {
+    type Writer = ObjectStoreWriter;
+
+    async fn open(&self, target: &ChunkTarget<'_>) -> io::Result<Existing<ObjectStoreWriter>> {
+        let store = self.location.store().clone();
+        let media = self.media_key(target);
+        match store.head(&media).await {
+            Ok(meta) => {
+                let manifest = match store.get(&self.manifest_key(target)).await {
+                    Ok(found) => found.bytes().await.ok(),
+                    Err(_) => None,
+                };
+                let committed = manifest.and_then(|raw| serde_json::from_slice::<Committed>(&raw).ok());
+                let recorded = committed
+                    .filter(|c| c.bytes == meta.size)
+                    .and_then(|c| parse_sha256(&c.sha256).map(|s| (c.bytes, s)));
+                let (bytes, sha256) = match recorded {
+                    Some(recorded) => recorded,
+                    None => {
+                        tracing::warn!(key = %media, "final object without a matching manifest: hashing it");
+                        hash_object(store.as_ref(), &media).await?
+                    }
+                };
+                return Ok(Existing::Complete(Stored::new(media.to_string(), bytes, sha256)));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(io_error(error)),
+        }
+        let folder = self.folder(target);
+        if let Err(error) = self.sweep(&folder).await {
+            tracing::warn!(%error, folder = %folder, "sweeping stale staging objects failed");
+        }
+        let staging_stem = format!(".{}.{}", base_name(target), target.extension);
+        let manifest = self.manifest_key(target);
+        let writer = ObjectStoreWriter::new(store, writer::Keys { folder, staging_stem, media, manifest });
+        Ok(Existing::Absent(writer))
+    }
+
+    async fn put_metadata(&self, target: &ChunkTarget<'_>, document: Bytes) -> io::Result<Option<String>> {
+        let key = self.metadata_key(target);
+        // Create-only: a replica that finds the document there already leaves the first copy.
+        put_create(self.location.store().as_ref(), &key, document).await?;
+        Ok(Some(key.to_string()))
+    }
+}
+
+/// The manifest a commit writes: its size and SHA-256 in hex.
+fn manifest_bytes(bytes: u64, sha256: &[u8; 32]) -> io::Result<Bytes> {
+    serde_json::to_vec(&Committed { bytes, sha256: hex(sha256) }).map(Bytes::from).map_err(io::Error::other)
+}
+
+/// The store of a sink, shared by its writers.
+type SharedStore = Arc<dyn ObjectStore>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_read_back() {
+        let raw = manifest_bytes(3, &[7u8; 32]).unwrap();
+        let committed: Committed = serde_json::from_slice(&raw).unwrap();
+        assert_eq!((committed.bytes, parse_sha256(&committed.sha256)), (3, Some([7u8; 32])));
+        assert_eq!(parse_sha256("xyz"), None);
+    }
+}

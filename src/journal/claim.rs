@@ -1,0 +1,220 @@
+//! Leases as claim objects in the store: create-only to take a free job, a compare-and-swap (`PutMode::Update` with
+//! the ETag) to take over an expired lease, or, where the store has no conditional update (local files),
+//! create-only generation keys.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use super::lease::{Lease, LeaseVersion};
+use super::JobId;
+use crate::store::{io_error, lost_condition, put_create};
+
+/// How takeovers are made safe against a race, as the store allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// `claims/<job>.json`, replaced with `If-Match: <etag>`.
+    ETag,
+    /// `claims/<job>/<generation>.json`, each generation created once; the highest one holds.
+    Generations,
+}
+
+/// What a claim object holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    owner: String,
+    /// RFC 3339, UTC.
+    expires_at: String,
+}
+
+impl Record {
+    fn encode(owner: &str, duration: Duration) -> io::Result<Bytes> {
+        let expires = SystemTime::now() + duration;
+        let record = Record { owner: owner.to_owned(), expires_at: crate::time::format_rfc3339(expires, 3) };
+        serde_json::to_vec(&record).map(Bytes::from).map_err(io::Error::other)
+    }
+
+    fn expired(&self, now: SystemTime) -> bool {
+        // An unreadable time counts as expired: a lease nobody can read holds nothing.
+        crate::time::parse_rfc3339(&self.expires_at).is_none_or(|at| at <= now)
+    }
+}
+
+/// The claims of one journal: where they live, who this process is, and how long a lease lasts.
+#[derive(Debug, Clone)]
+pub(super) struct Claims {
+    pub(super) root: Path,
+    pub(super) owner: String,
+    pub(super) duration: Duration,
+    pub(super) mode: Mode,
+}
+
+/// Reads a claim object: `None` when it is gone.
+async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<(Record, UpdateVersion)>> {
+    let found = match store.get(key).await {
+        Ok(found) => found,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(io_error(error)),
+    };
+    let version = UpdateVersion { e_tag: found.meta.e_tag.clone(), version: found.meta.version.clone() };
+    let raw = match found.bytes().await {
+        Ok(raw) => raw,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(io_error(error)),
+    };
+    let record = serde_json::from_slice(&raw).unwrap_or(Record { owner: String::new(), expires_at: String::new() });
+    Ok(Some((record, version)))
+}
+
+async fn delete(store: &dyn ObjectStore, key: &Path) -> io::Result<()> {
+    match store.delete(key).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+impl Claims {
+    fn etag_key(&self, id: &JobId) -> Path {
+        self.root.clone().join(format!("{id}.json"))
+    }
+
+    fn generations(&self, id: &JobId) -> Path {
+        self.root.clone().join(id.as_str())
+    }
+
+    fn generation_key(&self, id: &JobId, generation: u64) -> Path {
+        self.generations(id).join(format!("{generation:020}.json"))
+    }
+
+    /// Every generation key of a job, lowest first.
+    async fn listed(&self, store: &dyn ObjectStore, id: &JobId) -> io::Result<Vec<(u64, Path)>> {
+        let prefix = self.generations(id);
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await.map_err(io_error)?;
+        let mut generations: Vec<(u64, Path)> = objects
+            .into_iter()
+            .filter_map(|meta| {
+                let number = meta.location.filename()?.strip_suffix(".json")?.parse().ok()?;
+                Some((number, meta.location))
+            })
+            .collect();
+        generations.sort_unstable_by_key(|(number, _)| *number);
+        Ok(generations)
+    }
+
+    /// Takes the job's lease: `None` while someone else holds it or won the race for it.
+    pub(super) async fn claim(&self, store: &dyn ObjectStore, id: &JobId) -> io::Result<Option<Lease>> {
+        let record = Record::encode(&self.owner, self.duration)?;
+        match self.mode {
+            Mode::ETag => {
+                let key = self.etag_key(id);
+                if let Some(put) = put_create(store, &key, record.clone()).await? {
+                    return Ok(Some(self.lease(id, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })));
+                }
+                let Some((held, version)) = read(store, &key).await? else { return Ok(None) };
+                if !held.expired(SystemTime::now()) {
+                    return Ok(None);
+                }
+                let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
+                match store.put_opts(&key, PutPayload::from_bytes(record), options).await {
+                    Ok(put) => {
+                        tracing::info!(job = %id, previous = %held.owner, "took over an expired lease");
+                        Ok(Some(self.lease(id, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })))
+                    }
+                    Err(error) if lost_condition(&error) => Ok(None),
+                    Err(error) => Err(io_error(error)),
+                }
+            }
+            Mode::Generations => {
+                let listed = self.listed(store, id).await?;
+                let (next, previous) = match listed.last() {
+                    None => (1, None),
+                    Some((number, key)) => {
+                        let Some((held, _)) = read(store, key).await? else { return Ok(None) };
+                        if !held.expired(SystemTime::now()) {
+                            return Ok(None);
+                        }
+                        (number + 1, Some(held.owner))
+                    }
+                };
+                if put_create(store, &self.generation_key(id, next), record).await?.is_none() {
+                    return Ok(None);
+                }
+                if let Some(previous) = previous {
+                    tracing::info!(job = %id, %previous, "took over an expired lease");
+                }
+                for (_, key) in &listed {
+                    delete(store, key).await?;
+                }
+                Ok(Some(self.lease(id, LeaseVersion::Generation(next))))
+            }
+        }
+    }
+
+    fn lease(&self, id: &JobId, version: LeaseVersion) -> Lease {
+        Lease::timed(id.clone(), self.owner.clone(), self.duration, version)
+    }
+
+    /// Extends a lease: `false` when it was taken over.
+    pub(super) async fn renew(&self, store: &dyn ObjectStore, lease: &mut Lease) -> io::Result<bool> {
+        let record = Record::encode(&self.owner, self.duration)?;
+        let id = lease.job().clone();
+        match lease.version.clone() {
+            LeaseVersion::Exclusive => Ok(true),
+            LeaseVersion::ETag { e_tag, version } => {
+                let options =
+                    PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
+                match store.put_opts(&self.etag_key(&id), PutPayload::from_bytes(record), options).await {
+                    Ok(put) => {
+                        lease.renewed(LeaseVersion::ETag { e_tag: put.e_tag, version: put.version });
+                        Ok(true)
+                    }
+                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
+                        Ok(false)
+                    }
+                    Err(error) => Err(io_error(error)),
+                }
+            }
+            LeaseVersion::Generation(number) => {
+                // The next generation is created once: by this renewal, or by whoever took the lease over.
+                if put_create(store, &self.generation_key(&id, number + 1), record).await?.is_none() {
+                    return Ok(false);
+                }
+                delete(store, &self.generation_key(&id, number)).await?;
+                lease.renewed(LeaseVersion::Generation(number + 1));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Removes the claim object, if it is still this lease's.
+    pub(super) async fn release(&self, store: &dyn ObjectStore, lease: Lease) -> io::Result<()> {
+        let id = lease.job().clone();
+        match lease.version {
+            LeaseVersion::Exclusive => Ok(()),
+            LeaseVersion::ETag { e_tag, .. } => {
+                let key = self.etag_key(&id);
+                // The store has no conditional delete: compare first, so that a lease taken over stays its new
+                // owner's (a takeover in between needs this lease to have expired, which renewals prevent).
+                match store.head(&key).await {
+                    Ok(meta) if meta.e_tag == e_tag => delete(store, &key).await,
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(error) => Err(io_error(error)),
+                }
+            }
+            LeaseVersion::Generation(number) => {
+                for (generation, key) in self.listed(store, &id).await? {
+                    if generation <= number {
+                        delete(store, &key).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The journal in object storage: one JSON object per job and the claims, under `<prefix>/.acs-recording/`, shared by
+//! every replica that opens the same prefix.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use super::claim::{Claims, Mode};
+use super::{Job, JobId, Journal, Lease};
+use crate::store::{io_error, put_create, unique_token, StoreLocation};
+
+/// The folder, beside the recordings, that holds the journal (a name no sanitised call id can take).
+pub const JOURNAL_FOLDER: &str = ".acs-recording";
+
+/// Reads of job records at once while listing.
+const LIST_CONCURRENCY: usize = 16;
+
+/// A [`Journal`] in object storage: `<prefix>/.acs-recording/jobs/<job id>.json`, one object per job, and a lease
+/// per job being worked on in `<prefix>/.acs-recording/claims/`. Every replica opening the same prefix sees every
+/// accepted job.
+///
+/// 1. [`insert`](Journal::insert) is create-only (`PutMode::Create`): of several replicas given the same event,
+///    one writes the job and the others answer it as a duplicate.
+/// 2. [`claim`](Journal::claim) creates `claims/<job id>.json` (owner, expiry) create-only; an expired claim (its
+///    owner died) is taken over with `PutMode::Update` on its ETag, so that of two replicas racing one wins.
+///    Stores without conditional updates (local files) use create-only generation keys
+///    `claims/<job id>/<generation>.json` instead: the next generation is created once.
+/// 3. A renewal is the same compare-and-swap (or the next generation): it fails once another replica took the
+///    lease, and the holder stops. A release deletes the claim, so that only job records stay.
+/// 4. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
+///    [`FileJournal`](super::FileJournal).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::{Duration, SystemTime};
+/// use acs_recording::journal::{Job, Journal, ObjectStoreJournal};
+/// use acs_recording::recording::{Recording, RecordingChunk};
+/// use acs_recording::store::StoreLocation;
+///
+/// let folder = tempfile::tempdir()?;
+/// let location = StoreLocation::parse(&format!("file://{}", folder.path().display()))?;
+/// // Two replicas on the same store.
+/// let a = ObjectStoreJournal::open(location.clone()).await?.owner("a");
+/// let b = ObjectStoreJournal::open(location).await?.owner("b");
+///
+/// let now = SystemTime::now();
+/// let job = Job::new("event-1", Recording::new("call-1").chunk(RecordingChunk::new("doc-0", 0)), now, now + Duration::from_secs(86_400));
+/// assert_eq!(a.insert(std::slice::from_ref(&job)).await?, [true]);
+/// assert_eq!(b.insert(std::slice::from_ref(&job)).await?, [false]); // the same event, delivered to b
+///
+/// let lease = a.claim(&job.id).await?.expect("free");
+/// assert!(b.claim(&job.id).await?.is_none()); // a holds it
+/// a.release(lease).await?;
+/// assert!(b.claim(&job.id).await?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObjectStoreJournal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    location: StoreLocation,
+    jobs: Path,
+    probes: Path,
+    claims: Claims,
+}
+
+impl ObjectStoreJournal {
+    /// Opens the journal under `location`'s prefix, with leases of 30 seconds. Checks that the store answers, and
+    /// whether it can compare-and-swap (`PutMode::Update`) or needs generation keys.
+    pub async fn open(location: StoreLocation) -> io::Result<Self> {
+        let root = location.key(&[JOURNAL_FOLDER]);
+        let probes = root.clone().join("probes");
+        let mode = probe_mode(location.store().as_ref(), &probes).await?;
+        let claims = Claims {
+            root: root.clone().join("claims"),
+            owner: default_owner(),
+            duration: Duration::from_secs(30),
+            mode,
+        };
+        let jobs = root.join("jobs");
+        Ok(Self { inner: Arc::new(Inner { location, jobs, probes, claims }) })
+    }
+
+    /// Sets how long a lease lasts without renewal (default 30 s, at least 1 s); holders renew it every third of
+    /// that, and other replicas look for open jobs every half of it.
+    pub fn lease_duration(self, duration: Duration) -> Self {
+        self.map_claims(|claims| claims.duration = duration.max(Duration::from_secs(1)))
+    }
+
+    /// Sets the name this process holds leases under (default: host name, process id and a random token).
+    pub fn owner(self, owner: impl Into<String>) -> Self {
+        let owner = owner.into();
+        self.map_claims(|claims| claims.owner = owner)
+    }
+
+    fn map_claims(self, change: impl FnOnce(&mut Claims)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            location: shared.location.clone(),
+            jobs: shared.jobs.clone(),
+            probes: shared.probes.clone(),
+            claims: shared.claims.clone(),
+        });
+        change(&mut inner.claims);
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The name this process holds leases under.
+    pub fn owner_name(&self) -> &str {
+        &self.inner.claims.owner
+    }
+
+    /// Whether expired leases are taken over with a compare-and-swap on the ETag (`true`) or with generation keys.
+    pub fn uses_compare_and_swap(&self) -> bool {
+        self.inner.claims.mode == Mode::ETag
+    }
+
+    /// Where the journal is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.inner.location
+    }
+
+    fn store(&self) -> &dyn ObjectStore {
+        self.inner.location.store().as_ref()
+    }
+
+    fn key_of(&self, id: &JobId) -> Path {
+        self.inner.jobs.clone().join(format!("{id}.json"))
+    }
+}
+
+/// `<host>-<pid>-<token>`: unique per process, readable in a claim.
+fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".to_owned());
+    let host = crate::download::sanitize_name(&host);
+    format!("{host}-{}-{}", std::process::id(), &unique_token()[..8])
+}
+
+/// An update against a version that cannot match: `NotImplemented` says the store has no conditional update.
+async fn probe_mode(store: &dyn ObjectStore, probes: &Path) -> io::Result<Mode> {
+    let key = probes.clone().join(format!("{}.json", unique_token()));
+    let never = UpdateVersion { e_tag: Some("\"acs-recording-probe\"".to_owned()), version: None };
+    let options = PutOptions { mode: PutMode::Update(never), ..PutOptions::default() };
+    match store.put_opts(&key, PutPayload::from_static(b"{}"), options).await {
+        Err(object_store::Error::NotImplemented { .. }) => Ok(Mode::Generations),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(Mode::ETag),
+        Err(error) => Err(io_error(error)),
+        Ok(_) => {
+            let _ = store.delete(&key).await;
+            Ok(Mode::ETag)
+        }
+    }
+}
+
+fn encode(job: &Job) -> io::Result<Bytes> {
+    serde_json::to_vec_pretty(job).map(Bytes::from).map_err(io::Error::other)
+}
+
+fn decode(key: &Path, bytes: &[u8]) -> io::Result<Job> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("journal record `{key}` is unreadable: {error}"))
+    })
+}
+
+async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<Job>> {
+    let found = match store.get(key).await {
+        Ok(found) => found,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(io_error(error)),
+    };
+    match found.bytes().await {
+        Ok(raw) => decode(key, &raw).map(Some),
+        // Pruned between the listing and the read: not a job any more.
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+impl Journal for ObjectStoreJournal {
+    async fn insert(&self, jobs: &[Job]) -> io::Result<Vec<bool>> {
+        let mut written = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let created = put_create(self.store(), &self.key_of(&job.id), encode(job)?).await?;
+            written.push(created.is_some());
+        }
+        Ok(written)
+    }
+
+    async fn update(&self, job: &Job) -> io::Result<()> {
+        self.store().put(&self.key_of(&job.id), PutPayload::from_bytes(encode(job)?)).await.map_err(io_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &JobId) -> io::Result<Option<Job>> {
+        read(self.store(), &self.key_of(id)).await
+    }
+
+    async fn list(&self) -> io::Result<Vec<Job>> {
+        let store = self.inner.location.store().clone();
+        let listed: Vec<_> = store.list(Some(&self.inner.jobs)).try_collect().await.map_err(io_error)?;
+        let keys = listed.into_iter().map(|meta| meta.location).filter(|key| {
+            key.filename()
+                .is_some_and(|name| name.ends_with(".json") && JobId::parse(&name[..name.len() - 5]).is_some())
+        });
+        let reads = futures_util::stream::iter(keys.map(|key| {
+            let store = store.clone();
+            async move { read(store.as_ref(), &key).await }
+        }));
+        let mut jobs: Vec<Job> =
+            reads.buffer_unordered(LIST_CONCURRENCY).try_collect::<Vec<_>>().await?.into_iter().flatten().collect();
+        jobs.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(jobs)
+    }
+
+    async fn remove(&self, id: &JobId) -> io::Result<()> {
+        match self.store().delete(&self.key_of(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(io_error(error)),
+        }
+    }
+
+    async fn check_writable(&self) -> io::Result<()> {
+        let key = self.inner.probes.clone().join(format!("{}.json", unique_token()));
+        put_create(self.store(), &key, Bytes::from_static(b"{}")).await?;
+        self.store().delete(&key).await.map_err(io_error)
+    }
+
+    async fn claim(&self, id: &JobId) -> io::Result<Option<Lease>> {
+        self.inner.claims.claim(self.store(), id).await
+    }
+
+    async fn renew(&self, lease: &mut Lease) -> io::Result<bool> {
+        self.inner.claims.renew(self.store(), lease).await
+    }
+
+    async fn release(&self, lease: Lease) -> io::Result<()> {
+        self.inner.claims.release(self.store(), lease).await
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        Some(self.inner.claims.duration / 2)
+    }
+}

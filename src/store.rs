@@ -1,0 +1,186 @@
+//! Object storage that several recorder replicas share (feature `object-store`): where a `--store` URL points, and
+//! the conditional writes that the [`ObjectStoreSink`](crate::download::ObjectStoreSink) and the
+//! [`ObjectStoreJournal`](crate::journal::ObjectStoreJournal) coordinate through.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use acs_recording::store::StoreLocation;
+//!
+//! let folder = tempfile::tempdir()?;
+//! let url = format!("file://{}/recordings", folder.path().display());
+//! let location = StoreLocation::parse(&url)?;
+//! assert_eq!(location.prefix().as_ref(), "");
+//! assert!(folder.path().join("recordings").is_dir());
+//!
+//! let error = StoreLocation::parse("s3://bucket/prefix").unwrap_err();
+//! assert_eq!(error.to_string(), "`s3://bucket/prefix` is not a store this recorder opens: use az://<container>/<prefix> or file:///<absolute path>");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Rules
+//!
+//! 1. `az://<container>/<prefix>` opens Azure Blob Storage with the settings `MicrosoftAzureBuilder::from_env`
+//!    reads (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_USE_EMULATOR=true` for
+//!    Azurite, `AZURITE_BLOB_STORAGE_URL` to move its port); `file:///<absolute path>` opens a local folder
+//!    (created when missing).
+//! 2. Small records are written create-only (`PutMode::Create`) or compared-and-swapped (`PutMode::Update` with
+//!    the ETag): "already exists" and "precondition failed" are answers, not failures.
+//! 3. Errors never carry a key or a SAS token: object_store redacts them, and the URL's query string is never
+//!    printed.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
+
+/// An object store and the prefix under which the recorder keeps everything.
+#[derive(Clone)]
+pub struct StoreLocation {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The store's Display names its kind and container; its Debug could hold credentials.
+        f.debug_struct("StoreLocation")
+            .field("store", &format_args!("{}", self.store))
+            .field("prefix", &self.prefix.as_ref())
+            .finish()
+    }
+}
+
+impl StoreLocation {
+    /// A store and a prefix inside it (empty for the store's root).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        Self { store, prefix }
+    }
+
+    /// Opens `az://<container>/<prefix>` (settings from the environment) or `file:///<absolute path>`.
+    pub fn parse(url: &str) -> io::Result<Self> {
+        let shown = url.split(['?', '#']).next().unwrap_or_default();
+        let unsupported = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "`{shown}` is not a store this recorder opens: use az://<container>/<prefix> or file:///<absolute path>"
+                ),
+            )
+        };
+        if let Some(rest) = shown.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(unsupported());
+            }
+            std::fs::create_dir_all(rest)?;
+            // Empty folders go with their last object, as they do in a bucket.
+            let local = LocalFileSystem::new_with_prefix(rest).map_err(io_error)?.with_automatic_cleanup(true);
+            return Ok(Self::new(Arc::new(local), Path::default()));
+        }
+        let rest = shown.strip_prefix("az://").or_else(|| shown.strip_prefix("azure://")).ok_or_else(unsupported)?;
+        let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if container.is_empty() {
+            return Err(unsupported());
+        }
+        install_tls_provider();
+        let azure = MicrosoftAzureBuilder::from_env().with_container_name(container).build().map_err(io_error)?;
+        let prefix = Path::parse(prefix.trim_matches('/')).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("`{prefix}` is not a valid object prefix: {e}"))
+        })?;
+        Ok(Self::new(Arc::new(azure), prefix))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The prefix everything is kept under.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// A key under the prefix, from `/`-separated parts that are already safe names.
+    pub(crate) fn key(&self, parts: &[&str]) -> Path {
+        let mut path = self.prefix.clone();
+        for part in parts {
+            path = path.join(*part);
+        }
+        path
+    }
+}
+
+/// Installs ring as rustls's process-wide crypto provider, unless one is installed already: object_store's HTTP
+/// client needs one. [`StoreLocation::parse`] calls it; call it before building an Azure store yourself.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An object_store error as an I/O error of the matching kind.
+pub(crate) fn io_error(error: object_store::Error) -> io::Error {
+    let kind = match &error {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            io::ErrorKind::PermissionDenied
+        }
+        object_store::Error::NotImplemented { .. } => io::ErrorKind::Unsupported,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, error)
+}
+
+/// Whether a conditional write lost: the object exists, or its version moved on.
+pub(crate) fn lost_condition(error: &object_store::Error) -> bool {
+    matches!(error, object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })
+}
+
+/// Writes `bytes` only if nothing is at `path`: `Ok(None)` when something is.
+pub(crate) async fn put_create(store: &dyn ObjectStore, path: &Path, bytes: Bytes) -> io::Result<Option<PutResult>> {
+    let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+    match store.put_opts(path, PutPayload::from_bytes(bytes), options).await {
+        Ok(result) => Ok(Some(result)),
+        Err(error) if lost_condition(&error) => Ok(None),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+/// A token unique to this process and call: for staging keys and lease owners.
+pub(crate) fn unique_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default());
+    let random = hasher.finish();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{random:016x}{n:04x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_name_no_supported_store_are_refused_without_their_query() {
+        for url in ["s3://bucket/x", "file://relative/path", "az:///prefix", "http://host/x?sig=secret"] {
+            let error = StoreLocation::parse(url).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{url}");
+            assert!(!error.to_string().contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn tokens_do_not_repeat() {
+        let tokens: std::collections::HashSet<String> = (0..1000).map(|_| unique_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+    }
+}

@@ -1,0 +1,226 @@
+//! The object-store sink and journal against Azurite and against local files, the same suite for both: staging
+//! keys, create-only commits, claims, takeovers and renewals.
+
+mod store_support;
+
+use std::time::Duration;
+
+use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
+use acs_recording::recording::{Recording, RecordingChunk};
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use sha2::{Digest, Sha256};
+use store_support::Backend;
+
+/// Runs a suite once against Azurite and once against local files.
+macro_rules! on_both_stores {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                super::$suite(Backend::azurite(stringify!($suite))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_files() {
+                super::$suite(Backend::local()).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_committed_chunk_is_final_with_its_manifest_and_no_staging_object,
+    a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it,
+    a_writer_dropped_without_commit_leaves_no_final_object,
+    a_stale_staging_object_is_swept_and_a_fresh_one_kept,
+    a_redelivered_job_is_written_once_across_replicas,
+    a_held_lease_is_refused_and_an_expired_one_taken_over_once,
+    a_renewed_lease_is_never_taken_over,
+    released_leases_leave_only_job_records,
+);
+
+fn target<'a>() -> ChunkTarget<'a> {
+    ChunkTarget::new("call-1", "doc-0", 0, "wav")
+}
+
+fn version() -> ObjectVersion {
+    ObjectVersion::new(Some("\"0x1\"".into()), None, None)
+}
+
+/// `size` bytes that differ from block to block.
+fn media(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + i / 4096) as u8).collect()
+}
+
+async fn write_chunk(sink: &ObjectStoreSink, bytes: &[u8]) -> String {
+    let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+    writer.begin(&version()).await.unwrap();
+    for piece in bytes.chunks(1 << 20) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer.commit(bytes.len() as u64, Sha256::digest(bytes).into()).await.unwrap()
+}
+
+async fn a_committed_chunk_is_final_with_its_manifest_and_no_staging_object(backend: Backend) {
+    let sink = ObjectStoreSink::new(backend.location.clone());
+    // More than two 8 MiB parts: the upload is a real multipart one.
+    let bytes = media(20 << 20);
+    let location = write_chunk(&sink, &bytes).await;
+    assert_eq!(location, "recordings/call-1/0-doc-0.wav".trim_start_matches(prefix_less(&backend)));
+    let stored = backend.store().get(&sink.media_key(&target())).await.unwrap().bytes().await.unwrap();
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(&bytes));
+    sink.put_metadata(&target(), Bytes::from_static(br#"{"a":1}"#)).await.unwrap();
+    // The metadata is create-only: a second document does not replace the first.
+    sink.put_metadata(&target(), Bytes::from_static(br#"{"a":2}"#)).await.unwrap();
+    let metadata = backend.store().get(&sink.metadata_key(&target())).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&metadata[..], br#"{"a":1}"#);
+
+    let base = backend.location.prefix().as_ref().to_owned();
+    let join = |name: &str| if base.is_empty() { name.to_owned() } else { format!("{base}/{name}") };
+    assert_eq!(
+        backend.keys().await,
+        [join("call-1/.0-doc-0.wav.json"), join("call-1/0-doc-0.json"), join("call-1/0-doc-0.wav")],
+        "{}",
+        backend.name
+    );
+    let Existing::Complete(found) = sink.open(&target()).await.unwrap() else { panic!("committed") };
+    assert_eq!((found.bytes, found.sha256), (bytes.len() as u64, Sha256::digest(&bytes).into()));
+}
+
+/// The local backend keeps no prefix: its keys start at the folder's root.
+fn prefix_less(backend: &Backend) -> &'static str {
+    if backend.location.prefix().as_ref().is_empty() {
+        "recordings/"
+    } else {
+        ""
+    }
+}
+
+async fn a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it(backend: Backend) {
+    let sink = ObjectStoreSink::new(backend.location.clone());
+    let bytes = media(300_000);
+    // Two replicas open the chunk before either commits: both stream to staging keys of their own.
+    let Existing::Absent(mut first) = sink.open(&target()).await.unwrap() else { panic!("nothing stored") };
+    let Existing::Absent(mut second) = sink.open(&target()).await.unwrap() else { panic!("nothing stored") };
+    assert_ne!(first.staging_key(), second.staging_key());
+    for writer in [&mut first, &mut second] {
+        writer.begin(&version()).await.unwrap();
+        writer.write(Bytes::from(bytes.clone())).await.unwrap();
+    }
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let a = first.commit(bytes.len() as u64, sha).await.unwrap();
+    let b = second.commit(bytes.len() as u64, sha).await.unwrap();
+    assert_eq!(a, b);
+    let keys = backend.keys().await;
+    assert_eq!(keys.len(), 2, "media and manifest only: {keys:?}");
+    assert!(keys.iter().all(|k| !k.ends_with(".partial")), "{keys:?}");
+}
+
+async fn a_writer_dropped_without_commit_leaves_no_final_object(backend: Backend) {
+    let sink = ObjectStoreSink::new(backend.location.clone()).stale_after(Duration::ZERO);
+    let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored") };
+    writer.begin(&version()).await.unwrap();
+    writer.write(Bytes::from(media(9 << 20))).await.unwrap();
+    drop(writer);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(matches!(sink.open(&target()).await.unwrap(), Existing::Absent(_)));
+    let keys = backend.keys().await;
+    assert!(keys.is_empty(), "{}: {keys:?}", backend.name);
+}
+
+async fn a_stale_staging_object_is_swept_and_a_fresh_one_kept(backend: Backend) {
+    // What a crash between completing the upload and copying it leaves behind.
+    let folder = backend.location.prefix().clone().join("call-1");
+    let left = folder.clone().join(".0-doc-0.wav.0123456789abcdef0000.partial");
+    backend.store().put(&left, Bytes::from_static(b"partial bytes").into()).await.unwrap();
+    let fresh = ObjectStoreSink::new(backend.location.clone());
+    drop(fresh.open(&target()).await.unwrap());
+    assert!(backend.store().head(&left).await.is_ok(), "younger than the stale age: kept");
+
+    let sweeping = ObjectStoreSink::new(backend.location.clone()).stale_after(Duration::ZERO);
+    drop(sweeping.open(&target()).await.unwrap());
+    assert!(backend.store().head(&left).await.is_err(), "stale: swept");
+    assert!(backend.keys().await.is_empty());
+}
+
+fn job(event: &str) -> Job {
+    let now = std::time::SystemTime::now();
+    let recording = Recording::new("call").chunk(RecordingChunk::new("doc", 0));
+    Job::new(event, recording, now, now + Duration::from_secs(3600))
+}
+
+async fn replicas(backend: &Backend, lease: Duration) -> (ObjectStoreJournal, ObjectStoreJournal) {
+    let a = ObjectStoreJournal::open(backend.location.clone()).await.unwrap().lease_duration(lease).owner("replica-a");
+    let b = ObjectStoreJournal::open(backend.location.clone()).await.unwrap().lease_duration(lease).owner("replica-b");
+    assert_eq!(a.uses_compare_and_swap(), backend.name == "azurite");
+    (a, b)
+}
+
+async fn a_redelivered_job_is_written_once_across_replicas(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(30)).await;
+    assert_eq!(a.insert(&[job("e1"), job("e2")]).await.unwrap(), [true, true]);
+    assert_eq!(b.insert(&[job("e2"), job("e3")]).await.unwrap(), [false, true]);
+    let listed: Vec<String> = b.list().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(listed, ["e1", "e2", "e3"]);
+    let mut done = job("e1");
+    done.state = JobState::Done;
+    a.update(&done).await.unwrap();
+    assert_eq!(b.get(&done.id).await.unwrap().unwrap().state, JobState::Done);
+    b.remove(&done.id).await.unwrap();
+    b.remove(&done.id).await.unwrap();
+    assert_eq!(a.get(&done.id).await.unwrap(), None);
+    a.check_writable().await.unwrap();
+}
+
+async fn a_held_lease_is_refused_and_an_expired_one_taken_over_once(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(1)).await;
+    let id = JobId::for_event("e1");
+    let mut held = a.claim(&id).await.unwrap().expect("free");
+    assert_eq!(held.owner(), "replica-a");
+    assert!(b.claim(&id).await.unwrap().is_none(), "held by a");
+    // a stops renewing (as if it had crashed): once expired, b takes over, and only once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let c = ObjectStoreJournal::open(backend.location.clone()).await.unwrap().owner("replica-c");
+    let (taken, raced) = tokio::join!(b.claim(&id), c.claim(&id));
+    let winners = [taken.unwrap(), raced.unwrap()].into_iter().flatten().count();
+    assert_eq!(winners, 1, "exactly one replica takes an expired lease over");
+    // The old holder learns it on its next renewal and must stop.
+    assert!(!a.renew(&mut held).await.unwrap(), "a was taken over");
+}
+
+async fn a_renewed_lease_is_never_taken_over(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(1)).await;
+    let id = JobId::for_event("slow");
+    let mut lease = a.claim(&id).await.unwrap().expect("free");
+    // Three lease lengths of work, renewed every third of a lease; b tries all along.
+    for _ in 0..9 {
+        tokio::time::sleep(Duration::from_millis(330)).await;
+        assert!(a.renew(&mut lease).await.unwrap(), "still a's");
+        assert!(b.claim(&id).await.unwrap().is_none(), "b never gets a renewed lease");
+    }
+    a.release(lease).await.unwrap();
+    assert!(b.claim(&id).await.unwrap().is_some(), "free once released");
+}
+
+async fn released_leases_leave_only_job_records(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(1)).await;
+    let jobs = [job("e1"), job("e2")];
+    a.insert(&jobs).await.unwrap();
+    for (journal, job) in [(&a, &jobs[0]), (&b, &jobs[1])] {
+        let mut lease = journal.claim(&job.id).await.unwrap().expect("free");
+        assert!(journal.renew(&mut lease).await.unwrap());
+        journal.release(lease).await.unwrap();
+    }
+    // b takes an expired lease of a's over, then releases it.
+    let stale = a.claim(&jobs[0].id).await.unwrap().expect("free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let taken = b.claim(&jobs[0].id).await.unwrap().expect("expired");
+    b.release(taken).await.unwrap();
+    a.release(stale).await.unwrap();
+    let keys = backend.keys().await;
+    let records: Vec<&String> = keys.iter().filter(|k| !k.contains("/jobs/")).collect();
+    assert!(records.is_empty(), "{}: {keys:?}", backend.name);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+}

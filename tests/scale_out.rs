@@ -1,0 +1,252 @@
+//! Three recorder replicas (processes) on one store, against Azurite and against local files: the same deliveries
+//! and duplicates reach every replica and each chunk is downloaded once; a replica killed in the middle of a chunk
+//! leaves no final object and its job is finished by another one once the lease expires, without a redelivery; a
+//! slow owner that renews keeps its job; an owner that was taken over stops.
+#![cfg(unix)]
+
+mod store_support;
+
+use std::time::{Duration, Instant};
+
+use acs_recording::emulator::eventgrid::{recording_file_status_updated, DeliveryOutcome, OutgoingEvent};
+use acs_recording::emulator::{Emulator, Fault, Link, RecordingSpec, StoredRecording};
+use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
+use http::Method;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use sha2::{Digest, Sha256};
+use store_support::replica::Replica;
+use store_support::Backend;
+
+/// Leases short enough for the takeover tests to run in seconds.
+const LEASE_SECONDS: u64 = 2;
+
+macro_rules! on_both_stores {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                super::$suite(Backend::azurite(stringify!($suite))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_files() {
+                super::$suite(Backend::local()).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    three_replicas_given_the_same_deliveries_download_each_chunk_once,
+    a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires,
+    a_slow_owner_that_renews_keeps_its_job,
+    an_owner_that_was_taken_over_stops_writing,
+);
+
+async fn start_replicas(emulator: &Emulator, backend: &Backend, names: &[&str]) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for name in names {
+        replicas.push(Replica::start(name, emulator, backend, LEASE_SECONDS).await);
+    }
+    replicas
+}
+
+/// Media bytes the emulator's storage sent for one chunk, over all its requests.
+fn served(emulator: &Emulator, document_id: &str) -> u64 {
+    emulator
+        .storage()
+        .requests_for(document_id)
+        .iter()
+        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
+        .map(|r| r.bytes_sent)
+        .sum()
+}
+
+fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {
+    let requests = emulator.storage().requests_for(document_id);
+    requests.iter().any(|request| request.path.ends_with("/content/audio") && request.status != 0)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (bounded) until the job is done and its lease released: the record says done before the claim goes.
+async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
+    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
+    let id = JobId::for_event(&event.id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = journal.get(&id).await.unwrap();
+        if let Some(job) = job.as_ref().filter(|job| job.state == JobState::Done) {
+            let claim = format!("/claims/{id}");
+            if !backend.keys().await.iter().any(|key| key.contains(&claim)) {
+                return job.clone();
+            }
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = replicas.iter().map(|r| format!("{}:\n{}", r.name, r.stderr())).collect();
+            panic!("the job is not done: {job:?}\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn media_key(backend: &Backend, recording: &StoredRecording, index: usize) -> Path {
+    let chunk = &recording.chunks[index];
+    let name = format!("{}-{}.wav", chunk.index, chunk.document_id);
+    let prefix = backend.location.prefix().clone();
+    prefix.join(recording.call_id.as_str()).join(name.as_str())
+}
+
+/// Every chunk's final object has the emulator's SHA-256, and the store holds nothing but final objects and
+/// small internal records: no staging object, no claim.
+async fn assert_stored(backend: &Backend, recordings: &[&StoredRecording]) {
+    for recording in recordings {
+        for (index, chunk) in recording.chunks.iter().enumerate() {
+            let key = media_key(backend, recording, index);
+            let bytes = backend.store().get(&key).await.unwrap().bytes().await.unwrap();
+            assert_eq!(<[u8; 32]>::from(Sha256::digest(&bytes)), chunk.sha256, "{key}");
+        }
+    }
+    let media_count: usize = recordings.iter().map(|r| r.chunks.len()).sum();
+    let keys = backend.keys().await;
+    assert!(keys.iter().all(|k| !k.contains(".partial") && !k.contains("/claims/")), "{}: {keys:?}", backend.name);
+    let media: Vec<&String> = keys.iter().filter(|k| k.ends_with(".wav")).collect();
+    assert_eq!(media.len(), media_count, "{keys:?}");
+    for key in keys.iter().filter(|k| !k.ends_with(".wav")) {
+        let size = backend.store().head(&Path::from(key.as_str())).await.unwrap().size;
+        assert!(size < 64 * 1024, "{key} holds {size} bytes");
+    }
+}
+
+async fn three_replicas_given_the_same_deliveries_download_each_chunk_once(backend: Backend) {
+    let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
+    let first = emulator.storage().record(RecordingSpec::new("call-a", 700_000));
+    let second = emulator.storage().record(RecordingSpec::new("call-b", 600_000));
+    let replicas = start_replicas(&emulator, &backend, &["r0", "r1", "r2"]).await;
+    let events = [recording_file_status_updated(&first), recording_file_status_updated(&second)];
+    // Every replica gets both events, in a different order each, and the first one gets them twice.
+    for (n, replica) in replicas.iter().enumerate() {
+        let mut order = events.to_vec();
+        if n % 2 == 1 {
+            order.reverse();
+        }
+        for event in &order {
+            let outcome = replica.publisher().deliver(std::slice::from_ref(event)).await;
+            assert_eq!(outcome, DeliveryOutcome::Delivered { attempts: 1 }, "{}", replica.name);
+        }
+    }
+    let outcome = replicas[0].publisher().deliver(&events).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered { attempts: 1 });
+
+    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
+    for event in &events {
+        wait_for_done(&backend, event, &replicas).await;
+    }
+    for chunk in first.chunks.iter().chain(&second.chunks) {
+        assert_eq!(served(&emulator, &chunk.document_id), chunk.size, "{} downloaded once", chunk.document_id);
+    }
+    assert_eq!(journal.list().await.unwrap().len(), 2, "one job per event");
+    assert_stored(&backend, &[&first, &second]).await;
+
+    // The shared journal seen from the command line.
+    let output = std::process::Command::new(store_support::replica::recorder_binary())
+        .args(["status", "--all", "--store", &backend.url])
+        .envs(backend.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{listed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(listed.starts_with(&format!("2 jobs in {} (2 shown)", backend.url)), "{listed}");
+    for event in &events {
+        assert!(listed.contains(&format!("{}  done", JobId::for_event(&event.id))), "{listed}");
+    }
+}
+
+async fn a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires(backend: Backend) {
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-killed", 6_000_000));
+    let first = recording.chunks[0].document_id.clone();
+    emulator.storage().inject(&first, [Fault::StallAfter(1 << 20)]);
+    // The owner starts alone, so that the stalled download is certainly its own.
+    let owner = Replica::start("owner", &emulator, &backend, LEASE_SECONDS).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(owner.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    wait_until("the owner is in the middle of the first chunk", || media_requests_answered(&emulator, &first)).await;
+    let others = start_replicas(&emulator, &backend, &["r1", "r2"]).await;
+    let killed_at = Instant::now();
+    owner.kill();
+    assert!(backend.store().head(&media_key(&backend, &recording, 0)).await.is_err(), "no final object");
+
+    // No redelivery: another replica finds the job in the shared journal once the owner's lease expired.
+    wait_for_done(&backend, &event, &others).await;
+    assert!(killed_at.elapsed() >= Duration::from_secs(1), "taken over only after the lease");
+    assert_eq!(served(&emulator, &first), (1 << 20) + recording.chunks[0].size);
+    assert_eq!(served(&emulator, &recording.chunks[1].document_id), recording.chunks[1].size);
+    let took_over = others.iter().filter(|r| r.stderr().contains("expired lease")).count();
+    assert_eq!(took_over, 1, "one replica took the job over");
+    assert_stored(&backend, &[&recording]).await;
+}
+
+async fn a_slow_owner_that_renews_keeps_its_job(backend: Backend) {
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-slow", 1_500_000));
+    let document = recording.chunks[0].document_id.clone();
+    // Three lease lengths for the one chunk: the owner must renew to keep it.
+    emulator.storage().set_document_link(&document, Link::unlimited().bandwidth(250_000));
+    let owner = Replica::start("owner", &emulator, &backend, LEASE_SECONDS).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(owner.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    wait_until("the owner downloads", || media_requests_answered(&emulator, &document)).await;
+    let others = start_replicas(&emulator, &backend, &["r1", "r2"]).await;
+    // The others see the job as soon as they start, and keep trying while it runs.
+    let mut all = vec![owner];
+    all.extend(others);
+    let started = Instant::now();
+    wait_for_done(&backend, &event, &all).await;
+    assert!(started.elapsed() >= Duration::from_secs(LEASE_SECONDS), "the chunk outlasted a lease");
+    assert_eq!(served(&emulator, &document), recording.chunks[0].size, "downloaded once");
+    for replica in &all {
+        let log = replica.stderr();
+        assert!(!log.contains("expired lease") && !log.contains("lease lost"), "{}: {log}", replica.name);
+    }
+    assert!(all[0].stdout().contains("recording of call call-slow"), "the owner finished it");
+    assert_stored(&backend, &[&recording]).await;
+}
+
+async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
+    let emulator = Emulator::builder().chunk_limit(4 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-paused", 3_000_000));
+    let document = recording.chunks[0].document_id.clone();
+    emulator.storage().inject(&document, [Fault::StallAfter(512 * 1024)]);
+    let owner = Replica::start("owner", &emulator, &backend, LEASE_SECONDS).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(owner.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    wait_until("the owner is in the middle of the chunk", || media_requests_answered(&emulator, &document)).await;
+    let others = start_replicas(&emulator, &backend, &["r1", "r2"]).await;
+    // Stopped past its lease (a long pause, a partition): the job is taken over and finished elsewhere.
+    owner.signal("STOP");
+    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
+    let done = wait_for_done(&backend, &event, &others).await;
+    let mut keys = backend.keys().await;
+    owner.signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !owner.stderr().contains("lease lost: stopping") {
+        assert!(Instant::now() < deadline, "the owner did not notice: {}", owner.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // It wrote nothing after it woke up: the journal and the objects are as the new owner left them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(journal.get(&done.id).await.unwrap().as_ref(), Some(&done));
+    keys.sort();
+    assert_eq!(backend.keys().await, keys);
+    assert!(!owner.stdout().contains("recording of call call-paused"), "{}", owner.stdout());
+    assert_eq!(served(&emulator, &document), 512 * 1024 + recording.chunks[0].size);
+    assert_stored(&backend, &[&recording]).await;
+}

@@ -1,0 +1,139 @@
+//! A recorder replica: the recorder example as a process on `--store`, with a webhook of its own.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acs_recording::emulator::eventgrid::{EventGridPublisher, RetryPolicy, Schema};
+use acs_recording::emulator::Emulator;
+
+use super::Backend;
+
+const SECRET: &str = "replica-secret";
+
+/// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
+pub fn recorder_binary() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let binary = dir.join("examples").join("recorder");
+    if !binary.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    binary
+}
+
+/// A running replica, killed when dropped; its output is read as it comes.
+pub struct Replica {
+    pub name: String,
+    child: Option<Child>,
+    addr: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    _scratch: tempfile::TempDir,
+}
+
+fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+}
+
+impl Replica {
+    /// Starts a replica on `backend` with leases of `lease_seconds`, and waits (bounded) until its webhook
+    /// answers the validation handshake.
+    pub async fn start(name: &str, emulator: &Emulator, backend: &Backend, lease_seconds: u64) -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        let lease = lease_seconds.to_string();
+        let mut child = Command::new(recorder_binary())
+            .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress", "--parallelism", "1"])
+            .args(["--allow-host", &emulator.storage_authority(), "--store", &backend.url, "--lease-seconds", &lease])
+            // Accepted beside --store, for local scratch: nothing is written there.
+            .arg("--out")
+            .arg(scratch.path())
+            .envs(backend.env.iter().map(|(k, v)| (k, v)))
+            .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
+            .env("RUST_LOG", "warn,acs_recording::journal=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the recorder");
+        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        drain(child.stdout.take().expect("piped"), stdout.clone());
+        drain(child.stderr.take().expect("piped"), stderr.clone());
+        let mut replica =
+            Self { name: name.to_owned(), child: Some(child), addr: String::new(), stdout, stderr, _scratch: scratch };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let printed = replica.stdout.lock().unwrap().clone();
+            if let Some(rest) = printed.split("listening on http://").nth(1) {
+                replica.addr = rest.split('/').next().unwrap_or_default().to_owned();
+                break;
+            }
+            let exited = replica.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "replica {name} exited: {}", replica.stderr());
+            assert!(Instant::now() < deadline, "replica {name} did not start: {}", replica.stderr());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let publisher = replica.publisher();
+        while publisher.validate().await.is_err() {
+            assert!(Instant::now() < deadline, "the webhook of replica {name} did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        replica
+    }
+
+    /// Event Grid's publisher for this replica's webhook, one attempt per delivery.
+    pub fn publisher(&self) -> EventGridPublisher {
+        let once = RetryPolicy {
+            delays: vec![Duration::from_millis(5)],
+            max_attempts: 1,
+            response_timeout: Duration::from_secs(10),
+        };
+        let url = format!("http://{}/api/events?code={SECRET}", self.addr);
+        EventGridPublisher::new(&url, Schema::EventGrid).unwrap().with_retry(once)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends a signal with the shell's `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("sh").args(["-c", &format!("kill -{signal} {pid}")]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL: the process ends at once, in the middle of whatever it does.
+    pub fn kill(mut self) {
+        self.signal("KILL");
+        let _ = self.child.take().expect("running").wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
