@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use acs_recording::download::{DirectorySink, RetryPolicy as FetchRetry};
+use acs_recording::download::{ChunkTarget, DirectorySink, RetryPolicy as FetchRetry};
 use acs_recording::emulator::eventgrid::{
     recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
 };
@@ -475,5 +475,38 @@ async fn an_event_older_than_the_recording_lifetime_still_gets_its_first_attempt
     let job = finished(&running.journal, &event.id).await;
     assert_files_right(&job, &recording);
     assert_eq!(job.expires_at, std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800 + 86_400));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_unmixed_recording_has_its_channel_map_written_beside_each_chunk() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let participants = ["8:acs:agent", "8:acs:customer", "4:+15551234567"];
+    let recording = emulator.storage().record(RecordingSpec::new("call-unmixed", 100_000).unmixed(participants));
+    assert_eq!(recording.channel_type, "Unmixed");
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let event = recording_file_status_updated(&recording);
+    let publisher = running.publisher(Schema::EventGrid, once());
+    assert_eq!(publisher.deliver(std::slice::from_ref(&event)).await, DeliveryOutcome::Delivered { attempts: 1 });
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    let sink = DirectorySink::new(out.path());
+    for chunk in &recording.chunks {
+        let target = ChunkTarget::new("call-unmixed", &chunk.document_id, chunk.index, "wav");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sink.manifest_path(&target)).unwrap()).unwrap();
+        assert_eq!(manifest["sha256"], hex(&chunk.sha256));
+        assert_eq!(
+            manifest["channels"],
+            serde_json::json!([
+                {"channel": 0, "participantId": "8:acs:agent"},
+                {"channel": 1, "participantId": "8:acs:customer"},
+                {"channel": 2, "participantId": "4:+15551234567"},
+            ]),
+            "chunk {}",
+            chunk.index
+        );
+    }
     running.stop().await;
 }

@@ -33,22 +33,42 @@
 //!
 //! # Rules
 //!
-//! 1. Enums are open: a value this version does not know is kept in an `Other(String)` arm.
-//! 2. Unknown fields are ignored; only the chunk list and `recordingStartTime` are required, so the 2021 payload
-//!    (document id, index and end reason only) parses.
+//! 1. Enums are open: a value this version does not know is kept in an `Other(String)` arm; known values match
+//!    ignoring ASCII case.
+//! 2. Nothing of a newer version is lost: unknown fields of the event data and of the metadata document are kept
+//!    (`other`). Only the chunk list is required, so the 2021 payload (document id, index and end reason only)
+//!    parses; the fields recent API versions call required stay optional.
 //! 3. [`RecordingFileStatusUpdated::chunks`] is in `index` order, whatever order the service sent.
 //! 4. [`RecordingSubject`] reads all three subject forms.
 //! 5. Ids and URLs are input: never build a path or a request from them without checking (the download service
 //!    does). [`Recording::from_event`] is the one conversion from an event to what the download service takes.
 //! 6. A recording event whose data does not fit is in [`RecordingEvents::rejected`] with its reason.
+//! 7. [`RecordingMetadata`] types a chunk's metadata document: participants and their channels (unmixed audio has
+//!    up to 5, one participant each), the audio and video configuration, pauses, the chunk's start and duration.
+//!    The downloader parses it once, as it checks it, and hands it on in the
+//!    [`ChunkManifest`](crate::download::ChunkManifest).
 
+#[macro_use]
+mod open_enum;
+
+mod chunk;
 mod event;
 mod extract;
+mod metadata;
 mod model;
+mod subject;
+mod values;
 
-pub use event::{
-    ChunkEndReason, RecordingChannelType, RecordingChunk, RecordingContentType, RecordingFileStatusUpdated,
-    RecordingFormatType, RecordingSubject, SessionEndReason,
-};
+pub use chunk::RecordingChunk;
+pub use event::RecordingFileStatusUpdated;
 pub use extract::{Iter, RecordingEvent, RecordingEvents};
+pub use metadata::{
+    AudioConfiguration, ChannelAssignment, MetadataParticipant, PauseResumeInterval, RecordingInfo, RecordingMetadata,
+    VideoConfiguration,
+};
 pub use model::Recording;
+pub use subject::RecordingSubject;
+pub use values::{
+    ChunkEndReason, RecordingChannelType, RecordingContentType, RecordingFormatType, RecordingStorageType,
+    SessionEndReason,
+};

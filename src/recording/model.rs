@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{RecordingChunk, RecordingFormatType};
+use super::chunk::RecordingChunk;
 use super::extract::RecordingEvent;
+use super::values::RecordingFormatType;
 
 /// A recording to download: the call it belongs to, its format and its chunks (in any order; they are downloaded
 /// in `index` order).

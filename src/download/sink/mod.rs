@@ -18,6 +18,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::recording::RecordingMetadata;
+
 pub use directory::{DirectorySink, DirectoryWriter};
 pub use writer::{WriterSink, WriterSinkWriter};
 
@@ -71,6 +73,14 @@ pub struct ChunkTarget<'a> {
     pub index: i64,
     /// The file extension for the media: `wav`, `mp3`, `mp4` or `bin`.
     pub extension: &'a str,
+}
+
+impl<'a> ChunkTarget<'a> {
+    /// Chunk `index` (`document_id`) of call `call_id`, its media stored with `extension`: for asking a sink
+    /// where it keeps a chunk ([`DirectorySink::media_path`], [`DirectorySink::manifest_path`]).
+    pub fn new(call_id: &'a str, document_id: &'a str, index: i64, extension: &'a str) -> Self {
+        Self { call_id, recording_id: None, document_id, index, extension }
+    }
 }
 
 /// A chunk that is already stored completely.
@@ -182,6 +192,13 @@ pub trait SinkWriter: Send + 'static {
     /// count.
     fn stored_extents(&self) -> Vec<(u64, u64)> {
         Vec::new()
+    }
+
+    /// The chunk's metadata document, typed, once fetched and before [`commit`](SinkWriter::commit): a sink may
+    /// record what it needs of it beside the media (the [`DirectorySink`] writes the channel → participant map of
+    /// an unmixed recording into the chunk's manifest). The default ignores it.
+    fn describe(&mut self, metadata: &RecordingMetadata) {
+        let _ = metadata;
     }
 
     /// The download failed: keep what was written so a later run can resume (the default does nothing).
