@@ -5,8 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use acs_recording::eventgrid::{Events, Schema};
 use acs_recording::recording::{
-    ChannelAssignment, RecordingChannelType, RecordingContentType, RecordingFormatType, RecordingMetadata,
+    ChannelAssignment, Recording, RecordingChannelType, RecordingContentType, RecordingEvents, RecordingFormatType,
+    RecordingMetadata, RecordingStorageType,
 };
 use common::fixture;
 
@@ -58,4 +60,40 @@ fn the_documented_2021_metadata_fixture_parses_with_its_video_configuration() {
     assert_eq!(metadata.participants.len(), 2);
     assert!(metadata.channels().is_empty());
     assert!(metadata.other.is_empty());
+}
+
+fn recording_of(name: &str) -> Recording {
+    let events = Events::from_slice(Schema::EventGrid, &fixture(name)).unwrap();
+    let events = RecordingEvents::from_events(events);
+    let event = events.iter().next().expect("a recording event");
+    Recording::from_event(&event)
+}
+
+#[test]
+fn the_exported_byos_fixture_names_the_customer_storage_and_the_recording() {
+    let events = Events::from_slice(Schema::EventGrid, &fixture("recording_byos_exported.eventgrid.json")).unwrap();
+    let data = events.as_slice()[0].recording_file_status_updated().expect("typed");
+    assert_eq!(data.storage_type(), Some(&RecordingStorageType::AzureBlob));
+    assert_eq!(data.recording_id(), Some("eyJQbGF0Zm9ybUVuZHBvaW50SWQiOiI0ZTJmIn0"));
+    // The documented BYOS event has no content, channel or format type: they stay optional.
+    assert_eq!((data.content_type(), data.format_type()), (None, None));
+    assert!(data.other().is_empty());
+
+    let recording = recording_of("recording_byos_exported.eventgrid.json");
+    // The subject has no recording id; the data's is used.
+    assert_eq!(recording.recording_id.as_deref(), Some("eyJQbGF0Zm9ybUVuZHBvaW50SWQiOiI0ZTJmIn0"));
+    let exported = recording.exported().expect("exported");
+    assert_eq!(exported.call_id, "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+    assert_eq!(exported.folder_prefix.as_deref(), Some("20250602/7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d/eyJQbGF0-"));
+}
+
+#[test]
+fn the_failed_export_fixture_is_a_recording_to_download() {
+    let recording = recording_of("recording_byos_export_failed.eventgrid.json");
+    assert_eq!(recording.storage_type, Some(RecordingStorageType::AcsStorage));
+    assert_eq!(recording.exported(), None);
+    assert_eq!(
+        recording.chunks[0].content_location(),
+        Some("https://us-storage.asm.skype.com/v1/objects/0-eus-d7-8f3c1a2b4d5e6f708192a3b4c5d6e7f8/content/audio")
+    );
 }

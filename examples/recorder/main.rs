@@ -117,6 +117,11 @@ struct Args {
     #[arg(long)]
     delete_after_download: bool,
 
+    /// Download recordings that ACS exported to your own storage account too (bring your own storage); by
+    /// default their jobs only record where they are. A failed export is always downloaded.
+    #[arg(long)]
+    download_exported: bool,
+
     /// Open jobs the journal may hold; a delivery past it gets 503 and Event Grid retries.
     #[arg(long, alias = "queue-capacity", default_value_t = 10_000)]
     max_pending: usize,
@@ -210,6 +215,7 @@ impl Args {
             workers: self.workers.max(1),
             max_pending: self.max_pending,
             delete_after_download: self.delete_after_download,
+            download_exported: self.download_exported,
             progress: !self.no_progress,
             metrics: self.metrics,
             parallel: (self.parallelism > 1)

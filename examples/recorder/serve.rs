@@ -8,7 +8,7 @@ use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::{DirectorySink, ParallelPolicy};
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState};
-use acs_recording::recorder::{Recorder, RecorderBuilder};
+use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};
 use acs_recording::signing::{AllowList, BearerTokenLayer};
 use acs_recording::BoxError;
 use bytes::Bytes;
@@ -40,6 +40,7 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) max_pending: usize,
     pub(crate) delete_after_download: bool,
+    pub(crate) download_exported: bool,
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) parallel: Option<ParallelPolicy>,
@@ -115,16 +116,27 @@ fn configure<S, A>(
         .workers(settings.workers)
         .max_pending(settings.max_pending)
         .delete_after_download(settings.delete_after_download)
+        .exported_recordings(match settings.download_exported {
+            true => ExportedRecordings::Download,
+            false => ExportedRecordings::Record,
+        })
         .parallel(settings.parallel)
-        .on_job(|job| match job.state {
-            JobState::Done => println!(
+        .on_job(|job| match (&job.exported, job.state) {
+            (Some(exported), _) => println!(
+                "recording of call {} (event {}): exported by ACS to your storage ({}), not downloaded: {}",
+                exported.call_id,
+                job.event_id,
+                exported.storage_type,
+                exported.folder_prefix.as_deref().unwrap_or("folder not known from the event")
+            ),
+            (None, JobState::Done) => println!(
                 "recording of call {} (event {}): {} chunks, {} bytes",
                 job.recording.as_ref().map_or("?", |r| r.call_id.as_str()),
                 job.event_id,
                 job.chunks.len(),
                 job.bytes_stored()
             ),
-            _ => eprintln!(
+            (None, _) => eprintln!(
                 "recording of call {} (event {}) failed: {}",
                 job.recording.as_ref().map_or("?", |r| r.call_id.as_str()),
                 job.event_id,

@@ -25,6 +25,10 @@ pub(crate) async fn status(journal: &Path, all: bool) -> Result<(), BoxError> {
         if let Some(reason) = &job.last_error {
             println!("    {reason}");
         }
+        if let Some(exported) = &job.exported {
+            let folder = exported.folder_prefix.as_deref().unwrap_or("(folder not known from the event)");
+            println!("    exported by ACS to the customer's storage ({}): {folder}", exported.storage_type);
+        }
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use percent_encoding::percent_decode_str;
 
 use super::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
 use super::metadata::{after, ChunkMetadata};
-use crate::recording::{ChunkEndReason, Recording, RecordingChunk};
+use crate::recording::{ChunkEndReason, Recording, RecordingChunk, RecordingStorageType};
 
 /// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
 pub const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
@@ -210,10 +210,15 @@ impl StoredRecording {
 
     /// What a `RecordingFileStatusUpdated` event for this recording asks to download.
     pub fn to_recording(&self) -> Recording {
-        Recording::new(&self.call_id)
+        let recording = Recording::new(&self.call_id)
             .recording_id(&self.recording_id)
+            .start_time(&self.start_time)
             .format(self.format.as_str())
-            .chunks(self.chunks.iter().map(StoredChunk::to_recording_chunk))
+            .chunks(self.chunks.iter().map(StoredChunk::to_recording_chunk));
+        match &self.storage_type {
+            Some(storage_type) => recording.storage_type(RecordingStorageType::parse(storage_type)),
+            None => recording,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use http_body_util::Empty;
 use tokio::sync::mpsc;
 use tower_layer::Layer;
 
+use super::export::ExportedRecordings;
 use super::health::Health;
 use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
@@ -43,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) job_backoff: RetryPolicy,
     pub(crate) shutdown_grace: Duration,
     pub(crate) on_job: Option<JobFn>,
+    pub(crate) exported: ExportedRecordings,
 }
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
@@ -178,6 +180,7 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
                     .max_backoff(Duration::from_secs(300)),
                 shutdown_grace: Duration::from_secs(30),
                 on_job: None,
+                exported: ExportedRecordings::default(),
             },
         }
     }
@@ -244,6 +247,14 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     /// and never holds back the other chunks.
     pub fn delete_after_download(mut self, delete: bool) -> Self {
         self.settings.delete_after_download = delete;
+        self
+    }
+
+    /// Sets what happens to a recording that ACS exported to the customer's own container (bring your own
+    /// storage): by default [`ExportedRecordings::Record`], which downloads nothing and records where it is. A
+    /// failed export is downloaded from ACS whatever this says.
+    pub fn exported_recordings(mut self, policy: ExportedRecordings) -> Self {
+        self.settings.exported = policy;
         self
     }
 

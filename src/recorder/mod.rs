@@ -87,8 +87,12 @@
 //!    to finish, then stop where they are and resume on the next start.
 //! 8. **Observable**: the [`metrics`] facade counters and gauges, `tracing` spans per job, and [`Health`] for
 //!    `/healthz` and `/readyz`.
+//! 9. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
+//!    again by default ([`ExportedRecordings`]): its job is done with where the recording is
+//!    ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
 
 mod builder;
+mod export;
 mod future;
 mod health;
 mod intake;
@@ -97,6 +101,7 @@ mod shared;
 mod worker;
 
 pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
+pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
 pub use health::Health;
 pub use intake::Intake;

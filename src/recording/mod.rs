@@ -47,10 +47,14 @@
 //!    up to 5, one participant each), the audio and video configuration, pauses, the chunk's start and duration.
 //!    The downloader parses it once, as it checks it, and hands it on in the
 //!    [`ChunkManifest`](crate::download::ChunkManifest).
+//! 8. Bring your own storage: `storageType` and `recordingId` are read; [`Recording::exported`] says when ACS
+//!    exported the recording to the customer's container (and what is known of the folder, see
+//!    [`ExportedRecording`]); a failed export names ACS storage and is downloaded as usual.
 
 #[macro_use]
 mod open_enum;
 
+mod byos;
 mod chunk;
 mod event;
 mod extract;
@@ -59,6 +63,7 @@ mod model;
 mod subject;
 mod values;
 
+pub use byos::ExportedRecording;
 pub use chunk::RecordingChunk;
 pub use event::RecordingFileStatusUpdated;
 pub use extract::{Iter, RecordingEvent, RecordingEvents};
