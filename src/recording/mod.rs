@@ -50,11 +50,18 @@
 //! 8. Bring your own storage: `storageType` and `recordingId` are read; [`Recording::exported`] says when ACS
 //!    exported the recording to the customer's container (and what is known of the folder, see
 //!    [`ExportedRecording`]); a failed export names ACS storage and is downloaded as usual.
+//! 9. Call Automation's recording callbacks (`RecordingStateChanged`, `StartRecordingFailed`) arrive on the
+//!    call's callback URL as a JSON array of CloudEvents: [`CallAutomationEvents`] types them, as
+//!    [`RecordingEvents`] does the Event Grid events. Mount it without the Event Grid layer: Call Automation sends no
+//!    handshake, and the layer would read a CloudEvents array labelled `application/json` as the Event Grid
+//!    schema.
 
 #[macro_use]
 mod open_enum;
 
 mod byos;
+mod callback;
+mod callback_extract;
 mod chunk;
 mod event;
 mod extract;
@@ -64,6 +71,11 @@ mod subject;
 mod values;
 
 pub use byos::ExportedRecording;
+pub use callback::{
+    RecordingCallback, RecordingKind, RecordingState, RecordingStateChanged, ResultInformation, StartRecordingFailed,
+    RECORDING_STATE_CHANGED_EVENT, START_RECORDING_FAILED_EVENT,
+};
+pub use callback_extract::{CallAutomationEvents, CallbackEvent};
 pub use chunk::RecordingChunk;
 pub use event::RecordingFileStatusUpdated;
 pub use extract::{Iter, RecordingEvent, RecordingEvents};
