@@ -91,6 +91,7 @@
 
 mod body;
 pub mod clock;
+pub mod cloud;
 pub mod credential;
 pub mod download;
 pub mod eventgrid;

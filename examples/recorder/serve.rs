@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::{DirectorySink, ParallelPolicy};
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
@@ -36,6 +37,8 @@ pub(crate) struct Settings {
     pub(crate) webhook_secret: Option<String>,
     /// `--webhook-entra-tenant` and its audiences.
     pub(crate) webhook_entra: Option<(String, Vec<String>)>,
+    /// `--cloud`: the storage hosts, Event Grid origin and Entra authority of one cloud.
+    pub(crate) cloud: Option<AzureCloud>,
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) workers: usize,
     pub(crate) max_pending: usize,
@@ -85,7 +88,8 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let mut allow = AllowList::azure_defaults();
+    // Without --cloud, the storage hosts of every cloud the official SDKs know.
+    let mut allow = settings.cloud.map_or_else(AllowList::azure_defaults, AllowList::for_cloud);
     for host in &settings.allow_hosts {
         allow = allow.allow_host(host)?;
     }
@@ -187,6 +191,9 @@ where
 /// Entra token of `--webhook-entra-tenant` (its keys fetched over https).
 pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer, BoxError> {
     let mut layer = EventGridWebhookLayer::new();
+    if let Some(cloud) = settings.cloud {
+        layer = layer.cloud(cloud);
+    }
     if let Some(secret) = settings.webhook_secret.as_deref() {
         let query = DeliverySecret::query(secret);
         let header = DeliverySecret::header(HeaderName::from_static(SECRET_HEADER), secret);
@@ -194,7 +201,11 @@ pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer
         layer = layer.require(move |parts: &http::request::Parts| query.matches(parts) | header.matches(parts));
     }
     if let Some((tenant, audiences)) = &settings.webhook_entra {
-        layer = layer.require_async(EntraDeliveryCheck::new(tenant, audiences.clone(), https_client())?);
+        let check = EntraDeliveryCheck::new(tenant, audiences.clone(), https_client())?;
+        layer = layer.require_async(match settings.cloud {
+            Some(cloud) => check.cloud(cloud),
+            None => check,
+        });
     }
     Ok(layer)
 }

@@ -16,6 +16,7 @@ use super::health::Health;
 use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
 use crate::clock::{Clock, SharedClock};
+use crate::cloud::AzureCloud;
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
@@ -189,6 +190,16 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     /// downloader both use this one list (default [`AllowList::azure_defaults`]).
     pub fn allow_list(mut self, allow: AllowList) -> Self {
         self.allow = allow;
+        self
+    }
+
+    /// Sets the cloud of the ACS resource: the allow-list becomes [`AllowList::for_cloud`] and the webhook layer
+    /// grants only that cloud's Event Grid origin. Call it before [`allow_list`](Self::allow_list) and
+    /// [`webhook_layer`](Self::webhook_layer), which replace what it set (give an `EntraDeliveryCheck` its
+    /// cloud with `EntraDeliveryCheck::cloud`).
+    pub fn cloud(mut self, cloud: AzureCloud) -> Self {
+        self.allow = AllowList::for_cloud(cloud);
+        self.webhook = self.webhook.cloud(cloud);
         self
     }
 
