@@ -481,7 +481,7 @@ async fn an_event_older_than_the_recording_lifetime_still_gets_its_first_attempt
 #[tokio::test]
 async fn an_unmixed_recording_has_its_channel_map_written_beside_each_chunk() {
     let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
-    let participants = ["8:acs:agent", "8:acs:customer", "4:+15551234567"];
+    let participants = ["8:acs:caller", "8:acs:customer", "4:+15551234567"];
     let recording = emulator.storage().record(RecordingSpec::new("call-unmixed", 100_000).unmixed(participants));
     assert_eq!(recording.channel_type, "Unmixed");
     let out = tempfile::tempdir().unwrap();
@@ -500,7 +500,7 @@ async fn an_unmixed_recording_has_its_channel_map_written_beside_each_chunk() {
         assert_eq!(
             manifest["channels"],
             serde_json::json!([
-                {"channel": 0, "participantId": "8:acs:agent"},
+                {"channel": 0, "participantId": "8:acs:caller"},
                 {"channel": 1, "participantId": "8:acs:customer"},
                 {"channel": 2, "participantId": "4:+15551234567"},
             ]),

@@ -297,11 +297,11 @@ mod tests {
     #[test]
     fn unknown_fields_survive_a_round_trip() {
         let document = r#"{"chunkIndex":1,"newTopLevel":{"a":1},"recordingInfo":{"format":"wav","codec":"pcm"},
-            "participants":[{"participantId":"p","channel":"3","role":"agent"}]}"#;
+            "participants":[{"participantId":"p","channel":"3","role":"presenter"}]}"#;
         let metadata: RecordingMetadata = serde_json::from_str(document).unwrap();
         assert_eq!(metadata.other["newTopLevel"], serde_json::json!({"a": 1}));
         assert_eq!(metadata.recording_info.as_ref().unwrap().other["codec"], "pcm");
-        assert_eq!(metadata.participants[0].other["role"], "agent");
+        assert_eq!(metadata.participants[0].other["role"], "presenter");
         assert_eq!(metadata.channels(), [ChannelAssignment::new(3, "p")]);
         let again: RecordingMetadata = serde_json::from_str(&serde_json::to_string(&metadata).unwrap()).unwrap();
         assert_eq!(again, metadata);
