@@ -10,6 +10,9 @@
 //! | `Journal`, `FileJournal` | `journal` | durable jobs and their per-chunk progress (feature `recorder`) |
 //! | [`EventGridWebhookLayer`](eventgrid::EventGridWebhookLayer) | [`eventgrid`] | answers Event Grid's handshakes, authenticates deliveries, bounds and parses each body once |
 //! | [`RecordingEvents`](recording::RecordingEvents) | [`recording`] | typed `RecordingFileStatusUpdated` events, an extractor (axum with the `axum` feature) |
+//! | [`RecordingMetadata`](recording::RecordingMetadata) | [`recording`] | a chunk's metadata document typed: participants and channels, audio and video configuration, pauses |
+//! | [`CallAutomationEvents`](recording::CallAutomationEvents) | [`recording`] | Call Automation's `RecordingStateChanged` and `StartRecordingFailed` callbacks, an extractor |
+//! | [`AzureCloud`](cloud::AzureCloud) | [`cloud`] | the public, US Government and China presets: storage hosts, Event Grid origins and applications, Entra |
 //! | [`DownloadQueue`](queue::DownloadQueue) | [`queue`] | in memory: answers 200 at once (503 when full), deduplicates redeliveries, hands jobs to a worker |
 //! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
 //! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
@@ -94,6 +97,7 @@
 
 mod body;
 pub mod clock;
+pub mod cloud;
 pub mod credential;
 pub mod download;
 pub mod eventgrid;

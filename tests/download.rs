@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, RetryPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
-use acs_recording::recording::{Recording, RecordingChunk};
+use acs_recording::recording::{ChannelAssignment, Recording, RecordingChunk};
 use download_support::*;
 use http::Method;
 use tokio_stream_shim::collect_stream;
@@ -728,4 +728,29 @@ async fn an_old_partial_without_a_recorded_md5_restarts_once_the_server_announce
     let gets = content_gets(&emulator, "md5-late");
     let seen: Vec<(u16, Option<&str>)> = gets.iter().map(|r| (r.status, r.range.as_deref())).collect();
     assert_eq!(seen, [(206, Some("bytes=1048576-")), (206, Some("bytes=0-"))]);
+}
+
+#[tokio::test]
+async fn the_manifest_carries_the_typed_metadata_fetched_once_per_chunk() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let stored = emulator.storage().record(RecordingSpec::new("call-typed", 150_000).unmixed(["8:acs:a", "8:acs:b"]));
+    let dir = tempfile::tempdir().unwrap();
+    // Without a format type the extension comes from the metadata document: the same single fetch and parse.
+    let mut recording = stored.to_recording();
+    recording.format = None;
+    let manifest = downloader(&emulator, dir.path()).download(recording).await.unwrap();
+    for (got, chunk) in manifest.chunks.iter().zip(&stored.chunks) {
+        assert!(got.location.ends_with(".wav"), "{}", got.location);
+        let metadata = got.metadata.as_ref().expect("typed metadata");
+        assert_eq!(metadata.chunk_index, Some(chunk.index));
+        assert_eq!(metadata.chunk_document_id.as_deref(), Some(chunk.document_id.as_str()));
+        assert_eq!(metadata.channels(), [ChannelAssignment::new(0, "8:acs:a"), ChannelAssignment::new(1, "8:acs:b")]);
+        let metadata_gets = emulator
+            .storage()
+            .requests_for(&chunk.document_id)
+            .into_iter()
+            .filter(|r| r.method == Method::GET && r.path.ends_with("acsmetadata"))
+            .count();
+        assert_eq!(metadata_gets, 1, "chunk {}", chunk.index);
+    }
 }

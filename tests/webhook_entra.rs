@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use acs_recording::cloud::AzureCloud;
 use acs_recording::eventgrid::{
     EntraDeliveryCheck, EventGridWebhookLayer, Events, EVENT_GRID_APP_ID, EVENT_GRID_SUBSCRIBER_ROLE,
     EVENT_GRID_US_GOV_APP_ID,
@@ -524,4 +525,60 @@ async fn a_key_set_over_the_size_limit_is_refused_with_503() {
     let unavailable = "the signing keys of tenant `3f4c9e1a-0d5b-4c2e-9a7f-1b2c3d4e5f60` could not be fetched";
     assert_refused(&reply, StatusCode::SERVICE_UNAVAILABLE, unavailable, &token);
     assert_eq!((keys.configurations.load(Ordering::SeqCst), keys.key_sets()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_us_government_check_takes_that_cloud_issuers_and_event_grid_application_only() {
+    let keys = KeyServer::start().await;
+    let client = common::client::<Empty<Bytes>>();
+    let check = EntraDeliveryCheck::new(TENANT, [APP_ID_URI, APP_ID], client)
+        .unwrap()
+        .cloud(AzureCloud::UsGovernment)
+        .authority(&keys.authority())
+        .unwrap()
+        .with_clock(wall);
+    let webhook = Webhook::start(check).await;
+    let gov = with(
+        claims(),
+        json!({"iss": format!("https://login.microsoftonline.us/{TENANT}/v2.0"), "azp": EVENT_GRID_US_GOV_APP_ID}),
+    );
+    let reply = webhook.deliver(Some(&bearer(&signed(KID, &gov)))).await;
+    assert_eq!((reply.status, reply.text()), (StatusCode::OK, "delivered 1 events"));
+    // The public cloud's Event Grid is another application there.
+    let token = signed(KID, &with(gov.clone(), json!({"azp": EVENT_GRID_APP_ID})));
+    let reply = webhook.deliver(Some(&bearer(&token))).await;
+    let detail = format!("the token's calling application `{EVENT_GRID_APP_ID}` is not Event Grid");
+    assert_refused(&reply, StatusCode::FORBIDDEN, &detail, &token);
+    // A public-cloud issuer is not this cloud's.
+    let token = signed(KID, &with(gov, json!({"iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0")})));
+    let reply = webhook.deliver(Some(&bearer(&token))).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
+    assert!(reply.text().contains("the token issuer"), "{}", reply.text());
+    assert_eq!(webhook.delivered(), 1);
+}
+
+#[tokio::test]
+async fn a_china_check_allows_no_caller_until_one_is_named() {
+    let keys = KeyServer::start().await;
+    let china = |callers: &[&str]| {
+        let check = EntraDeliveryCheck::new(TENANT, [APP_ID_URI], common::client::<Empty<Bytes>>())
+            .unwrap()
+            .cloud(AzureCloud::China)
+            .authority(&keys.authority())
+            .unwrap()
+            .with_clock(wall);
+        match callers {
+            [] => check,
+            named => check.allowed_callers(named.iter().copied()),
+        }
+    };
+    let claims = with(claims(), json!({"iss": format!("https://login.chinacloudapi.cn/{TENANT}/v2.0")}));
+    let token = signed(KID, &claims);
+    let webhook = Webhook::start(china(&[])).await;
+    let reply = webhook.deliver(Some(&bearer(&token))).await;
+    let detail = format!("the token's calling application `{EVENT_GRID_APP_ID}` is not Event Grid");
+    assert_refused(&reply, StatusCode::FORBIDDEN, &detail, &token);
+    let webhook = Webhook::start(china(&[EVENT_GRID_APP_ID])).await;
+    let reply = webhook.deliver(Some(&bearer(&token))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }

@@ -14,7 +14,8 @@
 //! With `--auth entra` the downloads authenticate with a Microsoft Entra ID token instead of the access key
 //! (`entra.rs`): the managed identity of the host by default, or a developer's Azure CLI sign-in with
 //! `--entra-credential developer`; the resource comes from `--endpoint`. `--webhook-entra-tenant` and
-//! `--webhook-entra-audience` require Event Grid's Entra token on every delivery.
+//! `--webhook-entra-audience` require Event Grid's Entra token on every delivery. `--cloud usgov` (or `china`)
+//! sets the storage hosts, the Event Grid origin and the Entra authority of a sovereign cloud.
 //!
 //! ```sh
 //! cargo run --example recorder                      # the demo
@@ -35,6 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::ParallelPolicy;
 use acs_recording::emulator::eventgrid::Schema;
@@ -86,6 +88,13 @@ struct Args {
     #[arg(long = "webhook-entra-audience", value_name = "APP_ID_OR_URI", requires = "webhook_entra_tenant")]
     webhook_entra_audiences: Vec<String>,
 
+    /// The Azure cloud of the ACS resource: `public`, `usgov` or `china`. Sets the recording storage hosts, the
+    /// Event Grid origin granted in the CloudEvents handshake, and the Entra authority, issuers and Event Grid
+    /// application of `--webhook-entra-tenant` [default: the storage hosts of every cloud, every Event Grid
+    /// origin, the public cloud's Entra].
+    #[arg(long, value_name = "CLOUD")]
+    cloud: Option<AzureCloud>,
+
     /// Address the webhook (and `/healthz`, `/readyz`) listens on [default: 0.0.0.0:8080; the demo uses a free
     /// loopback port].
     #[arg(long)]
@@ -133,6 +142,11 @@ struct Args {
     /// Delete each chunk from ACS storage once it is safely on disk.
     #[arg(long)]
     delete_after_download: bool,
+
+    /// Download recordings that ACS exported to your own storage account too (bring your own storage); by
+    /// default their jobs only record where they are. A failed export is always downloaded.
+    #[arg(long)]
+    download_exported: bool,
 
     /// Open jobs the journal may hold; a delivery past it gets 503 and Event Grid retries.
     #[arg(long, alias = "queue-capacity", default_value_t = 10_000)]
@@ -228,11 +242,13 @@ impl Args {
                 .webhook_entra_tenant
                 .clone()
                 .map(|tenant| (tenant, self.webhook_entra_audiences.clone())),
+            cloud: self.cloud,
             allow_hosts: self.allow_hosts.clone(),
             workers: self.workers.max(1),
             max_pending: self.max_pending,
             max_connections: self.max_connections,
             delete_after_download: self.delete_after_download,
+            download_exported: self.download_exported,
             progress: !self.no_progress,
             metrics: self.metrics,
             parallel: (self.parallelism > 1)

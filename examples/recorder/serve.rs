@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::{DirectorySink, ObjectStoreSink, ParallelPolicy, Sink};
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
-use acs_recording::recorder::{Recorder, RecorderBuilder};
+use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};
 use acs_recording::signing::{AllowList, BearerTokenLayer};
 use acs_recording::store::StoreLocation;
 use acs_recording::BoxError;
@@ -38,11 +39,14 @@ pub(crate) struct Settings {
     pub(crate) webhook_secret: Option<String>,
     /// `--webhook-entra-tenant` and its audiences.
     pub(crate) webhook_entra: Option<(String, Vec<String>)>,
+    /// `--cloud`: the storage hosts, Event Grid origin and Entra authority of one cloud.
+    pub(crate) cloud: Option<AzureCloud>,
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) workers: usize,
     pub(crate) max_pending: usize,
     pub(crate) max_connections: usize,
     pub(crate) delete_after_download: bool,
+    pub(crate) download_exported: bool,
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) parallel: Option<ParallelPolicy>,
@@ -101,7 +105,8 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let mut allow = AllowList::azure_defaults();
+    // Without --cloud, the storage hosts of every cloud the official SDKs know.
+    let mut allow = settings.cloud.map_or_else(AllowList::azure_defaults, AllowList::for_cloud);
     for host in &settings.allow_hosts {
         allow = allow.allow_host(host)?;
     }
@@ -163,16 +168,27 @@ fn configure<S, K, J, A>(
         .workers(settings.workers)
         .max_pending(settings.max_pending)
         .delete_after_download(settings.delete_after_download)
+        .exported_recordings(match settings.download_exported {
+            true => ExportedRecordings::Download,
+            false => ExportedRecordings::Record,
+        })
         .parallel(settings.parallel)
-        .on_job(|job| match job.state {
-            JobState::Done => println!(
+        .on_job(|job| match (&job.exported, job.state) {
+            (Some(exported), _) => println!(
+                "recording of call {} (event {}): exported by ACS to your storage ({}), not downloaded: {}",
+                exported.call_id,
+                job.event_id,
+                exported.storage_type,
+                exported.folder_prefix.as_deref().unwrap_or("folder not known from the event")
+            ),
+            (None, JobState::Done) => println!(
                 "recording of call {} (event {}): {} chunks, {} bytes",
                 job.recording.as_ref().map_or("?", |r| r.call_id.as_str()),
                 job.event_id,
                 job.chunks.len(),
                 job.bytes_stored()
             ),
-            _ => eprintln!(
+            (None, _) => eprintln!(
                 "recording of call {} (event {}) failed: {}",
                 job.recording.as_ref().map_or("?", |r| r.call_id.as_str()),
                 job.event_id,
@@ -225,6 +241,9 @@ where
 /// Entra token of `--webhook-entra-tenant` (its keys fetched over https).
 pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer, BoxError> {
     let mut layer = EventGridWebhookLayer::new().body_timeout(crate::listen::BODY_TIMEOUT);
+    if let Some(cloud) = settings.cloud {
+        layer = layer.cloud(cloud);
+    }
     if let Some(secret) = settings.webhook_secret.as_deref() {
         let query = DeliverySecret::query(secret);
         let header = DeliverySecret::header(HeaderName::from_static(SECRET_HEADER), secret);
@@ -232,7 +251,11 @@ pub(crate) fn webhook_layer(settings: &Settings) -> Result<EventGridWebhookLayer
         layer = layer.require(move |parts: &http::request::Parts| query.matches(parts) | header.matches(parts));
     }
     if let Some((tenant, audiences)) = &settings.webhook_entra {
-        layer = layer.require_async(EntraDeliveryCheck::new(tenant, audiences.clone(), https_client())?);
+        let check = EntraDeliveryCheck::new(tenant, audiences.clone(), https_client())?;
+        layer = layer.require_async(match settings.cloud {
+            Some(cloud) => check.cloud(cloud),
+            None => check,
+        });
     }
     Ok(layer)
 }

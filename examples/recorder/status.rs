@@ -54,6 +54,10 @@ async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxE
         if let Some(reason) = &job.last_error {
             println!("    {reason}");
         }
+        if let Some(exported) = &job.exported {
+            let folder = exported.folder_prefix.as_deref().unwrap_or("(folder not known from the event)");
+            println!("    exported by ACS to the customer's storage ({}): {folder}", exported.storage_type);
+        }
     }
     Ok(())
 }

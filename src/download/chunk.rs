@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::recording::RecordingMetadata;
+
 /// How a chunk's media ended up in the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,6 +39,9 @@ pub struct ChunkManifest {
     pub attempts: u32,
     /// Whether the chunk was deleted from storage after it was stored.
     pub deleted: bool,
+    /// The chunk's metadata document, typed (`None` when the chunk was skipped, or when the document did not fit
+    /// the known schema): participants and their channels, the audio and video configuration, pauses.
+    pub metadata: Option<RecordingMetadata>,
 }
 
 impl ChunkManifest {
@@ -58,6 +63,7 @@ impl fmt::Debug for ChunkManifest {
             .field("outcome", &self.outcome)
             .field("attempts", &self.attempts)
             .field("deleted", &self.deleted)
+            .field("metadata", &self.metadata)
             .finish()
     }
 }

@@ -1,4 +1,5 @@
-//! A chunk's metadata document: fetched with the same resume and retry rules, bounded, checked to be JSON.
+//! A chunk's metadata document: fetched with the same resume and retry rules, bounded, and parsed once into
+//! [`RecordingMetadata`], which checks it to be JSON at the same time.
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response, Uri};
@@ -9,7 +10,16 @@ use super::error::{Error, ErrorKind};
 use super::fetch::Event;
 use super::service::ChunkDownloader;
 use super::sink::Sink;
+use crate::recording::RecordingMetadata;
 use crate::BoxError;
+
+/// A fetched metadata document: the bytes as sent (for the sink) and their one parse.
+pub(super) struct MetadataDocument {
+    pub(super) bytes: Bytes,
+    /// `None` when the document is JSON of a shape this version cannot type (a field of another JSON type): the
+    /// bytes are still stored, nothing is lost.
+    pub(super) parsed: Option<RecordingMetadata>,
+}
 
 impl<S, B, RB, K> ChunkDownloader<S, K, B>
 where
@@ -21,9 +31,9 @@ where
     RB::Error: Into<BoxError>,
     K: Sink,
 {
-    /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once: checked to
-    /// be JSON, with the media format it names (`recordingInfo.format`), if any.
-    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<(Bytes, Option<String>), Error> {
+    /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once into
+    /// [`RecordingMetadata`], which checks it to be JSON too.
+    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<MetadataDocument, Error> {
         let limit = self.config.metadata_limit;
         let mut fetch = self.fetch(format!("{label} metadata"), uri);
         let mut document = BytesMut::new();
@@ -42,15 +52,19 @@ where
                 }
             }
         }
-        match serde_json::from_slice::<serde_json::Value>(&document) {
-            Ok(parsed) => {
-                let format = parsed.pointer("/recordingInfo/format").and_then(|f| f.as_str()).map(str::to_owned);
-                Ok((document.freeze(), format))
+        let not_json = |e: serde_json::Error| {
+            Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}")).with_source(e)
+        };
+        match serde_json::from_slice::<RecordingMetadata>(&document) {
+            Ok(parsed) => Ok(MetadataDocument { bytes: document.freeze(), parsed: Some(parsed) }),
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                // Valid so far, but a field has another JSON type than this version expects. Only on this rare path
+                // is the rest of the document read again, to check that it is JSON at all.
+                serde_json::from_slice::<serde::de::IgnoredAny>(&document).map_err(not_json)?;
+                tracing::warn!(error = %e, "{label} metadata: the document does not fit the known schema; stored as sent");
+                Ok(MetadataDocument { bytes: document.freeze(), parsed: None })
             }
-            Err(e) => {
-                Err(Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}"))
-                    .with_source(e))
-            }
+            Err(e) => Err(not_json(e)),
         }
     }
 }

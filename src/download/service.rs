@@ -366,9 +366,12 @@ where
         let extension = match state.format.as_ref().map(RecordingFormatType::as_str) {
             Some(format) => extension_for_format(Some(format)),
             None => {
-                let (document, format) = self.fetch_metadata(&label, plan.metadata.clone()).await?;
+                let document = self.fetch_metadata(&label, plan.metadata.clone()).await?;
+                let extension = extension_for_format(
+                    document.parsed.as_ref().and_then(|m| m.format()).map(RecordingFormatType::as_str),
+                );
                 metadata = Some(document);
-                extension_for_format(format.as_deref())
+                extension
             }
         };
         let target = ChunkTarget {
@@ -396,6 +399,7 @@ where
                     outcome: Outcome::Skipped,
                     attempts: 0,
                     deleted,
+                    metadata: None,
                 });
             }
             Existing::Absent(writer) => (writer, Outcome::Downloaded),
@@ -447,9 +451,12 @@ where
         };
         let metadata = match metadata {
             Some(document) => document,
-            None => self.fetch_metadata(&label, plan.metadata.clone()).await?.0,
+            None => self.fetch_metadata(&label, plan.metadata.clone()).await?,
         };
-        let metadata_location = self.sink.put_metadata(&target, metadata).await.map_err(sink_error)?;
+        if let Some(parsed) = &metadata.parsed {
+            writer.describe(parsed);
+        }
+        let metadata_location = self.sink.put_metadata(&target, metadata.bytes).await.map_err(sink_error)?;
 
         let mut requests = 0u32;
         let mut restarts = 0u32;
@@ -509,6 +516,7 @@ where
             outcome,
             attempts: requests,
             deleted,
+            metadata: metadata.parsed,
         })
     }
 

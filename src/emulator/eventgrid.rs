@@ -449,15 +449,23 @@ pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEve
         ),
         time: rfc3339(SystemTime::now()),
         data_version: "1.0".into(),
-        data: json!({
-            "recordingStorageInfo": { "recordingChunks": chunks },
-            "recordingStartTime": recording.start_time,
-            "recordingDurationMs": recording.duration_ms,
-            "recordingContentType": recording.content_type,
-            "recordingChannelType": recording.channel_type,
-            "recordingFormatType": recording.format,
-            "sessionEndReason": "CallEnded",
-        }),
+        data: {
+            let mut data = json!({
+                "recordingStorageInfo": { "recordingChunks": chunks },
+                "recordingStartTime": recording.start_time,
+                "recordingDurationMs": recording.duration_ms,
+                "recordingContentType": recording.content_type,
+                "recordingChannelType": recording.channel_type,
+                "recordingFormatType": recording.format,
+                "sessionEndReason": "CallEnded",
+            });
+            // Bring your own storage: the export's outcome and the recording id (SPEC.md §6).
+            if let Some(storage_type) = &recording.storage_type {
+                data["storageType"] = json!(storage_type);
+                data["recordingId"] = json!(recording.recording_id);
+            }
+            data
+        },
     }
 }
 

@@ -69,6 +69,7 @@
 mod bearer;
 pub mod eventgrid;
 mod media;
+mod metadata;
 mod storage;
 
 use std::convert::Infallible;

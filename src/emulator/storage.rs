@@ -24,7 +24,8 @@ use md5::{Digest as _, Md5};
 use percent_encoding::percent_decode_str;
 
 use super::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
-use crate::recording::{ChunkEndReason, Recording, RecordingChunk};
+use super::metadata::{after, ChunkMetadata};
+use crate::recording::{ChunkEndReason, Recording, RecordingChunk, RecordingStorageType};
 
 /// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
 pub const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
@@ -191,8 +192,12 @@ pub struct StoredRecording {
     pub format: String,
     /// `recordingContentType` (`Audio`).
     pub content_type: String,
-    /// `recordingChannelType` (`Mixed`).
+    /// `recordingChannelType` (`Mixed`, or `Unmixed` with [`RecordingSpec::unmixed`]).
     pub channel_type: String,
+    /// `storageType`, when the recording is announced as exported (or not) to the customer's storage.
+    pub storage_type: Option<String>,
+    /// The participants' raw ids, in channel order for an unmixed recording.
+    pub participants: Vec<String>,
     /// The chunks, in index order.
     pub chunks: Vec<StoredChunk>,
 }
@@ -205,10 +210,15 @@ impl StoredRecording {
 
     /// What a `RecordingFileStatusUpdated` event for this recording asks to download.
     pub fn to_recording(&self) -> Recording {
-        Recording::new(&self.call_id)
+        let recording = Recording::new(&self.call_id)
             .recording_id(&self.recording_id)
+            .start_time(&self.start_time)
             .format(self.format.as_str())
-            .chunks(self.chunks.iter().map(StoredChunk::to_recording_chunk))
+            .chunks(self.chunks.iter().map(StoredChunk::to_recording_chunk));
+        match &self.storage_type {
+            Some(storage_type) => recording.storage_type(RecordingStorageType::parse(storage_type)),
+            None => recording,
+        }
     }
 }
 
@@ -229,13 +239,36 @@ pub struct RecordingSpec {
     pub call_id: String,
     /// Audio bytes in all (16-bit mono at 48 kHz: 96,000 bytes a second).
     pub bytes: u64,
+    /// The participants of an unmixed recording, one channel each in this order; `None` for a mixed recording
+    /// with one participant.
+    pub participants: Option<Vec<String>>,
+    /// The `storageType` the event announces (`AzureBlob` for a recording exported to the customer's storage,
+    /// `acsstorage` when the export failed); `None` leaves it out, as before bring your own storage.
+    pub storage_type: Option<String>,
 }
 
 impl RecordingSpec {
-    /// A recording of `call_id` with `bytes` of audio.
+    /// A mixed recording of `call_id` with `bytes` of audio.
     pub fn new(call_id: impl Into<String>, bytes: u64) -> Self {
-        Self { call_id: call_id.into(), bytes }
+        Self { call_id: call_id.into(), bytes, participants: None, storage_type: None }
     }
+
+    /// Makes the recording unmixed: participant `i` of `participants` on channel `i` (ACS allows up to 5).
+    pub fn unmixed(mut self, participants: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.participants = Some(participants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the `storageType` of the event (`AzureBlob`, `acsstorage`, ...).
+    pub fn storage_type(mut self, storage_type: impl Into<String>) -> Self {
+        self.storage_type = Some(storage_type.into());
+        self
+    }
+}
+
+/// A made-up ACS raw id for participant `n` of a call.
+fn participant_id(call_id: &str, n: u64) -> String {
+    format!("8:acs:{:016x}", short_hash(call_id.as_bytes()) ^ n)
 }
 
 struct Document {
@@ -392,15 +425,30 @@ impl Storage {
     /// Stores a document with exactly these bytes (and a small metadata document), replacing any previous one.
     pub fn put_document(&self, document_id: &str, bytes: impl Into<Bytes>) -> DocumentInfo {
         let content = Content::Bytes(bytes.into());
-        let metadata = self.metadata_json(document_id, "unknown-call", 0, 0, &content);
+        let metadata = self.lone_metadata(document_id, &content);
         self.insert(document_id, content, "application/octet-stream", metadata)
     }
 
     /// Stores a synthetic WAV document of `bytes` audio bytes (plus a 44-byte header).
     pub fn put_tone(&self, document_id: &str, bytes: u64) -> DocumentInfo {
         let content = Content::Tone(Tone::new(0, bytes, 0));
-        let metadata = self.metadata_json(document_id, "unknown-call", 0, 0, &content);
+        let metadata = self.lone_metadata(document_id, &content);
         self.insert(document_id, content, "audio/wav", metadata)
+    }
+
+    /// The metadata document of a document stored on its own, outside a recording.
+    fn lone_metadata(&self, document_id: &str, content: &Content) -> Bytes {
+        ChunkMetadata {
+            resource_id: &self.shared.resource_id,
+            call_id: "unknown-call",
+            document_id,
+            index: 0,
+            start: self.shared.epoch,
+            duration_ms: content.len().saturating_sub(WAV_HEADER as u64) * 1000 / (u64::from(SAMPLE_RATE) * 2),
+            participants: &[participant_id("unknown-call", 0)],
+            unmixed: false,
+        }
+        .to_bytes()
     }
 
     fn insert(&self, document_id: &str, content: Content, content_type: &'static str, metadata: Bytes) -> DocumentInfo {
@@ -419,6 +467,10 @@ impl Storage {
         let count = total.div_ceil(per_chunk).max(1);
         let stem = short_hash(spec.call_id.as_bytes());
         let start_time = iso8601(self.shared.epoch);
+        let participants = match &spec.participants {
+            Some(participants) => participants.clone(),
+            None => vec![participant_id(&spec.call_id, 0)],
+        };
         let mut chunks = Vec::new();
         let mut done = 0u64;
         for index in 0..count {
@@ -427,9 +479,18 @@ impl Storage {
             let content = Content::Tone(Tone::new(0, data, done));
             let start_ms = done * 1000 / (u64::from(SAMPLE_RATE) * 2);
             let duration_ms = data * 1000 / (u64::from(SAMPLE_RATE) * 2);
-            let metadata = self.metadata_json(&document_id, &spec.call_id, index as i64, start_ms, &content);
-            let metadata_with_duration = patch_duration(metadata, duration_ms);
-            let stored = self.insert(&document_id, content, "audio/wav", metadata_with_duration);
+            let metadata = ChunkMetadata {
+                resource_id: &self.shared.resource_id,
+                call_id: &spec.call_id,
+                document_id: &document_id,
+                index: index as i64,
+                start: after(self.shared.epoch, start_ms),
+                duration_ms,
+                participants: &participants,
+                unmixed: spec.participants.is_some(),
+            }
+            .to_bytes();
+            let stored = self.insert(&document_id, content, "audio/wav", metadata);
             chunks.push(StoredChunk {
                 content_location: self.content_location(&document_id),
                 metadata_location: self.metadata_location(&document_id),
@@ -450,32 +511,11 @@ impl Storage {
             duration_ms: total * 1000 / (u64::from(SAMPLE_RATE) * 2),
             format: "Wav".to_owned(),
             content_type: "Audio".to_owned(),
-            channel_type: "Mixed".to_owned(),
+            channel_type: if spec.participants.is_some() { "Unmixed" } else { "Mixed" }.to_owned(),
+            storage_type: spec.storage_type,
+            participants,
             chunks,
         }
-    }
-
-    fn metadata_json(&self, document_id: &str, call_id: &str, index: i64, start_ms: u64, content: &Content) -> Bytes {
-        let start = self.shared.epoch + Duration::from_millis(start_ms);
-        let duration_ms = content.len().saturating_sub(WAV_HEADER as u64) * 1000 / (u64::from(SAMPLE_RATE) * 2);
-        let value = serde_json::json!({
-            "resourceId": self.shared.resource_id,
-            "callId": call_id,
-            "chunkDocumentId": document_id,
-            "chunkIndex": index,
-            "chunkStartTime": iso8601(start),
-            "chunkDuration": duration_ms as f64,
-            "pauseResumeIntervals": [],
-            "recordingInfo": {
-                "contentType": "audio",
-                "channelType": "mixed",
-                "format": "wav",
-                "audioConfiguration": { "sampleRate": SAMPLE_RATE.to_string(), "bitRate": SAMPLE_RATE * 16, "channels": 1 },
-                "videoConfiguration": null
-            },
-            "participants": [ { "participantId": format!("8:acs:{:016x}", short_hash(call_id.as_bytes())) } ]
-        });
-        Bytes::from(serde_json::to_vec(&value).expect("json values serialise"))
     }
 
     /// Adds faults to a document's next content `GET`s (see [`Fault`]).
@@ -685,12 +725,6 @@ fn info(document: &Document) -> DocumentInfo {
         sha256: document.content.sha256(),
         deleted: document.deleted,
     }
-}
-
-fn patch_duration(metadata: Bytes, duration_ms: u64) -> Bytes {
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&metadata) else { return metadata };
-    value["chunkDuration"] = serde_json::json!(duration_ms as f64);
-    Bytes::from(serde_json::to_vec(&value).expect("json values serialise"))
 }
 
 enum Route {

@@ -10,6 +10,7 @@ use super::auth::{DeliveryCheck, DeliverySecret};
 use super::check::AsyncDeliveryCheck;
 use super::read::DEFAULT_MAX_BODY_BYTES;
 use super::service::EventGridWebhook;
+use crate::cloud::AzureCloud;
 
 /// The CloudEvents origins granted by default: Event Grid in the public, US government and China clouds.
 pub const DEFAULT_ALLOWED_ORIGINS: [&str; 3] = ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"];
@@ -119,6 +120,12 @@ impl EventGridWebhookLayer {
     {
         self.config_mut().allowed_origins = origins.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Grants only `cloud`'s Event Grid origin in the CloudEvents handshake
+    /// ([`AzureCloud::webhook_origin`]; by default the public, US Government and China origins are all granted).
+    pub fn cloud(self, cloud: AzureCloud) -> Self {
+        self.allowed_origins([cloud.webhook_origin()])
     }
 
     /// Grants at most this many requests per minute when a CloudEvents handshake asks for a rate; by default `*`.

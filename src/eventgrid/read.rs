@@ -120,12 +120,35 @@ impl Events {
             return Ok(events);
         }
         let schema = schema_of(&parts.headers)?;
-        check_content_length(&parts.headers, max_body_bytes)?;
-        let mut body = std::pin::pin!(body);
-        let mut collector = Collector::new(max_body_bytes);
-        let bytes = std::future::poll_fn(|cx| collector.poll_collect(body.as_mut(), cx)).await?;
-        Events::from_slice(schema, &bytes)
+        read_events(&parts.headers, body, schema, max_body_bytes).await
     }
+
+    /// Like [`Events::extract`], but reads the body in `schema` whatever JSON content type it came with (any that
+    /// [`Schema::from_content_type`] knows): Call Automation posts its CloudEvents callbacks as a JSON array.
+    pub async fn extract_as<B>(request: Request<B>, schema: Schema, max_body_bytes: usize) -> Result<Self, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = request.into_parts();
+        if let Some(events) = parts.extensions.remove::<Events>() {
+            return Ok(events);
+        }
+        schema_of(&parts.headers)?;
+        read_events(&parts.headers, body, schema, max_body_bytes).await
+    }
+}
+
+async fn read_events<B>(headers: &HeaderMap, body: B, schema: Schema, max_body_bytes: usize) -> Result<Events, Error>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    check_content_length(headers, max_body_bytes)?;
+    let mut body = std::pin::pin!(body);
+    let mut collector = Collector::new(max_body_bytes);
+    let bytes = std::future::poll_fn(|cx| collector.poll_collect(body.as_mut(), cx)).await?;
+    Events::from_slice(schema, &bytes)
 }
 
 #[cfg(test)]

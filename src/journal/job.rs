@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::recording::Recording;
+use crate::recording::{ExportedRecording, Recording};
 
 /// A job's identity: the SHA-256 of its event id, in hex (32 characters), so that any event id makes a safe file
 /// or object name and a redelivery maps to the same job.
@@ -104,6 +104,8 @@ pub enum ChunkState {
     Stored,
     /// Committed to the sink and deleted from ACS storage.
     Deleted,
+    /// Not downloaded: ACS exported it to the customer's container (see [`Job::exported`]).
+    Exported,
 }
 
 /// One chunk's progress within a job.
@@ -164,6 +166,10 @@ pub struct Job {
     /// When the job reached `done`, `failed` or `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::optional")]
     pub finished_at: Option<SystemTime>,
+    /// Where the recording is, when ACS exported it to the customer's container and the recorder did not download
+    /// it (bring your own storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported: Option<ExportedRecording>,
 }
 
 impl Job {
@@ -196,6 +202,7 @@ impl Job {
             last_error: None,
             next_attempt_at: None,
             finished_at: None,
+            exported: None,
         }
     }
 
@@ -213,6 +220,7 @@ impl Job {
             last_error: Some(reason.into()),
             next_attempt_at: None,
             finished_at: Some(received_at),
+            exported: None,
         }
     }
 
@@ -236,7 +244,7 @@ impl Job {
 
     /// Chunks already in the sink.
     pub fn chunks_stored(&self) -> usize {
-        self.chunks.iter().filter(|c| c.state != ChunkState::Pending).count()
+        self.chunks.iter().filter(|c| matches!(c.state, ChunkState::Stored | ChunkState::Deleted)).count()
     }
 
     /// Media bytes already in the sink.

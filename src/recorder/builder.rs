@@ -11,10 +11,12 @@ use http_body_util::Empty;
 use tokio::sync::mpsc;
 use tower_layer::Layer;
 
+use super::export::ExportedRecordings;
 use super::health::Health;
 use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
 use crate::clock::{Clock, SharedClock};
+use crate::cloud::AzureCloud;
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
@@ -43,6 +45,7 @@ pub(crate) struct Settings {
     pub(crate) job_backoff: RetryPolicy,
     pub(crate) shutdown_grace: Duration,
     pub(crate) on_job: Option<JobFn>,
+    pub(crate) exported: ExportedRecordings,
 }
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
@@ -178,6 +181,7 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
                     .max_backoff(Duration::from_secs(300)),
                 shutdown_grace: Duration::from_secs(30),
                 on_job: None,
+                exported: ExportedRecordings::default(),
             },
         }
     }
@@ -186,6 +190,16 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     /// downloader both use this one list (default [`AllowList::azure_defaults`]).
     pub fn allow_list(mut self, allow: AllowList) -> Self {
         self.allow = allow;
+        self
+    }
+
+    /// Sets the cloud of the ACS resource: the allow-list becomes [`AllowList::for_cloud`] and the webhook layer
+    /// grants only that cloud's Event Grid origin. Call it before [`allow_list`](Self::allow_list) and
+    /// [`webhook_layer`](Self::webhook_layer), which replace what it set (give an `EntraDeliveryCheck` its
+    /// cloud with `EntraDeliveryCheck::cloud`).
+    pub fn cloud(mut self, cloud: AzureCloud) -> Self {
+        self.allow = AllowList::for_cloud(cloud);
+        self.webhook = self.webhook.cloud(cloud);
         self
     }
 
@@ -244,6 +258,14 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     /// and never holds back the other chunks.
     pub fn delete_after_download(mut self, delete: bool) -> Self {
         self.settings.delete_after_download = delete;
+        self
+    }
+
+    /// Sets what happens to a recording that ACS exported to the customer's own container (bring your own
+    /// storage): by default [`ExportedRecordings::Record`], which downloads nothing and records where it is. A
+    /// failed export is downloaded from ACS whatever this says.
+    pub fn exported_recordings(mut self, policy: ExportedRecordings) -> Self {
+        self.settings.exported = policy;
         self
     }
 

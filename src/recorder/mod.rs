@@ -92,8 +92,12 @@
 //!    every third of its duration and stops, writing nothing more, once a renewal finds it taken over. Every
 //!    [`Journal::poll_interval`](crate::journal::Journal::poll_interval) the workers look for open jobs that any
 //!    replica accepted, so that the jobs of a replica that died are finished once its leases expire.
+//! 10. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
+//!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
+//!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
 
 mod builder;
+mod export;
 mod future;
 mod health;
 mod intake;
@@ -102,6 +106,7 @@ mod shared;
 mod worker;
 
 pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
+pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
 pub use health::Health;
 pub use intake::Intake;

@@ -17,6 +17,7 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::builder::{Engine, Recorder};
+use super::export::ExportedRecordings;
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, hex, Sink};
@@ -282,6 +283,14 @@ where
         };
         let recording = job.recording.clone()?;
         let previous = job.state;
+        if self.settings.exported == ExportedRecordings::Record {
+            if let Some(exported) = recording.exported() {
+                return match self.record_export(&mut job, previous, exported).await {
+                    true => None,
+                    false => Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts.max(1), None)),
+                };
+            }
+        }
         job.state = JobState::Running;
         job.attempts = job.attempts.saturating_add(1);
         job.next_attempt_at = None;

@@ -3,7 +3,8 @@
 use http::Request;
 use http_body::Body;
 
-use super::event::{RecordingFileStatusUpdated, RecordingSubject};
+use super::event::RecordingFileStatusUpdated;
+use super::subject::RecordingSubject;
 use crate::eventgrid::{Error, Event, Events, RejectedData, DEFAULT_MAX_BODY_BYTES};
 use crate::BoxError;
 

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{RecordingChunk, RecordingFormatType};
+use super::byos::ExportedRecording;
+use super::chunk::RecordingChunk;
 use super::extract::RecordingEvent;
+use super::values::{RecordingFormatType, RecordingStorageType};
 
 /// A recording to download: the call it belongs to, its format and its chunks (in any order; they are downloaded
 /// in `index` order).
@@ -23,9 +25,15 @@ use super::extract::RecordingEvent;
 pub struct Recording {
     /// The call id: the recording's folder name in the [`DirectorySink`](crate::download::DirectorySink).
     pub call_id: String,
-    /// The recording id, when the event's subject carries one.
+    /// The recording id, from the event's subject or its data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_id: Option<String>,
+    /// When the recording started (`recordingStartTime`), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Where ACS put the recording (`storageType`), when the event says: see [`Recording::exported`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<RecordingStorageType>,
     /// `recordingFormatType`: picks the file extension. When absent, the format named in each chunk's metadata
     /// document is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,12 +45,19 @@ pub struct Recording {
 impl Recording {
     /// A recording of `call_id` with no chunks yet.
     pub fn new(call_id: impl Into<String>) -> Self {
-        Self { call_id: call_id.into(), recording_id: None, format: None, chunks: Vec::new() }
+        Self {
+            call_id: call_id.into(),
+            recording_id: None,
+            start_time: None,
+            storage_type: None,
+            format: None,
+            chunks: Vec::new(),
+        }
     }
 
-    /// The recording a `RecordingFileStatusUpdated` event announces: the call and recording ids from its subject,
-    /// its format type and all its chunks. An event whose subject does not parse is filed under its event id, so
-    /// that nothing is lost.
+    /// The recording a `RecordingFileStatusUpdated` event announces: the call and recording ids from its subject
+    /// (the recording id from the data when the subject has none), its start time, storage and format types, and
+    /// all its chunks. An event whose subject does not parse is filed under its event id, so that nothing is lost.
     pub fn from_event(event: &RecordingEvent<'_>) -> Self {
         let data = event.data();
         let mut recording = match event.recording_subject() {
@@ -55,8 +70,38 @@ impl Recording {
             }
             None => Self::new(event.id()),
         };
+        if recording.recording_id.is_none() {
+            recording.recording_id = data.recording_id().map(str::to_owned);
+        }
+        recording.start_time = data.recording_start_time().map(str::to_owned);
+        recording.storage_type = data.storage_type().cloned();
         recording.format = data.format_type().cloned();
         recording.chunks(data.chunks().iter().cloned())
+    }
+
+    /// Where the recording is when ACS exported it to the customer's container (bring your own storage,
+    /// `storageType` [external](RecordingStorageType::is_external)); `None` when it is in ACS storage, the export
+    /// failed, or the event does not say: then it is to be downloaded.
+    pub fn exported(&self) -> Option<ExportedRecording> {
+        let storage_type = self.storage_type.as_ref().filter(|t| t.is_external())?;
+        Some(ExportedRecording::new(
+            storage_type.clone(),
+            &self.call_id,
+            self.recording_id.as_deref(),
+            self.start_time.as_deref(),
+        ))
+    }
+
+    /// Sets when the recording started (`recordingStartTime`).
+    pub fn start_time(mut self, time: impl Into<String>) -> Self {
+        self.start_time = Some(time.into());
+        self
+    }
+
+    /// Sets where ACS put the recording (`storageType`).
+    pub fn storage_type(mut self, storage_type: RecordingStorageType) -> Self {
+        self.storage_type = Some(storage_type);
+        self
     }
 
     /// Sets the recording id.

@@ -4,9 +4,11 @@ use std::fmt;
 
 use http::Uri;
 
+use crate::cloud::AzureCloud;
 use crate::credential::{is_ip_literal, is_loopback_host, Endpoint, Scheme};
 
-/// Host suffixes the official SDKs allow for recording content (the union of SPEC §5).
+/// Host suffixes the official SDKs allow for recording content (the union of SPEC §5, every cloud's ACS storage
+/// and the public cloud's blob storage); [`AllowList::for_cloud`] narrows it to one cloud.
 pub const DEFAULT_STORAGE_SUFFIXES: &[&str] =
     &[".asm.skype.com", ".asyncgw.teams.microsoft.com", ".ams.gov.teams.microsoft.us", ".blob.core.windows.net"];
 
@@ -45,6 +47,21 @@ impl AllowList {
     /// The storage suffixes of the official SDKs ([`DEFAULT_STORAGE_SUFFIXES`]); no named hosts.
     pub fn azure_defaults() -> Self {
         Self { suffixes: DEFAULT_STORAGE_SUFFIXES.iter().map(|s| (*s).to_owned()).collect(), hosts: Vec::new() }
+    }
+
+    /// The recording storage suffixes of one cloud ([`AzureCloud::storage_suffixes`]); no named hosts.
+    ///
+    /// ```
+    /// use acs_recording::cloud::AzureCloud;
+    /// use acs_recording::signing::AllowList;
+    ///
+    /// let china = AllowList::for_cloud(AzureCloud::China);
+    /// assert!(china.check(&"https://acct.blob.core.chinacloudapi.cn/c/d".parse()?).is_ok());
+    /// assert!(china.check(&"https://acct.blob.core.windows.net/c/d".parse()?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_cloud(cloud: AzureCloud) -> Self {
+        Self { suffixes: cloud.storage_suffixes().iter().map(|s| (*s).to_owned()).collect(), hosts: Vec::new() }
     }
 
     /// Nothing but what is added later.

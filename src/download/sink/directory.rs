@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::parts::{DirectoryParts, PartialState};
 use super::{sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored};
 use crate::download::chunk::hex;
+use crate::recording::{ChannelAssignment, RecordingMetadata};
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
 const BATCH: usize = 1 << 20;
@@ -80,8 +81,10 @@ impl DirectorySink {
         self.root.join(sanitize_name(target.call_id))
     }
 
-    /// The hidden manifest of a committed chunk: its size and SHA-256.
-    fn manifest_path(&self, target: &ChunkTarget<'_>) -> PathBuf {
+    /// The hidden manifest of a committed chunk, beside its media: its size, SHA-256 and, for an unmixed
+    /// recording, the channel → participant map (`{"bytes":…,"sha256":"…","channels":[{"channel":0,
+    /// "participantId":"8:acs:…"}]}`).
+    pub fn manifest_path(&self, target: &ChunkTarget<'_>) -> PathBuf {
         self.folder(target).join(format!(".{}.{}.json", base_name(target), target.extension))
     }
 }
@@ -92,6 +95,9 @@ struct Committed {
     bytes: u64,
     /// Lower-case hex.
     sha256: String,
+    /// The channel → participant map of an unmixed recording, from the chunk's metadata document.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    channels: Vec<ChannelAssignment>,
 }
 
 /// The size and SHA-256 of a final file that can be trusted, or `None` when it is to be downloaded again.
@@ -272,6 +278,8 @@ pub struct DirectoryWriter {
     extents: Vec<(u64, u64)>,
     /// The positional writer handed out, closed before a restart so that no part writes into the new version.
     parts: Option<Arc<DirectoryParts>>,
+    /// The channel map to record in the manifest at commit.
+    channels: Vec<ChannelAssignment>,
 }
 
 impl DirectoryWriter {
@@ -286,6 +294,7 @@ impl DirectoryWriter {
             version: None,
             extents: Vec::new(),
             parts: None,
+            channels: Vec::new(),
         }
     }
 
@@ -335,6 +344,10 @@ impl DirectoryWriter {
 }
 
 impl SinkWriter for DirectoryWriter {
+    fn describe(&mut self, metadata: &RecordingMetadata) {
+        self.channels = metadata.channels();
+    }
+
     async fn begin(&mut self, version: &ObjectVersion) -> io::Result<()> {
         let state = state_path(&self.paths.partial);
         self.version = Some(version.clone());
@@ -411,6 +424,7 @@ impl SinkWriter for DirectoryWriter {
         let file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
         let paths = self.paths.clone();
         let durable = self.durable;
+        let channels = mem::take(&mut self.channels);
         blocking(move || {
             if durable {
                 file.sync_all()?;
@@ -423,7 +437,7 @@ impl SinkWriter for DirectoryWriter {
                 )));
             }
             // The manifest lands before the final name does, so that every final file has one to be checked by.
-            let committed = Committed { bytes, sha256: hex(&sha256) };
+            let committed = Committed { bytes, sha256: hex(&sha256), channels };
             let raw = serde_json::to_vec(&committed).map_err(io::Error::other)?;
             let mut temporary_name = paths.manifest.as_os_str().to_owned();
             temporary_name.push(".partial");
@@ -512,6 +526,7 @@ mod tests {
         let manifest: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.path().join("call/.0-doc.wav.json")).unwrap()).unwrap();
         assert_eq!(manifest, serde_json::json!({ "bytes": 11, "sha256": hex(&sha256(b"hello world")) }));
+        assert_eq!(sink.manifest_path(&target()), dir.path().join("call/.0-doc.wav.json"));
 
         fs::write(&location, b"hello").unwrap();
         let Existing::Absent(writer) = sink.open(&target()).await.unwrap() else { panic!("a short final file") };
@@ -520,6 +535,30 @@ mod tests {
         fs::write(&location, b"HELLO WORLD").unwrap();
         let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("same size") };
         assert_eq!((stored.bytes, stored.sha256), (11, sha256(b"hello world")));
+    }
+
+    #[tokio::test]
+    async fn the_channel_map_of_the_metadata_lands_in_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+        let metadata: RecordingMetadata = serde_json::from_str(
+            r#"{"participants":[{"participantId":"8:acs:b","channel":1},{"participantId":"8:acs:a","channel":0}]}"#,
+        )
+        .unwrap();
+        writer.describe(&metadata);
+        writer.begin(&version()).await.unwrap();
+        writer.write(Bytes::from_static(b"hello world")).await.unwrap();
+        writer.commit(11, sha256(b"hello world")).await.unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(sink.manifest_path(&target())).unwrap()).unwrap();
+        assert_eq!(
+            manifest["channels"],
+            serde_json::json!([{"channel": 0, "participantId": "8:acs:a"}, {"channel": 1, "participantId": "8:acs:b"}])
+        );
+        // A manifest with a channel map still marks the chunk complete.
+        let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("committed") };
+        assert_eq!(stored.bytes, 11);
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::recording::RecordingMetadata;
+
 pub use directory::{DirectorySink, DirectoryWriter};
 #[cfg(feature = "object-store")]
 pub use object::{ObjectStoreSink, ObjectStoreWriter, PART_SIZE};
@@ -79,7 +81,9 @@ pub struct ChunkTarget<'a> {
 }
 
 impl<'a> ChunkTarget<'a> {
-    /// The target of chunk `index` of a call, without a recording id (set the field when known).
+    /// Chunk `index` (`document_id`) of call `call_id`, its media stored with `extension`, without a recording id
+    /// (set the field when known): for asking a sink where it keeps a chunk ([`DirectorySink::media_path`],
+    /// [`DirectorySink::manifest_path`]).
     pub fn new(call_id: &'a str, document_id: &'a str, index: i64, extension: &'a str) -> Self {
         Self { call_id, recording_id: None, document_id, index, extension }
     }
@@ -194,6 +198,13 @@ pub trait SinkWriter: Send + 'static {
     /// count.
     fn stored_extents(&self) -> Vec<(u64, u64)> {
         Vec::new()
+    }
+
+    /// The chunk's metadata document, typed, once fetched and before [`commit`](SinkWriter::commit): a sink may
+    /// record what it needs of it beside the media (the [`DirectorySink`] writes the channel → participant map of
+    /// an unmixed recording into the chunk's manifest). The default ignores it.
+    fn describe(&mut self, metadata: &RecordingMetadata) {
+        let _ = metadata;
     }
 
     /// The download failed: keep what was written so a later run can resume (the default does nothing).

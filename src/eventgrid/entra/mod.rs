@@ -18,6 +18,7 @@ use tower_service::Service;
 
 use super::check::{AsyncDeliveryCheck, CheckFuture, CheckOutcome};
 use crate::clock::{Clock, SharedClock};
+use crate::cloud::AzureCloud;
 use crate::credential::is_loopback_host;
 use crate::BoxError;
 use claims::Rules;
@@ -152,10 +153,7 @@ impl EntraDeliveryCheck {
         }
         let rules = Rules {
             tenant: tenant.to_owned(),
-            issuers: vec![
-                format!("https://sts.windows.net/{tenant}/"),
-                format!("https://login.microsoftonline.com/{tenant}/v2.0"),
-            ],
+            issuers: AzureCloud::Public.entra_issuers(tenant),
             audiences,
             callers: vec![EVENT_GRID_APP_ID.to_owned()],
             role: None,
@@ -201,6 +199,20 @@ impl EntraDeliveryCheck {
         inner.authority = uri;
         inner.keys = Arc::default();
         Ok(self)
+    }
+
+    /// Checks tokens as `cloud` issues them: its Entra authority for the keys, its issuers
+    /// ([`AzureCloud::entra_issuers`]) and Event Grid's application there as the only caller. Where that
+    /// application is not documented (China) no caller is allowed until [`allowed_callers`](Self::allowed_callers)
+    /// names it: every token gets 403 with the reason.
+    pub fn cloud(mut self, cloud: AzureCloud) -> Self {
+        let issuers = cloud.entra_issuers(&self.inner.rules.tenant);
+        let inner = self.inner_mut();
+        inner.authority = Uri::from_static(cloud.entra_authority());
+        inner.keys = Arc::default();
+        inner.rules.issuers = issuers;
+        inner.rules.callers = cloud.event_grid_app_id().into_iter().map(str::to_owned).collect();
+        self
     }
 
     /// Replaces the accepted issuers (by default the tenant's v1 and v2 issuers in the public cloud).
