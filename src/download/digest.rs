@@ -5,7 +5,7 @@ use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::error::{Error, ErrorKind};
+use super::error::{Error, Scope, Task};
 
 /// Bytes hashed per blocking task.
 const HASH_BATCH: usize = 1 << 20;
@@ -54,7 +54,7 @@ impl Digests {
 
     async fn settle(&mut self) -> Result<States, Error> {
         if let Some(handle) = self.in_flight.take() {
-            return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
+            return handle.await.map_err(|e| Error::join(&Scope::default(), Task::Hashing, e));
         }
         Ok(self.states.take().unwrap_or_default())
     }

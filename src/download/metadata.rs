@@ -5,7 +5,7 @@ use http::{Request, Response, Uri};
 use http_body::Body;
 use tower::Service;
 
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::Event;
 use super::service::ChunkDownloader;
 use super::sink::Sink;
@@ -23,9 +23,11 @@ where
 {
     /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once: checked to
     /// be JSON, with the media format it names (`recordingInfo.format`), if any.
-    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<(Bytes, Option<String>), Error> {
+    pub(super) async fn fetch_metadata(&self, scope: &Scope, uri: Uri) -> Result<(Bytes, Option<String>), Error> {
         let limit = self.config.metadata_limit;
-        let mut fetch = self.fetch(format!("{label} metadata"), uri);
+        let scope = scope.at(Location::Metadata);
+        let invalid = |detail| Error::new(ErrorKind::Metadata, detail).in_scope(&scope).with_host_of(&uri);
+        let mut fetch = self.fetch(scope.clone(), uri.clone());
         let mut document = BytesMut::new();
         while let Some(event) = fetch.next().await? {
             match event {
@@ -33,10 +35,7 @@ where
                 Event::Restart => document.clear(),
                 Event::Data(bytes) => {
                     if document.len() + bytes.len() > limit {
-                        return Err(Error::new(
-                            ErrorKind::Metadata,
-                            format!("{label} metadata: document is larger than {limit} bytes"),
-                        ));
+                        return Err(invalid(Detail::MetadataTooLarge(limit)));
                     }
                     document.extend_from_slice(&bytes);
                 }
@@ -47,10 +46,7 @@ where
                 let format = parsed.pointer("/recordingInfo/format").and_then(|f| f.as_str()).map(str::to_owned);
                 Ok((document.freeze(), format))
             }
-            Err(e) => {
-                Err(Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}"))
-                    .with_source(e))
-            }
+            Err(e) => Err(invalid(Detail::MetadataNotJson).with_source(e)),
         }
     }
 }

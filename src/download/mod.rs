@@ -60,7 +60,8 @@
 //! let evil = Recording::new("call-1").chunk(RecordingChunk::new("x", 0).with_content_location("https://attacker.example/x"));
 //! let error = downloader.download(evil).await.unwrap_err();
 //! assert_eq!(error.kind(), ErrorKind::RefusedHost);
-//! assert_eq!(error.to_string(), "chunk 0 (`x`) content location: host `attacker.example` is not allowed");
+//! assert_eq!(error.to_string(), "chunk 0 (`x`) content: location on refused host `attacker.example`");
+//! assert_eq!(error.host(), Some("attacker.example"));
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! # }).unwrap();
 //! ```
@@ -142,7 +143,7 @@ pub use body::ChunkBody;
 #[cfg(feature = "recorder")]
 pub(crate) use chunk::hex;
 pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
 pub use parts::{ParallelPolicy, DEFAULT_FAST_STREAM};

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tower::Service;
 
 use super::digest::Digests;
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::fetch::{Event, Fetch};
 use super::sink::PositionalWriter;
 use crate::BoxError;
@@ -139,7 +139,7 @@ const WRITE_BATCH: usize = 1 << 20;
 async fn run_part<S, B, RB>(
     mut fetch: Fetch<S, B, RB>,
     (start, end): (u64, u64),
-    label: Arc<str>,
+    scope: Scope,
     writer: Arc<dyn PositionalWriter>,
     report: mpsc::Sender<Message>,
 ) -> Result<(), Error>
@@ -151,8 +151,9 @@ where
     RB: Body<Data = Bytes> + Send,
     RB::Error: Into<BoxError>,
 {
-    let sink = |e: io::Error| Error::sink(&label, e);
-    let gone = || Error::new(ErrorKind::Sink, format!("{label}: the download was stopped"));
+    let scope = scope.part(start, end);
+    let sink = |e: io::Error| Error::sink(&scope, e);
+    let gone = || Error::new(ErrorKind::Sink, Detail::Stopped).in_scope(&scope);
     let (mut at, mut batch_start, mut batch, mut batch_len) = (start, start, Vec::new(), 0usize);
     while let Some(event) = fetch.next().await? {
         let Event::Data(bytes) = event else { continue };
@@ -167,8 +168,7 @@ where
         }
     }
     if at != end {
-        let why = format!("{label}: the part {start}-{end} ended at byte {at}");
-        return Err(Error::new(ErrorKind::RetriesExhausted, why));
+        return Err(Error::new(ErrorKind::RetriesExhausted, Detail::PartEndedEarly(at)).in_scope(&scope));
     }
     if !batch.is_empty() {
         writer.write_at(batch_start, batch).await.map_err(sink)?;
@@ -181,7 +181,8 @@ where
 pub(crate) struct Scheduler<F> {
     /// Builds the fetch of one part.
     pub(crate) part: F,
-    pub(crate) label: Arc<str>,
+    /// The chunk's content, for errors.
+    pub(crate) scope: Scope,
     pub(crate) writer: Arc<dyn PositionalWriter>,
     pub(crate) parallelism: usize,
     /// See [`ParallelPolicy::fast_stream`].
@@ -217,7 +218,7 @@ impl<F> Scheduler<F> {
         let mut open: Vec<u64> = Vec::new();
         let mut running = 0usize;
         let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B, RB>, range: (u64, u64)| {
-            let future = run_part(fetch, range, self.label.clone(), self.writer.clone(), report.clone());
+            let future = run_part(fetch, range, self.scope.clone(), self.writer.clone(), report.clone());
             tasks.spawn(future);
         };
         // While the first response shows how fast one connection is, no other part starts.
@@ -303,8 +304,7 @@ impl<F> Scheduler<F> {
                     }
                     Some(Err(failed)) => {
                         tasks.abort_all();
-                        let why = format!("{}: a part download task failed: {failed}", self.label);
-                        return Err(Error::new(ErrorKind::Sink, why).with_source(failed));
+                        return Err(Error::join(&self.scope, Task::Part, failed));
                     }
                 },
             }
@@ -317,8 +317,8 @@ impl<F> Scheduler<F> {
         let hashes = match digests.as_mut() {
             Some(digests) => {
                 if next_hash != self.total {
-                    let why = format!("{}: hashed {next_hash} of {} bytes", self.label, self.total);
-                    return Err(Error::new(ErrorKind::Sink, why));
+                    let detail = Detail::HashedShort { hashed: next_hash, total: self.total };
+                    return Err(Error::new(ErrorKind::Sink, detail).in_scope(&self.scope));
                 }
                 Some(digests.finish().await?)
             }
