@@ -6,7 +6,7 @@ use http_body::Body;
 use tower::{Service, ServiceExt};
 
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
-use super::retry::{is_transient, retry_after, Attempts, Failure};
+use super::retry::{is_transient, Failure, RetryState};
 use super::service::ChunkDownloader;
 use super::sink::Sink;
 use crate::BoxError;
@@ -27,8 +27,7 @@ where
         let Some(uri) = uri else { return Ok(false) };
         let scope = scope.at(Location::Delete);
         let error = |kind, detail| Error::new(kind, detail).in_scope(&scope).with_host_of(&uri);
-        let policy = self.config.policy;
-        let mut attempts = Attempts::new();
+        let mut retry = RetryState::new(self.config.policy, self.config.clock.clone());
         loop {
             let request = Request::builder()
                 .method(Method::DELETE)
@@ -40,29 +39,21 @@ where
                 let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
                 ready.call(request).await.map_err(Into::<BoxError>::into)
             };
-            let sent = tokio::time::timeout(policy.read_timeout, send).await;
+            let read_timeout = retry.policy().read_timeout;
+            let sent = tokio::time::timeout(read_timeout, send).await;
             let (failure, wait) = match sent {
                 Ok(Ok(response)) => match response.status() {
                     StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
                         return Ok(true)
                     }
-                    status if is_transient(status) => {
-                        (Failure::Status(status), retry_after(response.headers(), std::time::SystemTime::now()))
-                    }
+                    status if is_transient(status) => (Failure::Status(status), retry.retry_after(response.headers())),
                     status => return Err(error(ErrorKind::Status, Detail::PermanentStatus).with_status(Some(status))),
                 },
                 Ok(Err(sent)) => (Failure::Connect(sent), None),
-                Err(_) => (Failure::Timeout(policy.read_timeout), None),
+                Err(_) => (Failure::Timeout(read_timeout), None),
             };
-            match attempts.fail(&policy, 0, wait) {
-                Ok(delay) => tokio::time::sleep(delay).await,
-                Err(exhausted) => {
-                    return Err(error(ErrorKind::RetriesExhausted, Detail::GaveUp(exhausted))
-                        .with_status(failure.status())
-                        .with_attempts(attempts.failures())
-                        .with_source(failure));
-                }
-            }
+            // Nothing is delivered by a DELETE: every failure counts.
+            retry.wait_after(failure, 0, wait).await.map_err(|e| e.in_scope(&scope).with_host_of(&uri))?;
         }
     }
 }
@@ -70,6 +61,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SharedClock;
     use crate::download::{RetryPolicy, WriterSink};
     use http_body_util::{Empty, Full};
     use std::collections::VecDeque;
@@ -83,6 +75,14 @@ mod tests {
 
     /// Deletes through a client answering `answers` in order (then 503); returns the result and the requests made.
     async fn delete_with(policy: RetryPolicy, answers: Vec<Response<Full<Bytes>>>) -> (Result<bool, Error>, usize) {
+        delete_with_clock(policy, SharedClock::system(), answers).await
+    }
+
+    async fn delete_with_clock(
+        policy: RetryPolicy,
+        clock: SharedClock,
+        answers: Vec<Response<Full<Bytes>>>,
+    ) -> (Result<bool, Error>, usize) {
         let answers: Answers = Arc::new(Mutex::new(answers.into()));
         let requests = Arc::new(AtomicUsize::new(0));
         let (script, counter) = (answers.clone(), requests.clone());
@@ -92,7 +92,8 @@ mod tests {
             let next = script.lock().unwrap().pop_front().unwrap_or_else(|| answer(503, Some("3600")));
             async move { Ok::<_, Infallible>(next) }
         });
-        let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy);
+        let downloader =
+            ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy).with_clock(clock);
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d".parse().unwrap();
         let result = downloader.delete(&Scope::chunk(0, "d"), Some(uri)).await;
         (result, requests.load(Ordering::Relaxed))
@@ -135,5 +136,16 @@ mod tests {
         assert!(result.unwrap());
         assert_eq!(requests, 2);
         assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_reads_a_retry_after_date_against_the_injected_clock() {
+        let started = Instant::now();
+        let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352); // 18:09:12
+        let answers = vec![answer(503, Some("Wed, 13 Apr 2022 18:09:19 GMT")), answer(200, None)];
+        let (result, requests) = delete_with_clock(RetryPolicy::default(), SharedClock::new(move || at), answers).await;
+        assert!(result.unwrap());
+        assert_eq!(requests, 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_RANGE, IF_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE};
@@ -21,7 +21,7 @@ use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::header::{blob_md5, content_length, content_md5, decode_md5, parse_content_range};
 use super::location::Destinations;
-use super::retry::{is_transient, retry_after, Attempts, Failure, RetryPolicy};
+use super::retry::{is_transient, Failure, RetryState};
 use super::ObjectVersion;
 use crate::BoxError;
 
@@ -50,7 +50,6 @@ pub(crate) struct Finished {
 pub(crate) struct Fetch<S, B, RB> {
     client: S,
     destinations: Arc<Destinations>,
-    policy: RetryPolicy,
     /// The chunk and location (and part) this fetch is about, for its errors.
     scope: Scope,
     uri: Uri,
@@ -80,7 +79,7 @@ pub(crate) struct Fetch<S, B, RB> {
     part: bool,
     changed: bool,
     no_range: bool,
-    attempts: Attempts,
+    retry: RetryState,
     requests: u32,
     redirects: u32,
     done: bool,
@@ -97,11 +96,10 @@ where
     RB: Body<Data = Bytes> + Send,
     RB::Error: Into<BoxError>,
 {
-    pub(crate) fn new(client: S, destinations: Arc<Destinations>, policy: RetryPolicy, scope: Scope, uri: Uri) -> Self {
+    pub(crate) fn new(client: S, destinations: Arc<Destinations>, retry: RetryState, scope: Scope, uri: Uri) -> Self {
         Self {
             client,
             destinations,
-            policy,
             scope,
             uri,
             offset: 0,
@@ -119,7 +117,7 @@ where
             part: false,
             changed: false,
             no_range: false,
-            attempts: Attempts::new(),
+            retry,
             requests: 0,
             redirects: 0,
             done: false,
@@ -135,7 +133,7 @@ where
         self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
         let md5 = md5.filter(|_| self.blob_md5.is_some());
         self.offset = offset;
-        self.attempts.already_delivered(offset);
+        self.retry.already_delivered(offset);
         self.version = Some(version);
         self.digest = Digests::new(sha256, md5);
     }
@@ -152,7 +150,7 @@ where
         self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
         self.version = Some(version);
         self.offset = start;
-        self.attempts.already_delivered(start);
+        self.retry.already_delivered(start);
         self.limit = Some(end);
         self.part = true;
         self.hashing = false;
@@ -230,10 +228,11 @@ where
                 continue;
             };
             let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
-            let frame = match tokio::time::timeout(self.policy.read_timeout, next).await {
+            let read_timeout = self.retry.policy().read_timeout;
+            let frame = match tokio::time::timeout(read_timeout, next).await {
                 Err(_) => {
                     self.body = None;
-                    self.failed(Failure::Timeout(self.policy.read_timeout), None).await?;
+                    self.failed(Failure::Timeout(read_timeout), None).await?;
                     continue;
                 }
                 Ok(Some(Err(error))) => {
@@ -366,7 +365,7 @@ where
             path = self.uri.path(),
             "requesting"
         );
-        let timeout = self.policy.read_timeout;
+        let timeout = self.retry.policy().read_timeout;
         let client = &mut self.client;
         let send = async move {
             let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
@@ -400,7 +399,7 @@ where
             }
             StatusCode::RANGE_NOT_SATISFIABLE => self.range_not_satisfiable(response.headers()).await,
             status if is_transient(status) => {
-                let wait = retry_after(response.headers(), SystemTime::now());
+                let wait = self.retry.retry_after(response.headers());
                 self.failed(Failure::Status(status), wait).await
             }
             status => Err(Error::new(ErrorKind::Status, Detail::PermanentStatus)
@@ -591,27 +590,8 @@ where
         if self.changed {
             return Err(self.object_changed().with_source(cause));
         }
-        let delay = match self.attempts.fail(&self.policy, self.offset, retry_after) {
-            Ok(delay) => delay,
-            Err(why) => {
-                return Err(Error::new(ErrorKind::RetriesExhausted, Detail::GaveUp(why))
-                    .in_scope(&self.scope)
-                    .with_host_of(&self.uri)
-                    .with_status(cause.status())
-                    .with_attempts(self.attempts.failures())
-                    .with_source(cause));
-            }
-        };
-        tracing::warn!(
-            attempt = self.requests,
-            failures = self.attempts.failures(),
-            offset = self.offset,
-            delay_ms = delay.as_millis() as u64,
-            cause = %cause,
-            "attempt failed, retrying"
-        );
-        tokio::time::sleep(delay).await;
-        Ok(())
+        let (scope, uri) = (&self.scope, &self.uri);
+        self.retry.wait_after(cause, self.offset, retry_after).await.map_err(|e| e.in_scope(scope).with_host_of(uri))
     }
 }
 
@@ -643,7 +623,9 @@ fn is_permanent_client_error(error: &(dyn std::error::Error + 'static)) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SharedClock;
     use crate::download::error::{chain_line, Location};
+    use crate::download::RetryPolicy;
     use crate::signing::AllowList;
     use base64::Engine as _;
     use http_body::Frame;
@@ -714,6 +696,14 @@ mod tests {
         policy: RetryPolicy,
         responses: Vec<Response<Scripted>>,
     ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        run_with_clock(policy, SharedClock::system(), responses).await
+    }
+
+    async fn run_with_clock(
+        policy: RetryPolicy,
+        clock: SharedClock,
+        responses: Vec<Response<Scripted>>,
+    ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
         let seen = script.clone();
         let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
@@ -726,7 +716,8 @@ mod tests {
         });
         let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
-        let mut fetch = Fetch::new(client, destinations, policy, Scope::chunk(0, "d").at(Location::Content), uri);
+        let retry = RetryState::new(policy, clock);
+        let mut fetch = Fetch::new(client, destinations, retry, Scope::chunk(0, "d").at(Location::Content), uri);
         let mut bytes = Vec::new();
         let result = loop {
             match fetch.next().await {
@@ -971,6 +962,27 @@ mod tests {
         assert_eq!(headers.len(), 2);
         // The default policy's `max_backoff`.
         assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_date_is_read_against_the_injected_clock() {
+        let started = Instant::now();
+        // 18:09:12 by the injected clock; the server asks for 18:09:22.
+        let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352);
+        let clock = SharedClock::new(move || at);
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let (bytes, result, headers) = run_with_clock(
+            policy,
+            clock,
+            vec![
+                response(503, &[("retry-after", "Wed, 13 Apr 2022 18:09:22 GMT")], b""),
+                response(200, &[("etag", "\"a\""), ("content-length", "3")], b"abc"),
+            ],
+        )
+        .await;
+        result.unwrap();
+        assert_eq!((bytes.as_slice(), headers.len()), (&b"abc"[..], 2));
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test]

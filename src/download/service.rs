@@ -22,9 +22,10 @@ use super::fetch::Fetch;
 use super::future::ResponseFuture;
 use super::location::Destinations;
 use super::parts::ParallelPolicy;
-use super::retry::RetryPolicy;
+use super::retry::{RetryPolicy, RetryState};
 use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
 use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
+use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
 use crate::signing::AllowList;
@@ -44,6 +45,7 @@ pub(super) struct Config {
     pub(super) metadata_limit: usize,
     pub(super) parallel: Option<ParallelPolicy>,
     pub(super) progress: Option<ProgressFn>,
+    pub(super) clock: SharedClock,
 }
 
 /// Downloads the chunks of a recording, media and metadata, into a [`Sink`]; see the [module docs](super).
@@ -101,6 +103,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
                 metadata_limit: DEFAULT_METADATA_LIMIT,
                 parallel: None,
                 progress: None,
+                clock: SharedClock::system(),
             }),
             _request_body: PhantomData,
         }
@@ -129,6 +132,13 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     /// Sets the retry policy of every request.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.config_mut().policy = policy;
+        self
+    }
+
+    /// Uses this clock for the wall-clock time that a server's `Retry-After` date is read against (waits and retry
+    /// budgets run on tokio's clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.config_mut().clock = SharedClock::new(clock);
         self
     }
 
@@ -327,7 +337,8 @@ where
     }
 
     pub(super) fn fetch(&self, scope: Scope, uri: Uri) -> Fetch<S, B, RB> {
-        Fetch::new(self.client.clone(), self.config.destinations.clone(), self.config.policy, scope, uri)
+        let retry = RetryState::new(self.config.policy, self.config.clock.clone());
+        Fetch::new(self.client.clone(), self.config.destinations.clone(), retry, scope, uri)
     }
 
     async fn chunk(self, state: Arc<RecordingState>, plan: Planned) -> Result<ChunkManifest, Error> {
