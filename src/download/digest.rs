@@ -74,7 +74,7 @@ impl Digests {
         let Some((sender, _)) = &self.pipe else { unreachable!("the pipe was just set") };
         if sender.send(batch).await.is_err() {
             // The thread ended early: it panicked. Its handle says so.
-            return Err(self.join().await.err().unwrap_or_else(|| stopped()));
+            return Err(self.join().await.err().unwrap_or_else(stopped));
         }
         Ok(())
     }

@@ -248,6 +248,9 @@ fn sync_folder(folder: &Path) -> io::Result<()> {
     }
 }
 
+/// The queue of batches to the writing thread, and that thread, which gives the file back once the queue closes.
+type WritePipe = (mpsc::Sender<Vec<Bytes>>, JoinHandle<io::Result<File>>);
+
 /// Where one chunk's files go.
 #[derive(Debug, Clone)]
 struct Paths {
@@ -263,7 +266,7 @@ pub struct DirectoryWriter {
     /// `None` while the writing thread holds it (and so the lock).
     file: Option<File>,
     /// The queue to the thread that writes the batches in order, and that thread, which gives the file back.
-    pipe: Option<(mpsc::Sender<Vec<Bytes>>, JoinHandle<io::Result<File>>)>,
+    pipe: Option<WritePipe>,
     batch: Vec<Bytes>,
     batch_len: usize,
     paths: Paths,
