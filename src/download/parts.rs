@@ -353,6 +353,47 @@ mod tests {
         assert_eq!(missing(0, 0, &[], 4), Vec::<(u64, u64)>::new());
         assert_eq!(missing(10, 0, &[(2, 3), (2, 5)], 100), [(0, 2), (5, 10)]);
     }
+
+    #[tokio::test]
+    async fn a_part_whose_task_panics_fails_the_chunk_as_a_task_panic() {
+        use crate::download::{ChunkDownloader, DirectorySink, ErrorKind, Location};
+        use crate::recording::{Recording, RecordingChunk};
+        use http_body_util::{Empty, Full};
+        const OBJECT: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+        // A client that serves every range of the object but panics on the part that starts at byte 16.
+        let client = tower::service_fn(|request: Request<Empty<Bytes>>| async move {
+            if request.uri().path().ends_with("acsmetadata") {
+                return Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))));
+            }
+            let range = request.headers()["range"].to_str().unwrap().trim_start_matches("bytes=").to_owned();
+            let (first, last) = range.split_once('-').unwrap();
+            let first: usize = first.parse().unwrap();
+            assert_ne!(first, 16, "a bug in the client");
+            let last: usize = last.parse::<usize>().map_or(OBJECT.len() - 1, |last| last.min(OBJECT.len() - 1));
+            let response = Response::builder()
+                .status(206)
+                .header("content-range", format!("bytes {first}-{last}/{}", OBJECT.len()))
+                .header("etag", "\"a\"")
+                .body(Full::new(Bytes::copy_from_slice(&OBJECT[first..=last])))
+                .unwrap();
+            Ok(response)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = ChunkDownloader::new(client, DirectorySink::new(dir.path()))
+            .parallel(Some(ParallelPolicy::new(8, 8, 2).fast_stream(None)));
+        let recording = Recording::new("call").format("Wav").chunk(
+            RecordingChunk::new("d", 0)
+                .with_content_location("https://eu.asm.skype.com/v1/objects/d/content/audio")
+                .with_metadata_location("https://eu.asm.skype.com/v1/objects/d/content/acsmetadata"),
+        );
+        let error = downloader.download(recording).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TaskPanicked);
+        assert!(!error.is_retryable());
+        assert_eq!(error.to_string(), "chunk 0 (`d`) content: a part's download task panicked");
+        assert_eq!(error.location(), Some(Location::Content));
+        crate::download::error::assert_no_repeats(&error);
+        assert!(!dir.path().join("call/0-d.wav").exists());
+    }
 }
 
 #[cfg(test)]
