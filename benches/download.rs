@@ -1,20 +1,23 @@
 //! Downloading one large chunk over loopback from the emulator's storage: the whole stack (signing layer,
 //! hyper-util client, `ChunkDownloader`, `DirectorySink`) next to the floor (a bare hyper-util client writing the
-//! same response into a file with blocking `std::fs` writes; also with SHA-256 computed inline, and with an fsync)
-//! and `curl -o`, in the same run, for the single stream and for the parallel ranges of the default
-//! [`ParallelPolicy`]; then the same chunk over a link limited to 40 MB/s per connection, single stream against
-//! parallel ranges; then the peak RSS of a downloading process at 256 MiB and 1 GiB, both ways.
+//! same response into a file with blocking `std::fs` writes; also with SHA-256 computed inline, with SHA-256 on a
+//! second thread, and with an fsync) and `curl -o`, in the same run, for the single stream and for the parallel
+//! ranges of the default [`ParallelPolicy`]; the CPU time per GiB of each (process and children, the in-process
+//! server included); then the same chunk over a link limited to 40 MB/s per connection, single stream against
+//! parallel ranges; then the peak RSS of a downloading process at 256 MiB and 1.5 GiB, both ways.
 //!
 //! `ACS_BENCH_DOWNLOAD_BYTES` sets the loopback size (default 1 GiB) and `ACS_BENCH_SLOW_BYTES` the slow-link size
 //! (default 512 MiB); CI runs them smaller with `-- --quick`. Runtime: tokio multi-thread, 2 workers, client and
 //! server in the same process. The peak-RSS child uses a current-thread runtime (plus tokio's blocking pool for
 //! file writes and hashing).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use acs_recording::credential::{AccessKey, Endpoint};
@@ -36,6 +39,28 @@ const CHILD_ENV: &str = "ACS_BENCH_RSS_CHILD";
 const PARALLEL_ENV: &str = "ACS_BENCH_RSS_PARALLEL";
 /// The bandwidth of one connection on the slow link: a long cross-region path.
 const SLOW_LINK: u64 = 40_000_000;
+
+/// CPU seconds and bytes of each benchmark, for the CPU-per-GiB summary.
+static CPU: Mutex<BTreeMap<&'static str, (f64, u64)>> = Mutex::new(BTreeMap::new());
+
+/// CPU seconds used so far by this process and the children it waited for (`/proc/self/stat`, in clock ticks of
+/// 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect())
+        .unwrap_or_default();
+    // utime, stime, cutime, cstime: fields 14 to 17 of the file, 11 to 14 after the command name.
+    fields.get(11..15).map_or(0.0, |times| times.iter().sum::<f64>() / 100.0)
+}
+
+fn record_cpu(name: &'static str, seconds: f64, bytes: u64) {
+    let mut table = CPU.lock().unwrap();
+    let entry = table.entry(name).or_default();
+    entry.0 += seconds;
+    entry.1 += bytes;
+}
 
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -85,9 +110,10 @@ fn main() {
                                 .with_content_location(&location)
                                 .with_metadata_location(emulator.storage().metadata_location("bench")),
                         );
-                        let start = Instant::now();
+                        let (start, cpu) = (Instant::now(), cpu_seconds());
                         let manifest = downloader.download(recording).await.unwrap();
                         total += start.elapsed();
+                        record_cpu(name, cpu_seconds() - cpu, info.size);
                         assert_eq!(manifest.chunks[0].bytes, info.size);
                         std::fs::remove_dir_all(&dir).unwrap();
                     }
@@ -97,10 +123,11 @@ fn main() {
         });
     }
 
-    for (durable, hash) in [(false, false), (false, true), (true, false)] {
+    for (durable, hash) in [(false, Hash::None), (false, Hash::Inline), (false, Hash::Thread), (true, Hash::None)] {
         let name = match (durable, hash) {
             (true, _) => "floor_hyper_util/fsync",
-            (_, true) => "floor_hyper_util/sha256",
+            (_, Hash::Inline) => "floor_hyper_util/sha256",
+            (_, Hash::Thread) => "floor_hyper_util/sha256_thread",
             _ => "floor_hyper_util",
         };
         group.bench_function(name, |b| {
@@ -114,9 +141,10 @@ fn main() {
                     let mut total = Duration::ZERO;
                     for _ in 0..iterations {
                         let request = signed_request(emulator.endpoint(), emulator.access_key(), &location).await;
-                        let start = Instant::now();
+                        let (start, cpu) = (Instant::now(), cpu_seconds());
                         let written = floor(&client, request, &path, durable, hash).await;
                         total += start.elapsed();
+                        record_cpu(name, cpu_seconds() - cpu, written);
                         assert_eq!(written, info.size);
                         std::fs::remove_file(&path).unwrap();
                     }
@@ -140,9 +168,10 @@ fn main() {
                         command.arg("-H").arg(format!("{}: {}", name, value.to_str().unwrap()));
                     }
                     command.arg(&location);
-                    let start = Instant::now();
+                    let (start, cpu) = (Instant::now(), cpu_seconds());
                     let status = command.status().unwrap();
                     total += start.elapsed();
+                    record_cpu("curl", cpu_seconds() - cpu, info.size);
                     assert!(status.success());
                     assert_eq!(std::fs::metadata(&path).unwrap().len(), info.size);
                     std::fs::remove_file(&path).unwrap();
@@ -154,6 +183,10 @@ fn main() {
         println!("curl not found: skipping the curl comparison");
     }
     group.finish();
+    for (name, (seconds, bytes)) in CPU.lock().unwrap().iter() {
+        let per_gib = seconds / (*bytes as f64 / f64::from(1u32 << 30));
+        println!("CPU per GiB, {name}: {per_gib:.2} s (process and children, the in-process server included)");
+    }
 
     // A link that is slow per connection: what parallel ranges are for.
     let slow_size: u64 = std::env::var(SLOW_SIZE_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(512 << 20);
@@ -196,7 +229,7 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    for (rss_size, parallel) in [(256u64 << 20, false), (1 << 30, false), (256 << 20, true), (1 << 30, true)] {
+    for (rss_size, parallel) in [(256u64 << 20, false), (1536 << 20, false), (256 << 20, true), (1536 << 20, true)] {
         let id = format!("rss-{rss_size}-{parallel}");
         emulator.storage().put_tone(&id, rss_size - 44);
         let dir = work.path().join(&id);
@@ -241,15 +274,33 @@ async fn signed_request(endpoint: &Endpoint, key: &AccessKey, location: &str) ->
         .unwrap()
 }
 
+/// Where the floor computes its SHA-256, if at all.
+#[derive(Clone, Copy, PartialEq)]
+enum Hash {
+    None,
+    /// On the task that reads the socket, frame by frame.
+    Inline,
+    /// On a blocking-pool thread fed every frame through a bounded channel.
+    Thread,
+}
+
 /// The floor: a bare hyper-util client, each frame written with a blocking `std::fs` write.
 async fn floor(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
     request: http::Request<Empty<Bytes>>,
     path: &Path,
     durable: bool,
-    hash: bool,
+    hash: Hash,
 ) -> u64 {
     let mut sha = Sha256::new();
+    let (frames, mut queue) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut sha = Sha256::new();
+        while let Some(bytes) = queue.blocking_recv() {
+            sha.update(&bytes);
+        }
+        sha.finalize()
+    });
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
@@ -257,8 +308,10 @@ async fn floor(
     let mut written = 0;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame.unwrap().into_data() {
-            if hash {
-                sha.update(&data);
+            match hash {
+                Hash::Inline => sha.update(&data),
+                Hash::Thread => frames.send(data.clone()).await.unwrap(),
+                Hash::None => {}
             }
             file.write_all(&data).unwrap();
             written += data.len() as u64;
@@ -267,6 +320,8 @@ async fn floor(
     if durable {
         file.sync_all().unwrap();
     }
+    drop(frames);
+    std::hint::black_box(hasher.await.unwrap());
     std::hint::black_box(sha.finalize());
     written
 }

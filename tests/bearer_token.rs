@@ -244,22 +244,23 @@ async fn a_refused_host_gets_no_token_and_no_request() {
     let table = [
         (
             "https://attacker.example/steal",
-            "refused to sign a request: host `attacker.example` is not on the allow-list",
+            "refused to sign a request to `attacker.example`: host `attacker.example` is not on the allow-list",
         ),
         (
             "http://eu.asm.skype.com/x",
-            "refused to sign a request: host `eu.asm.skype.com` is refused over a scheme other than https",
+            "refused to sign a request to `eu.asm.skype.com`: host `eu.asm.skype.com` is refused over a scheme other than https",
         ),
         (
             "https://10.0.0.1/x",
-            "refused to sign a request: host `10.0.0.1` is an IP literal or loopback host that was not allowed by name",
+            "refused to sign a request to `10.0.0.1`: host `10.0.0.1` is an IP literal or loopback host that was not allowed by name",
         ),
         ("/relative", "refused to sign a request: destination has no host"),
     ];
     for (uri, message) in table {
         let error = client.clone().oneshot(get(uri)).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RefusedHost, "{uri}");
-        assert_eq!(error.to_string(), message, "{uri}");
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert_eq!(chain, message, "{uri}");
     }
     assert_eq!(credential.calls(), 0);
     assert!(seen.lock().unwrap().is_empty());

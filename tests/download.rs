@@ -6,7 +6,7 @@ mod download_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, RetryPolicy, WriterSink};
+use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Location, Outcome, RetryPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 use acs_recording::recording::{ChannelAssignment, Recording, RecordingChunk};
 use download_support::*;
@@ -202,9 +202,12 @@ async fn transient_statuses_that_outlast_the_policy_fail_naming_status_and_chunk
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
     assert_eq!(error.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
+    assert_eq!(error.to_string(), "chunk 0 (`down`) content: gave up after 3 failed attempts");
+    let last = std::error::Error::source(&error).expect("the last failure");
+    assert_eq!(last.to_string(), "status 500 Internal Server Error");
     assert_eq!(
-        error.to_string(),
-        "chunk 0 (`down`) content: gave up after 3 failed attempts; last failure: status 500 Internal Server Error"
+        (error.attempts(), error.location(), error.host()),
+        (Some(3), Some(Location::Content), Some("127.0.0.1"))
     );
     assert_eq!(content_gets(&emulator, "down").len(), 3);
     assert!(!dir.path().join("c/0-down.wav").exists());
@@ -288,7 +291,7 @@ async fn not_found_is_permanent_and_never_retried() {
     assert_eq!(error.kind(), ErrorKind::Status);
     assert_eq!(error.status(), Some(http::StatusCode::NOT_FOUND));
     assert!(!error.is_retryable());
-    assert_eq!(error.to_string(), "chunk 0 (`gone`) content: permanent status 404 Not Found");
+    assert_eq!(error.to_string(), "chunk 0 (`gone`) content: permanent status 404 Not Found from `127.0.0.1`");
     assert_eq!(content_gets(&emulator, "gone").len(), 1);
     assert!(!dir.path().join("c/0-gone.wav").exists());
 }
@@ -306,7 +309,8 @@ async fn a_location_on_a_host_not_allowed_makes_no_request_at_all() {
         assert_eq!(error.kind(), ErrorKind::RefusedHost, "{evil}");
         assert!(error.is_refused());
         let host = evil.parse::<http::Uri>().unwrap().host().unwrap().to_owned();
-        assert_eq!(error.to_string(), format!("chunk 1 (`x`) content location: host `{host}` is not allowed"));
+        assert_eq!(error.to_string(), format!("chunk 1 (`x`) content: location on refused host `{host}`"));
+        assert_eq!((error.chunk_index(), error.document_id(), error.host()), (Some(1), Some("x"), Some(host.as_str())));
     }
     assert_eq!(emulator.storage().requests(), []);
     assert!(!dir.path().join("c").exists());
@@ -503,7 +507,10 @@ async fn a_stream_fails_rather_than_splicing_a_changed_object() {
     let (result, _) = collect_stream(body).await;
     let error = result.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ObjectChanged);
-    assert_eq!(error.to_string(), "chunk 0 (`splice`): object changed after 100000 bytes were yielded by the stream");
+    assert_eq!(
+        error.to_string(),
+        "chunk 0 (`splice`) content: object changed after 100000 bytes were yielded by the stream"
+    );
 }
 
 #[tokio::test]
@@ -539,7 +546,9 @@ async fn a_writer_sink_fails_when_the_object_changes_after_bytes_were_written() 
         .retry_policy(fast_retries());
     let error = downloader.download(single(&emulator, "c", "w2")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ObjectChanged);
-    assert!(error.to_string().starts_with("chunk 0 (`w2`): object changed and "), "{error}");
+    assert_eq!(error.to_string(), "chunk 0 (`w2`) content: object changed and the sink cannot start over");
+    let cause = std::error::Error::source(&error).expect("the sink's refusal");
+    assert!(!error.to_string().contains(&cause.to_string()), "{error} repeats {cause}");
 }
 
 #[tokio::test]
@@ -589,7 +598,8 @@ async fn unsigned_or_wrongly_signed_requests_are_refused_by_the_storage() {
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(http::StatusCode::UNAUTHORIZED));
-    assert_eq!(error.to_string(), "chunk 0 (`secret`) metadata: permanent status 401 Unauthorized");
+    assert_eq!(error.to_string(), "chunk 0 (`secret`) metadata: permanent status 401 Unauthorized from `127.0.0.1`");
+    assert_eq!(error.location(), Some(Location::Metadata));
 }
 
 #[tokio::test]

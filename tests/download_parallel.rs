@@ -235,7 +235,11 @@ async fn a_part_that_keeps_failing_fails_the_chunk_and_leaves_no_final_file() {
     let downloader = downloader(&emulator, dir.path()).parallel(Some(policy()));
     let error = downloader.download(single(&emulator, "call", "failing")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
-    assert!(error.to_string().contains(&format!("bytes {}-{}", THRESHOLD + PART, size)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!("chunk 0 (`failing`) content bytes {}-{size}: gave up after 6 failed attempts", THRESHOLD + PART)
+    );
+    assert_eq!(error.part(), Some(THRESHOLD + PART..size));
     assert!(!dir.path().join("call").join("0-failing.wav").exists());
 }
 

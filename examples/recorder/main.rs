@@ -311,7 +311,14 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Each message along the chain says its own part once: print them all.
+            let mut line = format!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                line = format!("{line}: {cause}");
+                source = cause.source();
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

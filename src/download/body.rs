@@ -11,7 +11,7 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use tower::Service;
 
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Scope};
 use super::fetch::{Event, Fetch, Finished};
 use crate::BoxError;
 
@@ -55,11 +55,11 @@ pub struct ChunkBody {
     yielded: u64,
     total: Option<u64>,
     finished: Option<Finished>,
-    label: String,
+    scope: Scope,
 }
 
 impl ChunkBody {
-    pub(crate) fn new<S, B, RB>(fetch: Fetch<S, B, RB>, label: String) -> Self
+    pub(crate) fn new<S, B, RB>(fetch: Fetch<S, B, RB>, scope: Scope) -> Self
     where
         S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
         S::Error: Into<BoxError>,
@@ -68,7 +68,7 @@ impl ChunkBody {
         RB: Body<Data = Bytes> + Send + 'static,
         RB::Error: Into<BoxError>,
     {
-        Self { steps: Some(steps(fetch)), yielded: 0, total: None, finished: None, label }
+        Self { steps: Some(steps(fetch)), yielded: 0, total: None, finished: None, scope }
     }
 
     /// The SHA-256 of the whole chunk, once the stream ended without error.
@@ -94,7 +94,7 @@ impl fmt::Debug for ChunkBody {
             (None, Some(_)) => "done",
             (None, None) => "failed",
         };
-        f.debug_struct("ChunkBody").field("chunk", &self.label).field("state", &state).finish()
+        f.debug_struct("ChunkBody").field("chunk", &format_args!("{}", self.scope)).field("state", &state).finish()
     }
 }
 
@@ -114,11 +114,8 @@ impl Stream for ChunkBody {
                 Some(Ok(Step::Event(Event::Restart))) if this.yielded == 0 => this.total = None,
                 Some(Ok(Step::Event(Event::Restart))) => {
                     this.steps = None;
-                    let message = format!(
-                        "{}: object changed after {} bytes were yielded by the stream",
-                        this.label, this.yielded
-                    );
-                    return Poll::Ready(Some(Err(Error::new(ErrorKind::ObjectChanged, message))));
+                    let error = Error::new(ErrorKind::ObjectChanged, Detail::ChangedAfterYield(this.yielded));
+                    return Poll::Ready(Some(Err(error.in_scope(&this.scope))));
                 }
                 Some(Ok(Step::Finished(finished))) => {
                     this.finished = Some(finished);

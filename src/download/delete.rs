@@ -5,8 +5,8 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use tower::{Service, ServiceExt};
 
-use super::error::{Error, ErrorKind};
-use super::retry::{is_transient, retry_after, Attempts};
+use super::error::{Detail, Error, ErrorKind, Location, Scope};
+use super::retry::{is_transient, Failure, RetryState};
 use super::service::ChunkDownloader;
 use super::sink::Sink;
 use crate::BoxError;
@@ -23,52 +23,37 @@ where
 {
     /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
     /// earlier run got there first).
-    pub(super) async fn delete(&self, label: &str, uri: Option<Uri>) -> Result<bool, Error> {
+    pub(super) async fn delete(&self, scope: &Scope, uri: Option<Uri>) -> Result<bool, Error> {
         let Some(uri) = uri else { return Ok(false) };
-        let policy = self.config.policy;
-        let mut attempts = Attempts::new();
+        let scope = scope.at(Location::Delete);
+        let error = |kind, detail| Error::new(kind, detail).in_scope(&scope).with_host_of(&uri);
+        let mut retry = RetryState::new(self.config.policy, self.config.clock.clone());
         loop {
-            let request =
-                Request::builder().method(Method::DELETE).uri(uri.clone()).body(B::default()).map_err(|e| {
-                    Error::new(ErrorKind::InvalidLocation, format!("{label} delete: cannot build a request: {e}"))
-                })?;
+            let request = Request::builder()
+                .method(Method::DELETE)
+                .uri(uri.clone())
+                .body(B::default())
+                .map_err(|e| error(ErrorKind::InvalidLocation, Detail::Request).with_source(e))?;
             let mut client = self.client.clone();
             let send = async move {
                 let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
                 ready.call(request).await.map_err(Into::<BoxError>::into)
             };
-            let sent = tokio::time::timeout(policy.read_timeout, send).await;
-            let (why, wait, status) = match sent {
+            let read_timeout = retry.policy().read_timeout;
+            let sent = tokio::time::timeout(read_timeout, send).await;
+            let (failure, wait) = match sent {
                 Ok(Ok(response)) => match response.status() {
                     StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
                         return Ok(true)
                     }
-                    status if is_transient(status) => (
-                        format!("status {status}"),
-                        retry_after(response.headers(), std::time::SystemTime::now()),
-                        Some(status),
-                    ),
-                    status => {
-                        return Err(Error::new(ErrorKind::Status, format!("{label} delete: permanent status {status}"))
-                            .with_status(status))
-                    }
+                    status if is_transient(status) => (Failure::Status(status), retry.retry_after(response.headers())),
+                    status => return Err(error(ErrorKind::Status, Detail::PermanentStatus).with_status(Some(status))),
                 },
-                Ok(Err(error)) => (format!("request failed: {error}"), None, None),
-                Err(_) => ("timed out".to_owned(), None, None),
+                Ok(Err(sent)) => (Failure::Connect(sent), None),
+                Err(_) => (Failure::Timeout(read_timeout), None),
             };
-            match attempts.fail(&policy, 0, wait) {
-                Ok(delay) => tokio::time::sleep(delay).await,
-                Err(exhausted) => {
-                    let error = Error::new(
-                        ErrorKind::RetriesExhausted,
-                        format!("{label} delete: {exhausted}; last failure: {why}"),
-                    );
-                    return Err(match status {
-                        Some(status) => error.with_status(status),
-                        None => error,
-                    });
-                }
-            }
+            // Nothing is delivered by a DELETE: every failure counts.
+            retry.wait_after(failure, 0, wait).await.map_err(|e| e.in_scope(&scope).with_host_of(&uri))?;
         }
     }
 }
@@ -76,6 +61,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SharedClock;
     use crate::download::{RetryPolicy, WriterSink};
     use http_body_util::{Empty, Full};
     use std::collections::VecDeque;
@@ -89,6 +75,14 @@ mod tests {
 
     /// Deletes through a client answering `answers` in order (then 503); returns the result and the requests made.
     async fn delete_with(policy: RetryPolicy, answers: Vec<Response<Full<Bytes>>>) -> (Result<bool, Error>, usize) {
+        delete_with_clock(policy, SharedClock::system(), answers).await
+    }
+
+    async fn delete_with_clock(
+        policy: RetryPolicy,
+        clock: SharedClock,
+        answers: Vec<Response<Full<Bytes>>>,
+    ) -> (Result<bool, Error>, usize) {
         let answers: Answers = Arc::new(Mutex::new(answers.into()));
         let requests = Arc::new(AtomicUsize::new(0));
         let (script, counter) = (answers.clone(), requests.clone());
@@ -98,9 +92,10 @@ mod tests {
             let next = script.lock().unwrap().pop_front().unwrap_or_else(|| answer(503, Some("3600")));
             async move { Ok::<_, Infallible>(next) }
         });
-        let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy);
+        let downloader =
+            ChunkDownloader::new(client, WriterSink::new(Vec::<u8>::new())).retry_policy(policy).with_clock(clock);
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d".parse().unwrap();
-        let result = downloader.delete("chunk 0 (`d`)", Some(uri)).await;
+        let result = downloader.delete(&Scope::chunk(0, "d"), Some(uri)).await;
         (result, requests.load(Ordering::Relaxed))
     }
 
@@ -123,10 +118,11 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
         assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
-        assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) delete: retry time budget of 60 s exhausted; last failure: status 503 Service Unavailable"
-        );
+        assert_eq!(error.host(), Some("eu.asm.skype.com"));
+        assert_eq!(error.to_string(), "chunk 0 (`d`) delete: retry time budget of 60 s exhausted");
+        assert_eq!(std::error::Error::source(&error).unwrap().to_string(), "status 503 Service Unavailable");
+        assert_eq!((error.attempts(), error.location()), (Some(3), Some(Location::Delete)));
+        crate::download::error::assert_no_repeats(&error);
         // Waits of 30 s after the first and second failures; a third would end at 90 s.
         assert_eq!(requests, 3);
         assert_eq!(started.elapsed().as_secs(), 60);
@@ -140,5 +136,16 @@ mod tests {
         assert!(result.unwrap());
         assert_eq!(requests, 2);
         assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_reads_a_retry_after_date_against_the_injected_clock() {
+        let started = Instant::now();
+        let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352); // 18:09:12
+        let answers = vec![answer(503, Some("Wed, 13 Apr 2022 18:09:19 GMT")), answer(200, None)];
+        let (result, requests) = delete_with_clock(RetryPolicy::default(), SharedClock::new(move || at), answers).await;
+        assert!(result.unwrap());
+        assert_eq!(requests, 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 }

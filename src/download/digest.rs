@@ -1,24 +1,34 @@
-//! The hashes of a download: SHA-256 always, MD5 when the whole object's MD5 is to be checked, computed on the
-//! blocking pool while the next bytes arrive.
+//! The hashes of a download: SHA-256 always, MD5 when the whole object's MD5 is to be checked, computed on a
+//! thread of their own while the next bytes arrive.
 
 use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Scope, Task};
 
-/// Bytes hashed per blocking task.
+/// Bytes handed to the hashing thread at once.
 const HASH_BATCH: usize = 1 << 20;
 
-/// The hash states of one batch's owner: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
+/// Batches queued for the hashing thread before the producer waits: the socket keeps being read while the hash
+/// catches up with a burst, and at most this many MiB (plus the batch being filled) wait in memory.
+const HASH_QUEUE: usize = 8;
+
+/// The hash states: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
 type States = (Sha256, Option<Md5>);
 
-/// SHA-256 (and, when announced, MD5) of the bytes handed out, computed on the blocking pool one batch at a time
-/// while the next batch arrives, so that hashing overlaps with receiving and writing instead of adding to them. At
-/// most two batches are held (one hashing, one filling); the `Bytes` are shared with the consumer, not copied.
+/// SHA-256 (and, when announced, MD5) of the bytes handed out, in order.
+///
+/// The hash is the most expensive step of a download (SHA-256 is sequential: one core hashes one object), so it
+/// runs on a blocking-pool thread of its own, fed batches of about 1 MiB through a bounded queue: the task that reads
+/// the socket and writes the file only hands over `Bytes` (shared with the writer, never copied) and waits only when
+/// the hash is [`HASH_QUEUE`] batches behind. An object smaller than one batch is hashed in place, without a thread.
 pub(crate) struct Digests {
+    /// The states while no thread took them (before the first full batch).
     states: Option<States>,
-    in_flight: Option<tokio::task::JoinHandle<States>>,
+    pipe: Option<(mpsc::Sender<Vec<Bytes>>, JoinHandle<States>)>,
     batch: Vec<Bytes>,
     batch_len: usize,
     pub(crate) result: Option<[u8; 32]>,
@@ -29,7 +39,7 @@ impl Digests {
     pub(crate) fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
         Self {
             states: Some((sha256, md5)),
-            in_flight: None,
+            pipe: None,
             batch: Vec::new(),
             batch_len: 0,
             result: None,
@@ -37,34 +47,64 @@ impl Digests {
         }
     }
 
+    /// Adds the next bytes; waits only when the hashing thread is a full queue behind.
     pub(crate) async fn push(&mut self, data: Bytes) -> Result<(), Error> {
         self.batch_len += data.len();
         self.batch.push(data);
         if self.batch_len >= HASH_BATCH {
-            let mut states = self.settle().await?;
-            let batch = std::mem::take(&mut self.batch);
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(16));
             self.batch_len = 0;
-            self.in_flight = Some(tokio::task::spawn_blocking(move || {
-                update(&mut states, &batch);
-                states
-            }));
+            self.send(batch).await?;
         }
         Ok(())
     }
 
-    async fn settle(&mut self) -> Result<States, Error> {
-        if let Some(handle) = self.in_flight.take() {
-            return handle.await.map_err(|e| Error::new(ErrorKind::Sink, format!("hashing task failed: {e}")));
+    async fn send(&mut self, batch: Vec<Bytes>) -> Result<(), Error> {
+        if self.pipe.is_none() {
+            let mut states = self.states.take().unwrap_or_default();
+            let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
+            let handle = tokio::task::spawn_blocking(move || {
+                while let Some(batch) = receiver.blocking_recv() {
+                    update(&mut states, &batch);
+                }
+                states
+            });
+            self.pipe = Some((sender, handle));
         }
-        Ok(self.states.take().unwrap_or_default())
+        let Some((sender, _)) = &self.pipe else { unreachable!("the pipe was just set") };
+        if sender.send(batch).await.is_err() {
+            // The thread ended early: it panicked. Its handle says so.
+            return Err(self.join().await.err().unwrap_or_else(stopped));
+        }
+        Ok(())
+    }
+
+    /// Closes the queue and takes the states back from the thread, once it hashed everything.
+    async fn join(&mut self) -> Result<States, Error> {
+        match self.pipe.take() {
+            Some((sender, handle)) => {
+                drop(sender);
+                handle.await.map_err(|e| Error::join(&Scope::default(), Task::Hashing, e))
+            }
+            None => Ok(self.states.take().unwrap_or_default()),
+        }
     }
 
     /// Hashes what is left and answers the SHA-256 and, when computed, the MD5.
     pub(crate) async fn finish(&mut self) -> Result<([u8; 32], Option<[u8; 16]>), Error> {
-        let mut states = self.settle().await?;
-        update(&mut states, &self.batch);
-        self.batch.clear();
+        let rest = std::mem::take(&mut self.batch);
         self.batch_len = 0;
+        let states = if self.pipe.is_some() {
+            if !rest.is_empty() {
+                self.send(rest).await?;
+            }
+            self.join().await?
+        } else {
+            // Never a full batch (a small object): hashed here, without a thread.
+            let mut states = self.states.take().unwrap_or_default();
+            update(&mut states, &rest);
+            states
+        };
         let (sha, md5) = states;
         let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize().into(), md5.map(|md5| md5.finalize().into()));
         self.result = Some(sha256);
@@ -73,11 +113,50 @@ impl Digests {
     }
 }
 
+/// The hashing thread is gone without a panic: the runtime is shutting down.
+fn stopped() -> Error {
+    Error::new(ErrorKind::Sink, Detail::Stopped)
+}
+
 fn update((sha, md5): &mut States, batch: &[Bytes]) {
     for bytes in batch {
         sha.update(bytes);
         if let Some(md5) = md5 {
             md5.update(bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn digest_of(frames: &[Bytes], md5: bool) -> ([u8; 32], Option<[u8; 16]>) {
+        let mut digests = Digests::new(Sha256::new(), md5.then(Md5::new));
+        for frame in frames {
+            digests.push(frame.clone()).await.unwrap();
+        }
+        digests.finish().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn many_batches_on_the_thread_hash_like_one_pass() {
+        // 20 MiB in uneven frames: more batches than the queue holds, and a partial batch at the end.
+        let whole: Vec<u8> = (0..20 * 1024 * 1024 + 12_345).map(|i| (i * 7 % 251) as u8).collect();
+        let frames: Vec<Bytes> = whole.chunks(300_001).map(Bytes::copy_from_slice).collect();
+        let (sha, md5) = digest_of(&frames, true).await;
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&whole)));
+        assert_eq!(md5, Some(<[u8; 16]>::from(Md5::digest(&whole))));
+    }
+
+    #[tokio::test]
+    async fn a_small_object_is_hashed_without_a_thread() {
+        let mut digests = Digests::new(Sha256::new(), None);
+        digests.push(Bytes::from_static(b"abc")).await.unwrap();
+        assert!(digests.pipe.is_none());
+        let (sha, md5) = digests.finish().await.unwrap();
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(b"abc")));
+        assert_eq!(md5, None);
+        assert_eq!(digest_of(&[], false).await.0, <[u8; 32]>::from(Sha256::digest(b"")));
     }
 }

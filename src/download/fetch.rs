@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_RANGE, IF_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE};
@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use tower::{Service, ServiceExt};
 
 use super::digest::Digests;
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Scope};
 use super::header::{blob_md5, content_length, content_md5, decode_md5, parse_content_range};
 use super::location::Destinations;
-use super::retry::{is_transient, retry_after, Attempts, RetryPolicy};
+use super::retry::{is_transient, Failure, RetryState};
 use super::ObjectVersion;
 use crate::BoxError;
 
@@ -46,52 +46,12 @@ pub(crate) struct Finished {
     pub(crate) sha256: [u8; 32],
 }
 
-/// Why an attempt failed; the retry error's source when retries run out.
-#[derive(Debug)]
-enum Cause {
-    Connect(BoxError),
-    Body(BoxError),
-    Timeout(Duration),
-    Status(StatusCode),
-    Changed(&'static str),
-    Short { at: u64, expected: u64 },
-    BadRange(String),
-    Md5Mismatch,
-    BlobMd5Mismatch,
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::Connect(e) => write!(f, "request failed: {e}"),
-            Cause::Body(e) => write!(f, "response body failed: {e}"),
-            Cause::Timeout(t) => write!(f, "no response or bytes within {} ms", t.as_millis()),
-            Cause::Status(s) => write!(f, "status {s}"),
-            Cause::Changed(why) => write!(f, "object changed ({why})"),
-            Cause::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
-            Cause::BadRange(why) => f.write_str(why),
-            Cause::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
-            Cause::BlobMd5Mismatch => f.write_str("object does not match its x-ms-blob-content-md5"),
-        }
-    }
-}
-
-impl std::error::Error for Cause {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Cause::Connect(e) | Cause::Body(e) => Some(e.as_ref()),
-            _ => None,
-        }
-    }
-}
-
 /// One object being fetched.
 pub(crate) struct Fetch<S, B, RB> {
     client: S,
     destinations: Arc<Destinations>,
-    policy: RetryPolicy,
-    /// `chunk 2 (`doc`) content`, for messages.
-    label: Arc<str>,
+    /// The chunk and location (and part) this fetch is about, for its errors.
+    scope: Scope,
     uri: Uri,
     /// Bytes handed to the consumer (of the pinned version).
     offset: u64,
@@ -119,7 +79,7 @@ pub(crate) struct Fetch<S, B, RB> {
     part: bool,
     changed: bool,
     no_range: bool,
-    attempts: Attempts,
+    retry: RetryState,
     requests: u32,
     redirects: u32,
     done: bool,
@@ -136,18 +96,11 @@ where
     RB: Body<Data = Bytes> + Send,
     RB::Error: Into<BoxError>,
 {
-    pub(crate) fn new(
-        client: S,
-        destinations: Arc<Destinations>,
-        policy: RetryPolicy,
-        label: Arc<str>,
-        uri: Uri,
-    ) -> Self {
+    pub(crate) fn new(client: S, destinations: Arc<Destinations>, retry: RetryState, scope: Scope, uri: Uri) -> Self {
         Self {
             client,
             destinations,
-            policy,
-            label,
+            scope,
             uri,
             offset: 0,
             version: None,
@@ -164,7 +117,7 @@ where
             part: false,
             changed: false,
             no_range: false,
-            attempts: Attempts::new(),
+            retry,
             requests: 0,
             redirects: 0,
             done: false,
@@ -180,7 +133,7 @@ where
         self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
         let md5 = md5.filter(|_| self.blob_md5.is_some());
         self.offset = offset;
-        self.attempts.already_delivered(offset);
+        self.retry.already_delivered(offset);
         self.version = Some(version);
         self.digest = Digests::new(sha256, md5);
     }
@@ -197,10 +150,11 @@ where
         self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
         self.version = Some(version);
         self.offset = start;
-        self.attempts.already_delivered(start);
+        self.retry.already_delivered(start);
         self.limit = Some(end);
         self.part = true;
         self.hashing = false;
+        self.scope = self.scope.part(start, end);
         self
     }
 
@@ -263,7 +217,7 @@ where
                     self.digest.finish().await?;
                     if self.blob_md5.is_some() && self.digest.md5_result != self.blob_md5 {
                         self.restart();
-                        self.failed(Cause::BlobMd5Mismatch, None).await?;
+                        self.failed(Failure::BlobMd5Mismatch, None).await?;
                         continue;
                     }
                 }
@@ -274,15 +228,16 @@ where
                 continue;
             };
             let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
-            let frame = match tokio::time::timeout(self.policy.read_timeout, next).await {
+            let read_timeout = self.retry.policy().read_timeout;
+            let frame = match tokio::time::timeout(read_timeout, next).await {
                 Err(_) => {
                     self.body = None;
-                    self.failed(Cause::Timeout(self.policy.read_timeout), None).await?;
+                    self.failed(Failure::Timeout(read_timeout), None).await?;
                     continue;
                 }
                 Ok(Some(Err(error))) => {
                     self.body = None;
-                    self.failed(Cause::Body(error), None).await?;
+                    self.failed(Failure::Body(error), None).await?;
                     continue;
                 }
                 Ok(None) => {
@@ -326,7 +281,7 @@ where
                     self.body = None;
                     let why = format!("body runs past its announced end at byte {end}");
                     self.restart();
-                    self.failed(Cause::BadRange(why), None).await?;
+                    self.failed(Failure::BadRange(why), None).await?;
                     continue;
                 }
             }
@@ -347,12 +302,12 @@ where
         };
         if !complete_response {
             let expected = self.response_end.unwrap_or(0);
-            return self.failed(Cause::Short { at: self.offset, expected }, None).await;
+            return self.failed(Failure::Short { at: self.offset, expected }, None).await;
         }
         if let Some((md5, expected)) = self.md5.take() {
             if md5.finalize().as_slice() != expected {
                 self.restart();
-                return self.failed(Cause::Md5Mismatch, None).await;
+                return self.failed(Failure::Md5Mismatch, None).await;
             }
         }
         if let Some(limit) = self.limit {
@@ -364,7 +319,7 @@ where
             Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
             Some(total) if self.offset > total => {
                 self.restart();
-                self.failed(Cause::BadRange(format!("received more than the {total} bytes announced")), None).await
+                self.failed(Failure::BadRange(format!("received more than the {total} bytes announced")), None).await
             }
             _ => {
                 self.done = true;
@@ -397,7 +352,9 @@ where
             }
         }
         let request = builder.body(B::default()).map_err(|e| {
-            Error::new(ErrorKind::InvalidLocation, format!("{}: cannot build a request: {e}", self.label))
+            Error::new(ErrorKind::InvalidLocation, Detail::Request)
+                .in_scope(&self.scope)
+                .with_host_of(&self.uri)
                 .with_source(e)
         })?;
         self.requests += 1;
@@ -408,7 +365,7 @@ where
             path = self.uri.path(),
             "requesting"
         );
-        let timeout = self.policy.read_timeout;
+        let timeout = self.retry.policy().read_timeout;
         let client = &mut self.client;
         let send = async move {
             let ready = client.ready().await.map_err(Into::<BoxError>::into)?;
@@ -416,12 +373,13 @@ where
         };
         let sent = tokio::time::timeout(timeout, send).await;
         let response = match sent {
-            Err(_) => return self.failed(Cause::Timeout(timeout), None).await,
+            Err(_) => return self.failed(Failure::Timeout(timeout), None).await,
             Ok(Err(error)) => {
                 if is_permanent_client_error(error.as_ref()) {
-                    return Err(Error::new(ErrorKind::Client, format!("{}: {error}", self.label)).with_source(error));
+                    let error = Error::new(ErrorKind::Client, Detail::ClientFailed).with_source(error);
+                    return Err(error.in_scope(&self.scope).with_host_of(&self.uri));
                 }
-                return self.failed(Cause::Connect(error), None).await;
+                return self.failed(Failure::Connect(error), None).await;
             }
             Ok(Ok(response)) => response,
         };
@@ -437,32 +395,31 @@ where
             | StatusCode::PERMANENT_REDIRECT => self.follow(response.headers()),
             StatusCode::PRECONDITION_FAILED => {
                 self.restart();
-                self.failed(Cause::Changed("412 Precondition Failed"), None).await
+                self.failed(Failure::Changed("412 Precondition Failed"), None).await
             }
             StatusCode::RANGE_NOT_SATISFIABLE => self.range_not_satisfiable(response.headers()).await,
             status if is_transient(status) => {
-                let wait = retry_after(response.headers(), SystemTime::now());
-                self.failed(Cause::Status(status), wait).await
+                let wait = self.retry.retry_after(response.headers());
+                self.failed(Failure::Status(status), wait).await
             }
-            status => {
-                Err(Error::new(ErrorKind::Status, format!("{}: permanent status {status}", self.label))
-                    .with_status(status))
-            }
+            status => Err(Error::new(ErrorKind::Status, Detail::PermanentStatus)
+                .in_scope(&self.scope)
+                .with_host_of(&self.uri)
+                .with_status(Some(status))),
         }
     }
 
     fn follow(&mut self, headers: &HeaderMap) -> Result<(), Error> {
         self.redirects += 1;
         let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) else {
-            return Err(Error::new(ErrorKind::Redirect, format!("{}: redirect without a Location", self.label)));
+            let error = Error::new(ErrorKind::Redirect, Detail::RedirectWithoutLocation);
+            return Err(error.in_scope(&self.scope).with_host_of(&self.uri));
         };
         if self.redirects > MAX_REDIRECTS {
-            return Err(Error::new(
-                ErrorKind::Redirect,
-                format!("{}: more than {MAX_REDIRECTS} redirects", self.label),
-            ));
+            let error = Error::new(ErrorKind::Redirect, Detail::TooManyRedirects(MAX_REDIRECTS));
+            return Err(error.in_scope(&self.scope).with_host_of(&self.uri));
         }
-        self.uri = self.destinations.redirect(&self.uri, location, &self.label)?;
+        self.uri = self.destinations.redirect(&self.uri, location, &self.scope)?;
         Ok(())
     }
 
@@ -484,7 +441,7 @@ where
             return Ok(());
         }
         self.restart();
-        self.failed(Cause::BadRange("416 Range Not Satisfiable".to_owned()), None).await
+        self.failed(Failure::BadRange("416 Range Not Satisfiable".to_owned()), None).await
     }
 
     /// A 200: the whole object from byte 0.
@@ -537,19 +494,19 @@ where
         let (parts, body) = response.into_parts();
         let range = parts.headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some((first, last, total)) = parse_content_range(range) else {
-            return self.failed(Cause::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
+            return self.failed(Failure::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
         };
         if first != self.offset {
             let why = format!("Content-Range `{range}` does not start at byte {}", self.offset);
-            return self.failed(Cause::BadRange(why), None).await;
+            return self.failed(Failure::BadRange(why), None).await;
         }
         // `parse_content_range` keeps `last` below u64::MAX; checked anyway, as the header is the server's.
         let (Some(length), Some(end)) = ((last - first).checked_add(1), last.checked_add(1)) else {
-            return self.failed(Cause::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
+            return self.failed(Failure::BadRange(format!("206 with an invalid Content-Range `{range}`")), None).await;
         };
         if content_length(&parts.headers).is_some_and(|declared| declared != length) {
             let why = format!("Content-Length does not match Content-Range `{range}`");
-            return self.failed(Cause::BadRange(why), None).await;
+            return self.failed(Failure::BadRange(why), None).await;
         }
         let fresh = ObjectVersion::from_headers(&parts.headers, total);
         if let Some(pinned) = &self.version {
@@ -559,7 +516,7 @@ where
             if etag_changed || total_changed || md5_changed {
                 self.restart();
                 let why = "a different ETag, size or x-ms-blob-content-md5 than the first response";
-                return self.failed(Cause::Changed(why), None).await;
+                return self.failed(Failure::Changed(why), None).await;
             }
         }
         if self.offset == 0 && !self.part {
@@ -570,7 +527,7 @@ where
             // announces the MD5 only after byte 0, and counting it keeps such a server from looping forever.
             self.restart();
             if std::mem::replace(&mut self.restarted_for_md5, true) {
-                return self.failed(Cause::Changed("x-ms-blob-content-md5 announced only after byte 0"), None).await;
+                return self.failed(Failure::Changed("x-ms-blob-content-md5 announced only after byte 0"), None).await;
             }
             tracing::info!("the whole object's MD5 is announced: restarting from byte 0 to check it");
             return Ok(());
@@ -625,47 +582,23 @@ where
     }
 
     fn object_changed(&self) -> Error {
-        Error::new(ErrorKind::ObjectChanged, format!("{}: the object changed during a parallel download", self.label))
+        Error::new(ErrorKind::ObjectChanged, Detail::ChangedUnderParts).in_scope(&self.scope).with_host_of(&self.uri)
     }
 
     /// Counts a failed attempt, then waits, or gives up.
-    async fn failed(&mut self, cause: Cause, retry_after: Option<Duration>) -> Result<(), Error> {
+    async fn failed(&mut self, cause: Failure, retry_after: Option<Duration>) -> Result<(), Error> {
         if self.changed {
             return Err(self.object_changed().with_source(cause));
         }
-        let delay = match self.attempts.fail(&self.policy, self.offset, retry_after) {
-            Ok(delay) => delay,
-            Err(why) => {
-                let status = match &cause {
-                    Cause::Status(status) => Some(*status),
-                    _ => None,
-                };
-                let error =
-                    Error::new(ErrorKind::RetriesExhausted, format!("{}: {why}; last failure: {cause}", self.label))
-                        .with_source(cause);
-                return Err(match status {
-                    Some(status) => error.with_status(status),
-                    None => error,
-                });
-            }
-        };
-        tracing::warn!(
-            attempt = self.requests,
-            failures = self.attempts.failures(),
-            offset = self.offset,
-            delay_ms = delay.as_millis() as u64,
-            cause = %cause,
-            "attempt failed, retrying"
-        );
-        tokio::time::sleep(delay).await;
-        Ok(())
+        let (scope, uri) = (&self.scope, &self.uri);
+        self.retry.wait_after(cause, self.offset, retry_after).await.map_err(|e| e.in_scope(scope).with_host_of(uri))
     }
 }
 
 impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetch")
-            .field("label", &self.label)
+            .field("scope", &self.scope)
             .field("offset", &self.offset)
             .field("requests", &self.requests)
             .finish_non_exhaustive()
@@ -690,6 +623,9 @@ fn is_permanent_client_error(error: &(dyn std::error::Error + 'static)) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SharedClock;
+    use crate::download::error::{chain_line, Location};
+    use crate::download::RetryPolicy;
     use crate::signing::AllowList;
     use base64::Engine as _;
     use http_body::Frame;
@@ -760,6 +696,14 @@ mod tests {
         policy: RetryPolicy,
         responses: Vec<Response<Scripted>>,
     ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
+        run_with_clock(policy, SharedClock::system(), responses).await
+    }
+
+    async fn run_with_clock(
+        policy: RetryPolicy,
+        clock: SharedClock,
+        responses: Vec<Response<Scripted>>,
+    ) -> (Vec<u8>, Result<(), Error>, Vec<http::HeaderMap>) {
         let script: Script = Arc::new(Mutex::new((responses.into(), Vec::new())));
         let seen = script.clone();
         let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
@@ -772,7 +716,8 @@ mod tests {
         });
         let destinations = Arc::new(Destinations { endpoint: None, allow: AllowList::azure_defaults() });
         let uri: Uri = "https://eu.asm.skype.com/v1/objects/d/content/audio".parse().unwrap();
-        let mut fetch = Fetch::new(client, destinations, policy, Arc::from("chunk 0 (`d`) content"), uri);
+        let retry = RetryState::new(policy, clock);
+        let mut fetch = Fetch::new(client, destinations, retry, Scope::chunk(0, "d").at(Location::Content), uri);
         let mut bytes = Vec::new();
         let result = loop {
             match fetch.next().await {
@@ -829,8 +774,8 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
         assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+            chain_line(&error),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts: \
              Content-Length does not match Content-Range `bytes 0-4/5`"
         );
     }
@@ -852,7 +797,7 @@ mod tests {
         let (_, result, _) =
             run(vec![response(200, &md5, b"abc"), response(200, &md5, b"abc"), response(200, &md5, b"abc")]).await;
         let error = result.unwrap_err();
-        assert!(error.to_string().ends_with("last failure: body does not match its Content-MD5"), "{error}");
+        assert!(chain_line(&error).ends_with(": body does not match its Content-MD5"), "{error}");
     }
 
     fn md5_of(bytes: &[u8]) -> String {
@@ -894,8 +839,8 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
         assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+            chain_line(&error),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts: \
              object does not match its x-ms-blob-content-md5"
         );
         // Every attempt started over from byte 0: the bytes of the earlier ones were taken back, never appended.
@@ -965,8 +910,8 @@ mod tests {
         }
         let (_, result, headers) = run(script).await;
         assert_eq!(
-            result.unwrap_err().to_string(),
-            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+            chain_line(&result.unwrap_err()),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts: \
              object changed (x-ms-blob-content-md5 announced only after byte 0)"
         );
         // One free restart, then three counted ones.
@@ -998,8 +943,8 @@ mod tests {
         let hostile = || response(206, &[("content-range", "bytes 0-18446744073709551615/*")], b"abc");
         let (_, result, _) = run(vec![hostile(), hostile(), hostile()]).await;
         assert_eq!(
-            result.unwrap_err().to_string(),
-            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: \
+            chain_line(&result.unwrap_err()),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts: \
              206 with an invalid Content-Range `bytes 0-18446744073709551615/*`"
         );
     }
@@ -1019,6 +964,27 @@ mod tests {
         assert_eq!(started.elapsed().as_secs(), 30);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_date_is_read_against_the_injected_clock() {
+        let started = Instant::now();
+        // 18:09:12 by the injected clock; the server asks for 18:09:22.
+        let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352);
+        let clock = SharedClock::new(move || at);
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1));
+        let (bytes, result, headers) = run_with_clock(
+            policy,
+            clock,
+            vec![
+                response(503, &[("retry-after", "Wed, 13 Apr 2022 18:09:22 GMT")], b""),
+                response(200, &[("etag", "\"a\""), ("content-length", "3")], b"abc"),
+            ],
+        )
+        .await;
+        result.unwrap();
+        assert_eq!((bytes.as_slice(), headers.len()), (&b"abc"[..], 2));
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
     #[tokio::test]
     async fn a_refused_or_invalid_redirect_never_shows_its_query() {
         let table = [
@@ -1033,6 +999,7 @@ mod tests {
             let error = result.unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Redirect);
             assert_eq!(error.to_string(), format!("chunk 0 (`d`) content: {message}"));
+            chain_line(&error);
             let text = crate::download::error::chain_text(&error);
             assert!(!text.contains("SECRET"), "{text}");
         }
@@ -1093,10 +1060,12 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
         assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) content: gave up after 3 failed attempts; last failure: response body failed: \
+            chain_line(&error),
+            "chunk 0 (`d`) content: gave up after 3 failed attempts: response body failed: \
              connection reset"
         );
+        assert_eq!(error.to_string(), "chunk 0 (`d`) content: gave up after 3 failed attempts");
+        assert_eq!((error.attempts(), error.chunk_index(), error.document_id()), (Some(3), Some(0), Some("d")));
         assert_eq!((bytes.len(), headers.len()), (0, 3));
     }
 
@@ -1122,8 +1091,8 @@ mod tests {
         let stall = || ending(206, &[("content-range", "bytes 0-20/21"), ("etag", "\"a\"")], b"", End::Stall);
         let (_, result, headers) = run_with(policy, vec![stall(), stall(), stall(), stall()]).await;
         assert_eq!(
-            result.unwrap_err().to_string(),
-            "chunk 0 (`d`) content: retry time budget of 10 s exhausted; last failure: no response or bytes within \
+            chain_line(&result.unwrap_err()),
+            "chunk 0 (`d`) content: retry time budget of 10 s exhausted: no response or bytes within \
              4000 ms"
         );
         // Timeouts at 4 s and 8 s are retried; after the one at 12 s no wait fits in 10 s.
@@ -1138,6 +1107,13 @@ mod tests {
             let error = result.unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Status);
             assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
+            assert_eq!((error.host(), error.location()), (Some("eu.asm.skype.com"), Some(Location::Content)));
+            assert_eq!(error.attempts(), None);
+            let reason = error.status().unwrap();
+            assert_eq!(
+                error.to_string(),
+                format!("chunk 0 (`d`) content: permanent status {reason} from `eu.asm.skype.com`")
+            );
             assert_eq!(headers.len(), 1);
         }
     }

@@ -3,7 +3,7 @@
 use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::credential::Endpoint;
 use crate::recording::RecordingChunk;
 use crate::redact::redact_url;
@@ -51,24 +51,6 @@ fn encode_segment(segment: &str) -> String {
     }
 }
 
-/// Which of a chunk's locations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Which {
-    Content,
-    Metadata,
-    Delete,
-}
-
-impl Which {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Which::Content => "content",
-            Which::Metadata => "metadata",
-            Which::Delete => "delete",
-        }
-    }
-}
-
 /// The destinations the downloader may ask: the endpoint and the allow-list.
 #[derive(Debug, Clone)]
 pub(crate) struct Destinations {
@@ -78,35 +60,26 @@ pub(crate) struct Destinations {
 
 impl Destinations {
     /// Resolves and checks one of a chunk's locations; `Ok(None)` for a missing delete location.
-    pub(crate) fn locate(&self, chunk: &RecordingChunk, which: Which) -> Result<Option<Uri>, Error> {
+    pub(crate) fn locate(&self, chunk: &RecordingChunk, which: Location) -> Result<Option<Uri>, Error> {
         let given = match which {
-            Which::Content => chunk.content_location(),
-            Which::Metadata => chunk.metadata_location(),
-            Which::Delete => chunk.delete_location(),
+            Location::Content => chunk.content_location(),
+            Location::Metadata => chunk.metadata_location(),
+            Location::Delete => chunk.delete_location(),
         };
-        let what = || format!("chunk {} (`{}`) {} location", chunk.index(), chunk.document_id(), which.name());
+        let scope = Scope::chunk(chunk.index(), chunk.document_id()).at(which);
+        let invalid = |detail| Error::new(ErrorKind::InvalidLocation, detail).in_scope(&scope);
         let text = match (given, which, &self.endpoint) {
             (Some(url), _, _) => url.to_owned(),
-            (None, Which::Delete, _) => return Ok(None),
-            (None, Which::Content, Some(endpoint)) => legacy_content_location(endpoint, chunk.document_id()),
-            (None, Which::Metadata, Some(endpoint)) => legacy_metadata_location(endpoint, chunk.document_id()),
-            (None, _, None) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidLocation,
-                    format!("{} is missing and no endpoint is configured to build it", what()),
-                ))
-            }
+            (None, Location::Delete, _) => return Ok(None),
+            (None, Location::Content, Some(endpoint)) => legacy_content_location(endpoint, chunk.document_id()),
+            (None, Location::Metadata, Some(endpoint)) => legacy_metadata_location(endpoint, chunk.document_id()),
+            (None, _, None) => return Err(invalid(Detail::MissingWithoutEndpoint)),
         };
-        let uri: Uri = text.parse().map_err(|_| {
-            Error::new(ErrorKind::InvalidLocation, format!("{} `{}` is not a valid URL", what(), redact_url(&text)))
-        })?;
+        let uri: Uri = text.parse().map_err(|_| invalid(Detail::NotUrl(redact_url(&text).into())))?;
         if uri.scheme().is_none() || uri.authority().is_none() {
-            return Err(Error::new(
-                ErrorKind::InvalidLocation,
-                format!("{} `{}` is not an absolute URL", what(), redact_url(&text)),
-            ));
+            return Err(invalid(Detail::NotAbsolute(redact_url(&text).into())));
         }
-        self.check(&uri).map_err(|refused| Error::refused(&what(), refused))?;
+        self.check(&uri).map_err(|refused| Error::refused(&scope, refused))?;
         Ok(Some(uri))
     }
 
@@ -121,12 +94,11 @@ impl Destinations {
     }
 
     /// Resolves a redirect's `Location` against the URL that answered it, then checks it.
-    pub(crate) fn redirect(&self, from: &Uri, location: &str, what: &str) -> Result<Uri, Error> {
+    pub(crate) fn redirect(&self, from: &Uri, location: &str, scope: &Scope) -> Result<Uri, Error> {
         let invalid = || {
-            Error::new(
-                ErrorKind::Redirect,
-                format!("{what}: redirect to `{}` is not a valid URL", redact_url(location)),
-            )
+            Error::new(ErrorKind::Redirect, Detail::InvalidRedirect(redact_url(location).into()))
+                .in_scope(scope)
+                .with_host_of(from)
         };
         let target: Uri = if location.starts_with('/') && !location.starts_with("//") {
             let (Some(scheme), Some(authority)) = (from.scheme(), from.authority()) else {
@@ -145,11 +117,10 @@ impl Destinations {
             return Err(invalid());
         }
         self.check(&target).map_err(|refused| {
-            Error::new(
-                ErrorKind::Redirect,
-                format!("{what}: refused to follow a redirect to host `{}`", refused.host()),
-            )
-            .with_source(refused)
+            Error::new(ErrorKind::Redirect, Detail::RefusedRedirect)
+                .in_scope(scope)
+                .with_host(refused.host())
+                .with_source(refused)
         })?;
         Ok(target)
     }
@@ -196,34 +167,40 @@ mod tests {
             .with_content_location("https://eu.asm.skype.com/v1/objects/doc/content/audio");
         let d = destinations();
         assert_eq!(
-            d.locate(&chunk, Which::Content).unwrap().unwrap().to_string(),
+            d.locate(&chunk, Location::Content).unwrap().unwrap().to_string(),
             "https://eu.asm.skype.com/v1/objects/doc/content/audio"
         );
         assert_eq!(
-            d.locate(&chunk, Which::Metadata).unwrap().unwrap().to_string(),
+            d.locate(&chunk, Location::Metadata).unwrap().unwrap().to_string(),
             "https://contoso.communication.azure.com/recording/download/doc/metadata?api-version=2021-04-15-preview1"
         );
-        assert_eq!(d.locate(&chunk, Which::Delete).unwrap(), None);
+        assert_eq!(d.locate(&chunk, Location::Delete).unwrap(), None);
     }
 
     #[test]
     fn refused_locations_name_the_host() {
         let chunk = RecordingChunk::new("doc", 3).with_content_location("https://evil.example/x");
-        let error = destinations().locate(&chunk, Which::Content).unwrap_err();
+        let error = destinations().locate(&chunk, Location::Content).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::RefusedHost);
-        assert_eq!(error.to_string(), "chunk 3 (`doc`) content location: host `evil.example` is not allowed");
+        assert_eq!(error.to_string(), "chunk 3 (`doc`) content: location on refused host `evil.example`");
+        assert_eq!((error.host(), error.location()), (Some("evil.example"), Some(Location::Content)));
+        crate::download::error::assert_no_repeats(&error);
     }
 
     #[test]
     fn relative_or_missing_locations_are_invalid() {
         let chunk = RecordingChunk::new("doc", 0).with_content_location("/v1/objects/doc");
-        assert_eq!(destinations().locate(&chunk, Which::Content).unwrap_err().kind(), ErrorKind::InvalidLocation);
+        assert_eq!(destinations().locate(&chunk, Location::Content).unwrap_err().kind(), ErrorKind::InvalidLocation);
         let d = Destinations { endpoint: None, allow: AllowList::azure_defaults() };
-        let error = d.locate(&RecordingChunk::new("doc", 0), Which::Content).unwrap_err();
+        let error = d.locate(&RecordingChunk::new("doc", 0), Location::Content).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "chunk 0 (`doc`) content location is missing and no endpoint is configured to build it"
+            "chunk 0 (`doc`) content: location is missing and no endpoint is configured to build it"
         );
+    }
+
+    fn scope() -> Scope {
+        Scope::chunk(0, "x").at(Location::Content)
     }
 
     #[test]
@@ -236,19 +213,19 @@ mod tests {
             "https://user:SECRET@eu.asm.skype.com/x",
         ] {
             let chunk = RecordingChunk::new("doc", 0).with_content_location(location);
-            let error = d.locate(&chunk, Which::Content).unwrap_err();
+            let error = d.locate(&chunk, Location::Content).unwrap_err();
             let text = chain_text(&error);
             assert!(!text.contains("SECRET"), "{text}");
         }
         let error = d
             .locate(
                 &RecordingChunk::new("doc", 0).with_content_location("https://eu.asm.skype.com/d e?sig=SECRET"),
-                Which::Content,
+                Location::Content,
             )
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "chunk 0 (`doc`) content location `https://eu.asm.skype.com/d e?…` is not a valid URL"
+            "chunk 0 (`doc`) content: location `https://eu.asm.skype.com/d e?…` is not a valid URL"
         );
 
         let from: Uri = "https://eu.asm.skype.com/a?sig=FIRST".parse().unwrap();
@@ -257,21 +234,25 @@ mod tests {
             "https://evil.example/b?sig=SECRET",
             "//evil.example/b?sig=SECRET",
         ] {
-            let error = d.redirect(&from, location, "x").unwrap_err();
+            let error = d.redirect(&from, location, &scope()).unwrap_err();
             let text = chain_text(&error);
             assert!(!text.contains("SECRET") && !text.contains("FIRST"), "{text}");
         }
-        let error = d.redirect(&from, "https://eu.asm.skype.com/b c?sig=SECRET", "x").unwrap_err();
-        assert_eq!(error.to_string(), "x: redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL");
+        let error = d.redirect(&from, "https://eu.asm.skype.com/b c?sig=SECRET", &scope()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chunk 0 (`x`) content: redirect to `https://eu.asm.skype.com/b c?…` is not a valid URL"
+        );
     }
 
     #[test]
     fn redirects_resolve_and_are_checked() {
         let d = destinations();
         let from: Uri = "https://eu.asm.skype.com/a".parse().unwrap();
-        assert_eq!(d.redirect(&from, "/b?c", "x").unwrap().to_string(), "https://eu.asm.skype.com/b?c");
-        let error = d.redirect(&from, "https://evil.example/b", "x").unwrap_err();
-        assert_eq!(error.to_string(), "x: refused to follow a redirect to host `evil.example`");
-        assert_eq!(d.redirect(&from, "//evil.example/b", "x").unwrap_err().kind(), ErrorKind::Redirect);
+        assert_eq!(d.redirect(&from, "/b?c", &scope()).unwrap().to_string(), "https://eu.asm.skype.com/b?c");
+        let error = d.redirect(&from, "https://evil.example/b", &scope()).unwrap_err();
+        assert_eq!(error.to_string(), "chunk 0 (`x`) content: refused to follow a redirect to host `evil.example`");
+        crate::download::error::assert_no_repeats(&error);
+        assert_eq!(d.redirect(&from, "//evil.example/b", &scope()).unwrap_err().kind(), ErrorKind::Redirect);
     }
 }

@@ -6,7 +6,7 @@ use http::{Request, Response, Uri};
 use http_body::Body;
 use tower::Service;
 
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::Event;
 use super::service::ChunkDownloader;
 use super::sink::Sink;
@@ -33,9 +33,11 @@ where
 {
     /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once into
     /// [`RecordingMetadata`], which checks it to be JSON too.
-    pub(super) async fn fetch_metadata(&self, label: &str, uri: Uri) -> Result<MetadataDocument, Error> {
+    pub(super) async fn fetch_metadata(&self, scope: &Scope, uri: Uri) -> Result<MetadataDocument, Error> {
         let limit = self.config.metadata_limit;
-        let mut fetch = self.fetch(format!("{label} metadata"), uri);
+        let scope = scope.at(Location::Metadata);
+        let invalid = |detail| Error::new(ErrorKind::Metadata, detail).in_scope(&scope).with_host_of(&uri);
+        let mut fetch = self.fetch(scope.clone(), uri.clone());
         let mut document = BytesMut::new();
         while let Some(event) = fetch.next().await? {
             match event {
@@ -43,25 +45,20 @@ where
                 Event::Restart => document.clear(),
                 Event::Data(bytes) => {
                     if document.len() + bytes.len() > limit {
-                        return Err(Error::new(
-                            ErrorKind::Metadata,
-                            format!("{label} metadata: document is larger than {limit} bytes"),
-                        ));
+                        return Err(invalid(Detail::MetadataTooLarge(limit)));
                     }
                     document.extend_from_slice(&bytes);
                 }
             }
         }
-        let not_json = |e: serde_json::Error| {
-            Error::new(ErrorKind::Metadata, format!("{label} metadata: document is not JSON: {e}")).with_source(e)
-        };
+        let not_json = |e: serde_json::Error| invalid(Detail::MetadataNotJson).with_source(e);
         match serde_json::from_slice::<RecordingMetadata>(&document) {
             Ok(parsed) => Ok(MetadataDocument { bytes: document.freeze(), parsed: Some(parsed) }),
             Err(e) if e.classify() == serde_json::error::Category::Data => {
                 // Valid so far, but a field has another JSON type than this version expects. Only on this rare path
                 // is the rest of the document read again, to check that it is JSON at all.
                 serde_json::from_slice::<serde::de::IgnoredAny>(&document).map_err(not_json)?;
-                tracing::warn!(error = %e, "{label} metadata: the document does not fit the known schema; stored as sent");
+                tracing::warn!(error = %e, "metadata of {scope}: the document does not fit the known schema; stored as sent");
                 Ok(MetadataDocument { bytes: document.freeze(), parsed: None })
             }
             Err(e) => Err(not_json(e)),

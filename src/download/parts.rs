@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tower::Service;
 
 use super::digest::Digests;
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::fetch::{Event, Fetch};
 use super::sink::PositionalWriter;
 use crate::BoxError;
@@ -158,7 +158,7 @@ const WRITE_BATCH: usize = 1 << 20;
 async fn run_part<S, B, RB>(
     mut fetch: Fetch<S, B, RB>,
     (start, end): (u64, u64),
-    label: Arc<str>,
+    scope: Scope,
     writer: Arc<dyn PositionalWriter>,
     report: mpsc::Sender<Message>,
 ) -> Result<(), Error>
@@ -170,8 +170,9 @@ where
     RB: Body<Data = Bytes> + Send,
     RB::Error: Into<BoxError>,
 {
-    let sink = |e: io::Error| Error::sink(&label, e);
-    let gone = || Error::new(ErrorKind::Sink, format!("{label}: the download was stopped"));
+    let scope = scope.part(start, end);
+    let sink = |e: io::Error| Error::sink(&scope, e);
+    let gone = || Error::new(ErrorKind::Sink, Detail::Stopped).in_scope(&scope);
     let (mut at, mut batch_start, mut batch, mut batch_len) = (start, start, Vec::new(), 0usize);
     while let Some(event) = fetch.next().await? {
         let Event::Data(bytes) = event else { continue };
@@ -186,8 +187,7 @@ where
         }
     }
     if at != end {
-        let why = format!("{label}: the part {start}-{end} ended at byte {at}");
-        return Err(Error::new(ErrorKind::RetriesExhausted, why));
+        return Err(Error::new(ErrorKind::RetriesExhausted, Detail::PartEndedEarly(at)).in_scope(&scope));
     }
     if !batch.is_empty() {
         writer.write_at(batch_start, batch).await.map_err(sink)?;
@@ -200,7 +200,8 @@ where
 pub(crate) struct Scheduler<F> {
     /// Builds the fetch of one part.
     pub(crate) part: F,
-    pub(crate) label: Arc<str>,
+    /// The chunk's content, for errors.
+    pub(crate) scope: Scope,
     pub(crate) writer: Arc<dyn PositionalWriter>,
     pub(crate) parallelism: usize,
     /// See [`ParallelPolicy::fast_stream`].
@@ -236,7 +237,7 @@ impl<F> Scheduler<F> {
         let mut open: Vec<u64> = Vec::new();
         let mut running = 0usize;
         let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B, RB>, range: (u64, u64)| {
-            let future = run_part(fetch, range, self.label.clone(), self.writer.clone(), report.clone());
+            let future = run_part(fetch, range, self.scope.clone(), self.writer.clone(), report.clone());
             tasks.spawn(future);
         };
         // While the first response shows how fast one connection is, no other part starts.
@@ -322,8 +323,7 @@ impl<F> Scheduler<F> {
                     }
                     Some(Err(failed)) => {
                         tasks.abort_all();
-                        let why = format!("{}: a part download task failed: {failed}", self.label);
-                        return Err(Error::new(ErrorKind::Sink, why).with_source(failed));
+                        return Err(Error::join(&self.scope, Task::Part, failed));
                     }
                 },
             }
@@ -336,8 +336,8 @@ impl<F> Scheduler<F> {
         let hashes = match digests.as_mut() {
             Some(digests) => {
                 if next_hash != self.total {
-                    let why = format!("{}: hashed {next_hash} of {} bytes", self.label, self.total);
-                    return Err(Error::new(ErrorKind::Sink, why));
+                    let detail = Detail::HashedShort { hashed: next_hash, total: self.total };
+                    return Err(Error::new(ErrorKind::Sink, detail).in_scope(&self.scope));
                 }
                 Some(digests.finish().await?)
             }
@@ -382,6 +382,47 @@ mod tests {
         let mut tail = missing(u64::MAX - 1, u64::MAX - 3, &[], 8 << 20);
         assert_eq!(tail.next(), Some((u64::MAX - 3, u64::MAX - 1)));
         assert_eq!(tail.next(), None);
+    }
+
+    #[tokio::test]
+    async fn a_part_whose_task_panics_fails_the_chunk_as_a_task_panic() {
+        use crate::download::{ChunkDownloader, DirectorySink, ErrorKind, Location};
+        use crate::recording::{Recording, RecordingChunk};
+        use http_body_util::{Empty, Full};
+        const OBJECT: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+        // A client that serves every range of the object but panics on the part that starts at byte 16.
+        let client = tower::service_fn(|request: Request<Empty<Bytes>>| async move {
+            if request.uri().path().ends_with("acsmetadata") {
+                return Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))));
+            }
+            let range = request.headers()["range"].to_str().unwrap().trim_start_matches("bytes=").to_owned();
+            let (first, last) = range.split_once('-').unwrap();
+            let first: usize = first.parse().unwrap();
+            assert_ne!(first, 16, "a bug in the client");
+            let last: usize = last.parse::<usize>().map_or(OBJECT.len() - 1, |last| last.min(OBJECT.len() - 1));
+            let response = Response::builder()
+                .status(206)
+                .header("content-range", format!("bytes {first}-{last}/{}", OBJECT.len()))
+                .header("etag", "\"a\"")
+                .body(Full::new(Bytes::copy_from_slice(&OBJECT[first..=last])))
+                .unwrap();
+            Ok(response)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = ChunkDownloader::new(client, DirectorySink::new(dir.path()))
+            .parallel(Some(ParallelPolicy::new(8, 8, 2).fast_stream(None)));
+        let recording = Recording::new("call").format("Wav").chunk(
+            RecordingChunk::new("d", 0)
+                .with_content_location("https://eu.asm.skype.com/v1/objects/d/content/audio")
+                .with_metadata_location("https://eu.asm.skype.com/v1/objects/d/content/acsmetadata"),
+        );
+        let error = downloader.download(recording).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TaskPanicked);
+        assert!(!error.is_retryable());
+        assert_eq!(error.to_string(), "chunk 0 (`d`) content: a part's download task panicked");
+        assert_eq!(error.location(), Some(Location::Content));
+        crate::download::error::assert_no_repeats(&error);
+        assert!(!dir.path().join("call/0-d.wav").exists());
     }
 }
 

@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+use super::error::{Detail, Error, ErrorKind};
+use crate::clock::{Clock, SharedClock};
+
 /// Bounds and pacing of retries for one chunk.
 ///
 /// Every failed request counts as one attempt: a connection reset, a body cut short, a read timeout, a transient
@@ -120,14 +123,53 @@ impl RetryPolicy {
     }
 }
 
-/// The retry state of one object (a fetch or a delete): its failed attempts and the start of its time budget, both
-/// since the last progress. The bounds themselves are the [`RetryPolicy`]'s.
+/// Why one attempt failed: the source of the error when retries run out. Its message never repeats its own source.
 #[derive(Debug)]
-pub(crate) struct Attempts {
-    failures: u32,
-    since: Instant,
-    /// The most bytes delivered at any earlier failure (or already stored when resuming): going past it is progress.
-    delivered: u64,
+pub(crate) enum Failure {
+    Connect(crate::BoxError),
+    Body(crate::BoxError),
+    Timeout(Duration),
+    Status(StatusCode),
+    Changed(&'static str),
+    Short { at: u64, expected: u64 },
+    BadRange(String),
+    Md5Mismatch,
+    BlobMd5Mismatch,
+}
+
+impl Failure {
+    /// The status of a failure that was a transient status.
+    pub(crate) fn status(&self) -> Option<StatusCode> {
+        match self {
+            Failure::Status(status) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Connect(_) => f.write_str("request failed"),
+            Failure::Body(_) => f.write_str("response body failed"),
+            Failure::Timeout(t) => write!(f, "no response or bytes within {} ms", t.as_millis()),
+            Failure::Status(s) => write!(f, "status {s}"),
+            Failure::Changed(why) => write!(f, "object changed ({why})"),
+            Failure::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
+            Failure::BadRange(why) => f.write_str(why),
+            Failure::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
+            Failure::BlobMd5Mismatch => f.write_str("object does not match its x-ms-blob-content-md5"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Connect(e) | Failure::Body(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 /// Why no further attempt is made.
@@ -139,19 +181,31 @@ pub(crate) enum Exhausted {
     Budget(Duration),
 }
 
-impl fmt::Display for Exhausted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Exhausted::Attempts(n) => write!(f, "gave up after {n} failed attempts"),
-            Exhausted::Budget(total) => write!(f, "retry time budget of {} s exhausted", total.as_secs()),
-        }
-    }
+/// The retry state of one object, shared by the fetch and the `DELETE`: its failed attempts and the start of its
+/// time budget, both since the last progress, and the clock that dates a server's `Retry-After`. The bounds
+/// themselves are the [`RetryPolicy`]'s, which never changes while this state does.
+///
+/// Waits and the time budget run on tokio's clock (paused in tests); the wall-clock time that an HTTP-date
+/// `Retry-After` is read against comes from the injected [`Clock`].
+#[derive(Debug)]
+pub(crate) struct RetryState {
+    policy: RetryPolicy,
+    clock: SharedClock,
+    failures: u32,
+    since: Instant,
+    /// The most bytes delivered at any earlier failure (or already stored when resuming): going past it is progress.
+    delivered: u64,
 }
 
-impl Attempts {
+impl RetryState {
     /// No failure yet; the time budget starts now.
-    pub(crate) fn new() -> Self {
-        Self { failures: 0, since: Instant::now(), delivered: 0 }
+    pub(crate) fn new(policy: RetryPolicy, clock: SharedClock) -> Self {
+        Self { policy, clock, failures: 0, since: Instant::now(), delivered: 0 }
+    }
+
+    /// The bounds this state counts against.
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// The first `bytes` were there before any attempt (a resume): delivering them again is no progress.
@@ -159,19 +213,20 @@ impl Attempts {
         self.delivered = self.delivered.max(bytes);
     }
 
-    /// Failed attempts counted so far.
+    /// Failed attempts counted since the last progress.
+    #[cfg(test)]
     pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
+    /// The wait a response asks for with `Retry-After`, read against the injected clock.
+    pub(crate) fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        retry_after(headers, self.clock.now())
+    }
+
     /// Counts one failed attempt, after `delivered` bytes in all, and answers the wait before the next one, or why
     /// there is none.
-    pub(crate) fn fail(
-        &mut self,
-        policy: &RetryPolicy,
-        delivered: u64,
-        retry_after: Option<Duration>,
-    ) -> Result<Duration, Exhausted> {
+    pub(crate) fn fail(&mut self, delivered: u64, retry_after: Option<Duration>) -> Result<Duration, Exhausted> {
         if delivered > self.delivered {
             // New bytes since the previous failure: a slow transfer that keeps moving is not a failing one, so the
             // count and the budget start again. Bytes delivered again after a restart do not count.
@@ -180,16 +235,43 @@ impl Attempts {
             self.since = Instant::now();
         }
         self.failures = self.failures.saturating_add(1);
-        if self.failures >= policy.max_attempts {
+        if self.failures >= self.policy.max_attempts {
             return Err(Exhausted::Attempts(self.failures));
         }
-        let delay = policy.delay(self.failures, retry_after);
+        let delay = self.policy.delay(self.failures, retry_after);
         // Checked: `max_total` and the delay are configuration and input, their sum may not fit.
         let resumes_at = self.since.elapsed().checked_add(delay);
-        if resumes_at.is_none_or(|at| at > policy.max_total) {
-            return Err(Exhausted::Budget(policy.max_total));
+        if resumes_at.is_none_or(|at| at > self.policy.max_total) {
+            return Err(Exhausted::Budget(self.policy.max_total));
         }
         Ok(delay)
+    }
+
+    /// Counts `failure` and sleeps until the next attempt may go, or answers the error that ends the retries (its
+    /// source is `failure`; the caller adds the chunk and the host).
+    pub(crate) async fn wait_after(
+        &mut self,
+        failure: Failure,
+        delivered: u64,
+        retry_after: Option<Duration>,
+    ) -> Result<(), Error> {
+        match self.fail(delivered, retry_after) {
+            Ok(delay) => {
+                tracing::warn!(
+                    failures = self.failures,
+                    delivered,
+                    delay_ms = delay.as_millis() as u64,
+                    cause = %failure,
+                    "attempt failed, retrying"
+                );
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            Err(why) => Err(Error::new(ErrorKind::RetriesExhausted, Detail::GaveUp(why))
+                .with_status(failure.status())
+                .with_attempts(self.failures)
+                .with_source(failure)),
+        }
     }
 }
 
@@ -206,7 +288,7 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a past date means "now".
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -266,6 +348,71 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    fn state(policy: RetryPolicy) -> RetryState {
+        RetryState::new(policy, SharedClock::system())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_bytes_start_the_count_and_the_budget_again() {
+        let policy = RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_secs(1));
+        let mut retry = state(policy.max_total(Duration::from_secs(5)));
+        assert!(retry.fail(0, None).is_ok());
+        assert!(retry.fail(0, None).is_ok());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        // Bytes arrived since the last failure: this is the first failure of a new count, with a fresh budget.
+        assert!(retry.fail(10, None).is_ok());
+        assert_eq!(retry.failures(), 1);
+        assert!(retry.fail(10, None).is_ok());
+        assert_eq!(retry.fail(10, None), Err(Exhausted::Attempts(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_delivered_again_are_no_progress() {
+        let mut retry = state(RetryPolicy::default().max_attempts(2));
+        retry.already_delivered(100);
+        assert_eq!(retry.fail(100, None).map(|_| ()), Ok(()));
+        assert_eq!(retry.fail(50, None), Err(Exhausted::Attempts(2)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_counts_on_tokio_time() {
+        let policy = RetryPolicy::default()
+            .max_attempts(100)
+            .initial_backoff(Duration::from_secs(2))
+            .max_backoff(Duration::from_secs(2))
+            .max_total(Duration::from_secs(10));
+        let mut retry = state(policy);
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert!(retry.fail(0, Some(Duration::from_secs(2))).is_ok());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(retry.fail(0, Some(Duration::from_secs(2))), Err(Exhausted::Budget(Duration::from_secs(10))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn giving_up_carries_the_attempts_the_status_and_the_last_failure() {
+        let started = Instant::now();
+        let policy = RetryPolicy::default().max_attempts(2).initial_backoff(Duration::from_secs(1));
+        let mut retry = state(policy);
+        retry.wait_after(Failure::Status(StatusCode::BAD_GATEWAY), 0, None).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(500) && started.elapsed() <= Duration::from_secs(1));
+        let error = retry.wait_after(Failure::Status(StatusCode::BAD_GATEWAY), 0, None).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::RetriesExhausted);
+        assert_eq!((error.attempts(), error.status()), (Some(2), Some(StatusCode::BAD_GATEWAY)));
+        assert_eq!(
+            crate::download::error::chain_line(&error),
+            "gave up after 2 failed attempts: status 502 Bad Gateway"
+        );
+    }
+
+    #[test]
+    fn a_retry_after_date_is_read_against_the_injected_clock() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352);
+        let retry = RetryState::new(RetryPolicy::default(), SharedClock::new(move || at));
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "Wed, 13 Apr 2022 18:09:22 GMT".parse().unwrap());
+        assert_eq!(retry.retry_after(&headers), Some(Duration::from_secs(10)));
     }
 
     #[test]

@@ -17,14 +17,15 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::body::ChunkBody;
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
-use super::location::{Destinations, Which};
+use super::location::Destinations;
 use super::parts::ParallelPolicy;
-use super::retry::RetryPolicy;
+use super::retry::{RetryPolicy, RetryState};
 use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
 use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
+use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
 use crate::signing::AllowList;
@@ -44,6 +45,7 @@ pub(super) struct Config {
     pub(super) metadata_limit: usize,
     pub(super) parallel: Option<ParallelPolicy>,
     pub(super) progress: Option<ProgressFn>,
+    pub(super) clock: SharedClock,
 }
 
 /// Downloads the chunks of a recording, media and metadata, into a [`Sink`]; see the [module docs](super).
@@ -101,6 +103,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
                 metadata_limit: DEFAULT_METADATA_LIMIT,
                 parallel: None,
                 progress: None,
+                clock: SharedClock::system(),
             }),
             _request_body: PhantomData,
         }
@@ -129,6 +132,13 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     /// Sets the retry policy of every request.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.config_mut().policy = policy;
+        self
+    }
+
+    /// Uses this clock for the wall-clock time that a server's `Retry-After` date is read against (waits and retry
+    /// budgets run on tokio's clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.config_mut().clock = SharedClock::new(clock);
         self
     }
 
@@ -265,9 +275,7 @@ where
                     tasks.spawn(self.clone().chunk(state.clone(), plan));
                 }
                 let Some(joined) = tasks.join_next().await else { break };
-                let manifest = joined.map_err(|e| {
-                    Error::new(ErrorKind::Sink, format!("a chunk download task failed: {e}")).with_source(e)
-                })??;
+                let manifest = joined.map_err(|e| Error::join(&Scope::default(), Task::Chunk, e))??;
                 manifests.push(manifest);
             }
             manifests.sort_by_key(|m| m.index);
@@ -292,48 +300,45 @@ where
     /// Sends `DELETE <deleteLocation>` for a chunk (with the retry policy; 404 counts as deleted): `Ok(false)` when
     /// the chunk has no delete location. For callers that delete as a step of their own, after their commit.
     pub async fn delete_chunk(&self, chunk: &RecordingChunk) -> Result<bool, Error> {
-        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
-        let uri = self.config.destinations.locate(chunk, Which::Delete)?;
+        let scope = Scope::chunk(chunk.index(), chunk.document_id());
+        let uri = self.config.destinations.locate(chunk, Location::Delete)?;
         if uri.is_none() {
             return Ok(false);
         }
-        self.delete(&label, uri).await
+        self.delete(&scope, uri).await
     }
 
     /// A chunk's media as a resumable stream, bypassing the sink. The location is checked now; nothing is sent
     /// until the stream is polled.
     pub fn chunk_body(&self, chunk: &RecordingChunk) -> Result<ChunkBody, Error> {
-        let content = self.locate(chunk, Which::Content)?;
-        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
-        let fetch = self.fetch(format!("{label} content"), content);
-        Ok(ChunkBody::new(fetch, label))
+        let content = self.locate(chunk, Location::Content)?;
+        let scope = Scope::chunk(chunk.index(), chunk.document_id()).at(Location::Content);
+        let fetch = self.fetch(scope.clone(), content);
+        Ok(ChunkBody::new(fetch, scope))
     }
 
-    fn locate(&self, chunk: &RecordingChunk, which: Which) -> Result<Uri, Error> {
+    fn locate(&self, chunk: &RecordingChunk, which: Location) -> Result<Uri, Error> {
         let uri = self.config.destinations.locate(chunk, which)?;
         uri.ok_or_else(|| {
-            let what =
-                format!("chunk {} (`{}`) {} location is missing", chunk.index(), chunk.document_id(), which.name());
-            Error::new(ErrorKind::InvalidLocation, what)
+            Error::new(ErrorKind::InvalidLocation, Detail::Missing)
+                .in_scope(&Scope::chunk(chunk.index(), chunk.document_id()).at(which))
         })
     }
 
     fn plan(&self, chunk: RecordingChunk) -> Result<Planned, Error> {
-        let content = self.locate(&chunk, Which::Content)?;
-        let metadata = self.locate(&chunk, Which::Metadata)?;
-        let delete =
-            if self.config.delete_after_write { self.config.destinations.locate(&chunk, Which::Delete)? } else { None };
+        let content = self.locate(&chunk, Location::Content)?;
+        let metadata = self.locate(&chunk, Location::Metadata)?;
+        let delete = if self.config.delete_after_write {
+            self.config.destinations.locate(&chunk, Location::Delete)?
+        } else {
+            None
+        };
         Ok(Planned { chunk, content, metadata, delete })
     }
 
-    pub(super) fn fetch(&self, label: String, uri: Uri) -> Fetch<S, B, RB> {
-        Fetch::new(
-            self.client.clone(),
-            self.config.destinations.clone(),
-            self.config.policy,
-            Arc::from(label.as_str()),
-            uri,
-        )
+    pub(super) fn fetch(&self, scope: Scope, uri: Uri) -> Fetch<S, B, RB> {
+        let retry = RetryState::new(self.config.policy, self.config.clock.clone());
+        Fetch::new(self.client.clone(), self.config.destinations.clone(), retry, scope, uri)
     }
 
     async fn chunk(self, state: Arc<RecordingState>, plan: Planned) -> Result<ChunkManifest, Error> {
@@ -361,12 +366,12 @@ where
 
     async fn chunk_inner(&self, state: &RecordingState, plan: &Planned) -> Result<ChunkManifest, Error> {
         let chunk = &plan.chunk;
-        let label = format!("chunk {} (`{}`)", chunk.index(), chunk.document_id());
+        let scope = Scope::chunk(chunk.index(), chunk.document_id());
         let mut metadata = None;
         let extension = match state.format.as_ref().map(RecordingFormatType::as_str) {
             Some(format) => extension_for_format(Some(format)),
             None => {
-                let document = self.fetch_metadata(&label, plan.metadata.clone()).await?;
+                let document = self.fetch_metadata(&scope, plan.metadata.clone()).await?;
                 let extension = extension_for_format(
                     document.parsed.as_ref().and_then(|m| m.format()).map(RecordingFormatType::as_str),
                 );
@@ -381,13 +386,13 @@ where
             index: chunk.index(),
             extension,
         };
-        let sink_error = |e: io::Error| Error::sink(&label, e);
-        let mut fetch = self.content_fetch(&label, &plan.content);
+        let sink_error = |e: io::Error| Error::sink(&scope, e);
+        let mut fetch = self.content_fetch(&scope, &plan.content);
         let mut resume_parts = None;
         let (mut writer, outcome) = match self.sink.open(&target).await.map_err(sink_error)? {
             Existing::Complete(stored) => {
                 state.bytes.fetch_add(stored.bytes, Ordering::Relaxed);
-                let deleted = self.delete(&label, plan.delete.clone()).await?;
+                let deleted = self.delete(&scope, plan.delete.clone()).await?;
                 self.finish_chunk(state, chunk, stored.bytes, Some(stored.bytes));
                 return Ok(ChunkManifest {
                     document_id: chunk.document_id().to_owned(),
@@ -451,7 +456,7 @@ where
         };
         let metadata = match metadata {
             Some(document) => document,
-            None => self.fetch_metadata(&label, plan.metadata.clone()).await?,
+            None => self.fetch_metadata(&scope, plan.metadata.clone()).await?,
         };
         if let Some(parsed) = &metadata.parsed {
             writer.describe(parsed);
@@ -463,10 +468,10 @@ where
         let (bytes, sha256) = loop {
             let streamed = match resume_parts.take() {
                 Some((policy, version, total, extents)) => {
-                    self.resume_parts(state, chunk, &label, &plan.content, &mut writer, policy, version, total, extents)
+                    self.resume_parts(state, chunk, &scope, &plan.content, &mut writer, policy, version, total, extents)
                         .await
                 }
-                None => self.stream_into(state, chunk, &label, &mut fetch, &mut writer, &plan.content).await,
+                None => self.stream_into(state, chunk, &scope, &mut fetch, &mut writer, &plan.content).await,
             };
             match streamed {
                 Ok(Streamed::Done { bytes, sha256, requests: made }) => {
@@ -478,14 +483,16 @@ where
                     requests = requests.saturating_add(made);
                     restarts += 1;
                     if restarts >= self.config.policy.max_attempts.max(1) {
-                        let why = format!("{label} content: the object changed {restarts} times while it downloaded");
                         let _ = writer.restart().await;
-                        return Err(Error::new(ErrorKind::RetriesExhausted, why));
+                        return Err(Error::new(ErrorKind::RetriesExhausted, Detail::ChangedTooOften(restarts))
+                            .in_scope(&scope.at(Location::Content))
+                            .with_host_of(&plan.content)
+                            .with_attempts(restarts));
                     }
                     tracing::warn!(restarts, "the object changed during a parallel download: restarting the chunk");
                     writer.restart().await.map_err(sink_error)?;
                     state.bytes.store(0, Ordering::Relaxed);
-                    fetch = self.content_fetch(&label, &plan.content);
+                    fetch = self.content_fetch(&scope, &plan.content);
                 }
                 Err(error) => {
                     // A later run would resume from these bytes and trust them: drop them when the fetch took them
@@ -504,7 +511,7 @@ where
             }
         };
         let location = writer.commit(bytes, sha256).await.map_err(sink_error)?;
-        let deleted = self.delete(&label, plan.delete.clone()).await?;
+        let deleted = self.delete(&scope, plan.delete.clone()).await?;
         self.finish_chunk(state, chunk, bytes, Some(bytes));
         Ok(ChunkManifest {
             document_id: chunk.document_id().to_owned(),
@@ -554,6 +561,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::download::error::chain_line;
     use http_body_util::Full;
     use std::convert::Infallible;
 
@@ -593,8 +601,8 @@ mod tests {
         );
         let error = downloader.download(recording.clone()).await.unwrap_err();
         assert_eq!(
-            error.to_string(),
-            "chunk 0 (`d`) content: gave up after 1 failed attempts; last failure: body does not match its Content-MD5"
+            chain_line(&error),
+            "chunk 0 (`d`) content: gave up after 1 failed attempts: body does not match its Content-MD5"
         );
         let manifest = downloader.download(recording).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("call/0-d.wav")).unwrap(), b"abcde");

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
 use super::digest::Digests;
-use super::error::{Error, ErrorKind};
+use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::{Event, Fetch};
 use super::header::decode_md5;
 use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
@@ -36,8 +36,8 @@ where
     K: Sink,
 {
     /// The fetch of a chunk's media; its first request asks for the parallel threshold when parts are on.
-    pub(super) fn content_fetch(&self, label: &str, uri: &Uri) -> Fetch<S, B, RB> {
-        let mut fetch = self.fetch(format!("{label} content"), uri.clone());
+    pub(super) fn content_fetch(&self, scope: &Scope, uri: &Uri) -> Fetch<S, B, RB> {
+        let mut fetch = self.fetch(scope.at(Location::Content), uri.clone());
         if let Some(policy) = self.config.parallel {
             fetch.first_request(policy.threshold);
         }
@@ -50,7 +50,7 @@ where
         &self,
         state: &RecordingState,
         chunk: &RecordingChunk,
-        label: &str,
+        scope: &Scope,
         uri: &Uri,
         mut first: Fetch<S, B, RB>,
         policy: ParallelPolicy,
@@ -63,7 +63,7 @@ where
         let parts = missing(total, first_end, &[], policy.part_size);
         let md5 = version.content_md5.as_deref().and_then(decode_md5);
         let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new()));
-        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let scheduler = self.scheduler(scope, uri, &policy, &version, positional, total);
         let progress = self.part_progress(state, chunk, total);
         match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
             Parallel::Changed { requests } => Ok(Streamed::Changed { requests }),
@@ -84,7 +84,7 @@ where
         &self,
         state: &RecordingState,
         chunk: &RecordingChunk,
-        label: &str,
+        scope: &Scope,
         uri: &Uri,
         writer: &mut K::Writer,
         policy: ParallelPolicy,
@@ -92,12 +92,12 @@ where
         total: u64,
         extents: Vec<(u64, u64)>,
     ) -> Result<Streamed, Error> {
-        let sink_error = |e: io::Error| Error::sink(label, e);
+        let sink_error = |e: io::Error| Error::sink(scope, e);
         let Some(positional) = writer.positional() else {
             return Ok(Streamed::Changed { requests: 0 });
         };
         let parts = missing(total, 0, &extents, policy.part_size);
-        let scheduler = self.scheduler(label, uri, &policy, &version, positional, total);
+        let scheduler = self.scheduler(scope, uri, &policy, &version, positional, total);
         let progress = self.part_progress(state, chunk, total);
         let requests = match scheduler.run(None, parts, None, progress).await? {
             Parallel::Changed { requests } => return Ok(Streamed::Changed { requests }),
@@ -128,24 +128,20 @@ where
 
     pub(super) fn scheduler(
         &self,
-        label: &str,
+        scope: &Scope,
         uri: &Uri,
         policy: &ParallelPolicy,
         version: &ObjectVersion,
         positional: Arc<dyn PositionalWriter>,
         total: u64,
     ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B, RB> + '_> {
-        let (label, uri, version) = (label.to_owned(), uri.clone(), version.clone());
-        let part_label: Arc<str> = Arc::from(format!("{label} content").as_str());
+        let (scope, uri, version) = (scope.at(Location::Content), uri.clone(), version.clone());
         Scheduler {
-            part: move |start, end| {
-                self.fetch(format!("{label} content bytes {start}-{end}"), uri.clone()).into_part(
-                    version.clone(),
-                    start,
-                    end,
-                )
+            part: {
+                let scope = scope.clone();
+                move |start, end| self.fetch(scope.clone(), uri.clone()).into_part(version.clone(), start, end)
             },
-            label: part_label,
+            scope,
             writer: positional,
             parallelism: policy.parallelism,
             fast_stream: policy.fast_stream,
@@ -174,12 +170,12 @@ where
         &self,
         state: &RecordingState,
         chunk: &RecordingChunk,
-        label: &str,
+        scope: &Scope,
         fetch: &mut Fetch<S, B, RB>,
         writer: &mut K::Writer,
         uri: &Uri,
     ) -> Result<Streamed, Error> {
-        let sink_error = |e: io::Error| Error::sink(label, e);
+        let sink_error = |e: io::Error| Error::sink(scope, e);
         let mut chunk_bytes = fetch.offset();
         while let Some(event) = fetch.next().await? {
             match event {
@@ -189,9 +185,9 @@ where
                     let large = version.total.is_some_and(|total| total > policy.threshold);
                     if large && version.is_pinnable() && fetch.answer_is_ranged() {
                         if let Some(positional) = writer.positional() {
-                            let first = std::mem::replace(fetch, self.fetch(format!("{label} content"), uri.clone()));
+                            let first = std::mem::replace(fetch, self.content_fetch(scope, uri));
                             return self
-                                .download_parts(state, chunk, label, uri, first, policy, version, positional)
+                                .download_parts(state, chunk, scope, uri, first, policy, version, positional)
                                 .await;
                         }
                     }
@@ -199,7 +195,9 @@ where
                 Event::Restart => {
                     writer.restart().await.map_err(|e| {
                         if e.kind() == io::ErrorKind::Unsupported {
-                            Error::new(ErrorKind::ObjectChanged, format!("{label}: object changed and {e}"))
+                            Error::new(ErrorKind::ObjectChanged, Detail::CannotRestart)
+                                .in_scope(&scope.at(Location::Content))
+                                .with_host_of(uri)
                                 .with_source(e)
                         } else {
                             sink_error(e)

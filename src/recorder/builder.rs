@@ -312,6 +312,7 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
             .endpoint(self.endpoint)
             .allow_list(self.allow)
             .retry_policy(self.fetch_policy)
+            .with_clock(self.clock.clone())
             .parallel(self.parallel);
         if let Some(progress) = self.progress {
             downloader = downloader.on_progress(move |p| progress(p));

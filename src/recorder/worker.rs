@@ -450,16 +450,14 @@ async fn renew_until_lost<J: Journal>(
     }
 }
 
-/// An error and its causes on one line, for the journal (download errors never carry secrets or query strings).
+/// An error and its causes on one line, for the journal (download errors never carry secrets or query strings, and
+/// no message along the chain repeats its source).
 fn describe(error: &download::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text

@@ -38,7 +38,9 @@
 //! // The key never signs a request for a host that is not allowed: the client is not called.
 //! let request = http::Request::get("https://attacker.example/steal").body(Empty::new())?;
 //! let error = client.oneshot(request).await.unwrap_err();
-//! assert_eq!(error.to_string(), "refused to sign a request: host `attacker.example` is not on the allow-list");
+//! assert_eq!(error.to_string(), "refused to sign a request to `attacker.example`");
+//! let why = std::error::Error::source(&error).unwrap(); // the refusal says why, once
+//! assert_eq!(why.to_string(), "host `attacker.example` is not on the allow-list");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -144,7 +146,8 @@ assert_eq!(credential.0.load(Ordering::SeqCst), 1);
 // A host that is not allowed gets no token, and no request.
 let request = http::Request::get("https://attacker.example/steal").body(Empty::new())?;
 let error = client.oneshot(request).await.unwrap_err();
-assert_eq!(error.to_string(), "refused to sign a request: host `attacker.example` is not on the allow-list");
+assert_eq!(error.to_string(), "refused to sign a request to `attacker.example`");
+assert_eq!(error.refusal().unwrap().to_string(), "host `attacker.example` is not on the allow-list");
 # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 # }).unwrap();
 ```

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::parts::{DirectoryParts, PartialState};
@@ -18,6 +19,9 @@ use crate::recording::{ChannelAssignment, RecordingMetadata};
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
 const BATCH: usize = 1 << 20;
+
+/// Batches queued for the writing thread before the download waits for it.
+const WRITE_QUEUE: usize = 8;
 
 /// Writes each chunk to `<dir>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<dir>/<call id>/<index>-<document id>.json`.
@@ -250,8 +254,8 @@ fn sync_folder(folder: &Path) -> io::Result<()> {
     }
 }
 
-/// The file and the (written) batch, handed back by a blocking write so both are reused.
-type FileAndBatch = (File, Vec<Bytes>);
+/// The queue of batches to the writing thread, and that thread, which gives the file back once the queue closes.
+type WritePipe = (mpsc::Sender<Vec<Bytes>>, JoinHandle<io::Result<File>>);
 
 /// Where one chunk's files go.
 #[derive(Debug, Clone)]
@@ -265,9 +269,10 @@ struct Paths {
 /// Writes one chunk for the [`DirectorySink`], holding the lock on its partial file.
 #[derive(Debug)]
 pub struct DirectoryWriter {
-    /// `None` while a batch is being written on the blocking pool (the task holds it, and so the lock).
+    /// `None` while the writing thread holds it (and so the lock).
     file: Option<File>,
-    in_flight: Option<JoinHandle<io::Result<FileAndBatch>>>,
+    /// The queue to the thread that writes the batches in order, and that thread, which gives the file back.
+    pipe: Option<WritePipe>,
     batch: Vec<Bytes>,
     batch_len: usize,
     paths: Paths,
@@ -286,7 +291,7 @@ impl DirectoryWriter {
     fn new(file: File, paths: Paths, durable: bool) -> Self {
         Self {
             file: Some(file),
-            in_flight: None,
+            pipe: None,
             batch: Vec::new(),
             batch_len: 0,
             paths,
@@ -310,35 +315,46 @@ impl DirectoryWriter {
         Ok(())
     }
 
-    /// Waits for the batch in flight and takes the file back.
+    /// Waits until every queued batch is written and takes the file back.
     async fn settle(&mut self) -> io::Result<&mut File> {
-        if let Some(handle) = self.in_flight.take() {
-            let (file, mut spare) =
-                handle.await.map_err(|e| io::Error::other(format!("blocking write failed: {e}")))??;
-            spare.clear();
-            if self.batch.is_empty() {
-                self.batch = spare; // reuse the allocation
-            }
+        if let Some((sender, handle)) = self.pipe.take() {
+            drop(sender);
+            let file = handle.await.map_err(|e| io::Error::other(format!("blocking write failed: {e}")))??;
             self.file = Some(file);
         }
         self.file.as_mut().ok_or_else(|| io::Error::other("a previous write failed"))
     }
 
-    /// Sends the current batch to the blocking pool, after the previous one finished.
+    /// Queues the current batch for the writing thread (started with the first batch); waits only when the thread
+    /// is [`WRITE_QUEUE`] batches behind, so that the socket keeps being read while the disk absorbs a burst.
     async fn flush_batch(&mut self) -> io::Result<()> {
-        self.settle().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
-        let batch = mem::take(&mut self.batch);
+        let batch = mem::replace(&mut self.batch, Vec::with_capacity(16));
         self.batch_len = 0;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            for bytes in &batch {
-                file.write_all(bytes)?;
-            }
-            Ok((file, batch))
-        }));
+        if self.pipe.is_none() {
+            let mut file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
+            let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+            let handle = tokio::task::spawn_blocking(move || {
+                while let Some(batch) = receiver.blocking_recv() {
+                    for bytes in &batch {
+                        file.write_all(bytes)?;
+                    }
+                }
+                Ok(file)
+            });
+            self.pipe = Some((sender, handle));
+        }
+        let sent = match &self.pipe {
+            Some((sender, _)) => sender.send(batch).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The thread stopped at a failed write: its error is the answer.
+            self.settle().await?;
+            return Err(io::Error::other("a previous write failed"));
+        }
         Ok(())
     }
 }
