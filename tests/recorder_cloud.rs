@@ -60,8 +60,8 @@ async fn a_china_recorder_refuses_public_storage_hosts_and_grants_only_the_china
     assert_eq!(
         job.last_error.as_deref(),
         Some(
-            "chunk 0 (`0-eus-d7-8f3c1a2b4d5e6f708192a3b4c5d6e7f8`) content location: host `us-storage.asm.skype.com` \
-             is not allowed: host `us-storage.asm.skype.com` is not on the allow-list"
+            "chunk 0 (`0-eus-d7-8f3c1a2b4d5e6f708192a3b4c5d6e7f8`) content: location on refused host \
+             `us-storage.asm.skype.com`: host `us-storage.asm.skype.com` is not on the allow-list"
         )
     );
     let _ = stop.send(());
