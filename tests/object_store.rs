@@ -1,6 +1,7 @@
 //! The object-store sink and journal against Azurite and against local files, the same suite for both: staging
 //! keys, create-only commits, claims, takeovers and renewals.
 
+mod common;
 mod store_support;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! slow owner that renews keeps its job; an owner that was taken over stops.
 #![cfg(unix)]
 
+mod common;
 mod store_support;
 
 use std::time::{Duration, Instant};

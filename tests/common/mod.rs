@@ -1,6 +1,8 @@
 //! Shared by the integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -3,6 +3,8 @@
 #![cfg(unix)]
 
 mod abuse;
+#[path = "../common/mod.rs"]
+mod common;
 mod lifecycle;
 mod soak;
 mod support;

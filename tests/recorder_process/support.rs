@@ -1,6 +1,5 @@
 //! The recorder example as a process: finding its binary, starting it on a free port, driving and reading it.
 
-pub(crate) use std::io::{BufRead, BufReader, Read};
 pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use std::process::{Child, Command, Stdio};
 pub(crate) use std::sync::{Arc, Mutex};
@@ -16,26 +15,7 @@ pub(crate) use sha2::{Digest, Sha256};
 
 pub(crate) const SECRET: &str = "process-secret";
 
-/// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
-pub(crate) fn recorder_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir.join("examples").join("recorder");
-    if !binary.exists() {
-        // `cargo test` builds every example; a run of this test target alone may not have.
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    assert!(binary.exists(), "{}", binary.display());
-    binary
-}
+pub(crate) use crate::common::process::{drain, recorder_binary};
 
 /// A running recorder process, killed if the test fails before it stops by itself. Its output is read as it comes
 /// (a full pipe would stall it) and kept for the test.
@@ -44,17 +24,6 @@ pub(crate) struct Recorder {
     pub(crate) addr: String,
     pub(crate) stdout: Arc<Mutex<String>>,
     pub(crate) stderr: Arc<Mutex<String>>,
-}
-
-/// Reads a pipe to its end into `into`, in the background.
-pub(crate) fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut text = into.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
 }
 
 impl Recorder {

@@ -1,7 +1,5 @@
 //! A recorder replica: the recorder example as a process on `--store`, with a webhook of its own.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,24 +11,8 @@ use super::Backend;
 
 const SECRET: &str = "replica-secret";
 
-/// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
-pub fn recorder_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir.join("examples").join("recorder");
-    if !binary.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    binary
-}
+use crate::common::process::drain;
+pub use crate::common::process::recorder_binary;
 
 /// A running replica, killed when dropped; its output is read as it comes.
 pub struct Replica {
@@ -40,16 +22,6 @@ pub struct Replica {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     _scratch: tempfile::TempDir,
-}
-
-fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut text = into.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
 }
 
 impl Replica {
