@@ -121,6 +121,21 @@ fn assert_files_right(job: &Job, recording: &StoredRecording) {
         assert_eq!(progress.sha256.as_deref(), Some(hex(&digest).as_str()));
         assert_eq!(progress.bytes, Some(chunk.size));
     }
+    // The recording's manifest beside its chunks lists each one as the journal does.
+    let folder = Path::new(job.chunks[0].location.as_deref().unwrap()).parent().unwrap();
+    let path = folder.join(format!("recording-{}.json", recording.recording_id));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(manifest["callId"], recording.call_id.as_str());
+    assert_eq!(manifest["eventId"], job.event_id.as_str());
+    assert_eq!(manifest["bytes"], recording.bytes());
+    let listed = manifest["chunks"].as_array().unwrap();
+    assert_eq!(listed.len(), job.chunks.len(), "{manifest}");
+    for (listed, progress) in listed.iter().zip(&job.chunks) {
+        assert_eq!(listed["sha256"].as_str(), progress.sha256.as_deref(), "{manifest}");
+        assert_eq!(listed["location"].as_str(), progress.location.as_deref(), "{manifest}");
+        assert_eq!(listed["metadataLocation"].as_str(), progress.metadata_location.as_deref(), "{manifest}");
+        assert!(progress.metadata_location.is_some(), "{progress:?}");
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -115,6 +115,29 @@ async fn assert_stored(backend: &Backend, recordings: &[&StoredRecording]) {
             assert_eq!(<[u8; 32]>::from(Sha256::digest(&bytes)), chunk.sha256, "{key}");
         }
     }
+    for recording in recordings {
+        // The recording's manifest: every chunk's final key, size and SHA-256, written once all were in.
+        let key = backend
+            .location
+            .prefix()
+            .clone()
+            .join(recording.call_id.as_str())
+            .join(format!("recording-{}.json", recording.recording_id).as_str());
+        let raw = backend.store().get(&key).await.unwrap().bytes().await.unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(manifest["callId"], recording.call_id.as_str(), "{manifest}");
+        assert_eq!(manifest["recordingId"], recording.recording_id.as_str(), "{manifest}");
+        let chunks = manifest["chunks"].as_array().unwrap();
+        assert_eq!(chunks.len(), recording.chunks.len(), "{manifest}");
+        let total: u64 = recording.chunks.iter().map(|c| c.size).sum();
+        assert_eq!(manifest["bytes"], total, "{manifest}");
+        for (index, (listed, chunk)) in chunks.iter().zip(&recording.chunks).enumerate() {
+            let hex: String = chunk.sha256.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(listed["sha256"], hex.as_str(), "{manifest}");
+            assert_eq!(listed["bytes"], chunk.size, "{manifest}");
+            assert_eq!(listed["location"], media_key(backend, recording, index).as_ref(), "{manifest}");
+        }
+    }
     let media_count: usize = recordings.iter().map(|r| r.chunks.len()).sum();
     let keys = backend.keys().await;
     assert!(keys.iter().all(|k| !k.contains(".partial") && !k.contains("/claims/")), "{}: {keys:?}", backend.name);

@@ -128,6 +128,9 @@ pub struct ChunkProgress {
     /// Where the sink put it, once stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Where the sink put its metadata document, once stored (when the sink keeps metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
     /// Why the last step on this chunk failed (never a secret or a query string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -185,6 +188,7 @@ impl Job {
                 bytes: None,
                 sha256: None,
                 location: None,
+                metadata_location: None,
                 last_error: None,
             })
             .collect();

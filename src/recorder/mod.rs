@@ -101,6 +101,7 @@ mod export;
 mod future;
 mod health;
 mod intake;
+mod manifest;
 pub mod metrics;
 mod shared;
 mod worker;

@@ -18,10 +18,12 @@ use tracing::Instrument;
 
 use super::builder::{Engine, Recorder};
 use super::export::ExportedRecordings;
+use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, hex, Sink};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Lease};
+use crate::recording::Recording;
 use crate::BoxError;
 
 /// How often done jobs past their retention are pruned while running.
@@ -313,6 +315,7 @@ where
                         progress.bytes = Some(manifest.bytes);
                         progress.sha256 = Some(hex(&manifest.sha256));
                         progress.location = Some(manifest.location.clone());
+                        progress.metadata_location = manifest.metadata_location.clone();
                         progress.last_error = None;
                         if manifest.outcome != download::Outcome::Skipped {
                             metrics::downloaded(manifest.bytes);
@@ -352,6 +355,11 @@ where
             }
         }
 
+        if failure.is_none() && !deletes_pending {
+            if let Err(error) = self.put_recording_manifest(&job, &recording).await {
+                failure = Some((format!("the recording manifest cannot be written: {error}"), true));
+            }
+        }
         let now = shared.clock.now();
         let (next, retry_at) = match failure {
             None if !deletes_pending => {
@@ -380,6 +388,18 @@ where
             }
         }
         retry_at
+    }
+
+    /// Writes the recording's manifest into the sink, once every chunk is stored (create-only or atomic per sink).
+    async fn put_recording_manifest(&self, job: &Job, recording: &Recording) -> io::Result<()> {
+        let Some((name, document)) = manifest::recording_manifest(job, recording, self.shared.clock.now())? else {
+            return Ok(());
+        };
+        let location = self.downloader.sink().put_recording_manifest(&recording.call_id, &name, document).await?;
+        if let Some(location) = location {
+            tracing::debug!(%location, "recording manifest written");
+        }
+        Ok(())
     }
 
     fn retry_or_fail(

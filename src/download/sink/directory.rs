@@ -13,7 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::parts::{DirectoryParts, PartialState};
-use super::{sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored};
+use super::{
+    recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
+    Stored,
+};
 use crate::download::chunk::hex;
 use crate::recording::{ChannelAssignment, RecordingMetadata};
 
@@ -83,6 +86,11 @@ impl DirectorySink {
 
     fn folder(&self, target: &ChunkTarget<'_>) -> PathBuf {
         self.root.join(sanitize_name(target.call_id))
+    }
+
+    /// The path of a recording's manifest, in its call's folder: `<call id>/recording-<recording>.json`.
+    pub fn recording_manifest_path(&self, call_id: &str, recording: &str) -> PathBuf {
+        self.root.join(sanitize_name(call_id)).join(recording_manifest_name(recording))
     }
 
     /// The hidden manifest of a committed chunk, beside its media: its size, SHA-256 and, for an unmixed
@@ -209,9 +217,26 @@ impl Sink for DirectorySink {
     }
 
     async fn put_metadata(&self, target: &ChunkTarget<'_>, document: Bytes) -> io::Result<Option<String>> {
-        let folder = self.folder(target);
-        let path = self.metadata_path(target);
-        let temporary = folder.join(format!(".{}.json.partial", base_name(target)));
+        let temporary = self.folder(target).join(format!(".{}.json.partial", base_name(target)));
+        self.replace(self.metadata_path(target), temporary, document).await
+    }
+
+    async fn put_recording_manifest(
+        &self,
+        call_id: &str,
+        recording: &str,
+        document: Bytes,
+    ) -> io::Result<Option<String>> {
+        let path = self.recording_manifest_path(call_id, recording);
+        let temporary = path.with_file_name(format!(".{}.partial", recording_manifest_name(recording)));
+        self.replace(path, temporary, document).await
+    }
+}
+
+impl DirectorySink {
+    /// Writes `document` to `temporary`, then renames it over `path`: a reader sees the old file or the new one.
+    async fn replace(&self, path: PathBuf, temporary: PathBuf, document: Bytes) -> io::Result<Option<String>> {
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
         let durable = self.durable;
         blocking(move || {
             fs::create_dir_all(&folder)?;

@@ -133,25 +133,19 @@ pub enum Existing<W> {
 /// changed ([`SinkWriter::restart`]) and makes them final only in [`SinkWriter::commit`], after every check
 /// passed. Bytes that were not committed must never be visible under the chunk's final name.
 ///
-/// # An object-storage sink
+/// # How the object-storage sink fits
 ///
-/// The trait is shaped so that a sink writing to object storage (S3, Azure Blob, GCS) fits without changing the
-/// downloader:
+/// The `ObjectStoreSink` (feature `object-store`) shows the shape for any store without rename:
 ///
-/// 1. [`Sink::open`] takes a *claim* on the chunk (a create-only `claims/<call>/<index>-<doc>` object with a lease
-///    time, so that several replicas download each chunk once), then looks for the final key: present means
-///    [`Existing::Complete`]; a multipart upload in progress for the *staging* key means [`Existing::Partial`] with
-///    the bytes of its finished parts and the [`ObjectVersion`] kept in the upload's metadata; otherwise
-///    [`Existing::Absent`]. A claim held by another replica is an error, retried later.
-/// 2. [`SinkWriter::begin`] starts (or re-tags) the multipart upload with the version; [`SinkWriter::write`]
-///    buffers into parts of the store's minimum size and uploads each full part; [`SinkWriter::restart`] aborts the
-///    upload and starts a new one.
-/// 3. [`SinkWriter::commit`] uploads the last part, completes the upload to the staging key, then copies it to the
-///    final key with a create-only condition (`If-None-Match: *`), deletes the staging key and releases the claim.
-///    Only then does the downloader send the optional DELETE to ACS.
-/// 4. [`SinkWriter::replay`] may stay unimplemented (the default): a resumed upload then restarts from zero, or
-///    the sink keeps the SHA-256 state of the uploaded parts itself. [`SinkWriter::abandon`] uploads what it can,
-///    leaves the multipart upload open for a later run and releases the claim.
+/// 1. [`Sink::open`] looks for the final key and its manifest: both there means [`Existing::Complete`]; otherwise
+///    [`Existing::Absent`], with a writer on a staging key unique to the attempt. Who works on a chunk is decided
+///    before, by the journal's leases, not by the sink.
+/// 2. [`SinkWriter::write`] feeds a multipart upload to the staging key in fixed parts; [`SinkWriter::restart`]
+///    aborts it and starts another under a new staging key.
+/// 3. [`SinkWriter::commit`] completes the upload, writes the manifest create-only, copies the staging object to the
+///    final key create-only (an existing final key is another writer's identical commit) and deletes the staging
+///    object. Only then does the downloader send the optional DELETE to ACS.
+/// 4. [`SinkWriter::replay`] stays unimplemented (the default), so a lost upload restarts from byte 0.
 pub trait Sink: Send + Sync + 'static {
     /// Writes one chunk.
     type Writer: SinkWriter;
@@ -165,6 +159,27 @@ pub trait Sink: Send + Sync + 'static {
         target: &ChunkTarget<'_>,
         document: Bytes,
     ) -> impl Future<Output = io::Result<Option<String>>> + Send;
+
+    /// Stores the manifest of a whole recording (valid JSON), once every chunk of it is stored: `recording` names
+    /// it within its call (its recording id, or its first chunk's document id). Returns where, or `None` when this
+    /// sink keeps no recording manifests (the default). Called again for the same recording (a retry, another
+    /// replica), a sink keeps one copy: the [`DirectorySink`] replaces it atomically, the `ObjectStoreSink` keeps
+    /// the first.
+    fn put_recording_manifest(
+        &self,
+        call_id: &str,
+        recording: &str,
+        document: Bytes,
+    ) -> impl Future<Output = io::Result<Option<String>>> + Send {
+        let _ = (call_id, recording, document);
+        async { Ok(None) }
+    }
+}
+
+/// The file name of a recording's manifest within its call's folder: `recording-<name>.json`, sanitised (no chunk's
+/// name can take it: those start with their index).
+pub(crate) fn recording_manifest_name(recording: &str) -> String {
+    format!("recording-{}.json", sanitize_name(recording))
 }
 
 /// Writes one chunk's media. Dropping a writer without [`commit`](SinkWriter::commit) must leave nothing under the

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 pub use writer::ObjectStoreWriter;
 
-use super::{sanitize_name, ChunkTarget, Existing, Sink, Stored};
+use super::{recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink, Stored};
 use crate::download::chunk::hex;
 use crate::store::{io_error, put_create, StoreLocation};
 
@@ -37,6 +37,8 @@ pub const PART_SIZE: usize = 8 << 20;
 ///    resumed from a staging object: a chunk whose upload was lost starts over. Staging objects older than
 ///    [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
 /// 5. The metadata document is written create-only: the first replica's copy stays.
+/// 6. Once every chunk of a recording is in, its manifest `<call id>/recording-<recording>.json` (what the
+///    recorder stored: each chunk's key, size and SHA-256) is written create-only too.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -93,6 +95,11 @@ impl ObjectStoreSink {
     /// The key of a chunk's metadata document.
     pub fn metadata_key(&self, target: &ChunkTarget<'_>) -> Path {
         self.location.key(&[&sanitize_name(target.call_id), &format!("{}.json", base_name(target))])
+    }
+
+    /// The key of a recording's manifest, in its call's folder: `<prefix>/<call id>/recording-<recording>.json`.
+    pub fn recording_manifest_key(&self, call_id: &str, recording: &str) -> Path {
+        self.location.key(&[&sanitize_name(call_id), &recording_manifest_name(recording)])
     }
 
     fn manifest_key(&self, target: &ChunkTarget<'_>) -> Path {
@@ -204,6 +211,18 @@ impl Sink for ObjectStoreSink {
     async fn put_metadata(&self, target: &ChunkTarget<'_>, document: Bytes) -> io::Result<Option<String>> {
         let key = self.metadata_key(target);
         // Create-only: a replica that finds the document there already leaves the first copy.
+        put_create(self.location.store().as_ref(), &key, document).await?;
+        Ok(Some(key.to_string()))
+    }
+
+    async fn put_recording_manifest(
+        &self,
+        call_id: &str,
+        recording: &str,
+        document: Bytes,
+    ) -> io::Result<Option<String>> {
+        let key = self.recording_manifest_key(call_id, recording);
+        // Create-only, as for metadata: of replicas finishing the same recording, the first one's copy stays.
         put_create(self.location.store().as_ref(), &key, document).await?;
         Ok(Some(key.to_string()))
     }
