@@ -40,6 +40,8 @@ on_both_stores!(
     a_held_lease_is_refused_and_an_expired_one_taken_over_once,
     a_renewed_lease_is_never_taken_over,
     released_leases_leave_only_job_records,
+    releasing_a_lease_taken_over_leaves_the_new_owner_in_charge,
+    polling_reads_only_open_jobs_and_cleans_markers_left_behind,
 );
 
 fn target<'a>() -> ChunkTarget<'a> {
@@ -212,6 +214,9 @@ async fn released_leases_leave_only_job_records(backend: Backend) {
     for (journal, job) in [(&a, &jobs[0]), (&b, &jobs[1])] {
         let mut lease = journal.claim(&job.id).await.unwrap().expect("free");
         assert!(journal.renew(&mut lease).await.unwrap());
+        let mut done = job.clone();
+        done.state = JobState::Done;
+        journal.update(&done).await.unwrap();
         journal.release(lease).await.unwrap();
     }
     // b takes an expired lease of a's over, then releases it.
@@ -224,4 +229,72 @@ async fn released_leases_leave_only_job_records(backend: Backend) {
     let records: Vec<&String> = keys.iter().filter(|k| !k.contains("/jobs/")).collect();
     assert!(records.is_empty(), "{}: {keys:?}", backend.name);
     assert_eq!(keys.len(), 2, "{keys:?}");
+}
+
+async fn releasing_a_lease_taken_over_leaves_the_new_owner_in_charge(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(1)).await;
+    let open = job("e1");
+    a.insert(std::slice::from_ref(&open)).await.unwrap();
+    let stale = a.claim(&open.id).await.unwrap().expect("free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut taken = b.claim(&open.id).await.unwrap().expect("expired");
+    // a wakes up and releases what it thinks it holds: b's lease stays, renewable, and nobody else gets the job.
+    a.release(stale).await.unwrap();
+    let c = ObjectStoreJournal::open(backend.location.clone()).await.unwrap().owner("replica-c");
+    assert!(c.claim(&open.id).await.unwrap().is_none(), "{}: b still holds the job", backend.name);
+    assert!(b.renew(&mut taken).await.unwrap(), "{}", backend.name);
+    // An open job's released lease is free for the next taker at once.
+    b.release(taken).await.unwrap();
+    assert!(c.claim(&open.id).await.unwrap().is_some(), "{}", backend.name);
+}
+
+/// The keys of the open-job markers.
+async fn markers(backend: &Backend) -> Vec<String> {
+    backend.keys().await.into_iter().filter(|k| k.contains(".acs-recording/open/")).collect()
+}
+
+async fn polling_reads_only_open_jobs_and_cleans_markers_left_behind(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(2)).await;
+    let jobs = [job("e1"), job("e2"), job("e3")];
+    a.insert(&jobs).await.unwrap();
+    assert_eq!(markers(&backend).await.len(), 3);
+    let mut done = jobs[0].clone();
+    done.state = JobState::Done;
+    a.update(&done).await.unwrap();
+    let mut failed = jobs[1].clone();
+    failed.state = JobState::Failed;
+    a.update(&failed).await.unwrap();
+    let open: Vec<String> = b.list_open().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(open, ["e3"]);
+    assert_eq!(markers(&backend).await.len(), 1, "finished jobs have no marker");
+
+    // A redelivery of the done job leaves a marker behind; the next poll skips the job and deletes it.
+    assert_eq!(b.insert(&jobs[..1]).await.unwrap(), [false]);
+    assert_eq!(markers(&backend).await.len(), 2);
+    let open: Vec<String> = b.list_open().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(open, ["e3"]);
+    assert_eq!(markers(&backend).await.len(), 1);
+
+    // A failed job retried by hand is open again.
+    assert!(failed.reopen());
+    a.update(&failed).await.unwrap();
+    let open: Vec<String> = b.list_open().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(open, ["e2", "e3"]);
+
+    // A marker without a record (an insert that died in between) is kept while young, deleted once old.
+    let ghost = JobId::for_event("ghost");
+    let key = backend.location.prefix().clone().join(".acs-recording").join("open").join(ghost.as_str());
+    backend.store().put(&key, object_store::PutPayload::new()).await.unwrap();
+    assert_eq!(b.list_open().await.unwrap().len(), 2);
+    assert_eq!(markers(&backend).await.len(), 3, "a young marker may be an insert in progress");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(b.list_open().await.unwrap().len(), 2);
+    assert_eq!(markers(&backend).await.len(), 2, "{}", backend.name);
+
+    // Pruning a job removes its record, marker and claim.
+    let lease = a.claim(&jobs[2].id).await.unwrap().expect("free");
+    drop(lease);
+    a.remove(&jobs[2].id).await.unwrap();
+    let keys = backend.keys().await;
+    assert!(keys.iter().all(|k| !k.contains(jobs[2].id.as_str())), "{keys:?}");
 }

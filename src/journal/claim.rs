@@ -192,18 +192,26 @@ impl Claims {
         }
     }
 
-    /// Removes the claim object, if it is still this lease's.
-    pub(super) async fn release(&self, store: &dyn ObjectStore, lease: Lease) -> io::Result<()> {
+    /// Gives the lease up, if it is still this lease's. With ETags the claim is first replaced by an expired one
+    /// with the same compare-and-swap as a renewal, so a lease another replica took over is never touched. Once the
+    /// job is `finished` the claim is then deleted: the store has no conditional delete, so a replica claiming the
+    /// job in between can lose its claim, which costs nothing, as it finds the job finished. An open job keeps its
+    /// expired claim for the next taker. Generation keys delete only this lease's generation and older ones.
+    pub(super) async fn release(&self, store: &dyn ObjectStore, lease: Lease, finished: bool) -> io::Result<()> {
         let id = lease.job().clone();
         match lease.version {
             LeaseVersion::Exclusive => Ok(()),
-            LeaseVersion::ETag { e_tag, .. } => {
+            LeaseVersion::ETag { e_tag, version } => {
                 let key = self.etag_key(&id);
-                // The store has no conditional delete: compare first, so that a lease taken over stays its new
-                // owner's (a takeover in between needs this lease to have expired, which renewals prevent).
-                match store.head(&key).await {
-                    Ok(meta) if meta.e_tag == e_tag => delete(store, &key).await,
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                let released = Record::encode(&self.owner, Duration::ZERO)?;
+                let options =
+                    PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
+                match store.put_opts(&key, PutPayload::from_bytes(released), options).await {
+                    Ok(_) if finished => delete(store, &key).await,
+                    Ok(_) => Ok(()),
+                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
+                        Ok(())
+                    }
                     Err(error) => Err(io_error(error)),
                 }
             }
@@ -212,6 +220,19 @@ impl Claims {
                     if generation <= number {
                         delete(store, &key).await?;
                     }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes every claim object of a job (it was pruned).
+    pub(super) async fn forget(&self, store: &dyn ObjectStore, id: &JobId) -> io::Result<()> {
+        match self.mode {
+            Mode::ETag => delete(store, &self.etag_key(id)).await,
+            Mode::Generations => {
+                for (_, key) in self.listed(store, id).await? {
+                    delete(store, &key).await?;
                 }
                 Ok(())
             }

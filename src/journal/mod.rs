@@ -81,6 +81,17 @@ pub trait Journal: Send + Sync + 'static {
     /// Every record.
     fn list(&self) -> impl Future<Output = io::Result<Vec<Job>>> + Send;
 
+    /// Every open job (pending or running), for workers looking for work other processes accepted. The default
+    /// filters [`list`](Journal::list); a shared journal keeps an index of open jobs so that this does not grow with
+    /// the done ones.
+    fn list_open(&self) -> impl Future<Output = io::Result<Vec<Job>>> + Send {
+        async {
+            let mut jobs = self.list().await?;
+            jobs.retain(|job| job.state.is_open());
+            Ok(jobs)
+        }
+    }
+
     /// Removes a job's record (absent is not an error).
     fn remove(&self, id: &JobId) -> impl Future<Output = io::Result<()>> + Send;
 

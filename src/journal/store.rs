@@ -3,12 +3,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::claim::{Claims, Mode};
 use super::{Job, JobId, Journal, Lease};
@@ -31,8 +31,13 @@ const LIST_CONCURRENCY: usize = 16;
 ///    Stores without conditional updates (local files) use create-only generation keys
 ///    `claims/<job id>/<generation>.json` instead: the next generation is created once.
 /// 3. A renewal is the same compare-and-swap (or the next generation): it fails once another replica took the
-///    lease, and the holder stops. A release deletes the claim, so that only job records stay.
-/// 4. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
+///    lease, and the holder stops. A release replaces the claim by an expired one with that compare-and-swap too,
+///    and deletes it once the job is finished, so that only job records stay.
+/// 4. An empty marker `open/<job id>` stands beside each open job: [`list_open`](Journal::list_open), which
+///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done
+///    jobs kept. The marker is written before the record and deleted when the job finishes; one left behind (a
+///    redelivery of a finished job, a crash in between) is deleted by the next poll.
+/// 5. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
 ///    [`FileJournal`](super::FileJournal).
 ///
 /// ```
@@ -69,6 +74,7 @@ pub struct ObjectStoreJournal {
 struct Inner {
     location: StoreLocation,
     jobs: Path,
+    open: Path,
     probes: Path,
     claims: Claims,
 }
@@ -86,8 +92,8 @@ impl ObjectStoreJournal {
             duration: Duration::from_secs(30),
             mode,
         };
-        let jobs = root.join("jobs");
-        Ok(Self { inner: Arc::new(Inner { location, jobs, probes, claims }) })
+        let (jobs, open) = (root.clone().join("jobs"), root.join("open"));
+        Ok(Self { inner: Arc::new(Inner { location, jobs, open, probes, claims }) })
     }
 
     /// Sets how long a lease lasts without renewal (default 30 s, at least 1 s); holders renew it every third of
@@ -106,6 +112,7 @@ impl ObjectStoreJournal {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             location: shared.location.clone(),
             jobs: shared.jobs.clone(),
+            open: shared.open.clone(),
             probes: shared.probes.clone(),
             claims: shared.claims.clone(),
         });
@@ -134,6 +141,41 @@ impl ObjectStoreJournal {
 
     fn key_of(&self, id: &JobId) -> Path {
         self.inner.jobs.clone().join(format!("{id}.json"))
+    }
+
+    fn marker_of(&self, id: &JobId) -> Path {
+        self.inner.open.clone().join(id.as_str())
+    }
+
+    async fn mark_open(&self, id: &JobId) -> io::Result<()> {
+        self.store().put(&self.marker_of(id), PutPayload::new()).await.map_err(io_error)?;
+        Ok(())
+    }
+
+    async fn unmark(&self, id: &JobId) -> io::Result<()> {
+        match self.store().delete(&self.marker_of(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(io_error(error)),
+        }
+    }
+
+    /// What a marker stands for: its open job, or `None` once the marker is deleted as left behind.
+    async fn open_job(&self, marker: ObjectMeta) -> io::Result<Option<Job>> {
+        let Some(id) = marker.location.filename().and_then(JobId::parse) else { return Ok(None) };
+        match read(self.store(), &self.key_of(&id)).await? {
+            Some(job) if job.state.is_open() => Ok(Some(job)),
+            Some(_) => self.unmark(&id).await.map(|()| None),
+            None => {
+                // Written just before its record, or left by an insert that died: only an old one is stale.
+                let written = SystemTime::UNIX_EPOCH
+                    + Duration::from_millis(u64::try_from(marker.last_modified.timestamp_millis()).unwrap_or_default());
+                let old = SystemTime::now().duration_since(written).is_ok_and(|age| age > self.inner.claims.duration);
+                if old {
+                    self.unmark(&id).await?;
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -188,6 +230,10 @@ impl Journal for ObjectStoreJournal {
     async fn insert(&self, jobs: &[Job]) -> io::Result<Vec<bool>> {
         let mut written = Vec::with_capacity(jobs.len());
         for job in jobs {
+            // The marker first: an open job is never without one (a stray marker is cleaned up by the next poll).
+            if job.state.is_open() {
+                self.mark_open(&job.id).await?;
+            }
             let created = put_create(self.store(), &self.key_of(&job.id), encode(job)?).await?;
             written.push(created.is_some());
         }
@@ -195,7 +241,14 @@ impl Journal for ObjectStoreJournal {
     }
 
     async fn update(&self, job: &Job) -> io::Result<()> {
+        if job.state.is_open() {
+            // A failed job made pending again needs its marker back.
+            self.mark_open(&job.id).await?;
+        }
         self.store().put(&self.key_of(&job.id), PutPayload::from_bytes(encode(job)?)).await.map_err(io_error)?;
+        if !job.state.is_open() {
+            self.unmark(&job.id).await?;
+        }
         Ok(())
     }
 
@@ -220,11 +273,23 @@ impl Journal for ObjectStoreJournal {
         Ok(jobs)
     }
 
+    async fn list_open(&self) -> io::Result<Vec<Job>> {
+        let markers: Vec<ObjectMeta> =
+            self.store().list(Some(&self.inner.open)).try_collect().await.map_err(io_error)?;
+        let reads = futures_util::stream::iter(markers.into_iter().map(|marker| self.open_job(marker)));
+        let mut jobs: Vec<Job> =
+            reads.buffer_unordered(LIST_CONCURRENCY).try_collect::<Vec<_>>().await?.into_iter().flatten().collect();
+        jobs.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(jobs)
+    }
+
     async fn remove(&self, id: &JobId) -> io::Result<()> {
         match self.store().delete(&self.key_of(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(io_error(error)),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(io_error(error)),
         }
+        self.unmark(id).await?;
+        self.inner.claims.forget(self.store(), id).await
     }
 
     async fn check_writable(&self) -> io::Result<()> {
@@ -242,7 +307,8 @@ impl Journal for ObjectStoreJournal {
     }
 
     async fn release(&self, lease: Lease) -> io::Result<()> {
-        self.inner.claims.release(self.store(), lease).await
+        let finished = read(self.store(), &self.key_of(lease.job())).await?.is_none_or(|job| !job.state.is_open());
+        self.inner.claims.release(self.store(), lease, finished).await
     }
 
     fn poll_interval(&self) -> Option<Duration> {

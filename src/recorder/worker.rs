@@ -162,7 +162,7 @@ where
     /// Queues every open job that is due and not already queued or running here, whoever accepted it.
     async fn poll_open(&self) -> io::Result<()> {
         let now = self.shared.clock.now();
-        for job in self.shared.journal.list().await? {
+        for job in self.shared.journal.list_open().await? {
             let due = job.next_attempt_at.is_none_or(|at| at <= now);
             if job.state.is_open() && due && self.shared.mark_polled(&job.id) {
                 let _ = self.shared.queue.send(job.id);
