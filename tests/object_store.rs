@@ -42,6 +42,7 @@ on_both_stores!(
     released_leases_leave_only_job_records,
     releasing_a_lease_taken_over_leaves_the_new_owner_in_charge,
     polling_reads_only_open_jobs_and_cleans_markers_left_behind,
+    a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record,
 );
 
 fn target<'a>() -> ChunkTarget<'a> {
@@ -297,4 +298,33 @@ async fn polling_reads_only_open_jobs_and_cleans_markers_left_behind(backend: Ba
     a.remove(&jobs[2].id).await.unwrap();
     let keys = backend.keys().await;
     assert!(keys.iter().all(|k| !k.contains(jobs[2].id.as_str())), "{keys:?}");
+}
+
+async fn a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(30)).await;
+    let accepted = job("e1");
+    a.insert(std::slice::from_ref(&accepted)).await.unwrap();
+    let mut stale = a.get(&accepted.id).await.unwrap().expect("inserted");
+    // b took the job over and recorded its progress.
+    let mut current = b.get(&accepted.id).await.unwrap().expect("inserted");
+    current.attempts = 5;
+    b.update(&current).await.unwrap();
+    // a wakes up with what it read before.
+    stale.attempts = 1;
+    let overwritten = a.update(&stale).await;
+    let kept = b.get(&accepted.id).await.unwrap().unwrap().attempts;
+    if backend.name == "azurite" {
+        let error = overwritten.expect_err("the record changed since a read it");
+        assert!(error.to_string().contains("was changed by another worker since this one read it"), "{error}");
+        assert_eq!(kept, 5, "b's record stays");
+    } else {
+        // Local files have no compare-and-swap: the lease alone keeps a stale worker out.
+        overwritten.unwrap();
+        assert_eq!(kept, 1);
+    }
+    // Read again, a's next update goes through.
+    let mut fresh = a.get(&accepted.id).await.unwrap().unwrap();
+    fresh.attempts = 7;
+    a.update(&fresh).await.unwrap();
+    assert_eq!(b.get(&accepted.id).await.unwrap().unwrap().attempts, 7);
 }

@@ -1,8 +1,9 @@
 //! The journal in object storage: one JSON object per job and the claims, under `<prefix>/.acs-recording/`, shared by
 //! every replica that opens the same prefix.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 
 use super::claim::{Claims, Mode};
 use super::{Job, JobId, Journal, Lease};
-use crate::store::{io_error, put_create, unique_token, StoreLocation};
+use crate::store::{io_error, lost_condition, put_create, unique_token, StoreLocation};
 
 /// The folder, beside the recordings, that holds the journal (a name no sanitised call id can take).
 pub const JOURNAL_FOLDER: &str = ".acs-recording";
@@ -37,7 +38,10 @@ const LIST_CONCURRENCY: usize = 16;
 ///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done
 ///    jobs kept. The marker is written before the record and deleted when the job finishes; one left behind (a
 ///    redelivery of a finished job, a crash in between) is deleted by the next poll.
-/// 5. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
+/// 5. An [`update`](Journal::update) replaces a record with a compare-and-swap on the version this process last
+///    read or wrote (where the store has one): a worker that lost its job to another replica cannot overwrite what
+///    the new owner recorded.
+/// 6. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
 ///    [`FileJournal`](super::FileJournal).
 ///
 /// ```
@@ -77,6 +81,8 @@ struct Inner {
     open: Path,
     probes: Path,
     claims: Claims,
+    /// The version each job record was last read or written at by this process, for compare-and-swap updates.
+    versions: Mutex<HashMap<JobId, UpdateVersion>>,
 }
 
 impl ObjectStoreJournal {
@@ -93,7 +99,8 @@ impl ObjectStoreJournal {
             mode,
         };
         let (jobs, open) = (root.clone().join("jobs"), root.join("open"));
-        Ok(Self { inner: Arc::new(Inner { location, jobs, open, probes, claims }) })
+        let versions = Mutex::default();
+        Ok(Self { inner: Arc::new(Inner { location, jobs, open, probes, claims, versions }) })
     }
 
     /// Sets how long a lease lasts without renewal (default 30 s, at least 1 s); holders renew it every third of
@@ -115,6 +122,7 @@ impl ObjectStoreJournal {
             open: shared.open.clone(),
             probes: shared.probes.clone(),
             claims: shared.claims.clone(),
+            versions: Mutex::default(),
         });
         change(&mut inner.claims);
         Self { inner: Arc::new(inner) }
@@ -143,6 +151,18 @@ impl ObjectStoreJournal {
         self.inner.jobs.clone().join(format!("{id}.json"))
     }
 
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, UpdateVersion>> {
+        self.inner.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remember_version(&self, id: &JobId, version: UpdateVersion) {
+        self.versions().insert(id.clone(), version);
+    }
+
+    fn forget_version(&self, id: &JobId) {
+        self.versions().remove(id);
+    }
+
     fn marker_of(&self, id: &JobId) -> Path {
         self.inner.open.clone().join(id.as_str())
     }
@@ -163,7 +183,7 @@ impl ObjectStoreJournal {
     async fn open_job(&self, marker: ObjectMeta) -> io::Result<Option<Job>> {
         let Some(id) = marker.location.filename().and_then(JobId::parse) else { return Ok(None) };
         match read(self.store(), &self.key_of(&id)).await? {
-            Some(job) if job.state.is_open() => Ok(Some(job)),
+            Some((job, _)) if job.state.is_open() => Ok(Some(job)),
             Some(_) => self.unmark(&id).await.map(|()| None),
             None => {
                 // Written just before its record, or left by an insert that died: only an old one is stale.
@@ -212,14 +232,16 @@ fn decode(key: &Path, bytes: &[u8]) -> io::Result<Job> {
     })
 }
 
-async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<Job>> {
+/// A job record and the version it was read at.
+async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<(Job, UpdateVersion)>> {
     let found = match store.get(key).await {
         Ok(found) => found,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(error) => return Err(io_error(error)),
     };
+    let version = UpdateVersion { e_tag: found.meta.e_tag.clone(), version: found.meta.version.clone() };
     match found.bytes().await {
-        Ok(raw) => decode(key, &raw).map(Some),
+        Ok(raw) => decode(key, &raw).map(|job| Some((job, version))),
         // Pruned between the listing and the read: not a job any more.
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(error) => Err(io_error(error)),
@@ -245,15 +267,42 @@ impl Journal for ObjectStoreJournal {
             // A failed job made pending again needs its marker back.
             self.mark_open(&job.id).await?;
         }
-        self.store().put(&self.key_of(&job.id), PutPayload::from_bytes(encode(job)?)).await.map_err(io_error)?;
-        if !job.state.is_open() {
+        let (key, payload) = (self.key_of(&job.id), PutPayload::from_bytes(encode(job)?));
+        let known = self.versions().get(&job.id).cloned().filter(|_| self.uses_compare_and_swap());
+        let put = match known {
+            // Replaced only if nobody wrote it since this process did: a worker that was taken over (paused past
+            // its lease, say) cannot overwrite what the new owner recorded.
+            Some(version) => {
+                let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
+                match self.store().put_opts(&key, payload, options).await {
+                    Ok(put) => put,
+                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
+                        self.forget_version(&job.id);
+                        return Err(io::Error::other(format!(
+                            "journal record `{key}` was changed by another worker since this one read it"
+                        )));
+                    }
+                    Err(error) => return Err(io_error(error)),
+                }
+            }
+            None => self.store().put(&key, payload).await.map_err(io_error)?,
+        };
+        if job.state.is_open() {
+            self.remember_version(&job.id, UpdateVersion { e_tag: put.e_tag, version: put.version });
+        } else {
+            self.forget_version(&job.id);
             self.unmark(&job.id).await?;
         }
         Ok(())
     }
 
     async fn get(&self, id: &JobId) -> io::Result<Option<Job>> {
-        read(self.store(), &self.key_of(id)).await
+        let Some((job, version)) = read(self.store(), &self.key_of(id)).await? else {
+            self.forget_version(id);
+            return Ok(None);
+        };
+        self.remember_version(id, version);
+        Ok(Some(job))
     }
 
     async fn list(&self) -> io::Result<Vec<Job>> {
@@ -265,7 +314,7 @@ impl Journal for ObjectStoreJournal {
         });
         let reads = futures_util::stream::iter(keys.map(|key| {
             let store = store.clone();
-            async move { read(store.as_ref(), &key).await }
+            async move { Ok::<_, io::Error>(read(store.as_ref(), &key).await?.map(|(job, _)| job)) }
         }));
         let mut jobs: Vec<Job> =
             reads.buffer_unordered(LIST_CONCURRENCY).try_collect::<Vec<_>>().await?.into_iter().flatten().collect();
@@ -284,6 +333,7 @@ impl Journal for ObjectStoreJournal {
     }
 
     async fn remove(&self, id: &JobId) -> io::Result<()> {
+        self.forget_version(id);
         match self.store().delete(&self.key_of(id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(io_error(error)),
@@ -307,7 +357,8 @@ impl Journal for ObjectStoreJournal {
     }
 
     async fn release(&self, lease: Lease) -> io::Result<()> {
-        let finished = read(self.store(), &self.key_of(lease.job())).await?.is_none_or(|job| !job.state.is_open());
+        let record = read(self.store(), &self.key_of(lease.job())).await?;
+        let finished = record.is_none_or(|(job, _)| !job.state.is_open());
         self.inner.claims.release(self.store(), lease, finished).await
     }
 
