@@ -100,6 +100,7 @@ mod builder;
 mod export;
 mod future;
 mod health;
+mod hold;
 mod intake;
 mod manifest;
 pub mod metrics;

@@ -3,7 +3,7 @@
 use std::error::Error as _;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,11 +18,12 @@ use tracing::Instrument;
 
 use super::builder::{Engine, Recorder};
 use super::export::ExportedRecordings;
+use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, hex, Sink};
-use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Lease};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
 use crate::BoxError;
 
@@ -238,15 +239,15 @@ where
                 return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
             }
         };
-        let lost = AtomicBool::new(false);
+        let hold = Hold::new(&lease);
         let outcome = match lease.duration() {
-            None => Ok(self.run_job(id, &lost).await),
+            None => Ok(self.run_job(id, &hold).await),
             Some(duration) => {
-                let renewal = renew_until_lost(&shared.journal, &mut lease, duration / 3, &lost);
+                let renewal = hold.renew_until_lost(&shared.journal, &mut lease, duration / 3);
                 tokio::select! {
                     biased;
                     reason = renewal => Err(reason),
-                    retry_at = self.run_job(id, &lost) => Ok(retry_at),
+                    retry_at = self.run_job(id, &hold) => Ok(retry_at),
                 }
             }
         };
@@ -264,16 +265,16 @@ where
         }
     }
 
-    /// Writes the job's record, unless the lease on it was lost.
-    async fn checkpoint(&self, job: &Job, lost: &AtomicBool) -> io::Result<()> {
-        if lost.load(Ordering::Acquire) {
+    /// Writes the job's record, unless the lease on it was lost (taken over, or lapsed by the wall clock).
+    async fn checkpoint(&self, job: &Job, hold: &Hold) -> io::Result<()> {
+        if !hold.is_held(SystemTime::now()) {
             return Err(io::Error::other("the lease on the job was lost"));
         }
         self.shared.journal.update(job).await
     }
 
     /// One attempt at a job; answers when to try again, if at all.
-    async fn run_job(&self, id: &JobId, lost: &AtomicBool) -> Option<SystemTime> {
+    async fn run_job(&self, id: &JobId, hold: &Hold) -> Option<SystemTime> {
         let shared = &self.shared;
         let mut job = match shared.journal.get(id).await {
             Ok(Some(job)) if job.state.is_open() => job,
@@ -296,7 +297,7 @@ where
         job.state = JobState::Running;
         job.attempts = job.attempts.saturating_add(1);
         job.next_attempt_at = None;
-        if let Err(error) = self.checkpoint(&job, lost).await {
+        if let Err(error) = self.checkpoint(&job, hold).await {
             tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
             return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
         }
@@ -321,7 +322,7 @@ where
                             metrics::downloaded(manifest.bytes);
                         }
                         // A checkpoint per chunk: a crash after this never downloads the chunk again.
-                        if let Err(error) = self.checkpoint(&job, lost).await {
+                        if let Err(error) = self.checkpoint(&job, hold).await {
                             failure = Some((format!("the journal cannot write: {error}"), true));
                             break;
                         }
@@ -348,7 +349,7 @@ where
                         deletes_pending = true;
                     }
                 }
-                if let Err(error) = self.checkpoint(&job, lost).await {
+                if let Err(error) = self.checkpoint(&job, hold).await {
                     failure = Some((format!("the journal cannot write: {error}"), true));
                     break;
                 }
@@ -375,7 +376,7 @@ where
             None => self.retry_or_fail(&mut job, now, "a chunk could not be deleted from storage".to_owned(), true),
             Some((reason, retryable)) => self.retry_or_fail(&mut job, now, reason, retryable),
         };
-        if let Err(error) = self.checkpoint(&job, lost).await {
+        if let Err(error) = self.checkpoint(&job, hold).await {
             // The journal still says running: the job resumes at the latest on the next start.
             tracing::warn!(job = %id, %error, "cannot record the outcome; trying again later");
             shared.states.moved(JobState::Running, JobState::Pending);
@@ -441,31 +442,6 @@ where
                 job.finished_at = Some(now);
                 (JobState::Failed, None)
             }
-        }
-    }
-}
-
-/// Renews `lease` every `every` until it is lost: answers why, once `lost` is set.
-async fn renew_until_lost<J: Journal>(
-    journal: &J,
-    lease: &mut Lease,
-    every: std::time::Duration,
-    lost: &AtomicBool,
-) -> &'static str {
-    loop {
-        tokio::time::sleep(every).await;
-        // Checked by the wall clock first: a process that was stopped past its lease must not write on.
-        if !lease.is_held(SystemTime::now()) {
-            lost.store(true, Ordering::Release);
-            return "the lease lapsed before it could be renewed";
-        }
-        match journal.renew(lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                lost.store(true, Ordering::Release);
-                return "the lease was taken over";
-            }
-            Err(error) => tracing::warn!(%error, "cannot renew the job's lease; trying again"),
         }
     }
 }
