@@ -40,6 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
 
@@ -47,6 +48,8 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
 #[derive(Clone)]
 pub struct StoreLocation {
     store: Arc<dyn ObjectStore>,
+    /// The same store, when it takes the parts of an upload one by one (Azure, S3, GCS): uploads can then resume.
+    parts: Option<Arc<dyn MultipartStore>>,
     prefix: Path,
 }
 
@@ -63,7 +66,19 @@ impl fmt::Debug for StoreLocation {
 impl StoreLocation {
     /// A store and a prefix inside it (empty for the store's root).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
-        Self { store, prefix }
+        Self { store, parts: None, prefix }
+    }
+
+    /// A store that also takes the parts of an upload one by one (`MultipartStore`: Azure, S3, GCS, memory): the
+    /// [`ObjectStoreSink`](crate::download::ObjectStoreSink) then keeps what a chunk's upload committed so far,
+    /// and a later attempt goes on from there.
+    pub fn with_parts<T: ObjectStore + MultipartStore>(store: Arc<T>, prefix: Path) -> Self {
+        Self { store: store.clone(), parts: Some(store), prefix }
+    }
+
+    /// The store's part-by-part uploads, when it has them.
+    pub fn parts(&self) -> Option<&Arc<dyn MultipartStore>> {
+        self.parts.as_ref()
     }
 
     /// Opens `az://<container>/<prefix>` (settings from the environment) or `file:///<absolute path>`.
@@ -96,7 +111,7 @@ impl StoreLocation {
         let prefix = Path::parse(prefix.trim_matches('/')).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("`{prefix}` is not a valid object prefix: {e}"))
         })?;
-        Ok(Self::new(Arc::new(azure), prefix))
+        Ok(Self::with_parts(Arc::new(azure), prefix))
     }
 
     /// The store.

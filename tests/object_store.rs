@@ -2,6 +2,7 @@
 //! keys, create-only commits, claims, takeovers and renewals.
 
 mod common;
+mod download_support;
 mod store_support;
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVers
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
 use bytes::Bytes;
+use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 use store_support::Backend;
@@ -43,6 +45,8 @@ on_both_stores!(
     releasing_a_lease_taken_over_leaves_the_new_owner_in_charge,
     polling_reads_only_open_jobs_and_cleans_markers_left_behind,
     a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record,
+    an_upload_given_up_goes_on_from_its_committed_parts,
+    a_download_cut_mid_chunk_resumes_after_the_uploaded_parts,
 );
 
 fn target<'a>() -> ChunkTarget<'a> {
@@ -327,4 +331,88 @@ async fn a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record(backe
     fresh.attempts = 7;
     a.update(&fresh).await.unwrap();
     assert_eq!(b.get(&accepted.id).await.unwrap().unwrap().attempts, 7);
+}
+
+async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
+    let sink = ObjectStoreSink::new(backend.location.clone());
+    let part = acs_recording::download::PART_SIZE;
+    let bytes = media(2 * part + 3 * (1 << 20));
+    let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+    writer.begin(&version()).await.unwrap();
+    for piece in bytes[..2 * part + (1 << 20)].chunks(1 << 20) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    // The download failed here: what was sent in whole parts stays.
+    writer.abandon().await.unwrap();
+    let mut writer = match sink.open(&target()).await.unwrap() {
+        Existing::Partial { writer, offset, version: kept } if backend.location.parts().is_some() => {
+            assert_eq!(offset, 2 * part as u64, "the last whole part");
+            assert_eq!(kept, version());
+            writer
+        }
+        Existing::Absent(writer) if backend.location.parts().is_none() => {
+            // Local files take no parts one by one: the chunk starts over.
+            assert_eq!(backend.name, "local");
+            writer.abandon().await.unwrap();
+            return;
+        }
+        other => panic!("{}: {other:?}", backend.name),
+    };
+    // The kept hash state is the SHA-256 of the stored prefix: going on from it gives the whole object's.
+    let kept = writer.stored_digest().expect("kept with the parts");
+    assert_eq!(kept.bytes(), 2 * part as u64);
+    let mut resumed = acs_recording::download::ResumableSha256::from_state(kept);
+    resumed.update(&bytes[2 * part..]);
+    assert_eq!(resumed.finalize(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+    for piece in bytes[2 * part..].chunks(1 << 20) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer.commit(bytes.len() as u64, Sha256::digest(&bytes).into()).await.unwrap();
+    let stored = backend.store().get(&sink.media_key(&target())).await.unwrap().bytes().await.unwrap();
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(&bytes));
+    let keys = backend.keys().await;
+    assert!(keys.iter().all(|k| !k.contains(".partial")), "no staging object or upload record stays: {keys:?}");
+}
+
+async fn a_download_cut_mid_chunk_resumes_after_the_uploaded_parts(backend: Backend) {
+    use acs_recording::download::{ChunkDownloader, Outcome, PART_SIZE};
+    use acs_recording::emulator::{Emulator, Fault};
+
+    let emulator = Emulator::builder().start().await.unwrap();
+    let size = 2 * PART_SIZE + 5 * (1 << 20);
+    let bytes = download_support::pattern(size, 7);
+    emulator.storage().put_document("big", bytes.clone());
+    // The first response is cut after two and a half parts; one attempt only, so the download fails there.
+    emulator.storage().inject("big", [Fault::DropAfter((2 * PART_SIZE + PART_SIZE / 2) as u64)]);
+    let recording = download_support::single(&emulator, "call-1", "big");
+    let sink = ObjectStoreSink::new(backend.location.clone());
+    let downloader = |attempts: u32| {
+        ChunkDownloader::new(download_support::signed_client(&emulator), sink.clone())
+            .endpoint(emulator.endpoint().clone())
+            .allow_list(emulator.allow_list())
+            .parallel(None)
+            .retry_policy(download_support::fast_retries().max_attempts(attempts))
+    };
+    downloader(1).download(recording.clone()).await.expect_err("cut, with no attempt left");
+    let manifest = downloader(3).download(recording).await.unwrap();
+    let chunk = &manifest.chunks[0];
+    assert_eq!(chunk.sha256, download_support::sha256(&bytes));
+    let stored = backend.store().get(&Path::from(chunk.location.as_str())).await.unwrap().bytes().await.unwrap();
+    assert_eq!(download_support::sha256(&stored), download_support::sha256(&bytes));
+    let ranges: Vec<Option<String>> = emulator
+        .storage()
+        .requests_for("big")
+        .into_iter()
+        .filter(|r| r.method == http::Method::GET && !r.path.ends_with("acsmetadata"))
+        .map(|r| r.range)
+        .collect();
+    if backend.location.parts().is_some() {
+        // The second run asked only for what follows the two parts in the store.
+        assert_eq!(chunk.outcome, Outcome::Resumed, "{ranges:?}");
+        assert_eq!(ranges.last().cloned().flatten(), Some(format!("bytes={}-", 2 * PART_SIZE)), "{ranges:?}");
+    } else {
+        // Local files keep no parts: the second run starts over.
+        assert_eq!(chunk.outcome, Outcome::Downloaded, "{ranges:?}");
+        assert_eq!(ranges.last().cloned().flatten().as_deref(), Some("bytes=0-"), "{ranges:?}");
+    }
 }

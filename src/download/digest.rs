@@ -3,11 +3,14 @@
 
 use bytes::Bytes;
 use md5::Md5;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+#[cfg(test)]
+use sha2::Sha256;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
+use super::resumable_sha256::Sha256Hasher;
 
 /// Bytes handed to the hashing thread at once.
 const HASH_BATCH: usize = 1 << 20;
@@ -17,7 +20,7 @@ const HASH_BATCH: usize = 1 << 20;
 const HASH_QUEUE: usize = 8;
 
 /// The hash states: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
-type States = (Sha256, Option<Md5>);
+type States = (Sha256Hasher, Option<Md5>);
 
 /// SHA-256 (and, when announced, MD5) of the bytes handed out, in order.
 ///
@@ -36,9 +39,9 @@ pub(crate) struct Digests {
 }
 
 impl Digests {
-    pub(crate) fn new(sha256: Sha256, md5: Option<Md5>) -> Self {
+    pub(crate) fn new(sha256: impl Into<Sha256Hasher>, md5: Option<Md5>) -> Self {
         Self {
-            states: Some((sha256, md5)),
+            states: Some((sha256.into(), md5)),
             pipe: None,
             batch: Vec::new(),
             batch_len: 0,
@@ -106,7 +109,7 @@ impl Digests {
             states
         };
         let (sha, md5) = states;
-        let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize().into(), md5.map(|md5| md5.finalize().into()));
+        let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize(), md5.map(|md5| md5.finalize().into()));
         self.result = Some(sha256);
         self.md5_result = md5;
         Ok((sha256, md5))

@@ -15,6 +15,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
+
+use super::resumable_sha256::Sha256Hasher;
 use tower::{Service, ServiceExt};
 
 use super::digest::Digests;
@@ -128,7 +130,13 @@ where
 
     /// Continues after `offset` bytes of `version` that are already stored; `sha256` is their SHA-256 state and
     /// `md5` their MD5 state, given when `version` records the whole object's MD5.
-    pub(crate) fn resume_from(&mut self, offset: u64, version: ObjectVersion, sha256: Sha256, md5: Option<Md5>) {
+    pub(crate) fn resume_from(
+        &mut self,
+        offset: u64,
+        version: ObjectVersion,
+        sha256: impl Into<Sha256Hasher>,
+        md5: Option<Md5>,
+    ) {
         // Without the MD5 of the stored bytes the object cannot be checked: a server announcing one restarts it.
         self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
         let md5 = md5.filter(|_| self.blob_md5.is_some());

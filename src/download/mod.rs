@@ -134,6 +134,7 @@ pub(crate) mod header;
 mod location;
 mod metadata;
 pub(crate) mod parts;
+mod resumable_sha256;
 pub(crate) mod retry;
 mod service;
 mod sink;
@@ -147,6 +148,7 @@ pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
 pub use parts::{ParallelPolicy, DEFAULT_FAST_STREAM};
+pub use resumable_sha256::{ResumableSha256, Sha256State};
 pub use retry::RetryPolicy;
 pub use service::{ChunkDownloader, DEFAULT_METADATA_LIMIT};
 pub use sink::{

@@ -425,6 +425,16 @@ where
                     }
                 }
             }
+            Existing::Partial { writer, offset, version }
+                if version.content_md5.is_none() && writer.stored_digest().is_some_and(|s| s.bytes() == offset) =>
+            {
+                // The sink kept the hash state of what it stored: go on from it, nothing to read back.
+                let kept = writer.stored_digest().unwrap_or_else(|| unreachable!("checked by the guard"));
+                tracing::info!(offset, "resuming a partial chunk from the hash state its sink kept");
+                fetch.resume_from(offset, version, kept, None);
+                state.bytes.fetch_add(offset, Ordering::Relaxed);
+                (writer, Outcome::Resumed)
+            }
             Existing::Partial { mut writer, offset, version } => {
                 let mut sha = Sha256::new();
                 // The stored bytes feed an MD5 too when the version records the whole object's MD5, so that the

@@ -137,10 +137,10 @@ impl Backend {
             .with_container_name(&container)
             .build()
             .unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(store);
         Self {
             name: "azurite",
-            location: StoreLocation::new(store, Path::from("recordings")),
+            // As `StoreLocation::parse` opens `az://`: with part-by-part uploads, so that uploads resume.
+            location: StoreLocation::with_parts(Arc::new(store), Path::from("recordings")),
             url: format!("az://{container}/recordings"),
             env: vec![
                 ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::Sha256State;
 use crate::recording::RecordingMetadata;
 
 pub use directory::{DirectorySink, DirectoryWriter};
@@ -145,7 +146,10 @@ pub enum Existing<W> {
 /// 3. [`SinkWriter::commit`] completes the upload, writes the manifest create-only, copies the staging object to the
 ///    final key create-only (an existing final key is another writer's identical commit) and deletes the staging
 ///    object. Only then does the downloader send the optional DELETE to ACS.
-/// 4. [`SinkWriter::replay`] stays unimplemented (the default), so a lost upload restarts from byte 0.
+/// 4. Where the store takes parts one by one (`MultipartStore`: Azure, S3, GCS), a record beside the staging key
+///    keeps the parts uploaded so far and the SHA-256 state after them. A later attempt finds it in
+///    [`Sink::open`] as [`Existing::Partial`] and gives the state back through [`SinkWriter::stored_digest`]: the
+///    download goes on from the last whole part instead of byte 0. Elsewhere (local files) a lost upload restarts.
 pub trait Sink: Send + Sync + 'static {
     /// Writes one chunk.
     type Writer: SinkWriter;
@@ -200,6 +204,14 @@ pub trait SinkWriter: Send + 'static {
     fn replay(&mut self, each: &mut (dyn FnMut(&[u8]) + Send)) -> impl Future<Output = io::Result<()>> + Send {
         let _ = each;
         async { Err(io::Error::new(io::ErrorKind::Unsupported, "this sink cannot replay stored bytes")) }
+    }
+
+    /// The SHA-256 state of the bytes of an [`Existing::Partial`], for a sink that cannot read them back (an object
+    /// store's uncommitted parts) and kept it instead: when it covers exactly the stored `offset` bytes, the
+    /// downloader goes on hashing from it rather than calling [`replay`](SinkWriter::replay). The default is
+    /// `None`. Kept state cannot stand in for an MD5: an object announced with one is replayed or restarted.
+    fn stored_digest(&self) -> Option<Sha256State> {
+        None
     }
 
     /// Positional writes for a parallel ranged download of this chunk, once [`begin`](SinkWriter::begin) gave its

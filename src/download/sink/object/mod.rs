@@ -1,6 +1,7 @@
 //! The object-store sink: `<prefix>/<call id>/<index>-<document id>.<ext>` in any `object_store` backend, each
 //! chunk streamed into a staging object and copied create-only to its final key.
 
+mod parts;
 mod writer;
 
 use std::io;
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -33,11 +34,16 @@ pub const PART_SIZE: usize = 8 << 20;
 /// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size and
 ///    SHA-256) is written create-only, the staging object is copied create-only to the final key and deleted. A
 ///    final key that already exists means another replica finished first: the commit succeeds.
-/// 4. A final key with its manifest is [`Existing::Complete`]: the chunk is never downloaded again. Nothing is
-///    resumed from a staging object: a chunk whose upload was lost starts over. Staging objects older than
-///    [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
-/// 5. The metadata document is written create-only: the first replica's copy stays.
-/// 6. Once every chunk of a recording is in, its manifest `<call id>/recording-<recording>.json` (what the
+/// 4. A final key with its manifest is [`Existing::Complete`]: the chunk is never downloaded again. Staging objects
+///    older than [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
+/// 5. Where the store takes parts one by one (`MultipartStore`: Azure, S3, GCS; see
+///    [`StoreLocation::with_parts`]), each committed part is recorded in `<staging key>.json` with the SHA-256
+///    state after it and the object's version. A later attempt (after a crash, on another replica) opens the chunk
+///    as [`Existing::Partial`] at the last whole part and gives the hash state back
+///    ([`SinkWriter::stored_digest`](super::SinkWriter::stored_digest)): only the rest is downloaded. Local files
+///    start over.
+/// 6. The metadata document is written create-only: the first replica's copy stays.
+/// 7. Once every chunk of a recording is in, its manifest `<call id>/recording-<recording>.json` (what the
 ///    recorder stored: each chunk's key, size and SHA-256) is written create-only too.
 ///
 /// ```
@@ -111,26 +117,43 @@ impl ObjectStoreSink {
         self.location.key(&[&sanitize_name(target.call_id)])
     }
 
-    /// Deletes the staging objects in `folder` older than the stale age (best effort: another replica may race).
-    async fn sweep(&self, folder: &Path) -> io::Result<()> {
+    /// Deletes the staging objects (and upload records) in `folder` older than the stale age (best effort: another
+    /// replica may race), and answers the newest upload record of the chunk whose staging names start with
+    /// `staging_stem`.
+    async fn sweep(&self, folder: &Path, staging_stem: &str) -> io::Result<Option<ObjectMeta>> {
         let store = self.location.store();
         let listed = store.list_with_delimiter(Some(folder)).await.map_err(io_error)?;
         let now = SystemTime::now();
+        let mut newest: Option<ObjectMeta> = None;
         for object in listed.objects {
-            let stale_name =
-                object.location.filename().is_some_and(|name| name.starts_with('.') && name.ends_with(".partial"));
+            let Some(name) = object.location.filename() else { continue };
+            let record = name.ends_with(".partial.json");
+            let staging_name = name.starts_with('.') && (name.ends_with(".partial") || record);
             let modified = SystemTime::UNIX_EPOCH
                 + Duration::from_millis(u64::try_from(object.last_modified.timestamp_millis()).unwrap_or_default());
             let old = now.duration_since(modified).is_ok_and(|age| age >= self.stale_after);
-            if stale_name && old {
+            if staging_name && old {
                 tracing::info!(key = %object.location, "deleting a staging object left by a dead attempt");
                 match store.delete(&object.location).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(error) => return Err(io_error(error)),
                 }
+            } else if record
+                && name.starts_with(&format!("{staging_stem}."))
+                && newest.as_ref().is_none_or(|n| n.last_modified < object.last_modified)
+            {
+                newest = Some(object);
             }
         }
-        Ok(())
+        Ok(newest)
+    }
+
+    /// The upload an earlier attempt left, when it can go on: read from its record.
+    async fn resumable(&self, record: &ObjectMeta) -> Option<parts::Record> {
+        let raw = self.location.store().get(&record.location).await.ok()?.bytes().await.ok()?;
+        let parsed: parts::Record = serde_json::from_slice(&raw).ok()?;
+        let usable = parsed.is_consistent() && parsed.sha256.bytes() > 0 && parsed.version.is_pinnable();
+        usable.then_some(parsed)
     }
 }
 
@@ -199,13 +222,25 @@ impl Sink for ObjectStoreSink {
             Err(error) => return Err(io_error(error)),
         }
         let folder = self.folder(target);
-        if let Err(error) = self.sweep(&folder).await {
-            tracing::warn!(%error, folder = %folder, "sweeping stale staging objects failed");
-        }
         let staging_stem = format!(".{}.{}", base_name(target), target.extension);
+        let record = match self.sweep(&folder, &staging_stem).await {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::warn!(%error, folder = %folder, "sweeping stale staging objects failed");
+                None
+            }
+        };
         let manifest = self.manifest_key(target);
-        let writer = ObjectStoreWriter::new(store, writer::Keys { folder, staging_stem, media, manifest });
-        Ok(Existing::Absent(writer))
+        let keys = writer::Keys { folder, staging_stem, media, manifest };
+        if let (Some(parts), Some(record)) = (self.location.parts(), record) {
+            if let Some(record) = self.resumable(&record).await {
+                let (offset, version) = (record.sha256.bytes(), record.version.clone());
+                tracing::info!(offset, staging = %record.staging, "an earlier upload of the chunk goes on");
+                let writer = ObjectStoreWriter::resumed(store, parts.clone(), keys, record);
+                return Ok(Existing::Partial { writer, offset, version });
+            }
+        }
+        Ok(Existing::Absent(ObjectStoreWriter::new(store, self.location.parts().cloned(), keys)))
     }
 
     async fn put_metadata(&self, target: &ChunkTarget<'_>, document: Bytes) -> io::Result<Option<String>> {
