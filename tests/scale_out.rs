@@ -1,7 +1,8 @@
 //! Three recorder replicas (processes) on one store, against Azurite and against local files: the same deliveries
 //! and duplicates reach every replica and each chunk is downloaded once; a replica killed in the middle of a chunk
 //! leaves no final object and its job is finished by another one once the lease expires, without a redelivery; a
-//! slow owner that renews keeps its job; an owner that was taken over stops.
+//! slow owner that renews keeps its job; an owner that was taken over stops; the parts a killed replica uploaded
+//! are kept by its successor where the store takes parts one by one.
 #![cfg(unix)]
 
 mod common;
@@ -43,6 +44,7 @@ on_both_stores!(
     a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires,
     a_slow_owner_that_renews_keeps_its_job,
     an_owner_that_was_taken_over_stops_writing,
+    a_replica_killed_after_some_parts_leaves_them_to_its_successor,
 );
 
 async fn start_replicas(emulator: &Emulator, backend: &Backend, names: &[&str]) -> Vec<Replica> {
@@ -277,4 +279,64 @@ async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
     assert!(!owner.stdout().contains("recording of call call-paused"), "{}", owner.stdout());
     assert_eq!(served(&emulator, &document), 512 * 1024 + recording.chunks[0].size);
     assert_stored(&backend, &[&recording]).await;
+}
+
+async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend: Backend) {
+    use acs_recording::download::PART_SIZE;
+    let part = PART_SIZE as u64;
+    let emulator = Emulator::builder().chunk_limit(64 << 20).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-parts", 40 << 20));
+    let chunk = recording.chunks[0].clone();
+    assert_eq!(recording.chunks.len(), 1);
+    // The owner receives four and a half parts, then nothing more: it is killed there.
+    emulator.storage().inject(&chunk.document_id, [Fault::StallAfter(4 * part + part / 2)]);
+    let owner = Replica::start("owner", &emulator, &backend, LEASE_SECONDS).await;
+    let event = recording_file_status_updated(&recording);
+    assert!(owner.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
+    let resumable = backend.location.parts().is_some();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Where parts are kept: until the upload's record lists two of them; elsewhere, until the stall.
+        let keys = backend.keys().await;
+        let record = keys.iter().find(|k| k.ends_with(".partial.json"));
+        let ready = match record {
+            Some(key) if resumable => {
+                let raw = backend.store().get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+                let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                record["parts"].as_array().is_some_and(|parts| parts.len() >= 2)
+            }
+            _ => !resumable && media_requests_answered(&emulator, &chunk.document_id),
+        };
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: the owner did not get far enough: {keys:?}", backend.name);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    owner.kill();
+    let others = start_replicas(&emulator, &backend, &["r1"]).await;
+    let job = wait_for_done(&backend, &event, &others).await;
+    assert_eq!(job.chunks[0].sha256.as_deref(), Some(hex(&chunk.sha256).as_str()));
+    let ranges: Vec<String> = emulator
+        .storage()
+        .requests_for(&chunk.document_id)
+        .into_iter()
+        .filter(|r| r.method == Method::GET && r.path.ends_with("/content/audio"))
+        .filter_map(|r| r.range)
+        .collect();
+    let resumed_at: u64 = ranges
+        .last()
+        .and_then(|range| range.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
+        .unwrap_or_else(|| panic!("{ranges:?}"));
+    if resumable {
+        // Two to four whole parts were in the store: the successor asked only for what follows them.
+        assert!(resumed_at >= 2 * part && resumed_at <= 4 * part && resumed_at % part == 0, "{ranges:?}");
+    } else {
+        assert_eq!(resumed_at, 0, "local files keep no parts: {ranges:?}");
+    }
+    assert_stored(&backend, &[&recording]).await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
