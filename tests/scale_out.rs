@@ -330,7 +330,7 @@ async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend:
         .unwrap_or_else(|| panic!("{ranges:?}"));
     if resumable {
         // Two to four whole parts were in the store: the successor asked only for what follows them.
-        assert!(resumed_at >= 2 * part && resumed_at <= 4 * part && resumed_at % part == 0, "{ranges:?}");
+        assert!((2 * part..=4 * part).contains(&resumed_at) && resumed_at.is_multiple_of(part), "{ranges:?}");
     } else {
         assert_eq!(resumed_at, 0, "local files keep no parts: {ranges:?}");
     }
