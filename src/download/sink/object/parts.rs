@@ -1,17 +1,18 @@
 //! A chunk's upload part by part (`MultipartStore`), with a record beside its staging key of the parts committed so
 //! far and the SHA-256 state after them: what a later attempt, in this process or another, resumes from.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{SharedStore, PART_SIZE};
@@ -53,6 +54,13 @@ pub(super) fn record_key(staging: &Path) -> Path {
 /// it (`None` after a last, short part).
 type InFlight = JoinHandle<io::Result<(PartId, Option<Sha256State>)>>;
 
+/// The hash of the parts so far, computed part after part on the blocking pool while the parts upload.
+type HashTail = JoinHandle<io::Result<ResumableSha256>>;
+
+fn failed(what: &'static str) -> impl Fn(tokio::task::JoinError) -> io::Error {
+    move |error| io::Error::other(format!("{what} failed: {error}"))
+}
+
 /// One attempt's upload, part by part.
 pub(super) struct PartUpload {
     parts: Arc<dyn MultipartStore>,
@@ -62,17 +70,24 @@ pub(super) struct PartUpload {
     version: ObjectVersion,
     committed: Vec<PartId>,
     committed_state: Sha256State,
-    /// The hash of every byte handed to a part so far.
-    hasher: ResumableSha256,
-    pending: Vec<Bytes>,
+    /// Where the hash starts (before the first part this attempt sends).
+    hash_start: Option<ResumableSha256>,
+    /// The hash after the last part sent, being computed.
+    hash_tail: Option<HashTail>,
+    pending: VecDeque<Bytes>,
     pending_len: usize,
     in_flight: VecDeque<InFlight>,
+    /// The records to write, newest last, and the task writing them in order (off the write path).
+    records: Option<(mpsc::UnboundedSender<Bytes>, JoinHandle<io::Result<()>>)>,
 }
 
 impl Drop for PartUpload {
     fn drop(&mut self) {
         for part in &self.in_flight {
             part.abort();
+        }
+        if let Some(tail) = &self.hash_tail {
+            tail.abort();
         }
     }
 }
@@ -90,8 +105,11 @@ impl fmt::Debug for PartUpload {
 impl PartUpload {
     /// A new upload to `staging`; nothing is sent before the first full part.
     pub(super) fn new(parts: Arc<dyn MultipartStore>, objects: SharedStore, staging: Path) -> Self {
-        let hasher = ResumableSha256::new();
-        let committed_state = hasher.state().unwrap_or_else(|| unreachable!("an empty hash is at a block boundary"));
+        Self::starting_at(parts, objects, staging, ResumableSha256::new())
+    }
+
+    fn starting_at(parts: Arc<dyn MultipartStore>, objects: SharedStore, staging: Path, hash: ResumableSha256) -> Self {
+        let committed_state = hash.state().unwrap_or_else(|| unreachable!("parts end at block boundaries"));
         Self {
             parts,
             objects,
@@ -100,20 +118,21 @@ impl PartUpload {
             version: ObjectVersion::default(),
             committed: Vec::new(),
             committed_state,
-            hasher,
-            pending: Vec::new(),
+            hash_start: Some(hash),
+            hash_tail: None,
+            pending: VecDeque::new(),
             pending_len: 0,
             in_flight: VecDeque::new(),
+            records: None,
         }
     }
 
     /// Goes on with the upload a record describes.
     pub(super) fn resumed(parts: Arc<dyn MultipartStore>, objects: SharedStore, record: Record) -> Self {
-        let mut upload = Self::new(parts, objects, Path::from(record.staging.as_str()));
+        let staging = Path::from(record.staging.as_str());
+        let mut upload = Self::starting_at(parts, objects, staging, ResumableSha256::from_state(record.sha256));
         upload.upload_id = Some(record.upload_id);
         upload.committed = record.parts.into_iter().map(|content_id| PartId { content_id }).collect();
-        upload.committed_state = record.sha256;
-        upload.hasher = ResumableSha256::from_state(record.sha256);
         upload.version = record.version;
         upload
     }
@@ -147,7 +166,7 @@ impl PartUpload {
             self.settle_one().await?;
         }
         self.pending_len += data.len();
-        self.pending.push(data);
+        self.pending.push_back(data);
         while self.pending_len >= PART_SIZE {
             let part = self.take(PART_SIZE);
             self.send(part).await?;
@@ -160,10 +179,10 @@ impl PartUpload {
         let mut part = Vec::new();
         let mut needed = size;
         while needed > 0 {
-            let Some(first) = self.pending.first_mut() else { break };
+            let Some(first) = self.pending.front_mut() else { break };
             if first.len() <= needed {
                 needed -= first.len();
-                part.push(self.pending.remove(0));
+                part.extend(self.pending.pop_front());
             } else {
                 part.push(first.split_to(needed));
                 needed = 0;
@@ -173,26 +192,34 @@ impl PartUpload {
         part
     }
 
+    /// Sends a part while its hash is computed (after the previous part's, on the blocking pool).
     async fn send(&mut self, part: Vec<Bytes>) -> io::Result<()> {
         let id = self.upload_id().await?;
-        // Hashed in order, off the async threads; the state after a full part is at a block boundary.
-        let mut hasher = std::mem::take(&mut self.hasher);
+        let (previous, start) = (self.hash_tail.take(), self.hash_start.take());
+        let (state_sender, state) = oneshot::channel();
         let hashed = part.clone();
-        hasher = tokio::task::spawn_blocking(move || {
-            for bytes in &hashed {
-                hasher.update(bytes);
-            }
-            hasher
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("hashing a part failed: {e}")))?;
-        let state = hasher.state();
-        self.hasher = hasher;
+        self.hash_tail = Some(tokio::spawn(async move {
+            let mut hash = match previous {
+                Some(previous) => previous.await.map_err(failed("hashing a part"))??,
+                None => start.unwrap_or_default(),
+            };
+            let hash = tokio::task::spawn_blocking(move || {
+                for bytes in &hashed {
+                    hash.update(bytes);
+                }
+                hash
+            })
+            .await
+            .map_err(failed("hashing a part"))?;
+            let _ = state_sender.send(hash.state());
+            Ok(hash)
+        }));
         let (parts, staging, index) =
             (self.parts.clone(), self.staging.clone(), self.committed.len() + self.in_flight.len());
         self.in_flight.push_back(tokio::spawn(async move {
             let payload: PutPayload = part.into_iter().collect();
             let part_id = parts.put_part(&staging, &id, index, payload).await.map_err(io_error)?;
+            let state = state.await.map_err(|_| io::Error::other("hashing a part failed"))?;
             Ok((part_id, state))
         }));
         while self.in_flight.len() > PARTS_IN_FLIGHT {
@@ -204,17 +231,18 @@ impl PartUpload {
     /// Waits for the oldest part in flight and records it.
     async fn settle_one(&mut self) -> io::Result<()> {
         let Some(part) = self.in_flight.pop_front() else { return Ok(()) };
-        let (part_id, state) = part.await.map_err(|e| io::Error::other(format!("uploading a part failed: {e}")))??;
+        let (part_id, state) = part.await.map_err(failed("uploading a part"))??;
         self.committed.push(part_id);
         // A last, short part has no state to resume from: only the commit follows it.
         if let Some(state) = state.filter(|s| s.bytes() == self.committed.len() as u64 * PART_SIZE as u64) {
             self.committed_state = state;
-            self.save_record().await?;
+            self.save_record()?;
         }
         Ok(())
     }
 
-    async fn save_record(&mut self) -> io::Result<()> {
+    /// Queues the record of what is committed now for the task that writes records.
+    fn save_record(&mut self) -> io::Result<()> {
         let Some(upload_id) = self.upload_id.clone() else { return Ok(()) };
         let record = Record {
             staging: self.staging.to_string(),
@@ -223,9 +251,44 @@ impl PartUpload {
             sha256: self.committed_state,
             version: self.version.clone(),
         };
-        let raw = serde_json::to_vec(&record).map_err(io::Error::other)?;
-        self.objects.put(&record_key(&self.staging), PutPayload::from(raw)).await.map_err(io_error)?;
+        let raw = Bytes::from(serde_json::to_vec(&record).map_err(io::Error::other)?);
+        let (objects, key) = (self.objects.clone(), record_key(&self.staging));
+        let (sender, _) = self.records.get_or_insert_with(|| {
+            let (sender, mut queued) = mpsc::unbounded_channel::<Bytes>();
+            let writer = tokio::spawn(async move {
+                while let Some(mut latest) = queued.recv().await {
+                    // Only the newest record matters: each one covers the parts of those before it.
+                    while let Ok(newer) = queued.try_recv() {
+                        latest = newer;
+                    }
+                    objects.put(&key, PutPayload::from(latest)).await.map_err(io_error)?;
+                }
+                Ok(())
+            });
+            (sender, writer)
+        });
+        // A writer that stopped has its error read by `flush_records`.
+        let _ = sender.send(raw);
         Ok(())
+    }
+
+    /// Waits until the newest record is written.
+    async fn flush_records(&mut self) -> io::Result<()> {
+        match self.records.take() {
+            Some((sender, writer)) => {
+                drop(sender);
+                writer.await.map_err(failed("writing the upload's record"))?
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Lets the parts in flight land and their records be written.
+    async fn settle_all(&mut self) -> io::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        self.flush_records().await
     }
 
     /// Sends what is left and completes the upload to the staging key.
@@ -237,6 +300,10 @@ impl PartUpload {
         while !self.in_flight.is_empty() {
             self.settle_one().await?;
         }
+        if let Err(error) = self.flush_records().await {
+            // The record only serves a resume; the upload itself is complete.
+            tracing::warn!(%error, "the upload's record could not be written");
+        }
         let id = self.upload_id().await?;
         let parts = std::mem::take(&mut self.committed);
         self.parts.complete_multipart(&self.staging, &id, parts).await.map_err(io_error)?;
@@ -245,14 +312,16 @@ impl PartUpload {
 
     /// Lets the parts in flight land and records them, so that a later attempt resumes after them.
     pub(super) async fn keep(mut self) -> io::Result<()> {
-        while !self.in_flight.is_empty() {
-            self.settle_one().await?;
-        }
-        Ok(())
+        self.settle_all().await
     }
 
     /// Gives the upload up: its record goes, its parts are aborted (or expire where a store cannot abort them).
-    pub(super) async fn discard(self) -> io::Result<()> {
+    pub(super) async fn discard(mut self) -> io::Result<()> {
+        for part in &self.in_flight {
+            part.abort();
+        }
+        self.in_flight.clear();
+        let _ = self.flush_records().await;
         delete_record(self.objects.as_ref(), &self.staging).await?;
         if let Some(id) = &self.upload_id {
             if let Err(error) = self.parts.abort_multipart(&self.staging, id).await {
