@@ -34,10 +34,11 @@ const CONTAINER: &str = "bench";
 const ACCOUNT: &str = "devstoreaccount1";
 const ACCOUNT_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-const CASES: [(&str, &str); 4] = [
+const CASES: [(&str, &str); 5] = [
     ("directory", "acs_recording DirectorySink (fsync)"),
     ("floor_file", "floor: hyper-util into a file"),
     ("azurite", "acs_recording ObjectStoreSink, Azurite"),
+    ("azurite_streaming", "acs_recording ObjectStoreSink, Azurite, resume_uploads(false)"),
     ("floor_azurite", "floor: hyper-util into object_store multipart, Azurite"),
 ];
 
@@ -58,10 +59,10 @@ fn main() {
         create_container(url, CONTAINER);
     }
     println!("store bench: {} MiB from the emulator over loopback, one child process per case", info.size >> 20);
-    println!("{:<58} {:>10} {:>12}", "case", "MB/s", "peak RSS");
+    println!("{:<64} {:>10} {:>12}", "case", "MB/s", "peak RSS");
     for (case, label) in CASES {
         if case.contains("azurite") && azurite.is_none() {
-            println!("{label:<58} skipped: AZURITE_BLOB_STORAGE_URL is not set");
+            println!("{label:<64} skipped: AZURITE_BLOB_STORAGE_URL is not set");
             continue;
         }
         let mut command = Command::new(std::env::current_exe().unwrap());
@@ -85,7 +86,7 @@ fn main() {
         let seconds: f64 = fields.next().unwrap().parse().unwrap();
         let peak_kib: u64 = fields.next().unwrap().parse().unwrap();
         assert_eq!(bytes as u64, info.size, "{case}");
-        println!("{label:<58} {:>10.0} {:>8} MiB", bytes / seconds / 1e6, peak_kib >> 10);
+        println!("{label:<64} {:>10.0} {:>8} MiB", bytes / seconds / 1e6, peak_kib >> 10);
         let _ = std::fs::remove_dir_all(work.path().join(case));
     }
 }
@@ -141,12 +142,10 @@ fn child(case: &str) {
                     .parallel(None);
                 downloader.download(recording).await.unwrap().chunks[0].bytes
             }
-            "azurite" => {
+            "azurite" | "azurite_streaming" => {
                 let location = StoreLocation::parse(&format!("az://{CONTAINER}/{}", var("ACS_BENCH_PREFIX"))).unwrap();
-                let downloader = ChunkDownloader::new(client, ObjectStoreSink::new(location))
-                    .endpoint(endpoint)
-                    .allow_list(allow)
-                    .parallel(None);
+                let sink = ObjectStoreSink::new(location).resume_uploads(case == "azurite");
+                let downloader = ChunkDownloader::new(client, sink).endpoint(endpoint).allow_list(allow).parallel(None);
                 downloader.download(recording).await.unwrap().chunks[0].bytes
             }
             "floor_file" | "floor_azurite" => {

@@ -344,6 +344,9 @@ async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
     }
     // The download failed here: what was sent in whole parts stays.
     writer.abandon().await.unwrap();
+    // A sink told not to resume uploads starts over.
+    let streaming = sink.clone().resume_uploads(false);
+    assert!(matches!(streaming.open(&target()).await.unwrap(), Existing::Absent(_)));
     let mut writer = match sink.open(&target()).await.unwrap() {
         Existing::Partial { writer, offset, version: kept } if backend.location.parts().is_some() => {
             assert_eq!(offset, 2 * part as u64, "the last whole part");

@@ -73,12 +73,25 @@ pub const PART_SIZE: usize = 8 << 20;
 pub struct ObjectStoreSink {
     location: StoreLocation,
     stale_after: Duration,
+    resume_uploads: bool,
 }
 
 impl ObjectStoreSink {
     /// A sink under `location`'s prefix.
     pub fn new(location: StoreLocation) -> Self {
-        Self { location, stale_after: Duration::from_secs(15 * 60) }
+        Self { location, stale_after: Duration::from_secs(15 * 60), resume_uploads: true }
+    }
+
+    /// Whether uploads are made part by part, resumable, where the store allows it (the default). Keeping them
+    /// resumable costs a second SHA-256 pass over the bytes (the sink's own, for the state it records): turn it off
+    /// where the CPU is scarcer than the bandwidth to download a chunk again.
+    pub fn resume_uploads(mut self, resume: bool) -> Self {
+        self.resume_uploads = resume;
+        self
+    }
+
+    fn parts(&self) -> Option<&Arc<dyn object_store::multipart::MultipartStore>> {
+        self.location.parts().filter(|_| self.resume_uploads)
     }
 
     /// Sets the age past which a staging object is left over from a dead attempt and deleted (default 15 minutes;
@@ -232,7 +245,7 @@ impl Sink for ObjectStoreSink {
         };
         let manifest = self.manifest_key(target);
         let keys = writer::Keys { folder, staging_stem, media, manifest };
-        if let (Some(parts), Some(record)) = (self.location.parts(), record) {
+        if let (Some(parts), Some(record)) = (self.parts(), record) {
             if let Some(record) = self.resumable(&record).await {
                 let (offset, version) = (record.sha256.bytes(), record.version.clone());
                 tracing::info!(offset, staging = %record.staging, "an earlier upload of the chunk goes on");
@@ -240,7 +253,7 @@ impl Sink for ObjectStoreSink {
                 return Ok(Existing::Partial { writer, offset, version });
             }
         }
-        Ok(Existing::Absent(ObjectStoreWriter::new(store, self.location.parts().cloned(), keys)))
+        Ok(Existing::Absent(ObjectStoreWriter::new(store, self.parts().cloned(), keys)))
     }
 
     async fn put_metadata(&self, target: &ChunkTarget<'_>, document: Bytes) -> io::Result<Option<String>> {
