@@ -11,12 +11,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_RANGE, IF_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body::Body;
 use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
+use super::client::{HttpClient, RequestBody};
 use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::header::{blob_md5, content_length, content_md5, decode_md5, parse_content_range};
@@ -47,7 +47,7 @@ pub(crate) struct Finished {
 }
 
 /// One object being fetched.
-pub(crate) struct Fetch<S, B, RB> {
+pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
     client: S,
     destinations: Arc<Destinations>,
     /// The chunk and location (and part) this fetch is about, for its errors.
@@ -56,7 +56,7 @@ pub(crate) struct Fetch<S, B, RB> {
     /// Bytes handed to the consumer (of the pinned version).
     offset: u64,
     version: Option<ObjectVersion>,
-    body: Option<Pin<Box<RB>>>,
+    body: Option<Pin<Box<S::ResponseBody>>>,
     /// Bytes still to drop from the current body (a 200 answer to a Range request).
     skip: u64,
     /// The offset at which the current response ends, when known.
@@ -87,15 +87,7 @@ pub(crate) struct Fetch<S, B, RB> {
     _request_body: PhantomData<fn() -> B>,
 }
 
-impl<S, B, RB> Fetch<S, B, RB>
-where
-    S: Service<Request<B>, Response = Response<RB>> + Send,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send,
-    RB: Body<Data = Bytes> + Send,
-    RB::Error: Into<BoxError>,
-{
+impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(crate) fn new(client: S, destinations: Arc<Destinations>, retry: RetryState, scope: Scope, uri: Uri) -> Self {
         Self {
             client,
@@ -445,7 +437,7 @@ where
     }
 
     /// A 200: the whole object from byte 0.
-    fn accept_full(&mut self, response: Response<RB>) -> Result<(), Error> {
+    fn accept_full(&mut self, response: Response<S::ResponseBody>) -> Result<(), Error> {
         let (parts, body) = response.into_parts();
         let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
         if self.part {
@@ -490,7 +482,7 @@ where
     }
 
     /// A 206: must continue exactly where we are, of the pinned version.
-    async fn accept_partial(&mut self, response: Response<RB>) -> Result<(), Error> {
+    async fn accept_partial(&mut self, response: Response<S::ResponseBody>) -> Result<(), Error> {
         let (parts, body) = response.into_parts();
         let range = parts.headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some((first, last, total)) = parse_content_range(range) else {
@@ -595,7 +587,7 @@ where
     }
 }
 
-impl<S, B, RB> fmt::Debug for Fetch<S, B, RB> {
+impl<S: HttpClient<B>, B: RequestBody> fmt::Debug for Fetch<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetch")
             .field("scope", &self.scope)
@@ -628,6 +620,7 @@ mod tests {
     use crate::download::RetryPolicy;
     use crate::signing::AllowList;
     use base64::Engine as _;
+    use http_body::Body;
     use http_body::Frame;
     use http_body_util::Empty;
     use std::convert::Infallible;

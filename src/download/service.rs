@@ -17,6 +17,7 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::body::ChunkBody;
+use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
@@ -316,7 +317,16 @@ where
         let fetch = self.fetch(scope.clone(), content);
         Ok(ChunkBody::new(fetch, scope))
     }
+}
 
+// Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
+#[allow(private_bounds)]
+impl<S, B, K> ChunkDownloader<S, K, B>
+where
+    S: HttpClient<B>,
+    B: RequestBody,
+    K: Sink,
+{
     fn locate(&self, chunk: &RecordingChunk, which: Location) -> Result<Uri, Error> {
         let uri = self.config.destinations.locate(chunk, which)?;
         uri.ok_or_else(|| {
@@ -336,7 +346,7 @@ where
         Ok(Planned { chunk, content, metadata, delete })
     }
 
-    pub(super) fn fetch(&self, scope: Scope, uri: Uri) -> Fetch<S, B, RB> {
+    pub(super) fn fetch(&self, scope: Scope, uri: Uri) -> Fetch<S, B> {
         let retry = RetryState::new(self.config.policy, self.config.clock.clone());
         Fetch::new(self.client.clone(), self.config.destinations.clone(), retry, scope, uri)
     }
