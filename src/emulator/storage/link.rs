@@ -7,8 +7,8 @@ use std::time::Duration;
 
 /// The network between the storage and its clients, as one connection sees it: a bandwidth limit per response
 /// (HTTP/1.1 sends one response at a time on a connection, so this is per connection) and a latency added before
-/// each answer. Set it for the whole storage ([`Storage::set_link`]) or for one document
-/// ([`Storage::set_document_link`]), to test and measure downloads over a long, slow link on loopback.
+/// each answer. Set it for the whole storage ([`Storage::set_link`](super::Storage::set_link)) or for one document
+/// ([`Storage::set_document_link`](super::Storage::set_document_link)), to test and measure downloads over a long, slow link on loopback.
 ///
 /// ```
 /// use std::time::Duration;

@@ -26,7 +26,7 @@ pub struct StoredChunk {
     pub sha256: [u8; 32],
 }
 
-/// A recording stored by [`Storage::record`].
+/// A recording stored by [`Storage::record`](super::Storage::record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoredRecording {
