@@ -6,14 +6,11 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::Request;
-use http::Response;
 use http_body::{Body, Frame, SizeHint};
-use tower::Service;
 
+use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::fetch::{Event, Fetch, Finished};
-use crate::BoxError;
 
 /// What the fetch's stream yields: its events, then how it finished.
 enum Step {
@@ -24,15 +21,7 @@ enum Step {
 type Steps = Pin<Box<dyn Stream<Item = Result<Step, Error>> + Send>>;
 
 /// The fetch as a stream, boxed once per chunk: each step runs in place, without an allocation per frame.
-fn steps<S, B, RB>(fetch: Fetch<S, B, RB>) -> Steps
-where
-    S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-{
+fn steps<S: HttpClient<B>, B: RequestBody>(fetch: Fetch<S, B>) -> Steps {
     Box::pin(futures_util::stream::unfold(Some(fetch), |fetch| async move {
         let mut fetch = fetch?;
         match fetch.next().await {
@@ -59,15 +48,7 @@ pub struct ChunkBody {
 }
 
 impl ChunkBody {
-    pub(crate) fn new<S, B, RB>(fetch: Fetch<S, B, RB>, scope: Scope) -> Self
-    where
-        S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send,
-        B: Default + Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
+    pub(crate) fn new<S: HttpClient<B>, B: RequestBody>(fetch: Fetch<S, B>, scope: Scope) -> Self {
         Self { steps: Some(steps(fetch)), yielded: 0, total: None, finished: None, scope }
     }
 

@@ -1,24 +1,21 @@
 //! `DELETE <deleteLocation>`, with the fetch's retry rules (`SPEC.md` §5).
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body::Body;
-use tower::{Service, ServiceExt};
+use http::{Method, Request, StatusCode, Uri};
+use tower::ServiceExt;
 
+use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::retry::{is_transient, Failure, RetryState};
 use super::service::ChunkDownloader;
 use super::sink::Sink;
 use crate::BoxError;
 
-impl<S, B, RB, K> ChunkDownloader<S, K, B>
+// Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
+#[allow(private_bounds)]
+impl<S, B, K> ChunkDownloader<S, K, B>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
+    S: HttpClient<B>,
+    B: RequestBody,
     K: Sink,
 {
     /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
@@ -63,6 +60,8 @@ mod tests {
     use super::*;
     use crate::clock::SharedClock;
     use crate::download::{RetryPolicy, WriterSink};
+    use bytes::Bytes;
+    use http::Response;
     use http_body_util::{Empty, Full};
     use std::collections::VecDeque;
     use std::convert::Infallible;

@@ -2,16 +2,14 @@
 //! [`RecordingMetadata`], which checks it to be JSON at the same time.
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, Response, Uri};
-use http_body::Body;
-use tower::Service;
+use http::Uri;
 
+use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::Event;
 use super::service::ChunkDownloader;
 use super::sink::Sink;
 use crate::recording::RecordingMetadata;
-use crate::BoxError;
 
 /// A fetched metadata document: the bytes as sent (for the sink) and their one parse.
 pub(super) struct MetadataDocument {
@@ -21,14 +19,12 @@ pub(super) struct MetadataDocument {
     pub(super) parsed: Option<RecordingMetadata>,
 }
 
-impl<S, B, RB, K> ChunkDownloader<S, K, B>
+// Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
+#[allow(private_bounds)]
+impl<S, B, K> ChunkDownloader<S, K, B>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
+    S: HttpClient<B>,
+    B: RequestBody,
     K: Sink,
 {
     /// Fetches a metadata document (with the same resume and retry rules), bounded, and parses it once into

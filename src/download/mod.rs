@@ -125,6 +125,7 @@
 
 mod body;
 mod chunk;
+mod client;
 mod delete;
 mod digest;
 mod error;

@@ -6,17 +6,14 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tower::Service;
 
+use super::client::{HttpClient, RequestBody};
 use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::fetch::{Event, Fetch};
 use super::sink::PositionalWriter;
-use crate::BoxError;
 
 /// How a large chunk is fetched as fixed-size ranges, several at once.
 ///
@@ -155,20 +152,16 @@ pub(crate) enum Parallel {
 const WRITE_BATCH: usize = 1 << 20;
 
 /// One part: its fetch, into the positional writer, its bytes reported for the in-order hash.
-async fn run_part<S, B, RB>(
-    mut fetch: Fetch<S, B, RB>,
+async fn run_part<S, B>(
+    mut fetch: Fetch<S, B>,
     (start, end): (u64, u64),
     scope: Scope,
     writer: Arc<dyn PositionalWriter>,
     report: mpsc::Sender<Message>,
 ) -> Result<(), Error>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Send,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send,
-    RB: Body<Data = Bytes> + Send,
-    RB::Error: Into<BoxError>,
+    S: HttpClient<B>,
+    B: RequestBody,
 {
     let scope = scope.part(start, end);
     let sink = |e: io::Error| Error::sink(&scope, e);
@@ -214,21 +207,17 @@ impl<F> Scheduler<F> {
     /// Fetches `parts` (and the open `first` fetch of `0..first_end`, when given) into the writer. With `digests`,
     /// hashes every byte from 0 in order (`parts` and `first` must then cover the whole object); `progress` gets the
     /// bytes as they arrive.
-    pub(crate) async fn run<S, B, RB>(
+    pub(crate) async fn run<S, B>(
         self,
-        first: Option<(Fetch<S, B, RB>, u64)>,
+        first: Option<(Fetch<S, B>, u64)>,
         parts: Missing,
         mut digests: Option<Digests>,
         mut progress: impl FnMut(u64),
     ) -> Result<Parallel, Error>
     where
-        F: Fn(u64, u64) -> Fetch<S, B, RB>,
-        S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send,
-        B: Default + Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
+        F: Fn(u64, u64) -> Fetch<S, B>,
+        S: HttpClient<B>,
+        B: RequestBody,
     {
         let (report, mut reports) = mpsc::channel::<Message>(32);
         let mut tasks = JoinSet::new();
@@ -236,7 +225,7 @@ impl<F> Scheduler<F> {
         // Parts started and not yet hashed (or, without hashing, not yet done), by their end.
         let mut open: Vec<u64> = Vec::new();
         let mut running = 0usize;
-        let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B, RB>, range: (u64, u64)| {
+        let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B>, range: (u64, u64)| {
             let future = run_part(fetch, range, self.scope.clone(), self.writer.clone(), report.clone());
             tasks.spawn(future);
         };
@@ -360,6 +349,7 @@ impl<F> Scheduler<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{Request, Response};
 
     #[test]
     fn missing_ranges_are_cut_into_parts_in_order() {

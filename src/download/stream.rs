@@ -4,15 +4,13 @@
 use std::io;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body::Body;
-use tower::Service;
+use http::Uri;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
+use super::client::{HttpClient, RequestBody};
 use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::{Event, Fetch};
@@ -23,20 +21,17 @@ use super::service::{RecordingState, Streamed};
 use super::sink::Sink;
 use super::sink::{ObjectVersion, PositionalWriter, SinkWriter};
 use crate::recording::RecordingChunk;
-use crate::BoxError;
 
-impl<S, B, RB, K> ChunkDownloader<S, K, B>
+// Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
+#[allow(private_bounds)]
+impl<S, B, K> ChunkDownloader<S, K, B>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
+    S: HttpClient<B>,
+    B: RequestBody,
     K: Sink,
 {
     /// The fetch of a chunk's media; its first request asks for the parallel threshold when parts are on.
-    pub(super) fn content_fetch(&self, scope: &Scope, uri: &Uri) -> Fetch<S, B, RB> {
+    pub(super) fn content_fetch(&self, scope: &Scope, uri: &Uri) -> Fetch<S, B> {
         let mut fetch = self.fetch(scope.at(Location::Content), uri.clone());
         if let Some(policy) = self.config.parallel {
             fetch.first_request(policy.threshold);
@@ -52,7 +47,7 @@ where
         chunk: &RecordingChunk,
         scope: &Scope,
         uri: &Uri,
-        mut first: Fetch<S, B, RB>,
+        mut first: Fetch<S, B>,
         policy: ParallelPolicy,
         version: ObjectVersion,
         positional: Arc<dyn PositionalWriter>,
@@ -134,7 +129,7 @@ where
         version: &ObjectVersion,
         positional: Arc<dyn PositionalWriter>,
         total: u64,
-    ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B, RB> + '_> {
+    ) -> Scheduler<impl Fn(u64, u64) -> Fetch<S, B> + '_> {
         let (scope, uri, version) = (scope.at(Location::Content), uri.clone(), version.clone());
         Scheduler {
             part: {
@@ -171,7 +166,7 @@ where
         state: &RecordingState,
         chunk: &RecordingChunk,
         scope: &Scope,
-        fetch: &mut Fetch<S, B, RB>,
+        fetch: &mut Fetch<S, B>,
         writer: &mut K::Writer,
         uri: &Uri,
     ) -> Result<Streamed, Error> {

@@ -1,0 +1,391 @@
+//! The resumable fetch of one object: requests, Range resume, version pinning, retries and verification
+//! (`SPEC.md` §5). Everything above it (streams, sinks, recordings) consumes its events.
+//!
+//! `mod.rs` holds the state machine, `request.rs` what each request asks for and how its status is dispatched,
+//! `answer.rs` how a 200, a 206 or a 416 is taken apart.
+
+mod answer;
+mod request;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http::Uri;
+use http_body_util::BodyExt;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use super::client::{HttpClient, RequestBody};
+use super::digest::Digests;
+use super::error::{Detail, Error, ErrorKind, Scope};
+use super::header::decode_md5;
+use super::location::Destinations;
+use super::resumable_sha256::Sha256Hasher;
+use super::retry::{Failure, RetryState};
+use super::ObjectVersion;
+use crate::BoxError;
+
+/// Redirects followed for one object, in all.
+const MAX_REDIRECTS: u32 = 5;
+
+/// What a fetch hands to its consumer.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The object's version was pinned (first response, or after a restart); persist it to resume later.
+    Pinned(ObjectVersion),
+    /// The object changed: everything handed out so far must be discarded, the next data starts at byte 0.
+    Restart,
+    /// The next bytes, in order.
+    Data(Bytes),
+}
+
+/// The result of a completed fetch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished {
+    pub(crate) bytes: u64,
+    pub(crate) sha256: [u8; 32],
+}
+
+/// One object being fetched.
+pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
+    client: S,
+    destinations: Arc<Destinations>,
+    /// The chunk and location (and part) this fetch is about, for its errors.
+    scope: Scope,
+    uri: Uri,
+    /// Bytes handed to the consumer (of the pinned version).
+    offset: u64,
+    version: Option<ObjectVersion>,
+    body: Option<Pin<Box<S::ResponseBody>>>,
+    /// Bytes still to drop from the current body (a 200 answer to a Range request).
+    skip: u64,
+    /// The offset at which the current response ends, when known.
+    response_end: Option<u64>,
+    /// The current response's `Content-MD5`, and the MD5 of its body so far.
+    md5: Option<(Md5, [u8; 16])>,
+    /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
+    blob_md5: Option<[u8; 16]>,
+    /// Whether the fetch already restarted once to compute the whole object's MD5 from byte 0.
+    restarted_for_md5: bool,
+    digest: Digests,
+    /// Whether this fetch hashes what it hands out (a part of a parallel download leaves that to its coordinator).
+    hashing: bool,
+    /// The fetch ends at this offset (exclusive) instead of the object's end: one part of a parallel download.
+    limit: Option<u64>,
+    /// The first request of the object asks for at most this many bytes (`bytes=0-{n-1}`), so that a parallel
+    /// download can take over the rest once the size is known.
+    first_request: Option<u64>,
+    /// A part cannot restart alone: a version change ends it with [`ErrorKind::ObjectChanged`] instead.
+    part: bool,
+    changed: bool,
+    no_range: bool,
+    retry: RetryState,
+    requests: u32,
+    redirects: u32,
+    done: bool,
+    pending: VecDeque<Event>,
+    _request_body: PhantomData<fn() -> B>,
+}
+
+impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
+    pub(crate) fn new(client: S, destinations: Arc<Destinations>, retry: RetryState, scope: Scope, uri: Uri) -> Self {
+        Self {
+            client,
+            destinations,
+            scope,
+            uri,
+            offset: 0,
+            version: None,
+            body: None,
+            skip: 0,
+            response_end: None,
+            md5: None,
+            blob_md5: None,
+            restarted_for_md5: false,
+            digest: Digests::new(Sha256::new(), None),
+            hashing: true,
+            limit: None,
+            first_request: None,
+            part: false,
+            changed: false,
+            no_range: false,
+            retry,
+            requests: 0,
+            redirects: 0,
+            done: false,
+            pending: VecDeque::new(),
+            _request_body: PhantomData,
+        }
+    }
+
+    /// Continues after `offset` bytes of `version` that are already stored; `sha256` is their SHA-256 state and
+    /// `md5` their MD5 state, given when `version` records the whole object's MD5.
+    pub(crate) fn resume_from(
+        &mut self,
+        offset: u64,
+        version: ObjectVersion,
+        sha256: impl Into<Sha256Hasher>,
+        md5: Option<Md5>,
+    ) {
+        // Without the MD5 of the stored bytes the object cannot be checked: a server announcing one restarts it.
+        self.blob_md5 = md5.as_ref().and(version.content_md5.as_deref()).and_then(decode_md5);
+        let md5 = md5.filter(|_| self.blob_md5.is_some());
+        self.offset = offset;
+        self.retry.already_delivered(offset);
+        self.version = Some(version);
+        self.digest = Digests::new(sha256, md5);
+    }
+
+    /// Makes the first request ask for at most `bytes` (a closed range), so that a parallel download can take over
+    /// the rest once the first response told the size.
+    pub(crate) fn first_request(&mut self, bytes: u64) {
+        self.first_request = Some(bytes.max(1));
+    }
+
+    /// Makes this fetch one part of a parallel download of its pinned `version`: bytes `start..end`, not hashed, and
+    /// ended with [`ErrorKind::ObjectChanged`] when the object changes.
+    pub(crate) fn into_part(mut self, version: ObjectVersion, start: u64, end: u64) -> Self {
+        self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
+        self.version = Some(version);
+        self.offset = start;
+        self.retry.already_delivered(start);
+        self.limit = Some(end);
+        self.part = true;
+        self.hashing = false;
+        self.scope = self.scope.part(start, end);
+        self
+    }
+
+    /// Turns a fetch whose first response is open into the first part of a parallel download: it stops at `end`
+    /// and leaves hashing to the coordinator. Only before any byte was handed out.
+    pub(crate) fn limit_to_first_part(&mut self, end: u64) {
+        self.limit = Some(end);
+        self.part = true;
+        self.hashing = false;
+    }
+
+    /// Whether the current response is a range of the object rather than all of it.
+    pub(crate) fn answer_is_ranged(&self) -> bool {
+        match (self.response_end, self.total()) {
+            (Some(end), Some(total)) => self.body.is_some() && end < total,
+            _ => false,
+        }
+    }
+
+    /// HTTP requests made so far.
+    pub(crate) fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// Bytes handed out so far (of the current version).
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The object's size, once known.
+    pub(crate) fn total(&self) -> Option<u64> {
+        self.version.as_ref().and_then(|v| v.total)
+    }
+
+    /// Whether bytes already handed out were taken back by a restart the consumer has not seen (the fetch gave up
+    /// right after it): they failed a check or belong to another version, and must not be kept.
+    pub(crate) fn taken_back(&self) -> bool {
+        self.pending.iter().any(|event| matches!(event, Event::Restart))
+    }
+
+    /// The size and SHA-256 of a completed fetch.
+    pub(crate) fn finished(&self) -> Finished {
+        Finished { bytes: self.offset, sha256: self.digest.result.unwrap_or_default() }
+    }
+
+    /// The next event, or `None` once every byte of the object was handed out and verified.
+    pub(crate) async fn next(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.changed {
+                return Err(self.object_changed());
+            }
+            if self.done && !self.hashing {
+                return Ok(None);
+            }
+            if self.done {
+                if self.digest.result.is_none() {
+                    self.digest.finish().await?;
+                    if self.blob_md5.is_some() && self.digest.md5_result != self.blob_md5 {
+                        self.restart();
+                        self.failed(Failure::BlobMd5Mismatch, None).await?;
+                        continue;
+                    }
+                }
+                return Ok(None);
+            }
+            let Some(body) = self.body.as_mut() else {
+                self.request().await?;
+                continue;
+            };
+            let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
+            let read_timeout = self.retry.policy().read_timeout;
+            let frame = match tokio::time::timeout(read_timeout, next).await {
+                Err(_) => {
+                    self.body = None;
+                    self.failed(Failure::Timeout(read_timeout), None).await?;
+                    continue;
+                }
+                Ok(Some(Err(error))) => {
+                    self.body = None;
+                    self.failed(Failure::Body(error), None).await?;
+                    continue;
+                }
+                Ok(None) => {
+                    self.body = None;
+                    self.response_ended().await?;
+                    continue;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(mut data) = frame.into_data() else {
+                continue; // trailers carry nothing we use
+            };
+            if let Some((md5, _)) = &mut self.md5 {
+                md5.update(&data);
+            }
+            if self.skip > 0 {
+                let n = data.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                data.advance(n);
+                self.skip -= n as u64;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            if let Some(limit) = self.limit {
+                // A part ends at its limit, even when the server sends more (a 200 to a Range request).
+                let room = usize::try_from(limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+                if data.len() >= room {
+                    data.truncate(room);
+                    self.body = None;
+                    self.done = true;
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.offset = self.offset.saturating_add(data.len() as u64);
+                    return Ok(Some(Event::Data(data)));
+                }
+            }
+            if let Some(end) = self.response_end {
+                if self.offset.saturating_add(data.len() as u64) > end {
+                    // More bytes than announced: never hand them out.
+                    self.body = None;
+                    let why = format!("body runs past its announced end at byte {end}");
+                    self.restart();
+                    self.failed(Failure::BadRange(why), None).await?;
+                    continue;
+                }
+            }
+            if self.hashing {
+                self.digest.push(data.clone()).await?;
+            }
+            self.offset = self.offset.saturating_add(data.len() as u64);
+            return Ok(Some(Event::Data(data)));
+        }
+    }
+
+    /// The current response's body ended cleanly.
+    async fn response_ended(&mut self) -> Result<(), Error> {
+        let total = self.total();
+        let complete_response = match self.response_end {
+            Some(end) => self.offset == end && self.skip == 0,
+            None => true, // a body of unannounced length (chunked): its framing says it ended
+        };
+        if !complete_response {
+            let expected = self.response_end.unwrap_or(0);
+            return self.failed(Failure::Short { at: self.offset, expected }, None).await;
+        }
+        if let Some((md5, expected)) = self.md5.take() {
+            if md5.finalize().as_slice() != expected {
+                self.restart();
+                return self.failed(Failure::Md5Mismatch, None).await;
+            }
+        }
+        if let Some(limit) = self.limit {
+            // A part: done at its limit, otherwise ask for the rest of it.
+            self.done = self.offset >= limit;
+            return Ok(());
+        }
+        match total {
+            Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
+            Some(total) if self.offset > total => {
+                self.restart();
+                self.failed(Failure::BadRange(format!("received more than the {total} bytes announced")), None).await
+            }
+            _ => {
+                self.done = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes `version` as the one to fetch, at byte 0.
+    fn pin(&mut self, version: ObjectVersion) {
+        self.blob_md5 = version.content_md5.as_deref().and_then(decode_md5);
+        // Nothing is hashed yet at byte 0: start both digests here, the MD5 only when there is one to check.
+        self.digest = Digests::new(Sha256::new(), self.blob_md5.map(|_| Md5::new()));
+        self.version = Some(version.clone());
+        self.pending.push_back(Event::Pinned(version));
+    }
+
+    /// Forgets everything received: the object changed. A part cannot forget alone: it ends instead.
+    fn restart(&mut self) {
+        if self.part {
+            self.changed = true;
+            self.body = None;
+            return;
+        }
+        let had_bytes = self.offset > 0;
+        self.offset = 0;
+        self.version = None;
+        self.digest = Digests::new(Sha256::new(), None);
+        self.blob_md5 = None;
+        self.done = false;
+        self.skip = 0;
+        self.response_end = None;
+        self.md5 = None;
+        self.no_range = false;
+        self.body = None;
+        if had_bytes {
+            self.pending.push_back(Event::Restart);
+        }
+    }
+
+    fn object_changed(&self) -> Error {
+        Error::new(ErrorKind::ObjectChanged, Detail::ChangedUnderParts).in_scope(&self.scope).with_host_of(&self.uri)
+    }
+
+    /// Counts a failed attempt, then waits, or gives up.
+    async fn failed(&mut self, cause: Failure, retry_after: Option<Duration>) -> Result<(), Error> {
+        if self.changed {
+            return Err(self.object_changed().with_source(cause));
+        }
+        let (scope, uri) = (&self.scope, &self.uri);
+        self.retry.wait_after(cause, self.offset, retry_after).await.map_err(|e| e.in_scope(scope).with_host_of(uri))
+    }
+}
+
+impl<S: HttpClient<B>, B: RequestBody> fmt::Debug for Fetch<S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetch")
+            .field("scope", &self.scope)
+            .field("offset", &self.offset)
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;
