@@ -1,16 +1,17 @@
 //! The hashes of a download: SHA-256 always, MD5 when the whole object's MD5 is to be checked, computed on a
 //! thread of their own while the next bytes arrive.
 
+use std::io;
+
 use bytes::Bytes;
 use md5::Md5;
-use sha2::Digest;
-#[cfg(test)]
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::resumable_sha256::Sha256Hasher;
+use super::sink::SinkWriter;
 
 /// Bytes handed to the hashing thread at once.
 const HASH_BATCH: usize = 1 << 20;
@@ -114,6 +115,22 @@ impl Digests {
         self.md5_result = md5;
         Ok((sha256, md5))
     }
+}
+
+/// Feeds the stored bytes of a partial chunk back into fresh hashes, in order: the SHA-256, the MD5 when `md5`, and
+/// how many bytes came back.
+pub(crate) async fn replayed<W: SinkWriter>(writer: &mut W, md5: bool) -> io::Result<(Sha256, Option<Md5>, u64)> {
+    let (mut sha, mut md5, mut replayed) = (Sha256::new(), md5.then(Md5::new), 0u64);
+    writer
+        .replay(&mut |bytes: &[u8]| {
+            sha.update(bytes);
+            if let Some(md5) = &mut md5 {
+                md5.update(bytes);
+            }
+            replayed += bytes.len() as u64;
+        })
+        .await?;
+    Ok((sha, md5, replayed))
 }
 
 /// The hashing thread is gone without a panic: the runtime is shutting down.

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
 use super::client::{HttpClient, RequestBody};
-use super::digest::Digests;
+use super::digest::{replayed, Digests};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::{Event, Fetch};
 use super::header::decode_md5;
@@ -100,19 +100,7 @@ where
         };
         // Parts of two runs cannot be hashed in arrival order: read the stored object back, in order, once.
         let md5 = version.content_md5.as_deref().and_then(decode_md5);
-        let mut sha = Sha256::new();
-        let mut md5_state = md5.map(|_| Md5::new());
-        let mut replayed = 0u64;
-        writer
-            .replay(&mut |bytes: &[u8]| {
-                sha.update(bytes);
-                if let Some(md5) = &mut md5_state {
-                    md5.update(bytes);
-                }
-                replayed += bytes.len() as u64;
-            })
-            .await
-            .map_err(sink_error)?;
+        let (sha, md5_state, replayed) = replayed(writer, md5.is_some()).await.map_err(sink_error)?;
         let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
         if replayed != total || (md5.is_some() && computed_md5 != md5) {
             tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");

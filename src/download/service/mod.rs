@@ -11,13 +11,12 @@ use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::Empty;
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use tower::Service;
 use tracing::Instrument;
 
 use super::body::ChunkBody;
 use super::client::{HttpClient, RequestBody};
+use super::digest::replayed;
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
@@ -446,22 +445,10 @@ where
                 (writer, Outcome::Resumed)
             }
             Existing::Partial { mut writer, offset, version } => {
-                let mut sha = Sha256::new();
                 // The stored bytes feed an MD5 too when the version records the whole object's MD5, so that the
                 // resumed object is still checked against it.
-                let mut md5 = version.content_md5.as_ref().map(|_| Md5::new());
-                let mut replayed = 0u64;
-                match writer
-                    .replay(&mut |bytes: &[u8]| {
-                        sha.update(bytes);
-                        if let Some(md5) = &mut md5 {
-                            md5.update(bytes);
-                        }
-                        replayed += bytes.len() as u64;
-                    })
-                    .await
-                {
-                    Ok(()) if replayed == offset => {
+                match replayed(&mut writer, version.content_md5.is_some()).await {
+                    Ok((sha, md5, replayed)) if replayed == offset => {
                         tracing::info!(offset, "resuming a partial chunk from an earlier run");
                         fetch.resume_from(offset, version, sha, md5);
                         state.bytes.fetch_add(offset, Ordering::Relaxed);

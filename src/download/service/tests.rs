@@ -1,12 +1,13 @@
 use super::*;
 use crate::download::error::chain_line;
 use http_body_util::Full;
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
 use std::convert::Infallible;
 
 #[tokio::test]
 async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_rerun() {
     use base64::Engine as _;
-    use md5::Digest as _;
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(b"abcde"));
     let gets = Arc::new(AtomicUsize::new(0));
     let counter = gets.clone();

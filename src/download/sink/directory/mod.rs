@@ -17,7 +17,7 @@ use super::{
     recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
     Stored,
 };
-use crate::download::chunk::hex;
+use crate::download::chunk::{hex, parse_sha256};
 use crate::recording::{ChannelAssignment, RecordingMetadata};
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
@@ -127,18 +127,6 @@ fn trusted(media: &Path, manifest: &Path) -> io::Result<Option<(u64, [u8; 32])>>
         tracing::warn!(file = %media.display(), size, "final file does not match its manifest: downloading it again");
     }
     Ok(sha256.map(|sha256| (size, sha256)))
-}
-
-fn parse_sha256(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Takes the writer's exclusive lock on its partial file. An advisory lock held through the open file, rather than

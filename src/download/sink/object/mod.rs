@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 pub use writer::ObjectStoreWriter;
 
 use super::{recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink, Stored};
-use crate::download::chunk::hex;
+use crate::download::chunk::{hex, parse_sha256};
 use crate::store::{io_error, put_create, StoreLocation};
 
 /// Parts of a multipart upload: 8 MiB, a multiple of what every store accepts (S3's 5 MiB minimum, Azure blocks).
@@ -180,18 +180,6 @@ struct Committed {
     bytes: u64,
     /// Lower-case hex.
     sha256: String,
-}
-
-fn parse_sha256(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// The SHA-256 of an object, streamed (for a final object whose manifest is missing or does not match).
