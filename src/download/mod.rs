@@ -126,6 +126,7 @@
 mod body;
 mod chunk;
 mod client;
+pub(crate) use client::HttpClient;
 mod delete;
 mod digest;
 mod error;

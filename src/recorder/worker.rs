@@ -22,7 +22,7 @@ use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, hex, Sink};
+use crate::download::{self, hex, HttpClient, Sink};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
 use crate::BoxError;
@@ -110,13 +110,9 @@ where
     }
 }
 
-impl<C, RB, K, J> Engine<C, K, J>
+impl<C, K, J> Engine<C, K, J>
 where
-    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
+    C: HttpClient<Empty<Bytes>>,
     K: Sink,
     J: Journal,
 {
