@@ -143,13 +143,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn content_bytes_served(emulator: &Emulator, recording: &StoredRecording) -> u64 {
-    recording
-        .chunks
-        .iter()
-        .flat_map(|chunk| emulator.storage().requests_for(&chunk.document_id))
-        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
-        .map(|r| r.bytes_sent)
-        .sum()
+    recording.chunks.iter().map(|chunk| common::storage::served(emulator, &chunk.document_id)).sum()
 }
 
 #[tokio::test]

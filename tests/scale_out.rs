@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use acs_recording::emulator::eventgrid::{recording_file_status_updated, DeliveryOutcome, OutgoingEvent};
 use acs_recording::emulator::{Emulator, Fault, Link, RecordingSpec, StoredRecording};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
+use common::storage::served;
 use http::Method;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -53,17 +54,6 @@ async fn start_replicas(emulator: &Emulator, backend: &Backend, names: &[&str]) 
         replicas.push(Replica::start(name, emulator, backend, LEASE_SECONDS).await);
     }
     replicas
-}
-
-/// Media bytes the emulator's storage sent for one chunk, over all its requests.
-fn served(emulator: &Emulator, document_id: &str) -> u64 {
-    emulator
-        .storage()
-        .requests_for(document_id)
-        .iter()
-        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
-        .map(|r| r.bytes_sent)
-        .sum()
 }
 
 fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {

@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+#[cfg(feature = "emulator")]
+pub mod storage;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,9 +1,11 @@
-//! The recorder example as a child process: where its binary is, and its output read as it comes.
+//! The recorder example as a child process: where its binary is, its output read as it comes, and the address it
+//! listens on.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
 pub fn recorder_binary() -> PathBuf {
@@ -35,4 +37,34 @@ pub fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
             text.push('\n');
         }
     });
+}
+
+/// A recorder process that printed where it listens, its output still being read.
+pub struct Listening {
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// Spawns `command` with its output piped and drained, and waits (bounded, 60 s) until the recorder prints
+/// `... listening on http://127.0.0.1:PORT/api/events ...`; `what` names it in failures.
+pub async fn spawn_listening(mut command: Command, what: &str) -> Listening {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the recorder");
+    let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+    drain(child.stdout.take().expect("piped"), stdout.clone());
+    drain(child.stderr.take().expect("piped"), stderr.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let printed = stdout.lock().unwrap().clone();
+        if let Some(rest) = printed.split("listening on http://").nth(1) {
+            let addr = rest.split('/').next().unwrap_or_default().to_owned();
+            return Listening { child, addr, stdout, stderr };
+        }
+        let exited = child.try_wait().ok().flatten();
+        assert!(exited.is_none(), "{what} exited: {}", stderr.lock().unwrap());
+        assert!(Instant::now() < deadline, "{what} did not start: {}", stderr.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -10,12 +10,12 @@ pub(crate) use acs_recording::emulator::eventgrid::{
 };
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
-pub(crate) use http::Method;
 pub(crate) use sha2::{Digest, Sha256};
 
 pub(crate) const SECRET: &str = "process-secret";
 
-pub(crate) use crate::common::process::{drain, recorder_binary};
+pub(crate) use crate::common::process::{recorder_binary, spawn_listening, Listening};
+pub(crate) use crate::common::storage::served;
 
 /// A running recorder process, killed if the test fails before it stops by itself. Its output is read as it comes
 /// (a full pipe would stall it) and kept for the test.
@@ -34,33 +34,16 @@ impl Recorder {
     }
 
     pub(crate) async fn start_with(emulator: &Emulator, out: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(recorder_binary())
+        let mut command = Command::new(recorder_binary());
+        command
             .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress"])
             .args(extra)
             .args(["--allow-host", &emulator.storage_authority(), "--out"])
             .arg(out)
-            .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the recorder");
-        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
-        drain(child.stdout.take().expect("piped"), stdout.clone());
-        drain(child.stderr.take().expect("piped"), stderr.clone());
-        let mut recorder = Self { child: Some(child), addr: String::new(), stdout, stderr };
+            .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string());
+        let Listening { child, addr, stdout, stderr } = spawn_listening(command, "the recorder").await;
+        let recorder = Self { child: Some(child), addr, stdout, stderr };
         let deadline = Instant::now() + Duration::from_secs(60);
-        // The recorder prints where it listens: `... listening on http://127.0.0.1:PORT/api/events ...`.
-        loop {
-            let printed = recorder.stdout.lock().unwrap().clone();
-            if let Some(rest) = printed.split("listening on http://").nth(1) {
-                recorder.addr = rest.split('/').next().unwrap_or_default().to_owned();
-                break;
-            }
-            let exited = recorder.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(exited.is_none(), "the recorder exited: {}", recorder.stderr.lock().unwrap());
-            assert!(Instant::now() < deadline, "the recorder did not start");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         let publisher = recorder.publisher();
         while publisher.validate().await.is_err() {
             assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
@@ -172,17 +155,6 @@ pub(crate) async fn assert_complete(out: &Path, recording: &StoredRecording, eve
     }
     let jobs = FileJournal::open_read_only(journal_dir(out)).unwrap().list().await.unwrap();
     assert_eq!(jobs.len(), 1, "no duplicate job: {jobs:?}");
-}
-
-/// Media bytes the storage sent for one chunk, over all its requests.
-pub(crate) fn served(emulator: &Emulator, document_id: &str) -> u64 {
-    emulator
-        .storage()
-        .requests_for(document_id)
-        .iter()
-        .filter(|r| r.method == Method::GET && !r.path.ends_with("acsmetadata") && (r.status == 200 || r.status == 206))
-        .map(|r| r.bytes_sent)
-        .sum()
 }
 
 /// The resident memory of a process, from `/proc/<pid>/status`.

@@ -1,6 +1,6 @@
 //! A recorder replica: the recorder example as a process on `--store`, with a webhook of its own.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,8 +11,8 @@ use super::Backend;
 
 const SECRET: &str = "replica-secret";
 
-use crate::common::process::drain;
 pub use crate::common::process::recorder_binary;
+use crate::common::process::{spawn_listening, Listening};
 
 /// A running replica, killed when dropped; its output is read as it comes.
 pub struct Replica {
@@ -30,7 +30,8 @@ impl Replica {
     pub async fn start(name: &str, emulator: &Emulator, backend: &Backend, lease_seconds: u64) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let lease = lease_seconds.to_string();
-        let mut child = Command::new(recorder_binary())
+        let mut command = Command::new(recorder_binary());
+        command
             .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress", "--parallelism", "1"])
             .args(["--allow-host", &emulator.storage_authority(), "--store", &backend.url, "--lease-seconds", &lease])
             // Accepted beside --store, for local scratch: nothing is written there.
@@ -38,28 +39,10 @@ impl Replica {
             .arg(scratch.path())
             .envs(backend.env.iter().map(|(k, v)| (k, v)))
             .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
-            .env("RUST_LOG", "warn,acs_recording::journal=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the recorder");
-        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
-        drain(child.stdout.take().expect("piped"), stdout.clone());
-        drain(child.stderr.take().expect("piped"), stderr.clone());
-        let mut replica =
-            Self { name: name.to_owned(), child: Some(child), addr: String::new(), stdout, stderr, _scratch: scratch };
+            .env("RUST_LOG", "warn,acs_recording::journal=info");
+        let Listening { child, addr, stdout, stderr } = spawn_listening(command, &format!("replica {name}")).await;
+        let replica = Self { name: name.to_owned(), child: Some(child), addr, stdout, stderr, _scratch: scratch };
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let printed = replica.stdout.lock().unwrap().clone();
-            if let Some(rest) = printed.split("listening on http://").nth(1) {
-                replica.addr = rest.split('/').next().unwrap_or_default().to_owned();
-                break;
-            }
-            let exited = replica.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(exited.is_none(), "replica {name} exited: {}", replica.stderr());
-            assert!(Instant::now() < deadline, "replica {name} did not start: {}", replica.stderr());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         let publisher = replica.publisher();
         while publisher.validate().await.is_err() {
             assert!(Instant::now() < deadline, "the webhook of replica {name} did not come up");
