@@ -21,8 +21,18 @@ pub(crate) fn format_rfc3339(time: SystemTime, digits: u8) -> String {
 #[cfg(feature = "recorder")]
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339 §5.6; `t`/`z`/space accepted as RFC 3339 allows).
 /// `None` for anything else, or a time before 1970.
+///
+/// A year past 9999 is read with as many digits as it has (up to 12), as [`format_rfc3339`] writes it: whatever the
+/// journal writes, it reads back.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let b = text.trim().as_bytes();
+    let text = text.trim().as_bytes();
+    let year_digits = text.iter().position(|b| *b == b'-')?;
+    if !(4..=12).contains(&year_digits) || !text[..year_digits].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let year: i64 = std::str::from_utf8(&text[..year_digits]).ok()?.parse().ok()?;
+    // The rest has the layout of a four-digit year's, shifted by the extra digits.
+    let b = &text[year_digits - 4..];
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
@@ -36,7 +46,7 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         }
         std::str::from_utf8(digits).ok()?.parse().ok()
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (month, day) = (num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
@@ -85,17 +95,19 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         }
         _ => return None,
     };
-    let days = days_from_civil(i64::from(year), month, day);
-    let seconds = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59)) - offset;
+    let days = days_from_civil(year, month, day);
+    let seconds = days
+        .checked_mul(86_400)?
+        .checked_add(i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59)) - offset)?;
     let seconds = u64::try_from(seconds).ok()?;
     UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
 }
 
 #[cfg(feature = "recorder")]
-fn days_in_month(year: u32, month: u32) -> u32 {
+fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
         2 => 28,
         _ => 31,
     }
@@ -166,6 +178,30 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(parse_rfc3339(text), expected, "{text}");
+        }
+    }
+
+    #[cfg(feature = "recorder")]
+    #[test]
+    fn times_past_year_9999_format_with_more_digits_and_parse_back() {
+        // 9999-12-31T00:00:00Z plus a day: the expiry an event dated on the last day of year 9999 used to get.
+        let last_day = UNIX_EPOCH + Duration::from_secs(253_402_214_400);
+        let after = last_day + Duration::from_secs(86_400);
+        assert_eq!(format_rfc3339(after, 0), "10000-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("10000-01-01T00:00:00Z"), Some(after));
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        assert_eq!(parse_rfc3339(&format_rfc3339(far, 6)), Some(far));
+        assert_eq!(parse_rfc3339("0999-01-01T00:00:00Z"), None, "before 1970");
+        assert_eq!(parse_rfc3339("999-01-01T00:00:00Z"), None, "three digits");
+        assert_eq!(parse_rfc3339("9999999999999-01-01T00:00:00Z"), None, "more than twelve digits");
+    }
+
+    #[cfg(feature = "recorder")]
+    proptest::proptest! {
+        #[test]
+        fn every_formatted_time_parses_back(secs in 0u64..(i64::MAX as u64 / 2), micros in 0u32..1_000_000) {
+            let t = UNIX_EPOCH + Duration::new(secs, micros * 1000);
+            proptest::prop_assert_eq!(parse_rfc3339(&format_rfc3339(t, 6)), Some(t));
         }
     }
 

@@ -5,7 +5,7 @@ mod common;
 
 use acs_recording::eventgrid::{DeliverySecret, EventData, EventGridWebhookLayer, Events};
 use acs_recording::recording::RecordingEvents;
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use common::{fixture, post_json, send, TestServer};
@@ -61,8 +61,7 @@ async fn echo_bytes(events: Events, body: Bytes) -> (StatusCode, [(HeaderName, S
 }
 
 fn app() -> Router {
-    let secured =
-        EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET).or_previous(PREVIOUS_SECRET));
+    let secured = secured_layer();
     Router::new()
         .route("/events", post(describe).layer(secured))
         .route("/open", post(describe).layer(EventGridWebhookLayer::new()))
@@ -83,6 +82,13 @@ fn app() -> Router {
         )
         .route("/no-layer", post(describe))
         .route("/parts-without-layer", post(|events: Events| async move { events.len().to_string() }))
+        // The layer around every method of a route, and the extractor alone behind every method.
+        .route("/service", any(describe).layer(secured_layer()))
+        .route("/any-no-layer", any(describe))
+}
+
+fn secured_layer() -> EventGridWebhookLayer {
+    EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET).or_previous(PREVIOUS_SECRET))
 }
 
 fn problem(status: u16, detail: &str) -> Value {
@@ -473,4 +479,43 @@ async fn other_methods_pass_through_to_the_router() {
     let server = TestServer::axum(app()).await;
     let reply = send(Method::GET, &server.url("/events"), &[], Bytes::new()).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_request_other_than_post_never_reaches_the_handler_authenticated_or_not() {
+    let server = TestServer::axum(app()).await;
+    let body = fixture("recording_three_chunks.eventgrid.json");
+    let headers = [("content-type", "application/json")];
+    for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
+        for uri in ["/service".to_owned(), format!("/service?code={SECRET}")] {
+            let reply = send(method.clone(), &server.url(&uri), &headers, body.clone()).await;
+            assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            assert_eq!(reply.headers["allow"], "POST, OPTIONS", "{method} {uri}");
+            assert!(!reply.text().contains("recordings"), "{method} {uri}: {}", reply.text());
+        }
+        // Without the layer, the extractor reads no events from the body of such a request either.
+        let reply = send(method.clone(), &server.url("/any-no-layer"), &headers, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
+    let reply = send(Method::POST, &server.url(&format!("/service?code={SECRET}")), &headers, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn a_delivery_mixing_a_validation_event_with_recording_events_is_a_400_not_a_handshake() {
+    let server = TestServer::axum(app()).await;
+    let validation: Vec<Value> = serde_json::from_slice(&fixture("subscription_validation.eventgrid.json")).unwrap();
+    let recordings: Vec<Value> = serde_json::from_slice(&fixture("recording_three_chunks.eventgrid.json")).unwrap();
+    let mixed: Vec<Value> = validation.into_iter().chain(recordings).collect();
+    let reply =
+        post_json(&server.url("/open"), "application/json", Bytes::from(serde_json::to_vec(&mixed).unwrap())).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    let problem: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        problem["detail"],
+        format!(
+            "a delivery mixes a Microsoft.EventGrid.SubscriptionValidationEvent with {} other events",
+            mixed.len() - 1
+        )
+    );
 }

@@ -336,11 +336,29 @@ async fn a_valid_token_of_another_caller_or_without_the_role_gets_403() {
 #[tokio::test]
 async fn the_us_government_caller_and_a_missing_role_pass_when_configured_so() {
     let keys = KeyServer::start().await;
-    let check = check(&keys).allowed_callers([EVENT_GRID_APP_ID, EVENT_GRID_US_GOV_APP_ID]);
+    let check = check(&keys).allowed_callers([EVENT_GRID_APP_ID, EVENT_GRID_US_GOV_APP_ID]).without_role();
     let webhook = Webhook::start(check).await;
     let claims = with(claims(), json!({"azp": EVENT_GRID_US_GOV_APP_ID, "roles": null}));
     let reply = webhook.deliver(Some(&bearer(&signed(KID, &claims)))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn the_subscriber_role_is_required_unless_the_check_says_otherwise() {
+    let keys = KeyServer::start().await;
+    let token = signed(KID, &with(claims(), json!({"roles": null})));
+    let webhook = Webhook::start(check(&keys)).await;
+    let reply = webhook.deliver(Some(&bearer(&token))).await;
+    assert_refused(
+        &reply,
+        StatusCode::FORBIDDEN,
+        "the token has no `roles` claim; the role `AzureEventGridSecureWebhookSubscriber` is required (assign it \
+         to Event Grid's application)",
+        &token,
+    );
+    assert_eq!(webhook.delivered(), 0);
+    let webhook = Webhook::start(check(&keys).without_role()).await;
+    assert_eq!(webhook.deliver(Some(&bearer(&token))).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -109,6 +109,12 @@ struct Args {
     #[arg(long, env = "ACS_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
 
+    /// Serve the webhook without --webhook-secret or --webhook-entra-tenant: anyone who reaches it can make the
+    /// recorder download and fill its journal. Without a delivery check the recorder refuses to start unless this
+    /// says so.
+    #[arg(long)]
+    unauthenticated_webhook: bool,
+
     /// Directory recordings are written to, as `<dir>/<call id>/<index>-<document id>.<ext>` plus metadata.
     #[arg(long, global = true, default_value = "./recordings")]
     out: PathBuf,
@@ -336,6 +342,11 @@ async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
         }
     };
     let settings = args.settings();
+    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && !args.unauthenticated_webhook {
+        return Err("no delivery check: give --webhook-secret (or ACS_WEBHOOK_SECRET) or --webhook-entra-tenant, or \
+                    --unauthenticated-webhook to serve an open webhook on purpose"
+            .into());
+    }
     // Configuration errors (an Entra tenant or audience that cannot work) come before anything listens.
     let webhook = serve::webhook_layer(&settings)?;
     if let Some(addr) = settings.metrics {
@@ -359,8 +370,7 @@ async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
     );
     if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
         eprintln!(
-            "warning: no --webhook-secret or --webhook-entra-tenant: anyone who can reach the webhook can make the \
-             recorder download"
+            "warning: --unauthenticated-webhook: anyone who can reach the webhook can make the recorder download"
         );
     }
     let shutdown = async {

@@ -53,6 +53,9 @@ pub enum ErrorKind {
     MissingValidationCode,
     /// An extractor that needs the webhook layer ran without it: 500, a server misconfiguration.
     MissingLayer,
+    /// A method other than `POST` (and the `OPTIONS` handshake): 405 with `Allow: POST, OPTIONS`. Nothing else
+    /// reaches the service behind the webhook, authenticated or not.
+    MethodNotAllowed,
 }
 
 impl Error {
@@ -127,6 +130,7 @@ impl Error {
             ErrorKind::BodyRead | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -191,6 +195,9 @@ impl Error {
             // check refused.
             let challenge = self.challenge.unwrap_or("EventGridSecret");
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if self.kind == ErrorKind::MethodNotAllowed {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
         }
         response.extensions_mut().insert(self.clone());
         response

@@ -79,10 +79,6 @@ where
         Self { state: State::Responding { response: Some(response) }, span }
     }
 
-    pub(crate) fn call(future: S::Future, span: tracing::Span) -> Self {
-        Self { state: State::Calling { future }, span }
-    }
-
     /// Runs the configured asynchronous checks (there is at least one), then answers `precheck`'s refusal or
     /// reads the body.
     pub(crate) fn authenticate(
@@ -243,6 +239,16 @@ fn accept<B: From<Bytes>>(
     span.record("events", events.len());
     // SPEC.md §4: a publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
     if let Some(code) = events.validation_code() {
+        if events.len() > 1 {
+            // Answering the handshake would acknowledge the other events unread: refuse the whole delivery instead.
+            return Err(Error::new(
+                ErrorKind::InvalidEvent,
+                format!(
+                    "a delivery mixes a Microsoft.EventGrid.SubscriptionValidationEvent with {} other events",
+                    events.len() - 1
+                ),
+            ));
+        }
         tracing::debug!("subscription validation answered");
         return Ok(Accepted::Handshake(validation_response(code)));
     }

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, Request};
+use http::{header, HeaderMap, Method, Request};
 use http_body::Body;
 
 use super::envelope::{Events, Schema};
@@ -119,6 +119,7 @@ impl Events {
         if let Some(events) = parts.extensions.remove::<Events>() {
             return Ok(events);
         }
+        only_post(&parts.method)?;
         let schema = schema_of(&parts.headers)?;
         read_events(&parts.headers, body, schema, max_body_bytes).await
     }
@@ -134,9 +135,21 @@ impl Events {
         if let Some(events) = parts.extensions.remove::<Events>() {
             return Ok(events);
         }
+        only_post(&parts.method)?;
         schema_of(&parts.headers)?;
         read_events(&parts.headers, body, schema, max_body_bytes).await
     }
+}
+
+/// Events come in a `POST`: the body of any other method is never read as a delivery (405).
+fn only_post(method: &Method) -> Result<(), Error> {
+    if method == Method::POST {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::MethodNotAllowed,
+        format!("method {method} is not allowed: events are delivered with POST"),
+    ))
 }
 
 async fn read_events<B>(headers: &HeaderMap, body: B, schema: Schema, max_body_bytes: usize) -> Result<Events, Error>
@@ -200,6 +213,21 @@ mod tests {
         assert_eq!(error.to_string(), "the body could not be read to its end");
         let source = std::error::Error::source(&error).expect("source");
         assert_eq!(source.to_string(), "peer went away");
+    }
+
+    #[tokio::test]
+    async fn the_body_of_a_request_other_than_post_is_never_read_as_events() {
+        let body = r#"[{"id":"1","topic":"t","subject":"s","eventType":"x","eventTime":"2024-01-01T00:00:00Z","data":{},"dataVersion":"1"}]"#;
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+            let request = Request::builder()
+                .method(method.clone())
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+            let error = Events::extract(request.unwrap(), 1024).await.unwrap_err();
+            assert_eq!((error.kind(), error.status().as_u16()), (ErrorKind::MethodNotAllowed, 405), "{method}");
+            assert_eq!(error.to_string(), format!("method {method} is not allowed: events are delivered with POST"));
+            assert_eq!(error.to_response().headers()["allow"], "POST, OPTIONS");
+        }
     }
 
     #[test]

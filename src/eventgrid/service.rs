@@ -20,8 +20,9 @@ use crate::BoxError;
 /// An Event Grid webhook in front of `S`; built by [`EventGridWebhookLayer`](super::EventGridWebhookLayer).
 ///
 /// `S` receives accepted deliveries with their [`Events`](super::Events) in the request extensions and the
-/// original bytes as the body (the request body type must therefore be buildable from [`Bytes`]). Requests other
-/// than `POST` and the `OPTIONS` handshake pass through untouched.
+/// original bytes as the body (the request body type must therefore be buildable from [`Bytes`]). Any other method
+/// is answered 405 (`Allow: POST, OPTIONS`) and never reaches `S`: a request that passed no check must not reach a
+/// handler that reads events from the body.
 #[derive(Clone, Debug)]
 pub struct EventGridWebhook<S> {
     inner: S,
@@ -70,8 +71,12 @@ where
             }
         }
         if request.method() != Method::POST {
-            let future = self.inner.call(request);
-            return ResponseFuture::call(future, span.exit());
+            let error = Error::new(
+                ErrorKind::MethodNotAllowed,
+                format!("method {} is not allowed: Event Grid delivers with POST", request.method()),
+            );
+            tracing::debug!(%error, "request refused");
+            return ResponseFuture::respond(error.to_response(), span.exit());
         }
 
         let (parts, body) = request.into_parts();

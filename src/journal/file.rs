@@ -185,7 +185,9 @@ impl Journal for FileJournal {
                     Err(error) => return Err(error),
                 }
             }
-            if written.iter().any(|new| *new) {
+            // Also when every record existed: one may have been linked by an earlier insert that failed or was
+            // abandoned before its folder fsync, and the caller is about to answer 200 on the strength of it.
+            if !written.is_empty() {
                 inner.sync_folder()?;
             }
             Ok(written)
@@ -229,7 +231,11 @@ impl Journal for FileJournal {
                     continue;
                 }
                 match fs::read(&path) {
-                    Ok(bytes) => jobs.push(decode(&path, &bytes)?),
+                    Ok(bytes) => match decode(&path, &bytes) {
+                        Ok(job) => jobs.push(job),
+                        // One bad record (damaged, or written by a newer version) must not stop the others.
+                        Err(error) => super::unreadable(&error),
+                    },
                     // Removed between the listing and the read (pruned): not a job any more.
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                     Err(error) => return Err(error),
@@ -255,10 +261,17 @@ impl Journal for FileJournal {
     }
 
     async fn check_writable(&self) -> io::Result<()> {
+        // The same steps as an insert (a fsynced file, a hard link, a folder fsync), so that readiness fails where
+        // an insert would: a file system without hard links, or a folder that cannot be synced.
         self.blocking(|inner| {
             inner.writable()?;
             let probe = inner.write_temporary(&JobId::for_event(""), b"{}")?;
-            fs::remove_file(probe)
+            let linked = inner.jobs.join(".probe.link");
+            let _ = fs::remove_file(&linked);
+            let result = fs::hard_link(&probe, &linked).and_then(|()| inner.sync_folder());
+            let _ = fs::remove_file(&linked);
+            fs::remove_file(probe)?;
+            result
         })
         .await
     }

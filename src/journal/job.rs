@@ -173,6 +173,10 @@ pub struct Job {
     /// it (bring your own storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported: Option<ExportedRecording>,
+    /// Oddities of the event that did not stop its download, for a person to look at: a known field whose value
+    /// did not fit its type (`recordingDurationMs: -1`, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Job {
@@ -207,6 +211,7 @@ impl Job {
             next_attempt_at: None,
             finished_at: None,
             exported: None,
+            notes: Vec::new(),
         }
     }
 
@@ -225,6 +230,7 @@ impl Job {
             next_attempt_at: None,
             finished_at: Some(received_at),
             exported: None,
+            notes: Vec::new(),
         }
     }
 

@@ -63,6 +63,17 @@ pub use lease::Lease;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 
+/// Reports a record that [`Journal::list`] skips because it cannot be read: a damaged record, or one written by a
+/// newer version (an unknown state). Listing goes on with the others; the record stays where it is, for a person
+/// to look at.
+pub(crate) fn unreadable(error: &io::Error) {
+    tracing::error!(%error, "journal record skipped: it cannot be read");
+    metrics::counter!(UNREADABLE_RECORDS).increment(1);
+}
+
+/// The `metrics` counter of journal records skipped because they cannot be read.
+pub const UNREADABLE_RECORDS: &str = "acs_recording_journal_unreadable_records_total";
+
 /// Durable storage for [`Job`]s.
 ///
 /// Every method returns only once its effect is durable (or failed): the recorder answers Event Grid's 200 on the

@@ -16,7 +16,8 @@ use super::shared::Shared;
 use crate::journal::Journal;
 
 /// `GET /healthz` answers 200 while the process serves; `GET /readyz` answers 200 when the journal can write,
-/// the workers run and the intake accepts, 503 with the reason otherwise; anything else is a 404. From
+/// the workers run and the intake accepts (it is not shutting down and the journal is below its maximum of open
+/// jobs), 503 with the reason otherwise; anything else is a 404. From
 /// [`Recorder::health`](super::Recorder::health).
 pub struct Health<J> {
     shared: Arc<Shared<J>>,
@@ -72,6 +73,9 @@ async fn readiness<J: Journal>(shared: &Shared<J>) -> Result<(), String> {
     }
     if !shared.working.load(Ordering::Acquire) {
         return Err("the workers are not running".to_owned());
+    }
+    if shared.is_full() {
+        return Err(format!("intake full: the journal holds its maximum of {} open jobs", shared.max_pending));
     }
     shared.journal.check_writable().await.map_err(|error| format!("the journal cannot write: {error}"))
 }

@@ -63,7 +63,7 @@ impl<J: Journal, B> Service<Request<B>> for Intake<J> {
     fn call(&mut self, mut request: Request<B>) -> ResponseFuture {
         let shared = self.shared.clone();
         let events = request.extensions_mut().remove::<Events>();
-        ResponseFuture::new(async move { accept(&shared, events).await })
+        ResponseFuture::new(async move { accept(shared, events).await })
     }
 }
 
@@ -74,7 +74,7 @@ struct Admitted {
     rejected: usize,
 }
 
-async fn accept<J: Journal>(shared: &Shared<J>, events: Option<Events>) -> Response<Full<Bytes>> {
+async fn accept<J: Journal>(shared: Arc<Shared<J>>, events: Option<Events>) -> Response<Full<Bytes>> {
     let Some(events) = events else {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "the EventGridWebhookLayer is not in front of the intake");
     };
@@ -82,7 +82,12 @@ async fn accept<J: Journal>(shared: &Shared<J>, events: Option<Events>) -> Respo
         metrics::delivery("unavailable");
         return unavailable("the recorder is shutting down");
     }
-    match admit(shared, RecordingEvents::from_events(events)).await {
+    // The admission runs as a task of its own: when the caller goes away mid-insert (Event Grid gives up after
+    // 30 s and closes the connection, and the server drops this future), a job that became durable is still
+    // queued. Event Grid delivers again and finds it; either way it is worked on.
+    let admission = tokio::spawn(async move { admit(&shared, RecordingEvents::from_events(events)).await });
+    let admitted = admission.await.unwrap_or_else(|error| Err(format!("the admission task failed: {error}")));
+    match admitted {
         Ok(admitted) => {
             metrics::delivery(if admitted.accepted + admitted.rejected > 0 { "accepted" } else { "duplicate" });
             metrics::events("accepted", admitted.accepted);
@@ -113,10 +118,19 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
             duplicates += 1;
             continue;
         }
-        // ACS keeps a recording for 24 hours from when it was made (SPEC.md §3); the event time says when.
-        let made = event.time().and_then(crate::time::parse_rfc3339).unwrap_or(now);
+        // ACS keeps a recording for 24 hours from when it was made (SPEC.md §3); the event time says when. An event
+        // dated in the future cannot extend its own retention: the expiry is at most the lifetime from now.
+        let made = event.time().and_then(crate::time::parse_rfc3339).unwrap_or(now).min(now);
         let expires = made.checked_add(shared.lifetime).unwrap_or(now);
-        jobs.push(Job::new(event.id(), Recording::from_event(&event), now, expires));
+        let mut job = Job::new(event.id(), Recording::from_event(&event), now, expires);
+        for field in event.data().malformed_fields() {
+            // Bounded: the value is the sender's, of any size.
+            let value: String = event.data().other().get(*field).map(ToString::to_string).unwrap_or_default();
+            let value: String = value.chars().take(64).collect();
+            tracing::warn!(event_id = %event.id(), field, %value, "recording event field does not fit its type; downloading anyway");
+            job.notes.push(format!("`{field}` does not fit its type: {value}"));
+        }
+        jobs.push(job);
     }
     let fresh = jobs.len();
     for (event, rejected) in events.rejected() {
@@ -131,18 +145,24 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
     }
     // Held while inserting and counting, so that the workers' count at start sees each job exactly once.
     let _counting = shared.counting.read().await;
-    let open = shared.states.open();
-    if open.saturating_add(fresh) > shared.max_pending {
+    // A delivery is taken while there is room, whatever its size: a batch larger than the maximum would otherwise
+    // be refused for ever, even with nothing open. The bound is therefore exceeded by at most one batch.
+    if fresh > 0 && shared.is_full() {
         return Err(format!("the journal holds its maximum of {} open jobs", shared.max_pending));
     }
     let written = shared.journal.insert(&jobs).await.map_err(|error| format!("the journal cannot write: {error}"))?;
     let (mut accepted, mut rejected) = (0, 0);
     for (job, new) in jobs.iter().zip(written) {
-        shared.seen.first_delivery(&job.event_id);
         if !new {
+            // A record exists: an earlier delivery wrote it, but may not have queued it (its caller went away, or
+            // the insert failed after the record was linked). An open job is queued again; the workers' in-flight
+            // set runs it once.
+            requeue_if_open(shared, &job.id).await?;
+            shared.seen.first_delivery(&job.event_id);
             duplicates += 1;
             continue;
         }
+        shared.seen.first_delivery(&job.event_id);
         shared.states.add(job.state);
         if job.state == JobState::Rejected {
             rejected += 1;
@@ -153,6 +173,19 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
         }
     }
     Ok(Admitted { accepted, duplicates, rejected })
+}
+
+/// Queues a job whose record a redelivery found, when it is still open.
+async fn requeue_if_open<J: Journal>(shared: &Shared<J>, id: &JobId) -> Result<(), String> {
+    match shared.journal.get(id).await {
+        Ok(Some(job)) if job.state.is_open() => {
+            queue(shared, id);
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        // Unread, the job might be open and unqueued: no 200 until it is known.
+        Err(error) => Err(format!("the journal cannot read job {id}: {error}")),
+    }
 }
 
 pub(crate) fn queue<J>(shared: &Shared<J>, id: &JobId) {

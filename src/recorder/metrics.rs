@@ -9,6 +9,7 @@
 //! | `acs_recording_downloaded_bytes_total` | counter | |
 //! | `acs_recording_retries_total` | counter | |
 //! | `acs_recording_event_to_download_seconds` | histogram | |
+//! | `acs_recording_journal_unreadable_records_total` | counter | |
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub const JOBS: &str = "acs_recording_jobs";
 pub const DOWNLOADED_BYTES: &str = "acs_recording_downloaded_bytes_total";
 /// Job attempts scheduled again after a failure.
 pub const RETRIES: &str = "acs_recording_retries_total";
+/// Journal records skipped because they cannot be read (damaged, or from a newer version).
+pub const UNREADABLE_RECORDS: &str = crate::journal::UNREADABLE_RECORDS;
 /// Seconds from the webhook's acceptance of an event to its last chunk in the sink.
 pub const EVENT_TO_DOWNLOAD: &str = "acs_recording_event_to_download_seconds";
 

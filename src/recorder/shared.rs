@@ -61,6 +61,14 @@ impl StateCounts {
         }
     }
 
+    /// Sets the open counts to what the journal holds now (other replicas move jobs too).
+    pub(crate) fn set_open(&self, pending: usize, running: usize) {
+        for (state, n) in [(JobState::Pending, pending), (JobState::Running, running)] {
+            self.counts[slot(state)].store(n, Ordering::Relaxed);
+            metrics::jobs(state, n);
+        }
+    }
+
     /// Jobs a worker still has to finish.
     pub(crate) fn open(&self) -> usize {
         self.get(JobState::Pending) + self.get(JobState::Running)
@@ -90,6 +98,11 @@ pub(crate) struct Shared<J> {
 }
 
 impl<J> Shared<J> {
+    /// Whether the journal holds its maximum of open jobs, so that the intake refuses new ones.
+    pub(crate) fn is_full(&self) -> bool {
+        self.states.open() >= self.max_pending
+    }
+
     pub(crate) fn claim(&self, id: &JobId) -> bool {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone())
     }

@@ -156,10 +156,15 @@ where
         Ok(())
     }
 
-    /// Queues every open job that is due and not already queued or running here, whoever accepted it.
+    /// Queues every open job that is due and not already queued or running here, whoever accepted it, and sets
+    /// the open counts behind `max_pending` to the shared journal's: jobs another replica finished, or took over
+    /// from this one, leave the count here.
     async fn poll_open(&self) -> io::Result<()> {
         let now = self.shared.clock.now();
-        for job in self.shared.journal.list_open().await? {
+        let open = self.shared.journal.list_open().await?;
+        let running = open.iter().filter(|job| job.state == JobState::Running).count();
+        self.shared.states.set_open(open.len() - running, running);
+        for job in open {
             let due = job.next_attempt_at.is_none_or(|at| at <= now);
             if job.state.is_open() && due && self.shared.mark_polled(&job.id) {
                 let _ = self.shared.queue.send(job.id);
@@ -256,6 +261,8 @@ where
             }
             Err(reason) => {
                 tracing::warn!(job = %id, owner = lease.owner(), reason, "lease lost: stopping; another replica has the job");
+                // The job is no longer this replica's to count as running; the next poll counts it where it is.
+                shared.states.remove(JobState::Running);
                 None
             }
         }
@@ -274,7 +281,14 @@ where
         let shared = &self.shared;
         let mut job = match shared.journal.get(id).await {
             Ok(Some(job)) if job.state.is_open() => job,
-            Ok(_) => return None,
+            Ok(found) => {
+                // Counted open here, finished elsewhere (another replica, or a run before a redelivery queued it).
+                match found {
+                    Some(job) => shared.states.moved(JobState::Pending, job.state),
+                    None => shared.states.remove(JobState::Pending),
+                }
+                return None;
+            }
             Err(error) => {
                 tracing::warn!(job = %id, %error, "cannot read the job; trying again later");
                 return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));

@@ -55,6 +55,9 @@ pub struct RecordingFileStatusUpdated {
     recording_id: Option<String>,
     #[serde(flatten)]
     other: Map<String, Value>,
+    /// Known fields whose value did not fit their type; their values are in `other`, as sent.
+    #[serde(skip)]
+    malformed: Vec<&'static str>,
 }
 
 impl RecordingFileStatusUpdated {
@@ -72,6 +75,7 @@ impl RecordingFileStatusUpdated {
             storage_type: None,
             recording_id: None,
             other: Map::new(),
+            malformed: Vec::new(),
         }
     }
 
@@ -134,9 +138,17 @@ impl RecordingFileStatusUpdated {
         self.recording_id.as_deref()
     }
 
-    /// The fields this version does not know, as sent.
+    /// The fields this version does not know, as sent; also the known fields whose value did not fit their type
+    /// (see [`malformed_fields`](Self::malformed_fields)).
     pub fn other(&self) -> &Map<String, Value> {
         &self.other
+    }
+
+    /// The known fields whose value did not fit their type (`recordingDurationMs: -1`, say): the event is still a
+    /// recording to download (only the chunk list is essential), and each such value is kept in
+    /// [`other`](Self::other) as sent.
+    pub fn malformed_fields(&self) -> &[&'static str] {
+        &self.malformed
     }
 }
 
@@ -201,15 +213,25 @@ impl<'de> DeserializeSeed<'de> for ChunksSeed {
     }
 }
 
-fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+/// Reads a non-essential known field: a value that does not fit its type is kept in `other` as sent and the field
+/// noted as malformed, so that an odd field never costs the recording its download.
+fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     slot: &mut Option<T>,
     name: &'static str,
     map: &mut A,
+    (other, malformed): (&mut Map<String, Value>, &mut Vec<&'static str>),
 ) -> Result<(), A::Error> {
-    if slot.is_some() {
+    if slot.is_some() || malformed.contains(&name) {
         return Err(de::Error::duplicate_field(name));
     }
-    *slot = map.next_value::<Option<T>>()?;
+    let value = map.next_value::<Value>()?;
+    match Option::<T>::deserialize(&value) {
+        Ok(typed) => *slot = typed,
+        Err(_) => {
+            malformed.push(name);
+            other.insert(name.to_owned(), value);
+        }
+    }
     Ok(())
 }
 
@@ -238,6 +260,7 @@ impl<'de> Deserialize<'de> for RecordingFileStatusUpdated {
                     storage_type: None,
                     recording_id: None,
                     other: Map::new(),
+                    malformed: Vec::new(),
                 };
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key {
@@ -247,14 +270,54 @@ impl<'de> Deserialize<'de> for RecordingFileStatusUpdated {
                             }
                             chunks = Some(map.next_value_seed(ChunksSeed)?);
                         }
-                        Key::StartTime => once(&mut data.recording_start_time, "recordingStartTime", &mut map)?,
-                        Key::DurationMs => once(&mut data.recording_duration_ms, "recordingDurationMs", &mut map)?,
-                        Key::ContentType => once(&mut data.recording_content_type, "recordingContentType", &mut map)?,
-                        Key::ChannelType => once(&mut data.recording_channel_type, "recordingChannelType", &mut map)?,
-                        Key::FormatType => once(&mut data.recording_format_type, "recordingFormatType", &mut map)?,
-                        Key::SessionEndReason => once(&mut data.session_end_reason, "sessionEndReason", &mut map)?,
-                        Key::StorageType => once(&mut data.storage_type, "storageType", &mut map)?,
-                        Key::RecordingId => once(&mut data.recording_id, "recordingId", &mut map)?,
+                        Key::StartTime => once(
+                            &mut data.recording_start_time,
+                            "recordingStartTime",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::DurationMs => once(
+                            &mut data.recording_duration_ms,
+                            "recordingDurationMs",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::ContentType => once(
+                            &mut data.recording_content_type,
+                            "recordingContentType",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::ChannelType => once(
+                            &mut data.recording_channel_type,
+                            "recordingChannelType",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::FormatType => once(
+                            &mut data.recording_format_type,
+                            "recordingFormatType",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::SessionEndReason => once(
+                            &mut data.session_end_reason,
+                            "sessionEndReason",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::StorageType => once(
+                            &mut data.storage_type,
+                            "storageType",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
+                        Key::RecordingId => once(
+                            &mut data.recording_id,
+                            "recordingId",
+                            &mut map,
+                            (&mut data.other, &mut data.malformed),
+                        )?,
                         Key::Other(name) => {
                             let value = map.next_value::<Value>()?;
                             data.other.insert(name.into_owned(), value);

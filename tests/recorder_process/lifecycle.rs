@@ -279,6 +279,28 @@ fn auth_entra_needs_an_https_endpoint_before_anything_runs() {
 }
 
 #[test]
+fn the_recorder_refuses_to_serve_a_webhook_without_a_delivery_check_unless_told() {
+    let out = tempfile::tempdir().unwrap();
+    let connection_string = "endpoint=https://acs.example.communication.azure.com/;accesskey=cHc9PQ==";
+    let (code, stderr) = run_without_environment(&[
+        "--connection-string",
+        connection_string,
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: no delivery check: give --webhook-secret (or ACS_WEBHOOK_SECRET) or --webhook-entra-tenant, or \
+         --unauthenticated-webhook to serve an open webhook on purpose\n"
+    );
+    // Nothing was opened: no journal in the output folder.
+    assert!(!out.path().join(".journal").exists());
+}
+
+#[test]
 fn webhook_entra_needs_a_tenant_and_an_audience_together() {
     let (code, stderr) = run_without_environment(&["--webhook-entra-tenant", "3f4c9e1a-0d5b-4c2e-9a7f-1b2c3d4e5f60"]);
     assert_eq!(code, Some(2), "{stderr}");

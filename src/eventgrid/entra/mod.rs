@@ -60,8 +60,7 @@ const DEFAULT_MAX_KEY_SET_BYTES: usize = 256 * 1024;
 ///     "72f988bf-86f1-41af-91ab-2d7cd011db47",                // the directory (tenant) id
 ///     ["api://acs-recorder", "11111111-2222-3333-4444-555555555555"], // the webhook application's id URI and id
 ///     client,
-/// )?
-/// .require_subscriber_role()
+/// )? // requires the AzureEventGridSecureWebhookSubscriber role by default
 /// .leeway(Duration::from_secs(60));
 /// let webhook = EventGridWebhookLayer::new().require_async(check);
 /// # let _ = (webhook, EVENT_GRID_APP_ID);
@@ -84,8 +83,9 @@ const DEFAULT_MAX_KEY_SET_BYTES: usize = 256 * 1024;
 ///    (`https://login.microsoftonline.com/{tenant}/v2.0`) form ([`issuers`](Self::issuers) to change them), a
 ///    `tid` claim must name the tenant, and `aud` one of the configured audiences. Otherwise, 401.
 /// 5. The caller, `azp` (v2) or `appid` (v1), must be Event Grid ([`EVENT_GRID_APP_ID`] unless
-///    [`allowed_callers`](Self::allowed_callers) says otherwise), and a [required role](Self::require_role) must
-///    be in `roles`. Otherwise, 403: the token is valid, its holder may not deliver.
+///    [`allowed_callers`](Self::allowed_callers) says otherwise), and the required role must be in `roles`:
+///    [`EVENT_GRID_SUBSCRIBER_ROLE`] by default, another with [`require_role`](Self::require_role), none only
+///    with [`without_role`](Self::without_role). Otherwise, 403: the token is valid, its holder may not deliver.
 ///
 /// Reasons go into the problem body and never contain the token.
 #[derive(Clone)]
@@ -156,7 +156,9 @@ impl EntraDeliveryCheck {
             issuers: AzureCloud::Public.entra_issuers(tenant),
             audiences,
             callers: vec![EVENT_GRID_APP_ID.to_owned()],
-            role: None,
+            // Secure by default: a token of Event Grid's application is not enough, the webhook application must
+            // have granted it the subscriber role.
+            role: Some(EVENT_GRID_SUBSCRIBER_ROLE.to_owned()),
             leeway: DEFAULT_TOKEN_LEEWAY,
         };
         Ok(Self {
@@ -242,9 +244,18 @@ impl EntraDeliveryCheck {
         self
     }
 
-    /// Requires [`EVENT_GRID_SUBSCRIBER_ROLE`], the app role of the Entra-secured webhook setup.
+    /// Requires [`EVENT_GRID_SUBSCRIBER_ROLE`], the app role of the Entra-secured webhook setup: the default, so
+    /// this only undoes [`require_role`](Self::require_role) or [`without_role`](Self::without_role).
     pub fn require_subscriber_role(self) -> Self {
         self.require_role(EVENT_GRID_SUBSCRIBER_ROLE)
+    }
+
+    /// Accepts tokens without any role: any token the caller check allows may deliver. Only for a webhook
+    /// application that cannot grant Event Grid the subscriber role; the default requires
+    /// [`EVENT_GRID_SUBSCRIBER_ROLE`].
+    pub fn without_role(mut self) -> Self {
+        self.inner_mut().rules.role = None;
+        self
     }
 
     /// Sets the clock skew allowed on `exp` and `nbf` (default 60 s).
