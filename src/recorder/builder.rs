@@ -216,7 +216,9 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
         self
     }
 
-    /// Sets the most open (pending or running) jobs the journal holds; past it deliveries get 503 (default 10 000).
+    /// Sets the most open (pending or running) jobs the journal holds; past it deliveries get 503 and `/readyz`
+    /// says the intake is full (default 10 000). A delivery is taken while there is room, so one batch may pass the
+    /// bound. With a shared journal the count is the journal's, set again on every poll.
     pub fn max_pending(mut self, jobs: usize) -> Self {
         self.max_pending = jobs.max(1);
         self

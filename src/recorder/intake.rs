@@ -23,12 +23,17 @@ use crate::recording::{Recording, RecordingEvents};
 /// that journals each delivery's recording events before answering.
 ///
 /// 1. Redeliveries (same event id) are recognised in memory first, then by the journal; they are answered 200 and
-///    not journaled again.
+///    not journaled again. A record the journal finds open is queued again: the delivery that wrote it may have
+///    failed or been dropped before queueing it.
 /// 2. The new jobs of a delivery, and a record of each recording event whose data did not fit (rejected, with the
 ///    reason), are written durably; only then is the answer **200** with
 ///    `{"accepted":N,"duplicates":N,"rejected":N}`.
 /// 3. When the journal cannot write, holds its maximum of open jobs, or the recorder is shutting down, the answer
 ///    is **503** with `Retry-After`, so that Event Grid delivers again later; nothing was accepted.
+/// 4. The admission runs as a task of its own: when the caller goes away (the server drops this service's future),
+///    the jobs already durable are still queued.
+/// 5. A job expires at the event's time plus the recording lifetime, the event's time being at most the time
+///    received: an event cannot extend its own retention.
 pub struct Intake<J> {
     shared: Arc<Shared<J>>,
 }

@@ -69,7 +69,8 @@
 //!
 //! 1. **Nothing accepted is lost.** A delivery's recording events are journaled before the 200; a journal that
 //!    cannot write, a full journal ([`RecorderBuilder::max_pending`]) or a shutdown answers 503, and Event Grid
-//!    delivers again. Redeliveries are answered 200 without a second job.
+//!    delivers again. Redeliveries are answered 200 without a second job; an open job a redelivery finds is queued
+//!    again, and a job made durable is queued even when the delivery's caller went away.
 //! 2. **Event by event.** A recording event whose data does not fit is journaled as `rejected` with its reason;
 //!    the valid events of the same delivery are accepted.
 //! 3. **Every open job resumes.** [`Recorder::run`] first queues every pending or interrupted job of the journal;
