@@ -93,7 +93,8 @@
 //!    start at that byte with the first total; a 200 to a Range request is skipped up to that byte when its ETag is
 //!    the pinned one, else the chunk restarts. 412 (the object changed) restarts the chunk from zero and truncates
 //!    what was written; never are two versions spliced. 416 on `bytes=0-` (an empty object) is asked again
-//!    without Range.
+//!    without Range. A 206 whose total is unknown (`bytes 0-N/*`, RFC 9110 §14.4) never ends the object: the rest
+//!    is asked for, as one stream, until a 416 at the next byte (or a total) says where it ends.
 //! 6. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
 //!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
 //!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504.

@@ -66,6 +66,9 @@ pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
     skip: u64,
     /// The offset at which the current response ends, when known.
     response_end: Option<u64>,
+    /// The current response is a 206 whose `Content-Range` total is `*` (RFC 9110 §14.4): where it ends says
+    /// nothing about where the object ends, so more is asked for until a 416 says there is no more.
+    total_unknown: bool,
     /// The current response's `Content-MD5`, and the MD5 of its body so far.
     md5: Option<(Md5, [u8; 16])>,
     /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
@@ -104,6 +107,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             body: None,
             skip: 0,
             response_end: None,
+            total_unknown: false,
             md5: None,
             blob_md5: None,
             restarted_for_md5: false,
@@ -319,6 +323,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             return Ok(());
         }
         match total {
+            None if self.total_unknown => Ok(()), // a range of an object of unknown size: ask for the rest
             Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
             Some(total) if self.offset > total => {
                 self.restart();
@@ -355,6 +360,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         self.done = false;
         self.skip = 0;
         self.response_end = None;
+        self.total_unknown = false;
         self.md5 = None;
         self.no_range = false;
         self.body = None;

@@ -469,3 +469,31 @@ async fn permanent_statuses_are_not_retried() {
         assert_eq!(headers.len(), 1);
     }
 }
+
+#[tokio::test]
+async fn ranges_of_unknown_total_are_followed_until_a_416() {
+    let etag = ("etag", "\"a\"");
+    let (bytes, result, headers) = run(vec![
+        response(206, &[("content-range", "bytes 0-3/*"), etag], b"abcd"),
+        response(206, &[("content-range", "bytes 4-5/*"), etag], b"ef"),
+        response(416, &[etag], b""),
+    ])
+    .await;
+    result.unwrap();
+    assert_eq!(bytes, b"abcdef");
+    assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=4-"), Some("bytes=6-")]);
+}
+
+#[tokio::test]
+async fn a_size_told_after_a_range_of_unknown_total_is_where_the_object_ends() {
+    let etag = ("etag", "\"a\"");
+    let (bytes, result, headers) = run(vec![
+        response(206, &[("content-range", "bytes 0-3/*"), etag], b"abcd"),
+        response(206, &[("content-range", "bytes 4-5/10"), etag], b"ef"),
+        response(206, &[("content-range", "bytes 6-9/10"), etag], b"ghij"),
+    ])
+    .await;
+    result.unwrap();
+    assert_eq!(bytes, b"abcdefghij");
+    assert_eq!(ranges(&headers), [Some("bytes=0-"), Some("bytes=4-"), Some("bytes=6-")]);
+}
