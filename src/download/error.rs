@@ -135,6 +135,7 @@ pub(crate) enum Detail {
     ChangedTooOften(u32),
     PartEndedEarly(u64),
     ChangedUnderParts,
+    PartFailedCheck,
     ChangedAfterYield(u64),
     CannotRestart,
     MetadataTooLarge(usize),
@@ -328,9 +329,10 @@ impl fmt::Display for Error {
             Detail::GaveUp(Exhausted::Budget(total)) => {
                 write!(f, "retry time budget of {} s exhausted", total.as_secs())
             }
-            Detail::ChangedTooOften(n) => write!(f, "the object changed {n} times while it downloaded"),
+            Detail::ChangedTooOften(n) => write!(f, "the chunk started over {n} times"),
             Detail::PartEndedEarly(at) => write!(f, "the part ended at byte {at}"),
             Detail::ChangedUnderParts => f.write_str("the object changed during a parallel download"),
+            Detail::PartFailedCheck => f.write_str("the part failed its integrity check"),
             Detail::ChangedAfterYield(n) => write!(f, "object changed after {n} bytes were yielded by the stream"),
             Detail::CannotRestart => f.write_str("object changed and the sink cannot start over"),
             Detail::MetadataTooLarge(limit) => write!(f, "document is larger than {limit} bytes"),

@@ -100,7 +100,8 @@
 //!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504.
 //!    Permanent (no retry, the error names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
 //! 7. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
-//!    checked when sent; SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
+//!    checked when sent, for a whole object as for each part of a parallel download (a part that fails it starts
+//!    the chunk over, as a changed object does, and the error names the check once that happened too often); SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
 //!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
 //!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
 //!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file

@@ -168,6 +168,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     /// Turns a fetch whose first response is open into the first part of a parallel download: it stops at `end`
     /// and leaves hashing to the coordinator. Only before any byte was handed out.
     pub(crate) fn limit_to_first_part(&mut self, end: u64) {
+        self.scope = self.scope.part(0, end);
         self.limit = Some(end);
         self.part = true;
         self.hashing = false;
@@ -272,9 +273,20 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 // A part ends at its limit, even when the server sends more (a 200 to a Range request).
                 let room = usize::try_from(limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
                 if data.len() >= room {
+                    let response_ends_here = data.len() == room && self.response_end == Some(limit);
                     data.truncate(room);
                     self.body = None;
                     self.done = true;
+                    // The response ends with the part: its Content-MD5 is checked here, as `response_ended` does
+                    // for a whole object, before the last bytes are handed out.
+                    if let Some((md5, expected)) = self.md5.take().filter(|_| response_ends_here) {
+                        if md5.finalize().as_slice() != expected {
+                            self.done = false;
+                            self.restart();
+                            self.failed(Failure::Md5Mismatch, None).await?;
+                            continue;
+                        }
+                    }
                     if data.is_empty() {
                         continue;
                     }
@@ -370,13 +382,22 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     }
 
     fn object_changed(&self) -> Error {
-        Error::new(ErrorKind::ObjectChanged, Detail::ChangedUnderParts).in_scope(&self.scope).with_host_of(&self.uri)
+        self.part_ended(Detail::ChangedUnderParts)
+    }
+
+    /// The error that ends a part that cannot go on alone: the chunk restarts from byte 0.
+    fn part_ended(&self, detail: Detail) -> Error {
+        Error::new(ErrorKind::ObjectChanged, detail).in_scope(&self.scope).with_host_of(&self.uri)
     }
 
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Failure, retry_after: Option<Duration>) -> Result<(), Error> {
         if self.changed {
-            return Err(self.object_changed().with_source(cause));
+            let detail = match cause {
+                Failure::Md5Mismatch | Failure::BlobMd5Mismatch => Detail::PartFailedCheck,
+                _ => Detail::ChangedUnderParts,
+            };
+            return Err(self.part_ended(detail).with_source(cause));
         }
         let (scope, uri) = (&self.scope, &self.uri);
         self.retry.wait_after(cause, self.offset, retry_after).await.map_err(|e| e.in_scope(scope).with_host_of(uri))
