@@ -98,7 +98,9 @@
 //! 6. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
 //!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
 //!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504.
-//!    Permanent (no retry, the error names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
+//!    Permanent (no retry, the error names the status and the chunk): 400, 404, 410 and other statuses. 401 and
+//!    403 are not retried per request either, but their error ([`ErrorKind::AccessDenied`]) is
+//!    [retryable](Error::is_retryable) later: a rotated key or a role assignment takes a while to take effect.
 //! 7. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
 //!    checked when sent, for a whole object as for each part of a parallel download (a part that fails it starts
 //!    the chunk over, as a changed object does, and the error names the check once that happened too often); SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
