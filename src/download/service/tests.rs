@@ -170,3 +170,37 @@ async fn a_part_that_does_not_match_its_content_md5_is_never_committed() {
          the part failed its integrity check: body does not match its Content-MD5"
     );
 }
+
+#[tokio::test]
+async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
+    // `a/b` and `a:b` both sanitise to `a_b`; the storage serves each its own bytes.
+    let (slash, colon) = (object(300), object(500));
+    let objects = [("a%2Fb", slash.clone()), ("a%3Ab", colon.clone())];
+    let client = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+        let path = request.uri().path().to_owned();
+        let body = if path.ends_with("acsmetadata") {
+            Bytes::from_static(b"{}")
+        } else {
+            objects.iter().find(|(id, _)| path.contains(&format!("/{id}/"))).map(|(_, bytes)| bytes.clone()).unwrap()
+        };
+        async move { Ok::<_, Infallible>(Response::builder().header("etag", "\"a\"").body(Full::new(body)).unwrap()) }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()));
+    let chunk = |id: &str, encoded: &str| {
+        RecordingChunk::new(id, 0)
+            .with_content_location(format!("https://eu.asm.skype.com/v1/objects/{encoded}/content/audio"))
+            .with_metadata_location(format!("https://eu.asm.skype.com/v1/objects/{encoded}/content/acsmetadata"))
+    };
+    let recording = Recording::new("call").format("Wav").chunk(chunk("a/b", "a%2Fb")).chunk(chunk("a:b", "a%3Ab"));
+    let manifest = downloader.download(recording).await.unwrap();
+    assert_eq!(manifest.chunks.len(), 2);
+    for stored in &manifest.chunks {
+        let want = if stored.document_id == "a/b" { &slash } else { &colon };
+        assert_eq!(stored.outcome, Outcome::Downloaded, "{}", stored.document_id);
+        let on_disk = std::fs::read(&stored.location).unwrap();
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&on_disk)), <[u8; 32]>::from(Sha256::digest(want)));
+        assert_eq!(stored.sha256, <[u8; 32]>::from(Sha256::digest(want)));
+    }
+    assert_ne!(manifest.chunks[0].location, manifest.chunks[1].location);
+}
