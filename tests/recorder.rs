@@ -397,7 +397,7 @@ async fn a_retryable_failure_past_the_recording_expiry_fails_the_job() {
 async fn a_failed_job_retried_by_hand_completes() {
     let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("call-again", 50_000));
-    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(403, 1, None));
+    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(404, 1, None));
     let out = tempfile::tempdir().unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let journal = FileJournal::open(out.path().join(".journal")).unwrap();
@@ -423,7 +423,7 @@ async fn a_failed_job_retried_by_hand_completes() {
     let failed = finished(recorder.journal(), &event.id).await;
     assert_eq!(failed.state, JobState::Failed);
     let reason = failed.last_error.as_deref().unwrap_or_default();
-    assert!(reason.contains("403"), "{reason}");
+    assert!(reason.contains("404"), "{reason}");
 
     let id = JobId::for_event(&event.id);
     assert!(recorder.retry(&id).await.unwrap());

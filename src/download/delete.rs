@@ -44,7 +44,7 @@ where
                         return Ok(true)
                     }
                     status if is_transient(status) => (Failure::Status(status), retry.retry_after(response.headers())),
-                    status => return Err(error(ErrorKind::Status, Detail::PermanentStatus).with_status(Some(status))),
+                    status => return Err(Error::final_status(status).in_scope(&scope).with_host_of(&uri)),
                 },
                 Ok(Err(sent)) => (Failure::Connect(sent), None),
                 Err(_) => (Failure::Timeout(read_timeout), None),

@@ -18,8 +18,13 @@ pub enum ErrorKind {
     RefusedHost,
     /// A location is not an absolute URL, or a chunk has no location and no endpoint is configured.
     InvalidLocation,
-    /// The server answered a status that retrying cannot fix (400, 401, 403, 404, 410, ...).
+    /// The server answered a status that retrying cannot fix (400, 404, 410, ...).
     Status,
+    /// The server refused the credentials (401 or 403). Not retried request by request, but
+    /// [retryable](Error::is_retryable) later: during a key rotation, or while a role assignment propagates, the
+    /// same request succeeds again after a while. A caller retrying with backoff until the recording expires (as
+    /// the recorder does) keeps this error's message as the reason.
+    AccessDenied,
     /// A redirect pointed at a host that is not allowed, or there were too many redirects.
     Redirect,
     /// Transient failures (resets, timeouts, 408/429/5xx, short bodies) outlasted the retry policy.
@@ -127,6 +132,7 @@ pub(crate) enum Detail {
     NotAbsolute(Box<str>),
     Request,
     PermanentStatus,
+    AccessRefused,
     RedirectWithoutLocation,
     TooManyRedirects(u32),
     InvalidRedirect(Box<str>),
@@ -135,6 +141,7 @@ pub(crate) enum Detail {
     ChangedTooOften(u32),
     PartEndedEarly(u64),
     ChangedUnderParts,
+    PartFailedCheck,
     ChangedAfterYield(u64),
     CannotRestart,
     MetadataTooLarge(usize),
@@ -233,6 +240,16 @@ impl Error {
             .with_source(refused)
     }
 
+    /// A status that no request-level retry fixes: refused credentials ([`ErrorKind::AccessDenied`], retryable
+    /// later), or any other ([`ErrorKind::Status`], permanent).
+    pub(crate) fn final_status(status: StatusCode) -> Self {
+        let error = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Self::new(ErrorKind::AccessDenied, Detail::AccessRefused),
+            _ => Self::new(ErrorKind::Status, Detail::PermanentStatus),
+        };
+        error.with_status(Some(status))
+    }
+
     pub(crate) fn sink(scope: &Scope, source: std::io::Error) -> Self {
         Self::new(ErrorKind::Sink, Detail::SinkFailed).in_scope(scope).with_source(source)
     }
@@ -293,9 +310,13 @@ impl Error {
     }
 
     /// Whether trying the same download again later may succeed: transient failures that outlasted the retry
-    /// policy and sink failures are retryable; refused hosts, permanent statuses and invalid input are not.
+    /// policy, sink failures and refused credentials ([`ErrorKind::AccessDenied`]: a key may be being rotated)
+    /// are retryable; refused hosts, permanent statuses and invalid input are not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.0.kind, ErrorKind::RetriesExhausted | ErrorKind::ObjectChanged | ErrorKind::Sink)
+        matches!(
+            self.0.kind,
+            ErrorKind::RetriesExhausted | ErrorKind::ObjectChanged | ErrorKind::Sink | ErrorKind::AccessDenied
+        )
     }
 }
 
@@ -316,6 +337,10 @@ impl fmt::Display for Error {
             Detail::NotUrl(shown) => write!(f, "location `{shown}` is not a valid URL"),
             Detail::NotAbsolute(shown) => write!(f, "location `{shown}` is not an absolute URL"),
             Detail::Request => write!(f, "cannot build a request to `{host}`"),
+            Detail::AccessRefused => match inner.status {
+                Some(status) => write!(f, "access refused with status {status} by `{host}`"),
+                None => write!(f, "access refused by `{host}`"),
+            },
             Detail::PermanentStatus => match inner.status {
                 Some(status) => write!(f, "permanent status {status} from `{host}`"),
                 None => write!(f, "permanent status from `{host}`"),
@@ -328,9 +353,10 @@ impl fmt::Display for Error {
             Detail::GaveUp(Exhausted::Budget(total)) => {
                 write!(f, "retry time budget of {} s exhausted", total.as_secs())
             }
-            Detail::ChangedTooOften(n) => write!(f, "the object changed {n} times while it downloaded"),
+            Detail::ChangedTooOften(n) => write!(f, "the chunk started over {n} times"),
             Detail::PartEndedEarly(at) => write!(f, "the part ended at byte {at}"),
             Detail::ChangedUnderParts => f.write_str("the object changed during a parallel download"),
+            Detail::PartFailedCheck => f.write_str("the part failed its integrity check"),
             Detail::ChangedAfterYield(n) => write!(f, "object changed after {n} bytes were yielded by the stream"),
             Detail::CannotRestart => f.write_str("object changed and the sink cannot start over"),
             Detail::MetadataTooLarge(limit) => write!(f, "document is larger than {limit} bytes"),
@@ -430,6 +456,9 @@ mod tests {
     fn retryable_kinds() {
         assert!(Error::new(ErrorKind::RetriesExhausted, Detail::GaveUp(Exhausted::Attempts(3))).is_retryable());
         assert!(!Error::new(ErrorKind::Status, Detail::PermanentStatus).is_retryable());
+        assert!(!Error::final_status(StatusCode::NOT_FOUND).is_retryable());
+        assert!(Error::final_status(StatusCode::FORBIDDEN).is_retryable());
+        assert!(Error::final_status(StatusCode::UNAUTHORIZED).is_retryable());
         assert!(!Error::new(ErrorKind::RefusedHost, Detail::Refused).is_retryable());
         assert!(!Error::new(ErrorKind::TaskPanicked, Detail::Panicked(Task::Part)).is_retryable());
     }

@@ -93,13 +93,17 @@
 //!    start at that byte with the first total; a 200 to a Range request is skipped up to that byte when its ETag is
 //!    the pinned one, else the chunk restarts. 412 (the object changed) restarts the chunk from zero and truncates
 //!    what was written; never are two versions spliced. 416 on `bytes=0-` (an empty object) is asked again
-//!    without Range.
+//!    without Range. A 206 whose total is unknown (`bytes 0-N/*`, RFC 9110 §14.4) never ends the object: the rest
+//!    is asked for, as one stream, until a 416 at the next byte (or a total) says where it ends.
 //! 6. **Retries.** Exponential backoff with jitter, `Retry-After` honoured up to the largest backoff, bounded
 //!    attempts and time, both counted from the last progress ([`RetryPolicy`]): a transfer that keeps receiving
 //!    bytes is never given up, one that makes none is. Transient: resets, timeouts, 408, 429, 500, 502, 503, 504.
-//!    Permanent (no retry, the error names the status and the chunk): 400, 401, 403, 404, 410 and other statuses.
+//!    Permanent (no retry, the error names the status and the chunk): 400, 404, 410 and other statuses. 401 and
+//!    403 are not retried per request either, but their error ([`ErrorKind::AccessDenied`]) is
+//!    [retryable](Error::is_retryable) later: a rotated key or a role assignment takes a while to take effect.
 //! 7. **Verification.** The bytes stored must equal `Content-Length`/`Content-Range` totals; `Content-MD5` is
-//!    checked when sent; SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
+//!    checked when sent, for a whole object as for each part of a parallel download (a part that fails it starts
+//!    the chunk over, as a changed object does, and the error names the check once that happened too often); SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
 //!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
 //!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
 //!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file

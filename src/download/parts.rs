@@ -144,8 +144,8 @@ enum Message {
 pub(crate) enum Parallel {
     /// Every part is stored; the hashes when they were computed on the way.
     Complete { requests: u32, hashes: Option<([u8; 32], Option<[u8; 16]>)> },
-    /// The object changed under a part: the chunk must restart from byte 0.
-    Changed { requests: u32 },
+    /// The object changed under a part, or a part failed its check: the chunk must restart from byte 0.
+    Changed { requests: u32, cause: Error },
 }
 
 /// Bytes gathered before one positional write.
@@ -306,7 +306,7 @@ impl<F> Scheduler<F> {
                     Some(Ok(Err(error))) => {
                         tasks.abort_all();
                         if error.kind() == ErrorKind::ObjectChanged {
-                            return Ok(Parallel::Changed { requests });
+                            return Ok(Parallel::Changed { requests, cause: error });
                         }
                         return Err(error);
                     }

@@ -16,6 +16,7 @@ use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::{Event, Fetch};
 use super::header::decode_md5;
 use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
+use super::retry::Failure;
 use super::service::ChunkDownloader;
 use super::service::{RecordingState, Streamed};
 use super::sink::Sink;
@@ -61,12 +62,12 @@ where
         let scheduler = self.scheduler(scope, uri, &policy, &version, positional, total);
         let progress = self.part_progress(state, chunk, total);
         match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
-            Parallel::Changed { requests } => Ok(Streamed::Changed { requests }),
+            Parallel::Changed { requests, cause } => Ok(Streamed::Changed { requests, cause: Some(cause.into()) }),
             Parallel::Complete { requests, hashes } => {
                 let (sha256, computed_md5) = hashes.unwrap_or_default();
                 if md5.is_some() && computed_md5 != md5 {
                     tracing::warn!("the object does not match its x-ms-blob-content-md5");
-                    return Ok(Streamed::Changed { requests });
+                    return Ok(Streamed::Changed { requests, cause: Some(Failure::BlobMd5Mismatch.into()) });
                 }
                 Ok(Streamed::Done { bytes: total, sha256, requests })
             }
@@ -89,13 +90,15 @@ where
     ) -> Result<Streamed, Error> {
         let sink_error = |e: io::Error| Error::sink(scope, e);
         let Some(positional) = writer.positional() else {
-            return Ok(Streamed::Changed { requests: 0 });
+            return Ok(Streamed::Changed { requests: 0, cause: None });
         };
         let parts = missing(total, 0, &extents, policy.part_size);
         let scheduler = self.scheduler(scope, uri, &policy, &version, positional, total);
         let progress = self.part_progress(state, chunk, total);
         let requests = match scheduler.run(None, parts, None, progress).await? {
-            Parallel::Changed { requests } => return Ok(Streamed::Changed { requests }),
+            Parallel::Changed { requests, cause } => {
+                return Ok(Streamed::Changed { requests, cause: Some(cause.into()) })
+            }
             Parallel::Complete { requests, .. } => requests,
         };
         // Parts of two runs cannot be hashed in arrival order: read the stored object back, in order, once.
@@ -104,7 +107,9 @@ where
         let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
         if replayed != total || (md5.is_some() && computed_md5 != md5) {
             tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");
-            return Ok(Streamed::Changed { requests });
+            let cause =
+                if replayed != total { Failure::Short { at: replayed, expected: total } } else { Failure::BlobMd5Mismatch };
+            return Ok(Streamed::Changed { requests, cause: Some(cause.into()) });
         }
         Ok(Streamed::Done { bytes: total, sha256: sha.finalize().into(), requests })
     }

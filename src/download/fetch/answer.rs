@@ -29,6 +29,13 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             self.done = true;
             return Ok(());
         }
+        let size_unknown = self.version.as_ref().is_some_and(|v| v.total.is_none() && v.is_pinnable());
+        if self.offset > 0 && size_unknown && total.is_none_or(|total| total == self.offset) {
+            // Ranges of unknown total end here: the pinned version (its precondition passed) has no byte at the
+            // offset, so every byte of it is stored.
+            self.done = true;
+            return Ok(());
+        }
         self.restart();
         self.failed(Failure::BadRange("416 Range Not Satisfiable".to_owned()), None).await
     }
@@ -49,6 +56,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             }
             self.skip = self.offset;
             self.response_end = fresh.total;
+            self.total_unknown = false;
             self.md5 = content_md5(&parts.headers);
             self.body = Some(Box::pin(body));
             return Ok(());
@@ -64,6 +72,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             if same {
                 self.skip = self.offset;
                 self.response_end = fresh.total;
+                self.total_unknown = false;
                 self.md5 = content_md5(&parts.headers);
                 self.body = Some(Box::pin(body));
                 return Ok(());
@@ -73,6 +82,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         self.pin(fresh);
         self.skip = 0;
         self.response_end = self.total();
+        self.total_unknown = false;
         self.md5 = content_md5(&parts.headers);
         self.body = Some(Box::pin(body));
         Ok(())
@@ -121,8 +131,13 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             tracing::info!("the whole object's MD5 is announced: restarting from byte 0 to check it");
             return Ok(());
         }
+        if let (Some(pinned), Some(total)) = (self.version.as_mut(), total) {
+            // A size first left as `*` and told now: the object ends there, not at the end of this range.
+            pinned.total.get_or_insert(total);
+        }
         self.skip = 0;
         self.response_end = Some(end);
+        self.total_unknown = total.is_none() && self.total().is_none();
         self.md5 = content_md5(&parts.headers);
         self.body = Some(Box::pin(body));
         Ok(())

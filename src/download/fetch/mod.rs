@@ -66,6 +66,9 @@ pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
     skip: u64,
     /// The offset at which the current response ends, when known.
     response_end: Option<u64>,
+    /// The current response is a 206 whose `Content-Range` total is `*` (RFC 9110 §14.4): where it ends says
+    /// nothing about where the object ends, so more is asked for until a 416 says there is no more.
+    total_unknown: bool,
     /// The current response's `Content-MD5`, and the MD5 of its body so far.
     md5: Option<(Md5, [u8; 16])>,
     /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
@@ -104,6 +107,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             body: None,
             skip: 0,
             response_end: None,
+            total_unknown: false,
             md5: None,
             blob_md5: None,
             restarted_for_md5: false,
@@ -164,6 +168,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     /// Turns a fetch whose first response is open into the first part of a parallel download: it stops at `end`
     /// and leaves hashing to the coordinator. Only before any byte was handed out.
     pub(crate) fn limit_to_first_part(&mut self, end: u64) {
+        self.scope = self.scope.part(0, end);
         self.limit = Some(end);
         self.part = true;
         self.hashing = false;
@@ -268,9 +273,20 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 // A part ends at its limit, even when the server sends more (a 200 to a Range request).
                 let room = usize::try_from(limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
                 if data.len() >= room {
+                    let response_ends_here = data.len() == room && self.response_end == Some(limit);
                     data.truncate(room);
                     self.body = None;
                     self.done = true;
+                    // The response ends with the part: its Content-MD5 is checked here, as `response_ended` does
+                    // for a whole object, before the last bytes are handed out.
+                    if let Some((md5, expected)) = self.md5.take().filter(|_| response_ends_here) {
+                        if md5.finalize().as_slice() != expected {
+                            self.done = false;
+                            self.restart();
+                            self.failed(Failure::Md5Mismatch, None).await?;
+                            continue;
+                        }
+                    }
                     if data.is_empty() {
                         continue;
                     }
@@ -319,6 +335,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             return Ok(());
         }
         match total {
+            None if self.total_unknown => Ok(()), // a range of an object of unknown size: ask for the rest
             Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
             Some(total) if self.offset > total => {
                 self.restart();
@@ -355,6 +372,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         self.done = false;
         self.skip = 0;
         self.response_end = None;
+        self.total_unknown = false;
         self.md5 = None;
         self.no_range = false;
         self.body = None;
@@ -364,13 +382,22 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     }
 
     fn object_changed(&self) -> Error {
-        Error::new(ErrorKind::ObjectChanged, Detail::ChangedUnderParts).in_scope(&self.scope).with_host_of(&self.uri)
+        self.part_ended(Detail::ChangedUnderParts)
+    }
+
+    /// The error that ends a part that cannot go on alone: the chunk restarts from byte 0.
+    fn part_ended(&self, detail: Detail) -> Error {
+        Error::new(ErrorKind::ObjectChanged, detail).in_scope(&self.scope).with_host_of(&self.uri)
     }
 
     /// Counts a failed attempt, then waits, or gives up.
     async fn failed(&mut self, cause: Failure, retry_after: Option<Duration>) -> Result<(), Error> {
         if self.changed {
-            return Err(self.object_changed().with_source(cause));
+            let detail = match cause {
+                Failure::Md5Mismatch | Failure::BlobMd5Mismatch => Detail::PartFailedCheck,
+                _ => Detail::ChangedUnderParts,
+            };
+            return Err(self.part_ended(detail).with_source(cause));
         }
         let (scope, uri) = (&self.scope, &self.uri);
         self.retry.wait_after(cause, self.offset, retry_after).await.map_err(|e| e.in_scope(scope).with_host_of(uri))

@@ -86,10 +86,9 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 let wait = self.retry.retry_after(response.headers());
                 self.failed(Failure::Status(status), wait).await
             }
-            status => Err(Error::new(ErrorKind::Status, Detail::PermanentStatus)
-                .in_scope(&self.scope)
-                .with_host_of(&self.uri)
-                .with_status(Some(status))),
+            // 401/403 included: a key being rotated is waited for by the caller (`Error::is_retryable`) with its
+            // own backoff, not by spinning here.
+            status => Err(Error::final_status(status).in_scope(&self.scope).with_host_of(&self.uri)),
         }
     }
 

@@ -224,8 +224,9 @@ pub(super) struct RecordingState {
 pub(super) enum Streamed {
     /// Every byte is in the writer: its size and SHA-256, and the requests it took.
     Done { bytes: u64, sha256: [u8; 32], requests: u32 },
-    /// The object changed under a parallel download: the chunk starts over.
-    Changed { requests: u32 },
+    /// The object changed under a parallel download, or failed a check: the chunk starts over. The cause ends up
+    /// as the source of the error when it happens too often.
+    Changed { requests: u32, cause: Option<BoxError> },
 }
 
 /// A chunk with its checked locations.
@@ -485,16 +486,21 @@ where
                     requests = requests.saturating_add(made);
                     break (bytes, sha256);
                 }
-                Ok(Streamed::Changed { requests: made }) => {
-                    // The object changed under a part: start the chunk over, as a single fetch would.
+                Ok(Streamed::Changed { requests: made, cause }) => {
+                    // The object changed under a part, or a part failed its check: start the chunk over, as a
+                    // single fetch would.
                     requests = requests.saturating_add(made);
                     restarts += 1;
                     if restarts >= self.config.policy.max_attempts.max(1) {
                         let _ = writer.restart().await;
-                        return Err(Error::new(ErrorKind::RetriesExhausted, Detail::ChangedTooOften(restarts))
+                        let error = Error::new(ErrorKind::RetriesExhausted, Detail::ChangedTooOften(restarts))
                             .in_scope(&scope.at(Location::Content))
                             .with_host_of(&plan.content)
-                            .with_attempts(restarts));
+                            .with_attempts(restarts);
+                        return Err(match cause {
+                            Some(cause) => error.with_source(cause),
+                            None => error,
+                        });
                     }
                     tracing::warn!(restarts, "the object changed during a parallel download: restarting the chunk");
                     writer.restart().await.map_err(sink_error)?;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use super::Sha256State;
 use crate::recording::RecordingMetadata;
@@ -180,6 +181,28 @@ pub trait Sink: Send + Sync + 'static {
     }
 }
 
+/// The name a chunk's files start with in every sink: `<index>-<document id>`, the id [sanitised](sanitize_name).
+/// When sanitising changed the id, a short hash of the raw id follows (`<index>-<sanitised>-<16 hex>`): two ids
+/// that sanitise alike (`a/b`, `a:b`) never share a name, so one chunk is never taken for another. Ids that need
+/// no sanitising keep the names they always had.
+pub(crate) fn chunk_base_name(target: &ChunkTarget<'_>) -> String {
+    let sanitised = sanitize_name(target.document_id);
+    if sanitised == target.document_id {
+        return format!("{}-{sanitised}", target.index);
+    }
+    let digest = sha2::Sha256::digest(target.document_id.as_bytes());
+    format!("{}-{sanitised}-{}", target.index, crate::download::chunk::hex(&digest[..8]))
+}
+
+/// The error of a sink that finds another chunk's committed files under a chunk's name: never taken as this chunk,
+/// and never overwritten.
+pub(crate) fn another_chunk(location: &str, stored: &str, wanted: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("`{location}` holds chunk `{stored}`, not `{wanted}`: left as it is"),
+    )
+}
+
 /// The file name of a recording's manifest within its call's folder: `recording-<name>.json`, sanitised (no chunk's
 /// name can take it: those start with their index).
 pub(crate) fn recording_manifest_name(recording: &str) -> String {
@@ -326,6 +349,19 @@ mod tests {
             assert_eq!(sanitize_name(input), expected, "{input:?}");
         }
         assert_eq!(sanitize_name(&"a".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn ids_that_sanitise_alike_get_names_of_their_own() {
+        let name = |id| chunk_base_name(&ChunkTarget::new("call", id, 3, "wav"));
+        // Ids that need no sanitising keep the layout they always had.
+        assert_eq!(name("0-eus-d2-3cca2175891f21c6c9a5975a12c0141c"), "3-0-eus-d2-3cca2175891f21c6c9a5975a12c0141c");
+        let (slash, colon) = (name("a/b"), name("a:b"));
+        assert!(slash.starts_with("3-a_b-") && colon.starts_with("3-a_b-"), "{slash} {colon}");
+        assert_eq!((slash.len(), colon.len()), (22, 22));
+        assert_ne!(slash, colon);
+        assert_ne!(name("a_b"), slash);
+        assert_eq!(name(&"x".repeat(200)).len(), 2 + 128 + 17);
     }
 
     #[test]

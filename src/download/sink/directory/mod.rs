@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::parts::{DirectoryParts, PartialState};
 use super::{
-    recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
+    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
     Stored,
 };
 use crate::download::chunk::{hex, parse_sha256};
@@ -29,7 +29,10 @@ const WRITE_QUEUE: usize = 8;
 /// Writes each chunk to `<dir>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<dir>/<call id>/<index>-<document id>.json`.
 ///
-/// 1. Names are [sanitised](super::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot.
+/// 1. Names are [sanitised](super::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot. A document id
+///    that sanitising changed gets a short hash of itself appended (`<index>-<sanitised>-<16 hex>`), so that two
+///    ids never share a file; ids that need no sanitising keep their plain name. A final file whose manifest names
+///    another document id is never taken for this chunk nor overwritten: opening it fails.
 /// 2. Media is written to `.<name>.partial` in the same folder, with the object's version beside it in
 ///    `.<name>.partial.json`; on commit the file is fsynced, its size and SHA-256 are written (fsynced) to the
 ///    hidden manifest `.<name>.json`, the file is renamed to its final name, and the folder fsynced. A partial
@@ -93,9 +96,9 @@ impl DirectorySink {
         self.root.join(sanitize_name(call_id)).join(recording_manifest_name(recording))
     }
 
-    /// The hidden manifest of a committed chunk, beside its media: its size, SHA-256 and, for an unmixed
-    /// recording, the channel → participant map (`{"bytes":…,"sha256":"…","channels":[{"channel":0,
-    /// "participantId":"8:acs:…"}]}`).
+    /// The hidden manifest of a committed chunk, beside its media: its size, SHA-256, document id and, for an
+    /// unmixed recording, the channel → participant map (`{"bytes":…,"sha256":"…","documentId":"…",
+    /// "channels":[{"channel":0,"participantId":"8:acs:…"}]}`).
     pub fn manifest_path(&self, target: &ChunkTarget<'_>) -> PathBuf {
         self.folder(target).join(format!(".{}.{}.json", base_name(target), target.extension))
     }
@@ -107,13 +110,17 @@ struct Committed {
     bytes: u64,
     /// Lower-case hex.
     sha256: String,
+    /// The chunk's document id, unsanitised; absent in manifests written before it was recorded.
+    #[serde(default, rename = "documentId", skip_serializing_if = "Option::is_none")]
+    document_id: Option<String>,
     /// The channel → participant map of an unmixed recording, from the chunk's metadata document.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     channels: Vec<ChannelAssignment>,
 }
 
-/// The size and SHA-256 of a final file that can be trusted, or `None` when it is to be downloaded again.
-fn trusted(media: &Path, manifest: &Path) -> io::Result<Option<(u64, [u8; 32])>> {
+/// The size and SHA-256 of a final file that can be trusted, or `None` when it is to be downloaded again; an error
+/// when its manifest names another chunk.
+fn trusted(media: &Path, manifest: &Path, document_id: &str) -> io::Result<Option<(u64, [u8; 32])>> {
     let size = fs::metadata(media)?.len();
     let raw = match fs::read(manifest) {
         Ok(raw) => raw,
@@ -122,6 +129,11 @@ fn trusted(media: &Path, manifest: &Path) -> io::Result<Option<(u64, [u8; 32])>>
         Err(e) => return Err(e),
     };
     let committed = serde_json::from_slice::<Committed>(&raw).ok();
+    if let Some(stored) = committed.as_ref().and_then(|c| c.document_id.as_deref()) {
+        if stored != document_id {
+            return Err(another_chunk(&media.display().to_string(), stored, document_id));
+        }
+    }
     let sha256 = committed.filter(|c| c.bytes == size).and_then(|c| parse_sha256(&c.sha256));
     if sha256.is_none() {
         tracing::warn!(file = %media.display(), size, "final file does not match its manifest: downloading it again");
@@ -144,9 +156,6 @@ fn lock(file: &File, path: &Path) -> io::Result<()> {
     }
 }
 
-fn base_name(target: &ChunkTarget<'_>) -> String {
-    format!("{}-{}", target.index, sanitize_name(target.document_id))
-}
 
 fn state_path(partial: &Path) -> PathBuf {
     let mut name = partial.as_os_str().to_owned();
@@ -167,12 +176,13 @@ impl Sink for DirectorySink {
             media: self.media_path(target),
             partial: self.partial_path(target),
             manifest: self.manifest_path(target),
+            document_id: target.document_id.to_owned(),
         };
         let durable = self.durable;
         blocking(move || {
             fs::create_dir_all(&paths.folder)?;
             if paths.media.is_file() {
-                if let Some((bytes, sha256)) = trusted(&paths.media, &paths.manifest)? {
+                if let Some((bytes, sha256)) = trusted(&paths.media, &paths.manifest, &paths.document_id)? {
                     return Ok(Existing::Complete(Stored::new(paths.media.display().to_string(), bytes, sha256)));
                 }
             }
@@ -281,6 +291,8 @@ struct Paths {
     media: PathBuf,
     partial: PathBuf,
     manifest: PathBuf,
+    /// The chunk's document id, unsanitised, recorded in its manifest.
+    document_id: String,
 }
 
 /// Writes one chunk for the [`DirectorySink`], holding the lock on its partial file.
@@ -470,7 +482,8 @@ impl SinkWriter for DirectoryWriter {
                 )));
             }
             // The manifest lands before the final name does, so that every final file has one to be checked by.
-            let committed = Committed { bytes, sha256: hex(&sha256), channels };
+            let document_id = Some(paths.document_id.clone());
+            let committed = Committed { bytes, sha256: hex(&sha256), document_id, channels };
             let raw = serde_json::to_vec(&committed).map_err(io::Error::other)?;
             let mut temporary_name = paths.manifest.as_os_str().to_owned();
             temporary_name.push(".partial");

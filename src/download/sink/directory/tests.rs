@@ -70,7 +70,8 @@ async fn a_final_file_whose_size_differs_from_its_manifest_is_not_complete() {
     let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("call/.0-doc.wav.json")).unwrap()).unwrap();
-    assert_eq!(manifest, serde_json::json!({ "bytes": 11, "sha256": hex(&sha256(b"hello world")) }));
+    let sha = hex(&sha256(b"hello world"));
+    assert_eq!(manifest, serde_json::json!({ "bytes": 11, "sha256": sha, "documentId": "doc" }));
     assert_eq!(sink.manifest_path(&target()), dir.path().join("call/.0-doc.wav.json"));
 
     fs::write(&location, b"hello").unwrap();
@@ -114,4 +115,22 @@ async fn a_final_file_from_before_manifests_is_trusted_and_rehashed() {
     fs::write(sink.media_path(&target()), b"legacy").unwrap();
     let Existing::Complete(stored) = sink.open(&target()).await.unwrap() else { panic!("a legacy final file") };
     assert_eq!((stored.bytes, stored.sha256), (6, sha256(b"legacy")));
+}
+
+#[tokio::test]
+async fn a_final_file_of_another_chunk_is_neither_taken_nor_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirectorySink::new(dir.path());
+    let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
+    writer.begin(&version()).await.unwrap();
+    writer.write(Bytes::from_static(b"hello world")).await.unwrap();
+    let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
+    // A manifest naming another chunk (written by hand, or by a layout that let names collide).
+    let manifest = dir.path().join("call/.0-doc.wav.json");
+    let sha = hex(&sha256(b"hello world"));
+    fs::write(&manifest, serde_json::json!({ "bytes": 11, "sha256": sha, "documentId": "other" }).to_string()).unwrap();
+    let error = sink.open(&target()).await.unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(error.to_string(), format!("`{location}` holds chunk `other`, not `doc`: left as it is"));
+    assert_eq!(fs::read(&location).unwrap(), b"hello world");
 }

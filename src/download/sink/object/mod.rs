@@ -17,7 +17,10 @@ use sha2::{Digest, Sha256};
 
 pub use writer::ObjectStoreWriter;
 
-use super::{recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink, Stored};
+use super::{
+    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink,
+    Stored,
+};
 use crate::download::chunk::{hex, parse_sha256};
 use crate::store::{io_error, put_create, StoreLocation};
 
@@ -170,9 +173,6 @@ impl ObjectStoreSink {
     }
 }
 
-fn base_name(target: &ChunkTarget<'_>) -> String {
-    format!("{}-{}", target.index, sanitize_name(target.document_id))
-}
 
 /// What a commit records about a final object, in its manifest.
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,6 +180,9 @@ struct Committed {
     bytes: u64,
     /// Lower-case hex.
     sha256: String,
+    /// The chunk's document id, unsanitised; absent in manifests written before it was recorded.
+    #[serde(default, rename = "documentId", skip_serializing_if = "Option::is_none")]
+    document_id: Option<String>,
 }
 
 /// The SHA-256 of an object, streamed (for a final object whose manifest is missing or does not match).
@@ -207,6 +210,11 @@ impl Sink for ObjectStoreSink {
                     Err(_) => None,
                 };
                 let committed = manifest.and_then(|raw| serde_json::from_slice::<Committed>(&raw).ok());
+                if let Some(stored) = committed.as_ref().and_then(|c| c.document_id.as_deref()) {
+                    if stored != target.document_id {
+                        return Err(another_chunk(media.as_ref(), stored, target.document_id));
+                    }
+                }
                 let recorded = committed
                     .filter(|c| c.bytes == meta.size)
                     .and_then(|c| parse_sha256(&c.sha256).map(|s| (c.bytes, s)));
@@ -232,7 +240,8 @@ impl Sink for ObjectStoreSink {
             }
         };
         let manifest = self.manifest_key(target);
-        let keys = writer::Keys { folder, staging_stem, media, manifest };
+        let document_id = target.document_id.to_owned();
+        let keys = writer::Keys { folder, staging_stem, media, manifest, document_id };
         if let (Some(parts), Some(record)) = (self.parts(), record) {
             if let Some(record) = self.resumable(&record).await {
                 let (offset, version) = (record.sha256.bytes(), record.version.clone());
@@ -264,9 +273,10 @@ impl Sink for ObjectStoreSink {
     }
 }
 
-/// The manifest a commit writes: its size and SHA-256 in hex.
-fn manifest_bytes(bytes: u64, sha256: &[u8; 32]) -> io::Result<Bytes> {
-    serde_json::to_vec(&Committed { bytes, sha256: hex(sha256) }).map(Bytes::from).map_err(io::Error::other)
+/// The manifest a commit writes: its size, SHA-256 in hex and document id.
+fn manifest_bytes(bytes: u64, sha256: &[u8; 32], document_id: &str) -> io::Result<Bytes> {
+    let committed = Committed { bytes, sha256: hex(sha256), document_id: Some(document_id.to_owned()) };
+    serde_json::to_vec(&committed).map(Bytes::from).map_err(io::Error::other)
 }
 
 /// The store of a sink, shared by its writers.
@@ -278,7 +288,7 @@ mod tests {
 
     #[test]
     fn manifests_read_back() {
-        let raw = manifest_bytes(3, &[7u8; 32]).unwrap();
+        let raw = manifest_bytes(3, &[7u8; 32], "d").unwrap();
         let committed: Committed = serde_json::from_slice(&raw).unwrap();
         assert_eq!((committed.bytes, parse_sha256(&committed.sha256)), (3, Some([7u8; 32])));
         assert_eq!(parse_sha256("xyz"), None);

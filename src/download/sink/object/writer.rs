@@ -26,6 +26,8 @@ pub(super) struct Keys {
     pub(super) staging_stem: String,
     pub(super) media: Path,
     pub(super) manifest: Path,
+    /// The chunk's document id, unsanitised, recorded in its manifest.
+    pub(super) document_id: String,
 }
 
 /// Writes one chunk for the [`ObjectStoreSink`](super::ObjectStoreSink): a multipart upload to a staging key of its
@@ -179,7 +181,7 @@ impl SinkWriter for ObjectStoreWriter {
         }
         let store = self.store.clone();
         // The manifest lands before the final key does, so that every final object has one to be checked by.
-        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256)?).await?;
+        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256, &self.keys.document_id)?).await?;
         let create_only = CopyOptions::new().with_mode(CopyMode::Create);
         match store.copy_opts(&self.staging, &self.keys.media, create_only).await {
             Ok(()) => {}
