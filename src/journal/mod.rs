@@ -63,6 +63,18 @@ pub use lease::Lease;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 
+/// Whether a write failed because another worker wrote the job's record since this process read it: the writer
+/// lost the job and must stop writing it.
+#[cfg(feature = "object-store")]
+pub(crate) use store::is_superseded;
+
+/// Whether a write failed because another worker wrote the job's record since this process read it (only a shared
+/// journal's writes can).
+#[cfg(not(feature = "object-store"))]
+pub(crate) fn is_superseded(_error: &io::Error) -> bool {
+    false
+}
+
 /// Durable storage for [`Job`]s.
 ///
 /// Every method returns only once its effect is durable (or failed): the recorder answers Event Grid's 200 on the

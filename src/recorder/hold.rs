@@ -29,7 +29,8 @@ impl Hold {
         !self.lost.load(Ordering::Acquire) && millis(now) < self.until_ms.load(Ordering::Acquire)
     }
 
-    fn lose(&self) {
+    /// Gives the hold up: nothing more is written under it.
+    pub(super) fn lose(&self) {
         self.lost.store(true, Ordering::Release);
     }
 

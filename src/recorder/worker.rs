@@ -266,7 +266,12 @@ where
         if !hold.is_held(SystemTime::now()) {
             return Err(io::Error::other("the lease on the job was lost"));
         }
-        self.shared.journal.update(job).await
+        let written = self.shared.journal.update(job).await;
+        if written.as_ref().is_err_and(crate::journal::is_superseded) {
+            // Another worker wrote the record: it has the job, and this attempt writes nothing more.
+            hold.lose();
+        }
+        written
     }
 
     /// One attempt at a job; answers when to try again, if at all.
