@@ -60,6 +60,8 @@ use std::time::Duration;
 pub use file::FileJournal;
 pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
 pub use lease::Lease;
+#[cfg(test)]
+pub(crate) use lease::LeaseVersion;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 

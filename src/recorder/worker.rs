@@ -238,14 +238,7 @@ where
         let hold = Hold::new(&lease);
         let outcome = match lease.duration() {
             None => Ok(self.run_job(id, &hold).await),
-            Some(duration) => {
-                let renewal = hold.renew_until_lost(&shared.journal, &mut lease, duration / 3);
-                tokio::select! {
-                    biased;
-                    reason = renewal => Err(reason),
-                    retry_at = self.run_job(id, &hold) => Ok(retry_at),
-                }
-            }
+            Some(duration) => hold.keep_while(&shared.journal, &mut lease, duration / 3, self.run_job(id, &hold)).await,
         };
         match outcome {
             Ok(retry_at) => {
