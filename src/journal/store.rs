@@ -31,8 +31,10 @@ const LIST_CONCURRENCY: usize = 16;
 ///    owner died) is taken over with `PutMode::Update` on its ETag, so that of two replicas racing one wins.
 ///    Stores without conditional updates (local files) use create-only generation keys
 ///    `claims/<job id>/<generation>.json` instead: the next generation is created once.
-/// 3. A renewal is the same compare-and-swap (or the next generation): it fails once another replica took the
-///    lease, and the holder stops. A release replaces the claim by an expired one with that compare-and-swap too,
+/// 3. A renewal is the same compare-and-swap (or the next generation, taken only while the lease's own generation
+///    is the newest and kept only if no newer one appeared meanwhile): it fails once another replica took the
+///    lease, and the holder stops. The holder counts its lease from before the request that wrote the claim, so
+///    it never believes it holds the job after the store says it expired. A release replaces the claim by an expired one with that compare-and-swap too,
 ///    and deletes it once the job is finished, so that only job records stay.
 /// 4. An empty marker `open/<job id>` stands beside each open job: [`list_open`](Journal::list_open), which
 ///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done

@@ -124,7 +124,7 @@ mod tests {
         async fn renew(&self, lease: &mut Lease) -> std::io::Result<bool> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let LeaseVersion::Generation(number) = lease.version else { unreachable!("a timed lease") };
-            lease.renewed(LeaseVersion::Generation(number + 1));
+            lease.renewed(SystemTime::now() + Duration::from_secs(3), LeaseVersion::Generation(number + 1));
             Ok(true)
         }
     }
@@ -132,7 +132,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn work_that_ends_during_a_renewal_leaves_the_lease_at_the_renewed_version() {
         let duration = Duration::from_secs(3);
-        let mut lease = Lease::timed(JobId::for_event("e"), "me".into(), duration, LeaseVersion::Generation(1));
+        let expires = SystemTime::now() + duration;
+        let mut lease =
+            Lease::timed(JobId::for_event("e"), "me".into(), duration, expires, LeaseVersion::Generation(1));
         let hold = Hold::new(&lease);
         // The renewal starts at 1 s and is answered at 1.1 s; the work ends in between.
         let work = tokio::time::sleep(Duration::from_millis(1050));
