@@ -33,9 +33,16 @@ struct Record {
     expires_at: String,
 }
 
+/// `duration` from now, in whole milliseconds as a claim stores it: computed just before the request that writes it
+/// is sent, so that the holder's copy ends no later than the stored one, however long the request then takes.
+fn expiry_from_now(duration: Duration) -> SystemTime {
+    let at = SystemTime::now().checked_add(duration).unwrap_or_else(SystemTime::now);
+    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Record {
-    fn encode(owner: &str, duration: Duration) -> io::Result<Bytes> {
-        let expires = SystemTime::now() + duration;
+    fn encode(owner: &str, expires: SystemTime) -> io::Result<Bytes> {
         let record = Record { owner: owner.to_owned(), expires_at: crate::time::format_rfc3339(expires, 3) };
         serde_json::to_vec(&record).map(Bytes::from).map_err(io::Error::other)
     }
@@ -109,22 +116,25 @@ impl Claims {
 
     /// Takes the job's lease: `None` while someone else holds it or won the race for it.
     pub(super) async fn claim(&self, store: &dyn ObjectStore, id: &JobId) -> io::Result<Option<Lease>> {
-        let record = Record::encode(&self.owner, self.duration)?;
         match self.mode {
             Mode::ETag => {
                 let key = self.etag_key(id);
-                if let Some(put) = put_create(store, &key, record.clone()).await? {
-                    return Ok(Some(self.lease(id, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })));
+                let expires = expiry_from_now(self.duration);
+                if let Some(put) = put_create(store, &key, Record::encode(&self.owner, expires)?).await? {
+                    let version = LeaseVersion::ETag { e_tag: put.e_tag, version: put.version };
+                    return Ok(Some(self.lease(id, expires, version)));
                 }
                 let Some((held, version)) = read(store, &key).await? else { return Ok(None) };
                 if !held.expired(SystemTime::now()) {
                     return Ok(None);
                 }
                 let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
+                let expires = expiry_from_now(self.duration);
+                let record = Record::encode(&self.owner, expires)?;
                 match store.put_opts(&key, PutPayload::from_bytes(record), options).await {
                     Ok(put) => {
                         tracing::info!(job = %id, previous = %held.owner, "took over an expired lease");
-                        Ok(Some(self.lease(id, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })))
+                        Ok(Some(self.lease(id, expires, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })))
                     }
                     Err(error) if lost_condition(&error) => Ok(None),
                     Err(error) => Err(io_error(error)),
@@ -142,7 +152,9 @@ impl Claims {
                         (number + 1, Some(held.owner))
                     }
                 };
-                if put_create(store, &self.generation_key(id, next), record).await?.is_none() {
+                let expires = expiry_from_now(self.duration);
+                let record = Record::encode(&self.owner, expires)?;
+                if !self.create_newest(store, id, next, record).await? {
                     return Ok(None);
                 }
                 if let Some(previous) = previous {
@@ -151,27 +163,42 @@ impl Claims {
                 for (_, key) in &listed {
                     delete(store, key).await?;
                 }
-                Ok(Some(self.lease(id, LeaseVersion::Generation(next))))
+                Ok(Some(self.lease(id, expires, LeaseVersion::Generation(next))))
             }
         }
     }
 
-    fn lease(&self, id: &JobId, version: LeaseVersion) -> Lease {
-        Lease::timed(id.clone(), self.owner.clone(), self.duration, version)
+    fn lease(&self, id: &JobId, expires: SystemTime, version: LeaseVersion) -> Lease {
+        Lease::timed(id.clone(), self.owner.clone(), self.duration, expires, version)
+    }
+
+    /// Creates generation `number` of a job's claim, create-only, and answers whether it is the newest one.
+    ///
+    /// Generations are deleted once a newer one exists, so a key can be created again after its first holder moved
+    /// on: a taker or a late renewal that listed the generations before another replica took the lease and renewed
+    /// it past `number` would create `number` anew. The generations listed after the create tell: a newer one means
+    /// the lease is someone else's.
+    async fn create_newest(&self, store: &dyn ObjectStore, id: &JobId, number: u64, record: Bytes) -> io::Result<bool> {
+        if put_create(store, &self.generation_key(id, number), record).await?.is_none() {
+            return Ok(false);
+        }
+        let newest = self.listed(store, id).await?.last().map(|(newest, _)| *newest);
+        Ok(newest == Some(number))
     }
 
     /// Extends a lease: `false` when it was taken over.
     pub(super) async fn renew(&self, store: &dyn ObjectStore, lease: &mut Lease) -> io::Result<bool> {
-        let record = Record::encode(&self.owner, self.duration)?;
         let id = lease.job().clone();
         match lease.version.clone() {
             LeaseVersion::Exclusive => Ok(true),
             LeaseVersion::ETag { e_tag, version } => {
                 let options =
                     PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
+                let expires = expiry_from_now(self.duration);
+                let record = Record::encode(&self.owner, expires)?;
                 match store.put_opts(&self.etag_key(&id), PutPayload::from_bytes(record), options).await {
                     Ok(put) => {
-                        lease.renewed(LeaseVersion::ETag { e_tag: put.e_tag, version: put.version });
+                        lease.renewed(expires, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version });
                         Ok(true)
                     }
                     Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
@@ -181,12 +208,20 @@ impl Claims {
                 }
             }
             LeaseVersion::Generation(number) => {
+                // Still this lease's only if its generation is the newest: a taker deletes it, and a taker that
+                // renewed since has deleted the next one too, which this renewal could otherwise create again.
+                let newest = self.listed(store, &id).await?.last().map(|(newest, _)| *newest);
+                if newest != Some(number) {
+                    return Ok(false);
+                }
                 // The next generation is created once: by this renewal, or by whoever took the lease over.
-                if put_create(store, &self.generation_key(&id, number + 1), record).await?.is_none() {
+                let expires = expiry_from_now(self.duration);
+                let record = Record::encode(&self.owner, expires)?;
+                if !self.create_newest(store, &id, number + 1, record).await? {
                     return Ok(false);
                 }
                 delete(store, &self.generation_key(&id, number)).await?;
-                lease.renewed(LeaseVersion::Generation(number + 1));
+                lease.renewed(expires, LeaseVersion::Generation(number + 1));
                 Ok(true)
             }
         }
@@ -203,7 +238,7 @@ impl Claims {
             LeaseVersion::Exclusive => Ok(()),
             LeaseVersion::ETag { e_tag, version } => {
                 let key = self.etag_key(&id);
-                let released = Record::encode(&self.owner, Duration::ZERO)?;
+                let released = Record::encode(&self.owner, SystemTime::now())?;
                 let options =
                     PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
                 match store.put_opts(&key, PutPayload::from_bytes(released), options).await {

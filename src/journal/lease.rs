@@ -33,9 +33,16 @@ impl Lease {
         Self { job, owner: String::new(), expires_at: None, duration: None, version: LeaseVersion::Exclusive }
     }
 
-    pub(crate) fn timed(job: JobId, owner: String, duration: Duration, version: LeaseVersion) -> Self {
-        let expires_at = SystemTime::now().checked_add(duration);
-        Self { job, owner, expires_at, duration: Some(duration), version }
+    /// A lease whose claim in the store ends at `expires_at`: computed before the request that wrote the claim was
+    /// sent, so that the holder never counts on more than the store grants.
+    pub(crate) fn timed(
+        job: JobId,
+        owner: String,
+        duration: Duration,
+        expires_at: SystemTime,
+        version: LeaseVersion,
+    ) -> Self {
+        Self { job, owner, expires_at: Some(expires_at), duration: Some(duration), version }
     }
 
     /// The job it holds.
@@ -63,9 +70,10 @@ impl Lease {
         self.expires_at.is_none_or(|at| now < at)
     }
 
-    pub(crate) fn renewed(&mut self, version: LeaseVersion) {
-        if let Some(duration) = self.duration {
-            self.expires_at = SystemTime::now().checked_add(duration);
+    /// Renewed until `expires_at`, the expiry of the renewed claim in the store.
+    pub(crate) fn renewed(&mut self, expires_at: SystemTime, version: LeaseVersion) {
+        if self.duration.is_some() {
+            self.expires_at = Some(expires_at);
         }
         self.version = version;
     }
@@ -82,7 +90,8 @@ mod tests {
         let far = SystemTime::now() + Duration::from_secs(1 << 30);
         assert!(exclusive.is_held(far));
         assert_eq!(exclusive.duration(), None);
-        let timed = Lease::timed(id, "me".into(), Duration::from_secs(5), LeaseVersion::Generation(1));
+        let expires = SystemTime::now() + Duration::from_secs(5);
+        let timed = Lease::timed(id, "me".into(), Duration::from_secs(5), expires, LeaseVersion::Generation(1));
         assert!(timed.is_held(SystemTime::now()));
         assert!(!timed.is_held(SystemTime::now() + Duration::from_secs(6)));
     }

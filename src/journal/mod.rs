@@ -60,6 +60,8 @@ use std::time::Duration;
 pub use file::FileJournal;
 pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
 pub use lease::Lease;
+#[cfg(test)]
+pub(crate) use lease::LeaseVersion;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 
@@ -73,6 +75,18 @@ pub(crate) fn unreadable(error: &io::Error) {
 
 /// The `metrics` counter of journal records skipped because they cannot be read.
 pub const UNREADABLE_RECORDS: &str = "acs_recording_journal_unreadable_records_total";
+
+/// Whether a write failed because another worker wrote the job's record since this process read it: the writer
+/// lost the job and must stop writing it.
+#[cfg(feature = "object-store")]
+pub(crate) use store::is_superseded;
+
+/// Whether a write failed because another worker wrote the job's record since this process read it (only a shared
+/// journal's writes can).
+#[cfg(not(feature = "object-store"))]
+pub(crate) fn is_superseded(_error: &io::Error) -> bool {
+    false
+}
 
 /// Durable storage for [`Job`]s.
 ///

@@ -31,8 +31,10 @@ const LIST_CONCURRENCY: usize = 16;
 ///    owner died) is taken over with `PutMode::Update` on its ETag, so that of two replicas racing one wins.
 ///    Stores without conditional updates (local files) use create-only generation keys
 ///    `claims/<job id>/<generation>.json` instead: the next generation is created once.
-/// 3. A renewal is the same compare-and-swap (or the next generation): it fails once another replica took the
-///    lease, and the holder stops. A release replaces the claim by an expired one with that compare-and-swap too,
+/// 3. A renewal is the same compare-and-swap (or the next generation, taken only while the lease's own generation
+///    is the newest and kept only if no newer one appeared meanwhile): it fails once another replica took the
+///    lease, and the holder stops. The holder counts its lease from before the request that wrote the claim, so
+///    it never believes it holds the job after the store says it expired. A release replaces the claim by an expired one with that compare-and-swap too,
 ///    and deletes it once the job is finished, so that only job records stay.
 /// 4. An empty marker `open/<job id>` stands beside each open job: [`list_open`](Journal::list_open), which
 ///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done
@@ -74,6 +76,16 @@ pub struct ObjectStoreJournal {
     inner: Arc<Inner>,
 }
 
+/// The version of a job record this process's next update compares against.
+#[derive(Debug, Clone)]
+enum Known {
+    /// Read or written at this version.
+    At(UpdateVersion),
+    /// An update lost its compare-and-swap: another worker wrote the record since. Nothing more is written until the
+    /// record is read again, or a stale worker's next (unconditional) write would undo the new owner's.
+    Lost,
+}
+
 #[derive(Debug)]
 struct Inner {
     location: StoreLocation,
@@ -81,8 +93,8 @@ struct Inner {
     open: Path,
     probes: Path,
     claims: Claims,
-    /// The version each job record was last read or written at by this process, for compare-and-swap updates.
-    versions: Mutex<HashMap<JobId, UpdateVersion>>,
+    /// What this process knows of each job record's version, for compare-and-swap updates.
+    versions: Mutex<HashMap<JobId, Known>>,
 }
 
 impl ObjectStoreJournal {
@@ -151,12 +163,16 @@ impl ObjectStoreJournal {
         self.inner.jobs.clone().join(format!("{id}.json"))
     }
 
-    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, UpdateVersion>> {
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Known>> {
         self.inner.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn remember_version(&self, id: &JobId, version: UpdateVersion) {
-        self.versions().insert(id.clone(), version);
+        self.versions().insert(id.clone(), Known::At(version));
+    }
+
+    fn remember_lost(&self, id: &JobId) {
+        self.versions().insert(id.clone(), Known::Lost);
     }
 
     fn forget_version(&self, id: &JobId) {
@@ -222,6 +238,43 @@ async fn probe_mode(store: &dyn ObjectStore, probes: &Path) -> io::Result<Mode> 
     }
 }
 
+/// An update refused because another worker wrote the job's record since this process read it.
+#[derive(Debug)]
+struct Superseded {
+    key: Path,
+    /// Refused without asking the store: an earlier update already lost.
+    again: bool,
+}
+
+impl Superseded {
+    fn error(key: &Path, again: bool) -> io::Error {
+        io::Error::other(Self { key: key.clone(), again })
+    }
+}
+
+impl std::fmt::Display for Superseded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.again {
+            false => write!(f, "journal record `{}` was changed by another worker since this one read it", self.key),
+            true => {
+                write!(
+                    f,
+                    "journal record `{}` was changed by another worker: read it again before writing it",
+                    self.key
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Superseded {}
+
+/// Whether a journal write failed because another worker wrote the job's record since this one read it: the worker
+/// lost the job and must stop writing it.
+pub(crate) fn is_superseded(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<Superseded>())
+}
+
 fn encode(job: &Job) -> io::Result<Bytes> {
     serde_json::to_vec_pretty(job).map(Bytes::from).map_err(io::Error::other)
 }
@@ -272,19 +325,18 @@ impl Journal for ObjectStoreJournal {
         let put = match known {
             // Replaced only if nobody wrote it since this process did: a worker that was taken over (paused past
             // its lease, say) cannot overwrite what the new owner recorded.
-            Some(version) => {
+            Some(Known::At(version)) => {
                 let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
                 match self.store().put_opts(&key, payload, options).await {
                     Ok(put) => put,
                     Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
-                        self.forget_version(&job.id);
-                        return Err(io::Error::other(format!(
-                            "journal record `{key}` was changed by another worker since this one read it"
-                        )));
+                        self.remember_lost(&job.id);
+                        return Err(Superseded::error(&key, false));
                     }
                     Err(error) => return Err(io_error(error)),
                 }
             }
+            Some(Known::Lost) => return Err(Superseded::error(&key, true)),
             None => self.store().put(&key, payload).await.map_err(io_error)?,
         };
         if job.state.is_open() {

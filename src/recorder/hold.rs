@@ -1,8 +1,12 @@
 //! A worker's hold on the job it works on: lost when a renewal finds the lease taken over, or once the wall clock
 //! passes the lease's expiry, whichever the worker notices first.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
 
 use crate::journal::{Journal, Lease};
 
@@ -29,23 +33,55 @@ impl Hold {
         !self.lost.load(Ordering::Acquire) && millis(now) < self.until_ms.load(Ordering::Acquire)
     }
 
-    fn lose(&self) {
+    /// Gives the hold up: nothing more is written under it.
+    pub(super) fn lose(&self) {
         self.lost.store(true, Ordering::Release);
     }
 
-    /// Renews `lease` every `every` until it is lost: answers why.
-    pub(super) async fn renew_until_lost<J: Journal>(
+    /// Runs `work` while renewing `lease` every `every`: `Err(why)` as soon as the lease is lost (the work is
+    /// dropped there), else what the work answered, once a renewal already sent has its answer.
+    pub(super) async fn keep_while<J: Journal, T>(
         &self,
         journal: &J,
         lease: &mut Lease,
         every: Duration,
-    ) -> &'static str {
+        work: impl Future<Output = T>,
+    ) -> Result<T, &'static str> {
+        let stop = Notify::new();
+        let mut renewal = pin!(self.renew_until_lost(journal, lease, every, &stop));
+        let work = pin!(work);
+        tokio::select! {
+            biased;
+            reason = &mut renewal => Err(reason.unwrap_or("the renewal stopped")),
+            answer = work => {
+                // Never dropped in the middle of a request: a renewal the store applied but whose answer was dropped
+                // leaves the lease at the old version, and the release then finds the claim changed and leaves it.
+                stop.notify_one();
+                renewal.await;
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Renews `lease` every `every` until it is lost (answers why) or `stop` is notified between renewals (answers
+    /// `None`).
+    async fn renew_until_lost<J: Journal>(
+        &self,
+        journal: &J,
+        lease: &mut Lease,
+        every: Duration,
+        stop: &Notify,
+    ) -> Option<&'static str> {
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                biased;
+                () = stop.notified() => return None,
+                () = tokio::time::sleep(every) => {}
+            }
             // Checked by the wall clock first: a process that was stopped past its lease must not write on.
             if !lease.is_held(SystemTime::now()) {
                 self.lose();
-                return "the lease lapsed before it could be renewed";
+                return Some("the lease lapsed before it could be renewed");
             }
             match journal.renew(lease).await {
                 Ok(true) => {
@@ -53,7 +89,7 @@ impl Hold {
                 }
                 Ok(false) => {
                     self.lose();
-                    return "the lease was taken over";
+                    return Some("the lease was taken over");
                 }
                 Err(error) => tracing::warn!(%error, "cannot renew the job's lease; trying again"),
             }
@@ -64,7 +100,49 @@ impl Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::JobId;
+    use crate::journal::{JobId, LeaseVersion};
+
+    /// A shared journal whose renewals take a while: each one moves the lease to the next generation.
+    struct SlowRenewals;
+
+    impl Journal for SlowRenewals {
+        async fn insert(&self, jobs: &[crate::journal::Job]) -> std::io::Result<Vec<bool>> {
+            Ok(vec![true; jobs.len()])
+        }
+        async fn update(&self, _: &crate::journal::Job) -> std::io::Result<()> {
+            Ok(())
+        }
+        async fn get(&self, _: &JobId) -> std::io::Result<Option<crate::journal::Job>> {
+            Ok(None)
+        }
+        async fn list(&self) -> std::io::Result<Vec<crate::journal::Job>> {
+            Ok(Vec::new())
+        }
+        async fn remove(&self, _: &JobId) -> std::io::Result<()> {
+            Ok(())
+        }
+        async fn renew(&self, lease: &mut Lease) -> std::io::Result<bool> {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let LeaseVersion::Generation(number) = lease.version else { unreachable!("a timed lease") };
+            lease.renewed(SystemTime::now() + Duration::from_secs(3), LeaseVersion::Generation(number + 1));
+            Ok(true)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_ends_during_a_renewal_leaves_the_lease_at_the_renewed_version() {
+        let duration = Duration::from_secs(3);
+        let expires = SystemTime::now() + duration;
+        let mut lease =
+            Lease::timed(JobId::for_event("e"), "me".into(), duration, expires, LeaseVersion::Generation(1));
+        let hold = Hold::new(&lease);
+        // The renewal starts at 1 s and is answered at 1.1 s; the work ends in between.
+        let work = tokio::time::sleep(Duration::from_millis(1050));
+        let kept = hold.keep_while(&SlowRenewals, &mut lease, duration / 3, work).await;
+        assert_eq!(kept, Ok(()));
+        // The store holds the renewed claim: the release must compare against it, or it finds the claim changed.
+        assert_eq!(lease.version, LeaseVersion::Generation(2));
+    }
 
     #[test]
     fn an_exclusive_lease_holds_until_lost() {

@@ -243,14 +243,7 @@ where
         let hold = Hold::new(&lease);
         let outcome = match lease.duration() {
             None => Ok(self.run_job(id, &hold).await),
-            Some(duration) => {
-                let renewal = hold.renew_until_lost(&shared.journal, &mut lease, duration / 3);
-                tokio::select! {
-                    biased;
-                    reason = renewal => Err(reason),
-                    retry_at = self.run_job(id, &hold) => Ok(retry_at),
-                }
-            }
+            Some(duration) => hold.keep_while(&shared.journal, &mut lease, duration / 3, self.run_job(id, &hold)).await,
         };
         match outcome {
             Ok(retry_at) => {
@@ -273,7 +266,12 @@ where
         if !hold.is_held(SystemTime::now()) {
             return Err(io::Error::other("the lease on the job was lost"));
         }
-        self.shared.journal.update(job).await
+        let written = self.shared.journal.update(job).await;
+        if written.as_ref().is_err_and(crate::journal::is_superseded) {
+            // Another worker wrote the record: it has the job, and this attempt writes nothing more.
+            hold.lose();
+        }
+        written
     }
 
     /// One attempt at a job; answers when to try again, if at all.

@@ -4,6 +4,7 @@
 
 #[cfg(unix)]
 pub mod replica;
+pub mod slow;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,0 +1,169 @@
+//! The object-store journal shared by replicas, against Azurite and against local files: what a worker that lost
+//! its job may still write, and the open-job markers that polling replicas find work by.
+
+mod common;
+mod store_support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use acs_recording::journal::{Job, JobId, JobState, Journal, Lease, ObjectStoreJournal};
+use acs_recording::recording::{Recording, RecordingChunk};
+use acs_recording::store::StoreLocation;
+use futures_util::TryStreamExt;
+use object_store::ObjectStoreExt;
+use store_support::slow::SlowPuts;
+use store_support::Backend;
+
+/// Runs a suite once against Azurite and once against local files.
+macro_rules! on_both_stores {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                super::$suite(Backend::azurite(stringify!($suite))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_files() {
+                super::$suite(Backend::local()).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_lease_never_outlasts_its_claim_in_the_store,
+    a_late_renewal_never_takes_a_lease_back_from_its_new_holder,
+    a_renewal_slower_than_a_takeover_never_takes_the_lease_back,
+);
+
+fn job(event: &str) -> Job {
+    let now = std::time::SystemTime::now();
+    let recording = Recording::new("call").chunk(RecordingChunk::new("doc", 0));
+    Job::new(event, recording, now, now + Duration::from_secs(3600))
+}
+
+async fn journal(backend: &Backend, owner: &str) -> ObjectStoreJournal {
+    ObjectStoreJournal::open(backend.location.clone()).await.unwrap().owner(owner)
+}
+
+async fn leased(location: &StoreLocation, owner: &str, lease: Duration) -> ObjectStoreJournal {
+    ObjectStoreJournal::open(location.clone()).await.unwrap().owner(owner).lease_duration(lease)
+}
+
+/// `2026-12-06T20:12:46.746Z` (UTC, milliseconds) as a time.
+fn parse_utc(text: &str) -> SystemTime {
+    let number = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    // Days since 1970-01-01 of a proleptic Gregorian date.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + number(11..13) * 3600 + number(14..16) * 60 + number(17..19);
+    UNIX_EPOCH + Duration::from_secs(seconds as u64) + Duration::from_millis(number(20..23) as u64)
+}
+
+/// The expiry of a job's newest claim object in the store.
+async fn stored_expiry(backend: &Backend, id: &JobId) -> SystemTime {
+    let claims = backend.location.prefix().clone().join(".acs-recording").join("claims");
+    let listed: Vec<_> = backend.store().list(Some(&claims)).try_collect().await.unwrap();
+    let mut keys: Vec<_> = listed.into_iter().map(|meta| meta.location).collect();
+    keys.retain(|key| key.as_ref().contains(id.as_str()));
+    keys.sort();
+    let newest = keys.last().expect("a claim");
+    let raw = backend.store().get(newest).await.unwrap().bytes().await.unwrap();
+    let claim: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    parse_utc(claim["expiresAt"].as_str().unwrap())
+}
+
+async fn a_lease_never_outlasts_its_claim_in_the_store(backend: Backend) {
+    let (slow, location) = SlowPuts::over(&backend);
+    let a = leased(&location, "replica-a", Duration::from_secs(5)).await;
+    // Every claim PUT takes a while to reach the store: the holder cannot know when the store wrote it.
+    slow.delay("/claims/", Duration::from_millis(300));
+    let id = JobId::for_event("e1");
+    let mut lease = a.claim(&id).await.unwrap().expect("free");
+    let held = |lease: &Lease| lease.expires_at().expect("timed");
+    assert!(held(&lease) <= stored_expiry(&backend, &id).await, "{}: claimed", backend.name);
+    assert!(a.renew(&mut lease).await.unwrap());
+    assert!(held(&lease) <= stored_expiry(&backend, &id).await, "{}: renewed", backend.name);
+}
+
+async fn a_late_renewal_never_takes_a_lease_back_from_its_new_holder(backend: Backend) {
+    let lease = Duration::from_secs(1);
+    let (a, b) =
+        (leased(&backend.location, "replica-a", lease).await, leased(&backend.location, "replica-b", lease).await);
+    let id = JobId::for_event("e1");
+    let mut stale = a.claim(&id).await.unwrap().expect("free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // b takes the expired lease over and renews it; then a, back from a pause, renews what it held.
+    let mut taken = b.claim(&id).await.unwrap().expect("expired");
+    assert!(b.renew(&mut taken).await.unwrap());
+    assert!(!a.renew(&mut stale).await.unwrap(), "{}: a was taken over", backend.name);
+    let c = leased(&backend.location, "replica-c", lease).await;
+    assert!(c.claim(&id).await.unwrap().is_none(), "{}: b still holds the job", backend.name);
+    assert!(b.renew(&mut taken).await.unwrap(), "{}", backend.name);
+}
+
+async fn a_renewal_slower_than_a_takeover_never_takes_the_lease_back(backend: Backend) {
+    let lease = Duration::from_secs(1);
+    let (slow, location) = SlowPuts::over(&backend);
+    let (a, b) = (leased(&location, "replica-a", lease).await, leased(&location, "replica-b", lease).await);
+    let id = JobId::for_event("e1");
+    let mut stale = a.claim(&id).await.unwrap().expect("free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // a's renewal is sent, and held on its way while b takes the lease over and renews it.
+    let mut held = slow.hold_next("/claims/");
+    let renewal = tokio::spawn(async move { a.renew(&mut stale).await.unwrap() });
+    tokio::time::timeout(Duration::from_secs(10), &mut held.arrived).await.unwrap().unwrap();
+    let mut taken = b.claim(&id).await.unwrap().expect("expired");
+    assert!(b.renew(&mut taken).await.unwrap());
+    held.release();
+    let renewed = tokio::time::timeout(Duration::from_secs(10), renewal).await.unwrap().unwrap();
+    assert!(!renewed, "{}: a was taken over", backend.name);
+    let c = leased(&backend.location, "replica-c", lease).await;
+    assert!(c.claim(&id).await.unwrap().is_none(), "{}: b still holds the job", backend.name);
+    assert!(b.renew(&mut taken).await.unwrap(), "{}", backend.name);
+}
+
+/// Compare-and-swap needs a store that has it: Azurite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_write_lost_writes_nothing_more_until_it_reads_again() {
+    let backend = Backend::azurite("a_worker_whose_write_lost");
+    let (a, b) = (journal(&backend, "replica-a").await, journal(&backend, "replica-b").await);
+    let accepted = job("e1");
+    a.insert(std::slice::from_ref(&accepted)).await.unwrap();
+    let mut stale = a.get(&accepted.id).await.unwrap().expect("inserted");
+    // b took the job over, recorded its progress, and a's checkpoint lost to it.
+    let mut current = b.get(&accepted.id).await.unwrap().expect("inserted");
+    current.attempts = 5;
+    b.update(&current).await.unwrap();
+    stale.attempts = 1;
+    let lost = a.update(&stale).await.expect_err("b wrote since a read");
+    let key = format!("recordings/.acs-recording/jobs/{}.json", accepted.id);
+    assert_eq!(
+        lost.to_string(),
+        format!("journal record `{key}` was changed by another worker since this one read it")
+    );
+
+    // b finishes the job; a, still running, writes its final checkpoint: refused, without reaching the store.
+    current.state = JobState::Done;
+    b.update(&current).await.unwrap();
+    stale.state = JobState::Pending;
+    let refused = a.update(&stale).await.expect_err("a lost the record and has not read it since");
+    assert_eq!(
+        refused.to_string(),
+        format!("journal record `{key}` was changed by another worker: read it again before writing it")
+    );
+    let kept = b.get(&accepted.id).await.unwrap().unwrap();
+    assert_eq!((kept.state, kept.attempts), (JobState::Done, 5), "b's record stays");
+
+    // Read again, a writes against what it read.
+    let mut fresh = a.get(&accepted.id).await.unwrap().unwrap();
+    fresh.attempts = 7;
+    a.update(&fresh).await.unwrap();
+    assert_eq!(b.get(&accepted.id).await.unwrap().unwrap().attempts, 7);
+}

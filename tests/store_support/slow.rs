@@ -1,0 +1,145 @@
+//! A store whose PUTs can be made slow: each PUT to a key containing a given text waits a while, or until the test
+//! lets it through, before it reaches the store (as a throttled PUT that object_store retries for minutes does).
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acs_recording::store::StoreLocation;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+use tokio::sync::oneshot;
+
+use super::Backend;
+
+/// The backend's store behind slow PUTs.
+#[derive(Debug)]
+pub struct SlowPuts {
+    inner: Arc<dyn ObjectStore>,
+    rules: Mutex<Vec<Rule>>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    contains: String,
+    wait: Wait,
+}
+
+#[derive(Debug)]
+enum Wait {
+    /// Every matching PUT waits this long.
+    Every(Duration),
+    /// The next matching PUT says it arrived, then waits until released.
+    Once { arrived: oneshot::Sender<()>, release: oneshot::Receiver<()> },
+}
+
+/// A PUT held back: `arrived` completes once it reached the store wrapper, `release` lets it through.
+pub struct HeldPut {
+    pub arrived: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl HeldPut {
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+impl SlowPuts {
+    /// The backend's store, wrapped, as a location with the backend's prefix.
+    pub fn over(backend: &Backend) -> (Arc<Self>, StoreLocation) {
+        let slow = Arc::new(Self { inner: backend.store().clone(), rules: Mutex::default() });
+        let location = StoreLocation::new(slow.clone(), backend.location.prefix().clone());
+        (slow, location)
+    }
+
+    /// Every PUT to a key containing `contains` waits `delay` before it is sent on.
+    pub fn delay(&self, contains: &str, delay: Duration) {
+        self.rules.lock().unwrap().push(Rule { contains: contains.to_owned(), wait: Wait::Every(delay) });
+    }
+
+    /// The next PUT to a key containing `contains` waits until the answer is released.
+    pub fn hold_next(&self, contains: &str) -> HeldPut {
+        let (arrived_tx, arrived) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        let wait = Wait::Once { arrived: arrived_tx, release: release_rx };
+        self.rules.lock().unwrap().push(Rule { contains: contains.to_owned(), wait });
+        HeldPut { arrived, release }
+    }
+
+    async fn wait_for(&self, location: &Path) {
+        let wait = {
+            let mut rules = self.rules.lock().unwrap();
+            let Some(at) = rules.iter().position(|rule| location.as_ref().contains(&rule.contains)) else { return };
+            match &rules[at].wait {
+                Wait::Every(delay) => Wait::Every(*delay),
+                Wait::Once { .. } => rules.remove(at).wait,
+            }
+        };
+        match wait {
+            Wait::Every(delay) => tokio::time::sleep(delay).await,
+            Wait::Once { arrived, release } => {
+                let _ = arrived.send(());
+                let _ = release.await;
+            }
+        }
+    }
+}
+
+impl fmt::Display for SlowPuts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SlowPuts({})", self.inner)
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ObjectStore for SlowPuts {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.wait_for(location).await;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
