@@ -159,8 +159,11 @@ mod tests {
 
     #[test]
     fn the_prefix_is_the_contiguous_run_from_byte_zero() {
-        let state =
-            |extents: &[(u64, u64)]| PartialState { version: ObjectVersion::default(), extents: extents.to_vec(), durable: None };
+        let state = |extents: &[(u64, u64)]| PartialState {
+            version: ObjectVersion::default(),
+            extents: extents.to_vec(),
+            durable: None,
+        };
         assert_eq!(state(&[]).prefix(), 0);
         assert_eq!(state(&[(10, 20)]).prefix(), 0);
         assert_eq!(state(&[(0, 10), (20, 30)]).prefix(), 10);

@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::parts::{write_state, DirectoryParts, PartialState};
 use super::{
-    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
-    Stored,
+    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing,
+    ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored,
 };
 use crate::download::chunk::{hex, parse_sha256};
 use crate::recording::{ChannelAssignment, RecordingMetadata};
@@ -160,7 +160,6 @@ fn lock(file: &File, path: &Path) -> io::Result<()> {
         Err(TryLockError::Error(e)) => Err(e),
     }
 }
-
 
 fn state_path(partial: &Path) -> PathBuf {
     let mut name = partial.as_os_str().to_owned();
