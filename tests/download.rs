@@ -603,7 +603,10 @@ async fn unsigned_or_wrongly_signed_requests_are_refused_by_the_storage() {
     assert_eq!(error.status(), Some(http::StatusCode::UNAUTHORIZED));
     assert_eq!(error.kind(), ErrorKind::AccessDenied);
     assert!(error.is_retryable(), "a key being rotated: the caller tries again later");
-    assert_eq!(error.to_string(), "chunk 0 (`secret`) metadata: access refused with status 401 Unauthorized by `127.0.0.1`");
+    assert_eq!(
+        error.to_string(),
+        "chunk 0 (`secret`) metadata: access refused with status 401 Unauthorized by `127.0.0.1`"
+    );
     assert_eq!(error.location(), Some(Location::Metadata));
 }
 

@@ -244,7 +244,9 @@ impl Error {
     /// later), or any other ([`ErrorKind::Status`], permanent).
     pub(crate) fn final_status(status: StatusCode) -> Self {
         let error = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Self::new(ErrorKind::AccessDenied, Detail::AccessRefused),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Self::new(ErrorKind::AccessDenied, Detail::AccessRefused)
+            }
             _ => Self::new(ErrorKind::Status, Detail::PermanentStatus),
         };
         error.with_status(Some(status))

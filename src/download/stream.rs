@@ -107,8 +107,11 @@ where
         let computed_md5: Option<[u8; 16]> = md5_state.map(|md5| md5.finalize().into());
         if replayed != total || (md5.is_some() && computed_md5 != md5) {
             tracing::warn!(replayed, total, "the resumed parts do not make the object: restarting the chunk");
-            let cause =
-                if replayed != total { Failure::Short { at: replayed, expected: total } } else { Failure::BlobMd5Mismatch };
+            let cause = if replayed != total {
+                Failure::Short { at: replayed, expected: total }
+            } else {
+                Failure::BlobMd5Mismatch
+            };
             return Ok(Streamed::Changed { requests, cause: Some(cause.into()) });
         }
         Ok(Streamed::Done { bytes: total, sha256: sha.finalize().into(), requests })

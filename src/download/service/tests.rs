@@ -204,3 +204,28 @@ async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
     }
     assert_ne!(manifest.chunks[0].location, manifest.chunks[1].location);
 }
+
+#[tokio::test]
+async fn a_partial_file_is_resumed_only_from_the_bytes_its_record_says_were_made_durable() {
+    let object = object(100);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = crate::download::DirectorySink::new(dir.path());
+    let target = ChunkTarget::new("call", "d", 0, "wav");
+    // After a power loss: 40 bytes were fsynced and recorded; the 30 after them have the right length but lost
+    // their contents.
+    let partial = sink.partial_path(&target);
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    let mut stored = object[..40].to_vec();
+    stored.extend_from_slice(&[0u8; 30]);
+    std::fs::write(&partial, &stored).unwrap();
+    let record = serde_json::json!({ "etag": "\"a\"", "last_modified": null, "total": 100, "durable": 40 });
+    std::fs::write(dir.path().join("call/.0-d.wav.partial.json"), record.to_string()).unwrap();
+
+    let downloader = ChunkDownloader::new(storage(object.clone(), Quirks::default()), sink.clone());
+    let manifest = downloader.download(one_chunk("d")).await.unwrap();
+    let want: [u8; 32] = Sha256::digest(&object).into();
+    assert_eq!(manifest.chunks[0].outcome, Outcome::Resumed);
+    assert_eq!(manifest.chunks[0].sha256, want);
+    let on_disk = std::fs::read(dir.path().join("call/0-d.wav")).unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&on_disk)), want);
+}

@@ -11,13 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::{ObjectVersion, PositionalWriter, WriteFuture};
 
 /// What `.<name>.partial.json` holds: the version being downloaded and, for a parallel download, the byte ranges
-/// already complete. Files written before ranges existed hold the version alone and read the same.
+/// already complete, or, for one stream, how many bytes from byte 0 were made durable. Files written before ranges
+/// existed hold the version alone and read the same.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct PartialState {
     #[serde(flatten)]
     pub(super) version: ObjectVersion,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) extents: Vec<(u64, u64)>,
+    /// One stream's bytes from byte 0 that were fsynced (when the sink is durable) before this record was written.
+    /// After a power loss the file may be longer, its tail zeros or garbage: a resume goes on from here, never from
+    /// the file's length. Absent (nothing recorded yet, or a record from before it existed) means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) durable: Option<u64>,
 }
 
 impl PartialState {
@@ -153,8 +159,11 @@ mod tests {
 
     #[test]
     fn the_prefix_is_the_contiguous_run_from_byte_zero() {
-        let state =
-            |extents: &[(u64, u64)]| PartialState { version: ObjectVersion::default(), extents: extents.to_vec() };
+        let state = |extents: &[(u64, u64)]| PartialState {
+            version: ObjectVersion::default(),
+            extents: extents.to_vec(),
+            durable: None,
+        };
         assert_eq!(state(&[]).prefix(), 0);
         assert_eq!(state(&[(10, 20)]).prefix(), 0);
         assert_eq!(state(&[(0, 10), (20, 30)]).prefix(), 10);

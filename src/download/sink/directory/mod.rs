@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::parts::{DirectoryParts, PartialState};
+use super::parts::{write_state, DirectoryParts, PartialState};
 use super::{
-    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter,
-    Stored,
+    another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing,
+    ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored,
 };
 use crate::download::chunk::{hex, parse_sha256};
 use crate::recording::{ChannelAssignment, RecordingMetadata};
@@ -25,6 +25,9 @@ const BATCH: usize = 1 << 20;
 
 /// Batches queued for the writing thread before the download waits for it.
 const WRITE_QUEUE: usize = 8;
+
+/// Bytes of one stream written between two durable checkpoints: what a crash costs at most, against one fsync.
+const CHECKPOINT: usize = 64 << 20;
 
 /// Writes each chunk to `<dir>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<dir>/<call id>/<index>-<document id>.json`.
@@ -40,7 +43,9 @@ const WRITE_QUEUE: usize = 8;
 /// 3. A final file whose size matches its manifest means the chunk is complete: a rerun skips it, with the SHA-256
 ///    recorded at commit. A final file of another size (or with an unreadable manifest) is downloaded again through
 ///    the partial file and replaced; one from before manifests existed is trusted and rehashed. A partial file with
-///    its version is resumed from its length; one without is discarded.
+///    its version is resumed from the bytes its record says were made durable (fsynced every 64 MiB and whenever
+///    the writing stops), never from its length: after a power loss the bytes past that point may be zeros or
+///    garbage, so they are cut off and fetched again. One without a version is discarded.
 /// 4. A writer holds an exclusive advisory lock on its partial file (`File::try_lock`) until it commits, abandons
 ///    or is dropped; the OS releases it when the process dies. Opening a chunk whose partial file is locked answers
 ///    an [`io::ErrorKind::WouldBlock`] error naming the file, and never truncates it. On platforms without file
@@ -156,7 +161,6 @@ fn lock(file: &File, path: &Path) -> io::Result<()> {
     }
 }
 
-
 fn state_path(partial: &Path) -> PathBuf {
     let mut name = partial.as_os_str().to_owned();
     name.push(".json");
@@ -193,11 +197,18 @@ impl Sink for DirectorySink {
             let state = state_path(&paths.partial);
             let saved = fs::read(&state).ok().and_then(|raw| serde_json::from_slice::<PartialState>(&raw).ok());
             let length = file.metadata()?.len();
+            // After a parallel download the file may hold ranges beyond a hole: only the recorded ranges count,
+            // and the contiguous ones from byte 0 are the offset. After one stream, only the bytes recorded as
+            // durable count: past them a power loss may have left zeros or garbage of the right length.
+            let offset = saved.as_ref().map_or(0, |saved| match saved.extents.is_empty() {
+                true => saved.durable.unwrap_or(0).min(length),
+                false => saved.prefix(),
+            });
             match saved {
-                Some(saved) if (length > 0 || !saved.extents.is_empty()) && saved.version.is_pinnable() => {
-                    // After a parallel download the file may hold ranges beyond a hole: only the recorded
-                    // ranges count, and the contiguous ones from byte 0 are the offset.
-                    let offset = if saved.extents.is_empty() { length } else { saved.prefix() };
+                Some(saved) if (offset > 0 || !saved.extents.is_empty()) && saved.version.is_pinnable() => {
+                    if saved.extents.is_empty() && length > offset {
+                        file.set_len(offset)?;
+                    }
                     file.seek(SeekFrom::Start(offset))?;
                     let mut writer = DirectoryWriter::new(file, paths, durable);
                     writer.version = Some(saved.version.clone());
@@ -284,6 +295,27 @@ fn sync_folder(folder: &Path) -> io::Result<()> {
 /// The queue of batches to the writing thread, and that thread, which gives the file back once the queue closes.
 type WritePipe = (mpsc::Sender<Vec<Bytes>>, JoinHandle<io::Result<File>>);
 
+/// A record of how far one stream's partial file is durable, beside it.
+#[derive(Debug)]
+struct Checkpoint {
+    state: PathBuf,
+    version: ObjectVersion,
+    durable: bool,
+}
+
+impl Checkpoint {
+    /// Makes every byte written to `file` durable, then records their count: the record never claims a byte that a
+    /// power loss could take back. Blocking.
+    fn record(&self, file: &File) -> io::Result<()> {
+        if self.durable {
+            file.sync_data()?;
+        }
+        let written = file.metadata()?.len();
+        let state = PartialState { version: self.version.clone(), extents: Vec::new(), durable: Some(written) };
+        write_state(&self.state, &state, self.durable)
+    }
+}
+
 /// Where one chunk's files go.
 #[derive(Debug, Clone)]
 struct Paths {
@@ -344,6 +376,13 @@ impl DirectoryWriter {
         Ok(())
     }
 
+    /// What a durable checkpoint of one stream records, when there is a version to record it for (a parallel
+    /// download records its ranges instead).
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        let version = self.version.clone().filter(|_| self.extents.is_empty() && self.parts.is_none())?;
+        Some(Checkpoint { state: state_path(&self.paths.partial), version, durable: self.durable })
+    }
+
     /// Waits until every queued batch is written and takes the file back.
     async fn settle(&mut self) -> io::Result<&mut File> {
         if let Some((sender, handle)) = self.pipe.take() {
@@ -365,11 +404,25 @@ impl DirectoryWriter {
         if self.pipe.is_none() {
             let mut file = self.file.take().ok_or_else(|| io::Error::other("a previous write failed"))?;
             let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+            let checkpoint = self.checkpoint();
             let handle = tokio::task::spawn_blocking(move || {
+                let mut unrecorded = 0usize;
                 while let Some(batch) = receiver.blocking_recv() {
                     for bytes in &batch {
                         file.write_all(bytes)?;
+                        unrecorded += bytes.len();
                     }
+                    if unrecorded >= CHECKPOINT {
+                        if let Some(checkpoint) = &checkpoint {
+                            checkpoint.record(&file)?;
+                        }
+                        unrecorded = 0;
+                    }
+                }
+                // The queue closed: the writer settles (commit, abandon) or went away with its task (a cancelled
+                // download), which a later run resumes from what this records.
+                if let Some(checkpoint) = checkpoint.filter(|_| unrecorded > 0) {
+                    checkpoint.record(&file)?;
                 }
                 Ok(file)
             });
@@ -394,16 +447,18 @@ impl SinkWriter for DirectoryWriter {
     }
 
     async fn begin(&mut self, version: &ObjectVersion) -> io::Result<()> {
-        let state = state_path(&self.paths.partial);
+        let path = state_path(&self.paths.partial);
         self.version = Some(version.clone());
-        let raw = serde_json::to_vec(version).map_err(io::Error::other)?;
-        blocking(move || fs::write(state, raw)).await
+        // Nothing of this version is durable yet: a crash before the first checkpoint starts it over.
+        let state = PartialState { version: version.clone(), extents: Vec::new(), durable: None };
+        let durable = self.durable;
+        blocking(move || write_state(&path, &state, durable)).await
     }
 
     fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
         let version = self.version.clone()?;
         let file = self.file.as_ref()?.try_clone().ok()?;
-        let state = PartialState { version, extents: self.extents.clone() };
+        let state = PartialState { version, extents: self.extents.clone(), durable: None };
         let parts = Arc::new(DirectoryParts::new(file, state_path(&self.paths.partial), state, self.durable));
         self.parts = Some(parts.clone());
         Some(parts)
@@ -459,6 +514,11 @@ impl SinkWriter for DirectoryWriter {
         self.close_parts().await?;
         self.flush_batch().await?;
         self.settle().await?;
+        // What a later run resumes from: every byte written, once made durable (the writing thread recorded it
+        // when it had bytes to write; this covers a writer that never started one).
+        if let (Some(checkpoint), Some(file)) = (self.checkpoint(), self.file.take()) {
+            blocking(move || checkpoint.record(&file)).await?;
+        }
         Ok(())
     }
 

@@ -173,7 +173,6 @@ impl ObjectStoreSink {
     }
 }
 
-
 /// What a commit records about a final object, in its manifest.
 #[derive(Debug, Serialize, Deserialize)]
 struct Committed {

@@ -181,7 +181,8 @@ impl SinkWriter for ObjectStoreWriter {
         }
         let store = self.store.clone();
         // The manifest lands before the final key does, so that every final object has one to be checked by.
-        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256, &self.keys.document_id)?).await?;
+        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256, &self.keys.document_id)?)
+            .await?;
         let create_only = CopyOptions::new().with_mode(CopyMode::Create);
         match store.copy_opts(&self.staging, &self.keys.media, create_only).await {
             Ok(()) => {}
