@@ -39,6 +39,7 @@ on_both_stores!(
     a_writer_dropped_without_commit_leaves_no_final_object,
     a_stale_staging_object_is_swept_and_a_fresh_one_kept,
     a_redelivered_job_is_written_once_across_replicas,
+    an_unreadable_record_is_skipped_by_listing_and_polling,
     a_held_lease_is_refused_and_an_expired_one_taken_over_once,
     a_renewed_lease_is_never_taken_over,
     released_leases_leave_only_job_records,
@@ -180,6 +181,27 @@ async fn a_redelivered_job_is_written_once_across_replicas(backend: Backend) {
     b.remove(&done.id).await.unwrap();
     assert_eq!(a.get(&done.id).await.unwrap(), None);
     a.check_writable().await.unwrap();
+}
+
+async fn an_unreadable_record_is_skipped_by_listing_and_polling(backend: Backend) {
+    let (a, b) = replicas(&backend, Duration::from_secs(30)).await;
+    assert_eq!(a.insert(&[job("damaged"), job("newer"), job("fine")]).await.unwrap(), [true, true, true]);
+    let store = backend.location.store();
+    let key = |event: &str| {
+        let id = JobId::for_event(event);
+        let root = backend.location.prefix().clone().join(acs_recording::journal::JOURNAL_FOLDER);
+        root.join("jobs").join(format!("{id}.json"))
+    };
+    store.put(&key("damaged"), Bytes::from_static(b"{\"id\": ").into()).await.unwrap();
+    let mut newer = serde_json::to_value(job("newer")).unwrap();
+    newer["state"] = "archived".into();
+    store.put(&key("newer"), Bytes::from(serde_json::to_vec(&newer).unwrap()).into()).await.unwrap();
+    // Every replica still lists and polls the jobs it can read; the bad records stay for a person to look at.
+    let listed: Vec<String> = b.list().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(listed, ["fine"]);
+    let open: Vec<String> = b.list_open().await.unwrap().into_iter().map(|j| j.event_id).collect();
+    assert_eq!(open, ["fine"]);
+    assert!(store.head(&key("damaged")).await.is_ok());
 }
 
 async fn a_held_lease_is_refused_and_an_expired_one_taken_over_once(backend: Backend) {

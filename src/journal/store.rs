@@ -198,7 +198,8 @@ impl ObjectStoreJournal {
     /// What a marker stands for: its open job, or `None` once the marker is deleted as left behind.
     async fn open_job(&self, marker: ObjectMeta) -> io::Result<Option<Job>> {
         let Some(id) = marker.location.filename().and_then(JobId::parse) else { return Ok(None) };
-        match read(self.store(), &self.key_of(&id)).await? {
+        let Some(found) = readable(read(self.store(), &self.key_of(&id)).await)? else { return Ok(None) };
+        match found {
             Some((job, _)) if job.state.is_open() => Ok(Some(job)),
             Some(_) => self.unmark(&id).await.map(|()| None),
             None => {
@@ -285,6 +286,19 @@ fn decode(key: &Path, bytes: &[u8]) -> io::Result<Job> {
     })
 }
 
+/// A read for a listing: a record that cannot be decoded is reported and skipped (`Ok(None)`), so that one bad
+/// record never stops the listing, the recorder's start or any replica's poll.
+fn readable<T>(read: io::Result<T>) -> io::Result<Option<T>> {
+    match read {
+        Ok(found) => Ok(Some(found)),
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+            super::unreadable(&error);
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// A job record and the version it was read at.
 async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<(Job, UpdateVersion)>> {
     let found = match store.get(key).await {
@@ -364,10 +378,15 @@ impl Journal for ObjectStoreJournal {
             key.filename()
                 .is_some_and(|name| name.ends_with(".json") && JobId::parse(&name[..name.len() - 5]).is_some())
         });
-        let reads = futures_util::stream::iter(keys.map(|key| {
-            let store = store.clone();
-            async move { Ok::<_, io::Error>(read(store.as_ref(), &key).await?.map(|(job, _)| job)) }
-        }));
+        let reads =
+            futures_util::stream::iter(
+                keys.map(|key| {
+                    let store = store.clone();
+                    async move {
+                        Ok::<_, io::Error>(readable(read(store.as_ref(), &key).await)?.flatten().map(|(job, _)| job))
+                    }
+                }),
+            );
         let mut jobs: Vec<Job> =
             reads.buffer_unordered(LIST_CONCURRENCY).try_collect::<Vec<_>>().await?.into_iter().flatten().collect();
         jobs.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.cmp(&b.id)));
