@@ -426,7 +426,7 @@ async fn a_replica_whose_open_jobs_another_replica_finished_accepts_deliveries_a
 async fn a_batch_larger_than_the_intake_maximum_is_taken_when_nothing_is_open() {
     let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
     let recordings: Vec<_> =
-        (0..3).map(|n| emulator.storage().record(RecordingSpec::new(&format!("call-batch-{n}"), 30_000))).collect();
+        (0..3).map(|n| emulator.storage().record(RecordingSpec::new(format!("call-batch-{n}"), 30_000))).collect();
     let out = tempfile::tempdir().unwrap();
     let running = Running::start(&emulator, out.path(), Faults::default(), 2).await;
     let events: Vec<_> = recordings.iter().map(recording_file_status_updated).collect();

@@ -130,7 +130,7 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
         let mut job = Job::new(event.id(), Recording::from_event(&event), now, expires);
         for field in event.data().malformed_fields() {
             // Bounded: the value is the sender's, of any size.
-            let value: String = event.data().other().get(*field).map(ToString::to_string).unwrap_or_default();
+            let value: String = event.data().other().get(field).map(ToString::to_string).unwrap_or_default();
             let value: String = value.chars().take(64).collect();
             tracing::warn!(event_id = %event.id(), field, %value, "recording event field does not fit its type; downloading anyway");
             job.notes.push(format!("`{field}` does not fit its type: {value}"));

@@ -55,9 +55,10 @@ pub struct RecordingFileStatusUpdated {
     recording_id: Option<String>,
     #[serde(flatten)]
     other: Map<String, Value>,
-    /// Known fields whose value did not fit their type; their values are in `other`, as sent.
+    /// Known fields whose value did not fit their type, one bit per [`OPTIONAL_FIELDS`] entry; their values are in
+    /// `other`, as sent.
     #[serde(skip)]
-    malformed: Vec<&'static str>,
+    malformed: u16,
 }
 
 impl RecordingFileStatusUpdated {
@@ -75,7 +76,7 @@ impl RecordingFileStatusUpdated {
             storage_type: None,
             recording_id: None,
             other: Map::new(),
-            malformed: Vec::new(),
+            malformed: 0,
         }
     }
 
@@ -147,8 +148,8 @@ impl RecordingFileStatusUpdated {
     /// The known fields whose value did not fit their type (`recordingDurationMs: -1`, say): the event is still a
     /// recording to download (only the chunk list is essential), and each such value is kept in
     /// [`other`](Self::other) as sent.
-    pub fn malformed_fields(&self) -> &[&'static str] {
-        &self.malformed
+    pub fn malformed_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        OPTIONAL_FIELDS.iter().enumerate().filter(|(bit, _)| self.malformed & (1 << bit) != 0).map(|(_, name)| *name)
     }
 }
 
@@ -213,22 +214,35 @@ impl<'de> DeserializeSeed<'de> for ChunksSeed {
     }
 }
 
+/// The known fields besides the chunk list, in the order of their bits in `malformed`.
+const OPTIONAL_FIELDS: [&str; 8] = [
+    "recordingStartTime",
+    "recordingDurationMs",
+    "recordingContentType",
+    "recordingChannelType",
+    "recordingFormatType",
+    "sessionEndReason",
+    "storageType",
+    "recordingId",
+];
+
 /// Reads a non-essential known field: a value that does not fit its type is kept in `other` as sent and the field
 /// noted as malformed, so that an odd field never costs the recording its download.
 fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     slot: &mut Option<T>,
-    name: &'static str,
+    field: usize,
     map: &mut A,
-    (other, malformed): (&mut Map<String, Value>, &mut Vec<&'static str>),
+    (other, malformed): (&mut Map<String, Value>, &mut u16),
 ) -> Result<(), A::Error> {
-    if slot.is_some() || malformed.contains(&name) {
+    let (name, bit) = (OPTIONAL_FIELDS[field], 1u16 << field);
+    if slot.is_some() || *malformed & bit != 0 {
         return Err(de::Error::duplicate_field(name));
     }
     let value = map.next_value::<Value>()?;
     match Option::<T>::deserialize(&value) {
         Ok(typed) => *slot = typed,
         Err(_) => {
-            malformed.push(name);
+            *malformed |= bit;
             other.insert(name.to_owned(), value);
         }
     }
@@ -260,7 +274,7 @@ impl<'de> Deserialize<'de> for RecordingFileStatusUpdated {
                     storage_type: None,
                     recording_id: None,
                     other: Map::new(),
-                    malformed: Vec::new(),
+                    malformed: 0,
                 };
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     match key {
@@ -270,54 +284,30 @@ impl<'de> Deserialize<'de> for RecordingFileStatusUpdated {
                             }
                             chunks = Some(map.next_value_seed(ChunksSeed)?);
                         }
-                        Key::StartTime => once(
-                            &mut data.recording_start_time,
-                            "recordingStartTime",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::DurationMs => once(
-                            &mut data.recording_duration_ms,
-                            "recordingDurationMs",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::ContentType => once(
-                            &mut data.recording_content_type,
-                            "recordingContentType",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::ChannelType => once(
-                            &mut data.recording_channel_type,
-                            "recordingChannelType",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::FormatType => once(
-                            &mut data.recording_format_type,
-                            "recordingFormatType",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::SessionEndReason => once(
-                            &mut data.session_end_reason,
-                            "sessionEndReason",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::StorageType => once(
-                            &mut data.storage_type,
-                            "storageType",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
-                        Key::RecordingId => once(
-                            &mut data.recording_id,
-                            "recordingId",
-                            &mut map,
-                            (&mut data.other, &mut data.malformed),
-                        )?,
+                        Key::StartTime => {
+                            once(&mut data.recording_start_time, 0, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::DurationMs => {
+                            once(&mut data.recording_duration_ms, 1, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::ContentType => {
+                            once(&mut data.recording_content_type, 2, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::ChannelType => {
+                            once(&mut data.recording_channel_type, 3, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::FormatType => {
+                            once(&mut data.recording_format_type, 4, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::SessionEndReason => {
+                            once(&mut data.session_end_reason, 5, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::StorageType => {
+                            once(&mut data.storage_type, 6, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
+                        Key::RecordingId => {
+                            once(&mut data.recording_id, 7, &mut map, (&mut data.other, &mut data.malformed))?
+                        }
                         Key::Other(name) => {
                             let value = map.next_value::<Value>()?;
                             data.other.insert(name.into_owned(), value);
