@@ -175,7 +175,7 @@ async fn the_recorder_process_serves_downloads_and_stops_on_sigterm() {
 async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_line() {
     let emulator = Emulator::builder().chunk_limit(256 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("call-cli", 300_000));
-    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(403, 1, None));
+    emulator.storage().inject(&recording.chunks[0].document_id, Fault::status_times(404, 1, None));
     let out = tempfile::tempdir().unwrap();
     let recorder = Recorder::start(&emulator, out.path()).await;
     let event = recording_file_status_updated(&recording);
@@ -191,7 +191,7 @@ async fn a_failed_job_is_listed_with_its_reason_and_retried_from_the_command_lin
     let id = JobId::for_event(&event.id);
     assert!(listed.contains(&format!("{id}  failed")), "{listed}");
     assert!(listed.contains(failed.last_error.as_deref().unwrap()), "{listed}");
-    assert!(listed.contains("403 Forbidden"), "{listed}");
+    assert!(listed.contains("404 Not Found"), "{listed}");
 
     let (ok, said) = subcommand(out.path(), &["retry", id.as_str()]);
     assert!(ok, "{said}");
