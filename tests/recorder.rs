@@ -361,13 +361,20 @@ async fn an_open_job_resumes_when_the_recorder_starts_again() {
         let journal = running.stop().await;
         let interrupted = journal.get(&JobId::for_event(&event.id)).await.unwrap().unwrap();
         assert_eq!(interrupted.state, JobState::Running);
+        // The stopped download's writing thread syncs the partial file and its record before it lets the file go
+        // (a process that ends lets it go at once): the next recorder starts once it has.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::File::open(&partial).unwrap().try_lock().is_err() {
+            assert!(Instant::now() < deadline, "the partial file stayed locked");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         std::fs::metadata(&partial).unwrap().len()
     };
     // A new recorder on the same folders, no redelivery: the job resumes from the partial file.
     let running = Running::start(&emulator, out.path(), |b| b).await;
     let job = finished(&running.journal, &event.id).await;
     assert_files_right(&job, &recording);
-    assert_eq!(job.attempts, 2);
+    assert_eq!(job.attempts, 2, "{job:?}");
     let requests = emulator.storage().requests_for(&stalled);
     let ranges: Vec<Option<&str>> =
         requests.iter().filter(|r| !r.path.ends_with("acsmetadata")).map(|r| r.range.as_deref()).collect();
