@@ -260,6 +260,7 @@ async fn markers(backend: &Backend) -> Vec<String> {
 
 async fn polling_reads_only_open_jobs_and_cleans_markers_left_behind(backend: Backend) {
     let (a, b) = replicas(&backend, Duration::from_secs(2)).await;
+    let b = b.longest_put(Duration::from_secs(2));
     let jobs = [job("e1"), job("e2"), job("e3")];
     a.insert(&jobs).await.unwrap();
     assert_eq!(markers(&backend).await.len(), 3);

@@ -63,7 +63,7 @@ pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;
 #[cfg(feature = "object-store")]
-pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
+pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
 
 /// Whether a write failed because another worker wrote the job's record since this process read it: the writer
 /// lost the job and must stop writing it.
