@@ -38,6 +38,7 @@ on_both_stores!(
     a_marker_without_its_record_is_kept_while_the_record_may_be_on_its_way,
     an_insert_whose_record_lands_after_its_marker_was_deleted_puts_it_back,
     a_poll_that_deletes_the_marker_of_a_job_just_written_puts_it_back,
+    a_marker_a_poll_puts_back_goes_once_the_job_has_finished,
 );
 
 fn job(event: &str) -> Job {
@@ -229,4 +230,35 @@ async fn a_poll_that_deletes_the_marker_of_a_job_just_written_puts_it_back(backe
     tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
     assert_eq!(markers(&backend).await.len(), 1, "{}: the open job keeps its marker", backend.name);
     assert_eq!(open_ids(b.list_open().await.unwrap()), ["e1"], "{}", backend.name);
+}
+
+async fn a_marker_a_poll_puts_back_goes_once_the_job_has_finished(backend: Backend) {
+    let (slow, location) = SlowPuts::over(&backend);
+    let a = leased(&backend.location, "replica-a", Duration::from_secs(30)).await;
+    let b = leased(&location, "replica-b", Duration::from_secs(30)).await;
+    let accepted = job("e1");
+    a.insert(std::slice::from_ref(&accepted)).await.unwrap();
+    let mut failed = accepted.clone();
+    failed.state = JobState::Failed;
+    a.update(&failed).await.unwrap();
+    // A redelivery leaves a marker beside the failed job; b's poll deletes it, slowly.
+    assert_eq!(b.insert(std::slice::from_ref(&accepted)).await.unwrap(), [false]);
+    let mut deleting = slow.hold_next_delete("/open/");
+    let poller = b.clone();
+    let poll = tokio::spawn(async move { poller.list_open().await.unwrap() });
+    tokio::time::timeout(Duration::from_secs(10), &mut deleting.arrived).await.unwrap().unwrap();
+    // Meanwhile the job is retried: b's poll finds it open after its delete, and puts the marker back, slowly.
+    let mut retried = failed.clone();
+    assert!(retried.reopen());
+    a.update(&retried).await.unwrap();
+    let mut marking = slow.hold_next("/open/");
+    deleting.release();
+    tokio::time::timeout(Duration::from_secs(10), &mut marking.arrived).await.unwrap().unwrap();
+    // The retry finishes before the marker lands.
+    let mut done = a.get(&retried.id).await.unwrap().unwrap();
+    done.state = JobState::Done;
+    a.update(&done).await.unwrap();
+    marking.release();
+    tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    assert!(markers(&backend).await.is_empty(), "{}: a finished job keeps no marker", backend.name);
 }

@@ -227,15 +227,28 @@ impl ObjectStoreJournal {
 
     /// Deletes a marker left behind, then reads the record again: a job written open in between gets its marker
     /// back, and is answered.
+    ///
+    /// Deleting before reading is what makes this safe against a write in between, which checks the marker after
+    /// its record (`keep_marked`). A marker put back is read after in turn, as the job may have finished meanwhile:
+    /// a few rounds settle a record that keeps changing, and end with the marker in place, since a stray marker
+    /// costs the next poll a read where a missing one loses the job.
     async fn unmark_left_behind(&self, id: &JobId) -> io::Result<Option<Job>> {
-        self.unmark(id).await?;
-        match read(self.store(), &self.key_of(id)).await? {
-            Some((job, _)) if job.state.is_open() => {
-                self.mark_open(id).await?;
-                Ok(Some(job))
+        for _ in 0..3 {
+            self.unmark(id).await?;
+            if self.read_open(id).await?.is_none() {
+                return Ok(None);
             }
-            _ => Ok(None),
+            self.mark_open(id).await?;
+            if let Some(job) = self.read_open(id).await? {
+                return Ok(Some(job));
+            }
         }
+        Ok(None)
+    }
+
+    /// The job's record, if it is open.
+    async fn read_open(&self, id: &JobId) -> io::Result<Option<Job>> {
+        Ok(read(self.store(), &self.key_of(id)).await?.map(|(job, _)| job).filter(|job| job.state.is_open()))
     }
 
     async fn unmark(&self, id: &JobId) -> io::Result<()> {
