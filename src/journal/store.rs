@@ -42,8 +42,8 @@ pub const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
 ///    and deletes it once the job is finished, so that only job records stay.
 /// 4. An empty marker `open/<job id>` stands beside each open job: [`list_open`](Journal::list_open), which
 ///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done
-///    jobs kept. The marker is written before the record and deleted when the job finishes; one left behind (a
-///    redelivery of a finished job, a crash in between) is deleted by the next poll, a marker without its record
+///    jobs kept. The marker is written before the record and deleted when the job finishes (or by a redelivery
+///    that finds the job finished); one left behind (a crash in between) is deleted by the next poll, a marker without its record
 ///    only once it is older than the [longest PUT](ObjectStoreJournal::longest_put), since the record may still be
 ///    on its way. A poll that deleted a marker reads the record again and puts the marker back if the job is open,
 ///    and a write of an open job checks its marker after the record is written and puts it back if a poll deleted
@@ -374,8 +374,13 @@ impl Journal for ObjectStoreJournal {
                 self.mark_open(&job.id).await?;
             }
             let created = put_create(self.store(), &self.key_of(&job.id), encode(job)?).await?;
-            if created.is_some() && job.state.is_open() {
-                self.keep_marked(&job.id).await?;
+            if job.state.is_open() {
+                match created {
+                    Some(_) => self.keep_marked(&job.id).await?,
+                    // A redelivery: the marker just written stays only beside a job still open.
+                    None if self.read_open(&job.id).await?.is_none() => drop(self.unmark_left_behind(&job.id).await?),
+                    None => {}
+                }
             }
             written.push(created.is_some());
         }
