@@ -35,6 +35,11 @@ on_both_stores!(
     a_lease_never_outlasts_its_claim_in_the_store,
     a_late_renewal_never_takes_a_lease_back_from_its_new_holder,
     a_renewal_slower_than_a_takeover_never_takes_the_lease_back,
+    a_marker_without_its_record_is_kept_while_the_record_may_be_on_its_way,
+    an_insert_whose_record_lands_after_its_marker_was_deleted_puts_it_back,
+    a_poll_that_deletes_the_marker_of_a_job_just_written_puts_it_back,
+    a_marker_a_poll_puts_back_goes_once_the_job_has_finished,
+    a_redelivery_of_a_finished_job_leaves_no_marker,
 );
 
 fn job(event: &str) -> Job {
@@ -166,4 +171,114 @@ async fn a_worker_whose_write_lost_writes_nothing_more_until_it_reads_again() {
     fresh.attempts = 7;
     a.update(&fresh).await.unwrap();
     assert_eq!(b.get(&accepted.id).await.unwrap().unwrap().attempts, 7);
+}
+
+/// The keys of the open-job markers.
+async fn markers(backend: &Backend) -> Vec<String> {
+    backend.keys().await.into_iter().filter(|k| k.contains(".acs-recording/open/")).collect()
+}
+
+fn open_ids(jobs: Vec<Job>) -> Vec<String> {
+    jobs.into_iter().map(|job| job.event_id).collect()
+}
+
+async fn a_marker_without_its_record_is_kept_while_the_record_may_be_on_its_way(backend: Backend) {
+    let poller = leased(&backend.location, "replica-b", Duration::from_secs(1)).await;
+    let ghost = JobId::for_event("ghost");
+    let key = backend.location.prefix().clone().join(".acs-recording").join("open").join(ghost.as_str());
+    backend.store().put(&key, object_store::PutPayload::new()).await.unwrap();
+    // Older than a lease, younger than the longest PUT: the insert's record may still land.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(poller.list_open().await.unwrap().is_empty());
+    assert_eq!(markers(&backend).await.len(), 1, "{}: kept", backend.name);
+    // Older than the longest PUT: left behind.
+    let poller = poller.longest_put(Duration::from_secs(1));
+    assert!(poller.list_open().await.unwrap().is_empty());
+    assert!(markers(&backend).await.is_empty(), "{}: deleted", backend.name);
+}
+
+async fn an_insert_whose_record_lands_after_its_marker_was_deleted_puts_it_back(backend: Backend) {
+    let (slow, location) = SlowPuts::over(&backend);
+    let a = leased(&location, "replica-a", Duration::from_secs(30)).await;
+    // A poller whose bound on a PUT is shorter than this PUT takes: the marker looks left behind.
+    let b = leased(&backend.location, "replica-b", Duration::from_secs(30)).await.longest_put(Duration::ZERO);
+    let mut held = slow.hold_next("/jobs/");
+    let accepted = job("e1");
+    let insert = tokio::spawn(async move { a.insert(std::slice::from_ref(&accepted)).await.unwrap() });
+    tokio::time::timeout(Duration::from_secs(10), &mut held.arrived).await.unwrap().unwrap();
+    assert!(b.list_open().await.unwrap().is_empty(), "no record yet");
+    assert!(markers(&backend).await.is_empty(), "{}: deleted as left behind", backend.name);
+    held.release();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), insert).await.unwrap().unwrap(), [true]);
+    assert_eq!(open_ids(b.list_open().await.unwrap()), ["e1"], "{}", backend.name);
+}
+
+async fn a_poll_that_deletes_the_marker_of_a_job_just_written_puts_it_back(backend: Backend) {
+    let (slow, location) = SlowPuts::over(&backend);
+    let a = leased(&backend.location, "replica-a", Duration::from_secs(30)).await;
+    let b = leased(&location, "replica-b", Duration::from_secs(30)).await.longest_put(Duration::ZERO);
+    // A marker with no record yet: b's poll finds it left behind, and its delete is slow.
+    let accepted = job("e1");
+    let key = backend.location.prefix().clone().join(".acs-recording").join("open").join(accepted.id.as_str());
+    backend.store().put(&key, object_store::PutPayload::new()).await.unwrap();
+    let mut held = slow.hold_next_delete("/open/");
+    let poller = b.clone();
+    let poll = tokio::spawn(async move { poller.list_open().await.unwrap() });
+    tokio::time::timeout(Duration::from_secs(10), &mut held.arrived).await.unwrap().unwrap();
+    // Meanwhile the insert writes its record, and finds its marker still there.
+    assert_eq!(a.insert(std::slice::from_ref(&accepted)).await.unwrap(), [true]);
+    held.release();
+    tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    assert_eq!(markers(&backend).await.len(), 1, "{}: the open job keeps its marker", backend.name);
+    assert_eq!(open_ids(b.list_open().await.unwrap()), ["e1"], "{}", backend.name);
+}
+
+async fn a_marker_a_poll_puts_back_goes_once_the_job_has_finished(backend: Backend) {
+    let (slow, location) = SlowPuts::over(&backend);
+    let a = leased(&backend.location, "replica-a", Duration::from_secs(30)).await;
+    let b = leased(&location, "replica-b", Duration::from_secs(30)).await;
+    let accepted = job("e1");
+    a.insert(std::slice::from_ref(&accepted)).await.unwrap();
+    let mut failed = accepted.clone();
+    failed.state = JobState::Failed;
+    a.update(&failed).await.unwrap();
+    // A marker left beside the failed job (a crash between the two writes); b's poll deletes it, slowly.
+    let key = backend.location.prefix().clone().join(".acs-recording").join("open").join(accepted.id.as_str());
+    backend.store().put(&key, object_store::PutPayload::new()).await.unwrap();
+    let mut deleting = slow.hold_next_delete("/open/");
+    let poller = b.clone();
+    let poll = tokio::spawn(async move { poller.list_open().await.unwrap() });
+    tokio::time::timeout(Duration::from_secs(10), &mut deleting.arrived).await.unwrap().unwrap();
+    // Meanwhile the job is retried: b's poll finds it open after its delete, and puts the marker back, slowly.
+    let mut retried = failed.clone();
+    assert!(retried.reopen());
+    a.update(&retried).await.unwrap();
+    let mut marking = slow.hold_next("/open/");
+    deleting.release();
+    tokio::time::timeout(Duration::from_secs(10), &mut marking.arrived).await.unwrap().unwrap();
+    // The retry finishes before the marker lands.
+    let mut done = a.get(&retried.id).await.unwrap().unwrap();
+    done.state = JobState::Done;
+    a.update(&done).await.unwrap();
+    marking.release();
+    tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    assert!(markers(&backend).await.is_empty(), "{}: a finished job keeps no marker", backend.name);
+}
+
+async fn a_redelivery_of_a_finished_job_leaves_no_marker(backend: Backend) {
+    let (a, b) = (journal(&backend, "replica-a").await, journal(&backend, "replica-b").await);
+    let accepted = job("e1");
+    a.insert(std::slice::from_ref(&accepted)).await.unwrap();
+    let mut done = a.get(&accepted.id).await.unwrap().unwrap();
+    done.state = JobState::Done;
+    a.update(&done).await.unwrap();
+    // Event Grid delivers the event again, to another replica, after the job finished.
+    assert_eq!(b.insert(std::slice::from_ref(&accepted)).await.unwrap(), [false]);
+    assert!(markers(&backend).await.is_empty(), "{}: a finished job keeps no marker", backend.name);
+    // A redelivery of an open job keeps its marker.
+    let open = job("e2");
+    a.insert(std::slice::from_ref(&open)).await.unwrap();
+    assert_eq!(b.insert(std::slice::from_ref(&open)).await.unwrap(), [false]);
+    assert_eq!(open_ids(b.list_open().await.unwrap()), ["e2"], "{}", backend.name);
+    assert_eq!(markers(&backend).await.len(), 1, "{}", backend.name);
 }

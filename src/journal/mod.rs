@@ -63,7 +63,7 @@ pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;
 #[cfg(feature = "object-store")]
-pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
+pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
 
 /// Reports a record that [`Journal::list`] skips because it cannot be read: a damaged record, or one written by a
 /// newer version (an unknown state). Listing goes on with the others; the record stays where it is, for a person

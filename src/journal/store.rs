@@ -21,6 +21,10 @@ pub const JOURNAL_FOLDER: &str = ".acs-recording";
 /// Reads of job records at once while listing.
 const LIST_CONCURRENCY: usize = 16;
 
+/// The longest a PUT to the store takes by default, retries included: object_store's default retry timeout (3
+/// minutes), then one more backoff (at most 15 s) and one more request (timed out after 30 s), rounded up.
+pub const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
+
 /// A [`Journal`] in object storage: `<prefix>/.acs-recording/jobs/<job id>.json`, one object per job, and a lease
 /// per job being worked on in `<prefix>/.acs-recording/claims/`. Every replica opening the same prefix sees every
 /// accepted job.
@@ -38,8 +42,12 @@ const LIST_CONCURRENCY: usize = 16;
 ///    and deletes it once the job is finished, so that only job records stay.
 /// 4. An empty marker `open/<job id>` stands beside each open job: [`list_open`](Journal::list_open), which
 ///    replicas poll for work, lists the markers rather than every record, so polling does not grow with the done
-///    jobs kept. The marker is written before the record and deleted when the job finishes; one left behind (a
-///    redelivery of a finished job, a crash in between) is deleted by the next poll.
+///    jobs kept. The marker is written before the record and deleted when the job finishes (or by a redelivery
+///    that finds the job finished); one left behind (a crash in between) is deleted by the next poll, a marker without its record
+///    only once it is older than the [longest PUT](ObjectStoreJournal::longest_put), since the record may still be
+///    on its way. A poll that deleted a marker reads the record again and puts the marker back if the job is open,
+///    and a write of an open job checks its marker after the record is written and puts it back if a poll deleted
+///    it meanwhile: an open job never stays without its marker.
 /// 5. An [`update`](Journal::update) replaces a record with a compare-and-swap on the version this process last
 ///    read or wrote (where the store has one): a worker that lost its job to another replica cannot overwrite what
 ///    the new owner recorded.
@@ -93,6 +101,8 @@ struct Inner {
     open: Path,
     probes: Path,
     claims: Claims,
+    /// How long a PUT may take, retries included: a marker without its record is left behind only once older.
+    longest_put: Duration,
     /// What this process knows of each job record's version, for compare-and-swap updates.
     versions: Mutex<HashMap<JobId, Known>>,
 }
@@ -111,8 +121,8 @@ impl ObjectStoreJournal {
             mode,
         };
         let (jobs, open) = (root.clone().join("jobs"), root.join("open"));
-        let versions = Mutex::default();
-        Ok(Self { inner: Arc::new(Inner { location, jobs, open, probes, claims, versions }) })
+        let (versions, longest_put) = (Mutex::default(), DEFAULT_LONGEST_PUT);
+        Ok(Self { inner: Arc::new(Inner { location, jobs, open, probes, claims, longest_put, versions }) })
     }
 
     /// Sets how long a lease lasts without renewal (default 30 s, at least 1 s); holders renew it every third of
@@ -127,16 +137,30 @@ impl ObjectStoreJournal {
         self.map_claims(|claims| claims.owner = owner)
     }
 
+    /// Sets the longest a PUT to the store can take, retries included (default [`DEFAULT_LONGEST_PUT`], for
+    /// object_store's default retry settings): a job's `open/` marker without its record is deleted as left behind
+    /// only once older than this, since an insert's record PUT may still be on its way. Set it to the store
+    /// client's `RetryConfig::retry_timeout` plus a backoff and a request timeout when the client is configured
+    /// otherwise.
+    pub fn longest_put(self, longest: Duration) -> Self {
+        self.map_inner(|inner| inner.longest_put = longest)
+    }
+
     fn map_claims(self, change: impl FnOnce(&mut Claims)) -> Self {
+        self.map_inner(|inner| change(&mut inner.claims))
+    }
+
+    fn map_inner(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             location: shared.location.clone(),
             jobs: shared.jobs.clone(),
             open: shared.open.clone(),
             probes: shared.probes.clone(),
             claims: shared.claims.clone(),
+            longest_put: shared.longest_put,
             versions: Mutex::default(),
         });
-        change(&mut inner.claims);
+        change(&mut inner);
         Self { inner: Arc::new(inner) }
     }
 
@@ -188,6 +212,45 @@ impl ObjectStoreJournal {
         Ok(())
     }
 
+    /// Puts the marker of an open job back if a poll deleted it: called once the job's record is written, so that
+    /// a poll that read no record (or a finished one) before and deleted the marker since cannot leave it without.
+    async fn keep_marked(&self, id: &JobId) -> io::Result<()> {
+        match self.store().head(&self.marker_of(id)).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {
+                tracing::info!(job = %id, "put back the marker of an open job");
+                self.mark_open(id).await
+            }
+            Err(error) => Err(io_error(error)),
+        }
+    }
+
+    /// Deletes a marker left behind, then reads the record again: a job written open in between gets its marker
+    /// back, and is answered.
+    ///
+    /// Deleting before reading is what makes this safe against a write in between, which checks the marker after
+    /// its record (`keep_marked`). A marker put back is read after in turn, as the job may have finished meanwhile:
+    /// a few rounds settle a record that keeps changing, and end with the marker in place, since a stray marker
+    /// costs the next poll a read where a missing one loses the job.
+    async fn unmark_left_behind(&self, id: &JobId) -> io::Result<Option<Job>> {
+        for _ in 0..3 {
+            self.unmark(id).await?;
+            if self.read_open(id).await?.is_none() {
+                return Ok(None);
+            }
+            self.mark_open(id).await?;
+            if let Some(job) = self.read_open(id).await? {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The job's record, if it is open.
+    async fn read_open(&self, id: &JobId) -> io::Result<Option<Job>> {
+        Ok(read(self.store(), &self.key_of(id)).await?.map(|(job, _)| job).filter(|job| job.state.is_open()))
+    }
+
     async fn unmark(&self, id: &JobId) -> io::Result<()> {
         match self.store().delete(&self.marker_of(id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -201,14 +264,15 @@ impl ObjectStoreJournal {
         let Some(found) = readable(read(self.store(), &self.key_of(&id)).await)? else { return Ok(None) };
         match found {
             Some((job, _)) if job.state.is_open() => Ok(Some(job)),
-            Some(_) => self.unmark(&id).await.map(|()| None),
+            Some(_) => self.unmark_left_behind(&id).await,
             None => {
-                // Written just before its record, or left by an insert that died: only an old one is stale.
+                // Written before its record, or left by an insert that died: only one older than the longest PUT
+                // of a record is stale.
                 let written = SystemTime::UNIX_EPOCH
                     + Duration::from_millis(u64::try_from(marker.last_modified.timestamp_millis()).unwrap_or_default());
-                let old = SystemTime::now().duration_since(written).is_ok_and(|age| age > self.inner.claims.duration);
+                let old = SystemTime::now().duration_since(written).is_ok_and(|age| age > self.inner.longest_put);
                 if old {
-                    self.unmark(&id).await?;
+                    return self.unmark_left_behind(&id).await;
                 }
                 Ok(None)
             }
@@ -324,6 +388,14 @@ impl Journal for ObjectStoreJournal {
                 self.mark_open(&job.id).await?;
             }
             let created = put_create(self.store(), &self.key_of(&job.id), encode(job)?).await?;
+            if job.state.is_open() {
+                match created {
+                    Some(_) => self.keep_marked(&job.id).await?,
+                    // A redelivery: the marker just written stays only beside a job still open.
+                    None if self.read_open(&job.id).await?.is_none() => drop(self.unmark_left_behind(&job.id).await?),
+                    None => {}
+                }
+            }
             written.push(created.is_some());
         }
         Ok(written)
@@ -355,6 +427,7 @@ impl Journal for ObjectStoreJournal {
         };
         if job.state.is_open() {
             self.remember_version(&job.id, UpdateVersion { e_tag: put.e_tag, version: put.version });
+            self.keep_marked(&job.id).await?;
         } else {
             self.forget_version(&job.id);
             self.unmark(&job.id).await?;

@@ -1,5 +1,6 @@
-//! A store whose PUTs can be made slow: each PUT to a key containing a given text waits a while, or until the test
-//! lets it through, before it reaches the store (as a throttled PUT that object_store retries for minutes does).
+//! A store whose PUTs (and DELETEs) can be made slow: each one of a key containing a given text waits a while, or
+//! until the test lets it through, before it reaches the store (as a throttled PUT that object_store retries for
+//! minutes does).
 
 use std::fmt;
 use std::ops::Range;
@@ -10,6 +11,7 @@ use acs_recording::store::StoreLocation;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
@@ -23,11 +25,18 @@ use super::Backend;
 #[derive(Debug)]
 pub struct SlowPuts {
     inner: Arc<dyn ObjectStore>,
-    rules: Mutex<Vec<Rule>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Put,
+    Delete,
 }
 
 #[derive(Debug)]
 struct Rule {
+    operation: Operation,
     contains: String,
     wait: Wait,
 }
@@ -40,7 +49,7 @@ enum Wait {
     Once { arrived: oneshot::Sender<()>, release: oneshot::Receiver<()> },
 }
 
-/// A PUT held back: `arrived` completes once it reached the store wrapper, `release` lets it through.
+/// A request held back: `arrived` completes once it reached the store wrapper, `release` lets it through.
 pub struct HeldPut {
     pub arrived: oneshot::Receiver<()>,
     release: oneshot::Sender<()>,
@@ -55,40 +64,51 @@ impl HeldPut {
 impl SlowPuts {
     /// The backend's store, wrapped, as a location with the backend's prefix.
     pub fn over(backend: &Backend) -> (Arc<Self>, StoreLocation) {
-        let slow = Arc::new(Self { inner: backend.store().clone(), rules: Mutex::default() });
+        let slow = Arc::new(Self { inner: backend.store().clone(), rules: Arc::default() });
         let location = StoreLocation::new(slow.clone(), backend.location.prefix().clone());
         (slow, location)
     }
 
     /// Every PUT to a key containing `contains` waits `delay` before it is sent on.
     pub fn delay(&self, contains: &str, delay: Duration) {
-        self.rules.lock().unwrap().push(Rule { contains: contains.to_owned(), wait: Wait::Every(delay) });
+        let rule = Rule { operation: Operation::Put, contains: contains.to_owned(), wait: Wait::Every(delay) };
+        self.rules.lock().unwrap().push(rule);
     }
 
-    /// The next PUT to a key containing `contains` waits until the answer is released.
+    /// The next PUT to a key containing `contains` waits until it is released.
     pub fn hold_next(&self, contains: &str) -> HeldPut {
+        self.hold(Operation::Put, contains)
+    }
+
+    /// The next DELETE of a key containing `contains` waits until it is released.
+    pub fn hold_next_delete(&self, contains: &str) -> HeldPut {
+        self.hold(Operation::Delete, contains)
+    }
+
+    fn hold(&self, operation: Operation, contains: &str) -> HeldPut {
         let (arrived_tx, arrived) = oneshot::channel();
         let (release, release_rx) = oneshot::channel();
         let wait = Wait::Once { arrived: arrived_tx, release: release_rx };
-        self.rules.lock().unwrap().push(Rule { contains: contains.to_owned(), wait });
+        self.rules.lock().unwrap().push(Rule { operation, contains: contains.to_owned(), wait });
         HeldPut { arrived, release }
     }
+}
 
-    async fn wait_for(&self, location: &Path) {
-        let wait = {
-            let mut rules = self.rules.lock().unwrap();
-            let Some(at) = rules.iter().position(|rule| location.as_ref().contains(&rule.contains)) else { return };
-            match &rules[at].wait {
-                Wait::Every(delay) => Wait::Every(*delay),
-                Wait::Once { .. } => rules.remove(at).wait,
-            }
-        };
-        match wait {
-            Wait::Every(delay) => tokio::time::sleep(delay).await,
-            Wait::Once { arrived, release } => {
-                let _ = arrived.send(());
-                let _ = release.await;
-            }
+async fn wait_for(rules: &Mutex<Vec<Rule>>, operation: Operation, location: &Path) {
+    let wait = {
+        let mut rules = rules.lock().unwrap();
+        let matches = |rule: &Rule| rule.operation == operation && location.as_ref().contains(&rule.contains);
+        let Some(at) = rules.iter().position(matches) else { return };
+        match &rules[at].wait {
+            Wait::Every(delay) => Wait::Every(*delay),
+            Wait::Once { .. } => rules.remove(at).wait,
+        }
+    };
+    match wait {
+        Wait::Every(delay) => tokio::time::sleep(delay).await,
+        Wait::Once { arrived, release } => {
+            let _ = arrived.send(());
+            let _ = release.await;
         }
     }
 }
@@ -103,7 +123,7 @@ impl fmt::Display for SlowPuts {
 #[deny(clippy::missing_trait_methods)]
 impl ObjectStore for SlowPuts {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.wait_for(location).await;
+        wait_for(&self.rules, Operation::Put, location).await;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -120,7 +140,17 @@ impl ObjectStore for SlowPuts {
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
+        let rules = self.rules.clone();
+        let held = locations.then(move |location| {
+            let rules = rules.clone();
+            async move {
+                if let Ok(location) = &location {
+                    wait_for(&rules, Operation::Delete, location).await;
+                }
+                location
+            }
+        });
+        self.inner.delete_stream(held.boxed())
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
