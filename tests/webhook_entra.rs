@@ -528,7 +528,7 @@ fn configurations_that_cannot_work_are_refused_with_the_value() {
         format!("{check:?}"),
         format!(
             "EntraDeliveryCheck {{ tenant: \"{TENANT}\", authority: https://login.microsoftonline.com/, audiences: \
-             [\"{APP_ID}\"], callers: [\"{EVENT_GRID_APP_ID}\"], role: None, leeway: 60s, .. }}"
+             [\"{APP_ID}\"], callers: [\"{EVENT_GRID_APP_ID}\"], role: Some(\"AzureEventGridSecureWebhookSubscriber\"), leeway: 60s, .. }}"
         )
     );
 }
