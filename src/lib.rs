@@ -105,6 +105,7 @@ pub mod eventgrid;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod queue;
+mod random;
 pub mod recording;
 mod redact;
 mod secret;

@@ -1,8 +1,6 @@
 //! When and how long to wait before the next attempt (`SPEC.md` §5).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
@@ -113,7 +111,7 @@ impl RetryPolicy {
     pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let full = self.backoff(failures);
         let half = full / 2;
-        let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(random_unit()) };
+        let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(crate::random::unit()) };
         let computed = half.saturating_add(jitter);
         match retry_after {
             // `Retry-After` is input: `18446744073709551615` must not become a wait that outlives the process.
@@ -273,13 +271,6 @@ impl RetryState {
                 .with_source(failure)),
         }
     }
-}
-
-/// A uniform value in `[0, 1)`, from the standard library's randomly keyed hasher.
-fn random_unit() -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Whether a status is worth retrying (`SPEC.md` §5).

@@ -474,8 +474,8 @@ pub(crate) fn new_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let a = splitmix(nanos ^ n.rotate_left(32));
-    let b = splitmix(a ^ n);
+    let a = crate::random::splitmix(nanos ^ n.rotate_left(32));
+    let b = crate::random::splitmix(a ^ n);
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
         a >> 32,
@@ -484,13 +484,6 @@ pub(crate) fn new_id() -> String {
         0x8000 | (b >> 48) & 0x3fff,
         b & 0xffff_ffff_ffff
     )
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Formats a time as RFC 3339 in UTC with microseconds, as Event Grid writes `eventTime`.

@@ -76,7 +76,6 @@ use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -240,15 +239,7 @@ impl Drop for Emulator {
 }
 
 fn random_key() -> AccessKey {
-    use std::hash::{BuildHasher, Hasher};
-    let mut bytes = Vec::with_capacity(32);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    for i in 0..4u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(nanos);
-        hasher.write_u64(i);
-        bytes.extend_from_slice(&hasher.finish().to_le_bytes());
-    }
+    let bytes: Vec<u8> = (0..4).flat_map(|_| crate::random::next_u64().to_le_bytes()).collect();
     AccessKey::from_bytes(bytes)
 }
 

@@ -8,11 +8,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
+use crate::clock::{Clock as _, SharedClock};
 use crate::journal::{Journal, Lease};
 
 /// What the attempt checks before each write to the journal, and the renewal keeps up to date.
 #[derive(Debug)]
 pub(super) struct Hold {
+    /// The recorder's clock: what "the wall clock" means for this hold.
+    clock: SharedClock,
     lost: AtomicBool,
     /// Milliseconds since the Unix epoch until which the lease holds; `u64::MAX` for one that never expires.
     until_ms: AtomicU64,
@@ -23,8 +26,14 @@ fn millis(at: SystemTime) -> u64 {
 }
 
 impl Hold {
-    pub(super) fn new(lease: &Lease) -> Self {
-        Self { lost: AtomicBool::new(false), until_ms: AtomicU64::new(lease.expires_at().map_or(u64::MAX, millis)) }
+    pub(super) fn new(lease: &Lease, clock: SharedClock) -> Self {
+        let until_ms = AtomicU64::new(lease.expires_at().map_or(u64::MAX, millis));
+        Self { clock, lost: AtomicBool::new(false), until_ms }
+    }
+
+    /// Whether the job may still be written now, by the recorder's clock.
+    pub(super) fn is_held_now(&self) -> bool {
+        self.is_held(self.clock.now())
     }
 
     /// Whether the job may still be written: not taken over, and not past the lease by the wall clock (a process
@@ -79,7 +88,7 @@ impl Hold {
                 () = tokio::time::sleep(every) => {}
             }
             // Checked by the wall clock first: a process that was stopped past its lease must not write on.
-            if !lease.is_held(SystemTime::now()) {
+            if !lease.is_held(self.clock.now()) {
                 self.lose();
                 return Some("the lease lapsed before it could be renewed");
             }
@@ -135,7 +144,7 @@ mod tests {
         let expires = SystemTime::now() + duration;
         let mut lease =
             Lease::timed(JobId::for_event("e"), "me".into(), duration, expires, LeaseVersion::Generation(1));
-        let hold = Hold::new(&lease);
+        let hold = Hold::new(&lease, SharedClock::system());
         // The renewal starts at 1 s and is answered at 1.1 s; the work ends in between.
         let work = tokio::time::sleep(Duration::from_millis(1050));
         let kept = hold.keep_while(&SlowRenewals, &mut lease, duration / 3, work).await;
@@ -146,7 +155,7 @@ mod tests {
 
     #[test]
     fn an_exclusive_lease_holds_until_lost() {
-        let hold = Hold::new(&Lease::exclusive(JobId::for_event("e")));
+        let hold = Hold::new(&Lease::exclusive(JobId::for_event("e")), SharedClock::system());
         assert!(hold.is_held(SystemTime::now() + Duration::from_secs(1 << 30)));
         hold.lose();
         assert!(!hold.is_held(SystemTime::now()));

@@ -106,6 +106,8 @@ mod intake;
 mod manifest;
 pub mod metrics;
 mod shared;
+#[cfg(all(test, feature = "emulator"))]
+mod simulation;
 mod worker;
 
 pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};

@@ -27,6 +27,9 @@ use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
 use crate::BoxError;
 
+/// The first and the longest wait before reading the journal again when it cannot be read at start.
+const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
+
 /// How often done jobs past their retention are pruned while running.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -45,8 +48,9 @@ where
     ///
     /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
     /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
-    /// `run` returns. It fails when the journal cannot be read at start, or when the recorder already ran. Share
-    /// the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
+    /// `run` returns. A journal that cannot be read at start is read again with backoff (100 ms doubling to 30 s)
+    /// until it can or the shutdown comes; `/readyz` answers 503 meanwhile. It fails when the recorder already ran.
+    /// Share the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         let receiver = self
             .queue
@@ -57,7 +61,21 @@ where
         let engine = self.engine.clone();
         let shared = &engine.shared;
         let mut scheduled = JoinSet::new();
-        engine.resume(&mut scheduled).await?;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut wait = RESUME_BACKOFF.0;
+        // A journal briefly out at start (a store's outage) must not leave the accepted jobs without workers.
+        while let Err(error) = engine.resume(&mut scheduled).await {
+            tracing::warn!(%error, retry_ms = wait.as_millis() as u64, "cannot read the journal to resume its open jobs; trying again");
+            tokio::select! {
+                () = &mut shutdown => {
+                    shared.accepting.store(false, Ordering::Release);
+                    scheduled.abort_all();
+                    return Ok(());
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(RESUME_BACKOFF.1);
+        }
         shared.working.store(true, Ordering::Release);
         tracing::info!(workers = engine.settings.workers, open = shared.states.open(), "recorder running");
 
@@ -240,7 +258,7 @@ where
                 return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
             }
         };
-        let hold = Hold::new(&lease);
+        let hold = Hold::new(&lease, shared.clock.clone());
         let outcome = match lease.duration() {
             None => Ok(self.run_job(id, &hold).await),
             Some(duration) => hold.keep_while(&shared.journal, &mut lease, duration / 3, self.run_job(id, &hold)).await,
@@ -263,7 +281,7 @@ where
 
     /// Writes the job's record, unless the lease on it was lost (taken over, or lapsed by the wall clock).
     async fn checkpoint(&self, job: &Job, hold: &Hold) -> io::Result<()> {
-        if !hold.is_held(SystemTime::now()) {
+        if !hold.is_held_now() {
             return Err(io::Error::other("the lease on the job was lost"));
         }
         let written = self.shared.journal.update(job).await;
