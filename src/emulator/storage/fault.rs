@@ -24,6 +24,8 @@ pub enum Fault {
     Redirect(String),
     /// Send the headers and this many body bytes, then send nothing more (until the client gives up).
     StallAfter(u64),
+    /// Answer a range with its total unknown, `Content-Range: bytes <first>-<last>/*` (RFC 9110 §14.4).
+    UnknownTotal,
 }
 
 impl Fault {

@@ -63,6 +63,7 @@ pub(super) fn serve(
     epoch: SystemTime,
 ) -> Response<StorageBody> {
     let mut ignore_range = false;
+    let mut unknown_total = false;
     let mut cut = Cut::None;
     match fault {
         Some(Fault::Status { status, retry_after }) => {
@@ -88,6 +89,7 @@ pub(super) fn serve(
         Some(Fault::DropAfter(n)) => cut = Cut::Drop(n),
         Some(Fault::ShortBody(n)) => cut = Cut::Short(n),
         Some(Fault::StallAfter(n)) => cut = Cut::Stall(n),
+        Some(Fault::UnknownTotal) => unknown_total = true,
         None => {}
     }
     let etag = document.etag();
@@ -125,7 +127,8 @@ pub(super) fn serve(
     h.insert(ACCEPT_RANGES, http::HeaderValue::from_static("bytes"));
     h.insert(CONTENT_LENGTH, (end - start).into());
     if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(CONTENT_RANGE, format!("bytes {start}-{}/{len}", end - 1).parse().expect("ascii"));
+        let total = if unknown_total { "*".to_owned() } else { len.to_string() };
+        h.insert(CONTENT_RANGE, format!("bytes {start}-{}/{total}", end - 1).parse().expect("ascii"));
     }
     if let Some(md5) = blob_md5 {
         h.insert("x-ms-blob-content-md5", md5.parse().expect("base64 is ascii"));

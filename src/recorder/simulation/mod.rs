@@ -160,7 +160,8 @@ fn faults(world: &World, size: u64) -> Vec<Fault> {
     let mut faults = Vec::new();
     while world.chance(450) && faults.len() < 4 {
         let at = world.below(size.max(1));
-        faults.push(match world.below(10) {
+        faults.push(match world.below(11) {
+            9 => Fault::UnknownTotal,
             0 => Fault::DropAfter(at),
             1 => Fault::Status { status: 503, retry_after: Some(world.below(3)) },
             2 => Fault::Status { status: 500, retry_after: None },
