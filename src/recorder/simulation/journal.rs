@@ -47,6 +47,8 @@ pub(super) struct SimJournal {
     poll: Option<Duration>,
     /// The version this replica last read or wrote of each record; `None` once a write of it lost.
     known: Arc<Mutex<BTreeMap<JobId, Option<u64>>>>,
+    /// A planted defect: inserts answer written and keep nothing.
+    lose_inserts: bool,
 }
 
 impl SimJournal {
@@ -57,7 +59,13 @@ impl SimJournal {
         lease: Duration,
         poll: Option<Duration>,
     ) -> Self {
-        Self { store, world, replica, lease, poll, known: Arc::default() }
+        Self { store, world, replica, lease, poll, known: Arc::default(), lose_inserts: false }
+    }
+
+    /// Plants a defect: every insert answers written and keeps nothing.
+    pub(super) fn losing_inserts(mut self, lose: bool) -> Self {
+        self.lose_inserts = lose;
+        self
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -100,12 +108,15 @@ impl Journal for SimJournal {
                     written.push(false);
                     continue;
                 }
+                written.push(true);
+                if self.lose_inserts {
+                    continue;
+                }
                 let bytes = self.encode(&mut store, job);
                 store.next_version += 1;
                 let version = store.next_version;
                 store.records.insert(job.id.clone(), (bytes, version));
                 self.known().insert(job.id.clone(), Some(version));
-                written.push(true);
             }
             written
         };

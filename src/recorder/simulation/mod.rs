@@ -59,6 +59,16 @@ struct Replica {
     stop: oneshot::Sender<()>,
 }
 
+/// A defect planted on purpose, to show that the invariants catch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planted {
+    None,
+    /// The sink commits every chunk without its last byte.
+    ShortCommit,
+    /// The journal answers that it wrote a job it dropped.
+    LostInsert,
+}
+
 /// Everything one run shares.
 struct Sim {
     world: World,
@@ -68,6 +78,7 @@ struct Sim {
     replicas: Mutex<Vec<Option<Replica>>>,
     /// The journal's poll interval: none when one replica has it to itself half of the time (as a file journal).
     poll: Option<Duration>,
+    planted: Planted,
 }
 
 impl Sim {
@@ -75,8 +86,10 @@ impl Sim {
         let connection = ConnectionString::parse(&format!("endpoint=http://127.0.0.1:8/;accesskey={}", "c2VjcmV0"))
             .expect("a valid connection string");
         let client = StorageClient { storage: self.storage.clone(), world: self.world.clone() };
-        let journal = SimJournal::new(self.journal.clone(), self.world.clone(), replica, LEASE, self.poll);
-        let sink = MemorySink::new(self.sink.clone(), self.world.clone());
+        let journal = SimJournal::new(self.journal.clone(), self.world.clone(), replica, LEASE, self.poll)
+            .losing_inserts(self.planted == Planted::LostInsert);
+        let sink =
+            MemorySink::new(self.sink.clone(), self.world.clone()).short_commits(self.planted == Planted::ShortCommit);
         let clock_world = self.world.clone();
         let mut parallel = ParallelPolicy::new(2048, 1024 + self.world.below(4096), 1 + self.world.below(4) as usize);
         parallel.fast_stream = None;
@@ -190,15 +203,19 @@ struct Outcome {
 
 /// Runs the simulation of `seed`.
 fn run(seed: u64) -> Outcome {
+    run_planted(seed, Planted::None)
+}
+
+fn run_planted(seed: u64, planted: Planted) -> Outcome {
     crate::random::seed_this_thread(Some(seed));
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
-    let outcome = runtime.block_on(scenario(seed));
+    let outcome = runtime.block_on(scenario(seed, planted));
     crate::random::seed_this_thread(None);
     outcome
 }
 
-async fn scenario(seed: u64) -> Outcome {
+async fn scenario(seed: u64, planted: Planted) -> Outcome {
     let replicas = 1 + (crate::random::splitmix(seed) % 3) as usize;
     let world = World::new(seed, replicas, Duration::from_secs(2));
     let storage = Storage::new(format!("http://{STORAGE}"), 4096 + world.below(12_000), "sim".to_owned());
@@ -209,6 +226,7 @@ async fn scenario(seed: u64) -> Outcome {
         sink: Arc::default(),
         replicas: Mutex::new((0..replicas).map(|_| None).collect()),
         poll: (replicas > 1 || world.chance(500)).then_some(Duration::from_secs(2)),
+        planted,
     });
     for replica in 0..replicas {
         sim.start(replica);
@@ -379,4 +397,14 @@ fn a_seed_runs_the_same_way_twice() {
         assert_eq!(first.digest, again.digest, "seed {seed}");
         assert_eq!(first.violations, again.violations, "seed {seed}");
     }
+}
+
+#[test]
+fn the_invariants_catch_planted_defects() {
+    let short = (1..20).map(|seed| run_planted(seed, Planted::ShortCommit)).find(|o| !o.violations.is_empty());
+    let short = short.expect("a sink committing short chunks went unnoticed for 19 seeds");
+    assert!(short.violations.iter().any(|v| v.contains("committed with")), "{:?}", short.violations);
+    let lost = (1..20).map(|seed| run_planted(seed, Planted::LostInsert)).find(|o| !o.violations.is_empty());
+    let lost = lost.expect("a journal losing inserts went unnoticed for 19 seeds");
+    assert!(lost.violations.iter().any(|v| v.contains("was answered 200 but has no job")), "{:?}", lost.violations);
 }

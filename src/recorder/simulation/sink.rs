@@ -37,11 +37,19 @@ pub(super) struct Held {
 pub(super) struct MemorySink {
     held: Arc<Mutex<Held>>,
     world: World,
+    /// A planted defect: commits drop the last byte.
+    short: bool,
 }
 
 impl MemorySink {
     pub(super) fn new(held: Arc<Mutex<Held>>, world: World) -> Self {
-        Self { held, world }
+        Self { held, world, short: false }
+    }
+
+    /// Plants a defect: every commit drops the chunk's last byte.
+    pub(super) fn short_commits(mut self, short: bool) -> Self {
+        self.short = short;
+        self
     }
 }
 
@@ -74,6 +82,7 @@ impl Sink for MemorySink {
             held: self.held.clone(),
             world: self.world.clone(),
             buffer: Arc::new(Mutex::new(buffer)),
+            short: self.short,
         };
         match partial.version.clone() {
             Some(version) if resumable => {
@@ -117,6 +126,7 @@ pub(super) struct MemoryWriter {
     held: Arc<Mutex<Held>>,
     world: World,
     buffer: Arc<Mutex<Partial>>,
+    short: bool,
 }
 
 impl MemoryWriter {
@@ -178,7 +188,10 @@ impl SinkWriter for MemoryWriter {
         if self.world.chance(20) {
             return Err(io::Error::other("simulated fault: the sink cannot commit"));
         }
-        let partial = self.buffer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut partial = self.buffer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if self.short {
+            partial.bytes.pop();
+        }
         let mut held = lock(&self.held);
         let actual: [u8; 32] = Sha256::digest(&partial.bytes).into();
         if partial.bytes.len() as u64 != bytes || actual != sha256 {
