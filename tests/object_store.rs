@@ -16,24 +16,7 @@ use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 use store_support::Backend;
 
-/// Runs a suite once against Azurite and once against local files.
-macro_rules! on_both_stores {
-    ($($suite:ident),* $(,)?) => {$(
-        mod $suite {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azurite() {
-                super::$suite(Backend::azurite(stringify!($suite))).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local_files() {
-                super::$suite(Backend::local()).await
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+store_support::on_both_stores!(
     a_committed_chunk_is_final_with_its_manifest_and_no_staging_object,
     a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it,
     a_writer_dropped_without_commit_leaves_no_final_object,

@@ -24,23 +24,7 @@ use store_support::Backend;
 /// Leases short enough for the takeover tests to run in seconds.
 const LEASE_SECONDS: u64 = 2;
 
-macro_rules! on_both_stores {
-    ($($suite:ident),* $(,)?) => {$(
-        mod $suite {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azurite() {
-                super::$suite(Backend::azurite(stringify!($suite))).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local_files() {
-                super::$suite(Backend::local()).await
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+store_support::on_both_stores!(
     three_replicas_given_the_same_deliveries_download_each_chunk_once,
     a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires,
     a_slow_owner_that_renews_keeps_its_job,

@@ -14,24 +14,7 @@ use object_store::ObjectStoreExt;
 use store_support::slow::SlowPuts;
 use store_support::Backend;
 
-/// Runs a suite once against Azurite and once against local files.
-macro_rules! on_both_stores {
-    ($($suite:ident),* $(,)?) => {$(
-        mod $suite {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azurite() {
-                super::$suite(Backend::azurite(stringify!($suite))).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local_files() {
-                super::$suite(Backend::local()).await
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+store_support::on_both_stores!(
     a_lease_never_outlasts_its_claim_in_the_store,
     a_late_renewal_never_takes_a_lease_back_from_its_new_holder,
     a_renewal_slower_than_a_takeover_never_takes_the_lease_back,

@@ -6,6 +6,25 @@
 pub mod replica;
 pub mod slow;
 
+/// Runs each suite twice, as `<suite>::azurite` and `<suite>::local_files`: a suite is an `async fn(Backend)` of
+/// the calling test file.
+macro_rules! on_both_stores {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                super::$suite(Backend::azurite(stringify!($suite))).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_files() {
+                super::$suite(Backend::local()).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_stores;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::{ChildStdin, Command, Stdio};
