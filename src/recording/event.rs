@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::chunk::{chunks_in_index_order, storage_info, RecordingChunk};
+use super::lenient::{Lenient, LenientSeed};
 use super::values::{
     RecordingChannelType, RecordingContentType, RecordingFormatType, RecordingStorageType, SessionEndReason,
 };
@@ -226,8 +227,8 @@ const OPTIONAL_FIELDS: [&str; 8] = [
     "recordingId",
 ];
 
-/// Reads a non-essential known field: a value that does not fit its type is kept in `other` as sent and the field
-/// noted as malformed, so that an odd field never costs the recording its download.
+/// Reads a non-essential known field straight into its type: a value that does not fit it is kept in `other` as
+/// sent and the field noted as malformed, so that an odd field never costs the recording its download.
 fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     slot: &mut Option<T>,
     field: usize,
@@ -238,10 +239,9 @@ fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     if slot.is_some() || *malformed & bit != 0 {
         return Err(de::Error::duplicate_field(name));
     }
-    let value = map.next_value::<Value>()?;
-    match Option::<T>::deserialize(&value) {
-        Ok(typed) => *slot = typed,
-        Err(_) => {
+    match map.next_value_seed(LenientSeed::<T>::new())? {
+        Lenient::Typed(typed) => *slot = typed,
+        Lenient::Kept(value) => {
             *malformed |= bit;
             other.insert(name.to_owned(), value);
         }
