@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::chunk::{chunks_in_index_order, storage_info, RecordingChunk};
+use super::lenient::{Lenient, LenientSeed};
 use super::values::{
     RecordingChannelType, RecordingContentType, RecordingFormatType, RecordingStorageType, SessionEndReason,
 };
@@ -226,8 +227,8 @@ const OPTIONAL_FIELDS: [&str; 8] = [
     "recordingId",
 ];
 
-/// Reads a non-essential known field: a value that does not fit its type is kept in `other` as sent and the field
-/// noted as malformed, so that an odd field never costs the recording its download.
+/// Reads a non-essential known field straight into its type: a value that does not fit it is kept in `other` as
+/// sent and the field noted as malformed, so that an odd field never costs the recording its download.
 fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     slot: &mut Option<T>,
     field: usize,
@@ -238,10 +239,9 @@ fn once<'de, A: MapAccess<'de>, T: serde::de::DeserializeOwned>(
     if slot.is_some() || *malformed & bit != 0 {
         return Err(de::Error::duplicate_field(name));
     }
-    let value = map.next_value::<Value>()?;
-    match Option::<T>::deserialize(&value) {
-        Ok(typed) => *slot = typed,
-        Err(_) => {
+    match map.next_value_seed(LenientSeed::<T>::new())? {
+        Lenient::Typed(typed) => *slot = typed,
+        Lenient::Kept(value) => {
             *malformed |= bit;
             other.insert(name.to_owned(), value);
         }
@@ -354,6 +354,82 @@ mod tests {
         let twice = r#"{"recordingId":"a","recordingId":"b","recordingStorageInfo":{"recordingChunks":[]}}"#;
         let error = serde_json::from_str::<RecordingFileStatusUpdated>(twice).unwrap_err();
         assert!(error.to_string().starts_with("duplicate field `recordingId`"), "{error}");
+    }
+
+    /// Every non-essential field against every JSON kind: the typed value when the kind fits the field, `None` for
+    /// `null`, and otherwise the value kept in `other` as sent with the field noted as malformed. Each case is read
+    /// from text (borrowed and escaped strings) and from a `Value` (owned strings), as both reach this type.
+    #[test]
+    fn every_known_field_keeps_a_value_of_any_other_kind_as_sent_and_notes_it() {
+        type Typed = fn(&RecordingFileStatusUpdated) -> Option<String>;
+        let fields: [(&str, Typed); 8] = [
+            ("recordingStartTime", |d| d.recording_start_time().map(str::to_owned)),
+            ("recordingDurationMs", |d| d.recording_duration_ms().map(|v| v.to_string())),
+            ("recordingContentType", |d| d.content_type().map(|v| v.as_str().to_owned())),
+            ("recordingChannelType", |d| d.channel_type().map(|v| v.as_str().to_owned())),
+            ("recordingFormatType", |d| d.format_type().map(|v| v.as_str().to_owned())),
+            ("sessionEndReason", |d| d.session_end_reason().map(|v| v.as_str().to_owned())),
+            ("storageType", |d| d.storage_type().map(|v| v.as_str().to_owned())),
+            ("recordingId", |d| d.recording_id().map(str::to_owned)),
+        ];
+        // (JSON text, whether it is a string, whether it is a `u64`)
+        let kinds = [
+            ("null", false, false),
+            (r#""Mixed""#, true, false),
+            (r#""esc\"aped\u00e9""#, true, false),
+            (r#""12""#, true, false),
+            ("12", false, true),
+            ("0", false, true),
+            ("18446744073709551615", false, true),
+            ("18446744073709551616", false, false),
+            ("-1", false, false),
+            ("1.5", false, false),
+            ("12.0", false, false),
+            ("true", false, false),
+            ("[1,\"a\"]", false, false),
+            ("[]", false, false),
+            (r#"{"a":{"b":[null]}}"#, false, false),
+            ("{}", false, false),
+        ];
+        for (bit, (field, typed)) in fields.iter().enumerate() {
+            for (text, is_string, is_u64) in kinds {
+                let sent: Value = serde_json::from_str(text).unwrap();
+                let json = format!(r#"{{"recordingStorageInfo":{{"recordingChunks":[]}},"{field}":{text}}}"#);
+                let from_text: RecordingFileStatusUpdated = serde_json::from_str(&json).unwrap();
+                let from_value: RecordingFileStatusUpdated =
+                    serde_json::from_value(serde_json::from_str(&json).unwrap()).unwrap();
+                for data in [from_text, from_value] {
+                    let case = format!("{field}: {text}");
+                    let fits = if bit == 1 { is_u64 } else { is_string };
+                    if sent.is_null() {
+                        assert_eq!(typed(&data), None, "{case}");
+                        assert!(data.other().is_empty() && data.malformed_fields().next().is_none(), "{case}");
+                    } else if fits {
+                        let expected = sent.as_str().map_or_else(|| sent.to_string(), str::to_owned);
+                        assert_eq!(typed(&data), Some(expected), "{case}");
+                        assert!(data.other().is_empty() && data.malformed_fields().next().is_none(), "{case}");
+                    } else {
+                        assert_eq!(typed(&data), None, "{case}");
+                        assert_eq!(data.other().get(*field), Some(&sent), "{case}");
+                        assert_eq!(data.other().len(), 1, "{case}");
+                        assert_eq!(data.malformed_fields().collect::<Vec<_>>(), [*field], "{case}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_sent_twice_is_refused_even_when_its_first_value_did_not_fit() {
+        for twice in [r#""recordingDurationMs":-1,"recordingDurationMs":5"#, r#""storageType":1,"storageType":"x""#] {
+            let json = format!(r#"{{{twice},"recordingStorageInfo":{{"recordingChunks":[]}}}}"#);
+            let error = serde_json::from_str::<RecordingFileStatusUpdated>(&json).unwrap_err();
+            assert!(error.to_string().starts_with("duplicate field `"), "{error}");
+        }
+        // A syntax error inside a value of the wrong kind is still an error, not a malformed field.
+        let broken = r#"{"recordingId":{"a":tru},"recordingStorageInfo":{"recordingChunks":[]}}"#;
+        let error = serde_json::from_str::<RecordingFileStatusUpdated>(broken).unwrap_err();
+        assert!(error.is_syntax(), "{error}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ mod callback_extract;
 mod chunk;
 mod event;
 mod extract;
+mod lenient;
 mod metadata;
 mod model;
 mod subject;

@@ -3,7 +3,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -20,13 +20,37 @@ pub(super) struct PartialState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) extents: Vec<(u64, u64)>,
     /// One stream's bytes from byte 0 that were fsynced (when the sink is durable) before this record was written.
-    /// After a power loss the file may be longer, its tail zeros or garbage: a resume goes on from here, never from
-    /// the file's length. Absent (nothing recorded yet, or a record from before it existed) means 0.
+    /// After a power loss the file may be longer, its tail zeros or garbage: a resume on another boot goes on from
+    /// here, never from the file's length. Absent (nothing recorded yet, or a record from before it existed) means 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) durable: Option<u64>,
+    /// The kernel's boot id when this record was written (Linux; absent elsewhere and in older records). While it is
+    /// unchanged the machine has not restarted, so bytes written past `durable` are still in the page cache, correct,
+    /// even if the process that wrote them was killed.
+    #[serde(default, rename = "bootId", skip_serializing_if = "Option::is_none")]
+    pub(super) boot_id: Option<String>,
 }
 
 impl PartialState {
+    /// One stream's record of `version`, `durable` bytes of it fsynced, made during this boot.
+    pub(super) fn stream(version: ObjectVersion, durable: Option<u64>) -> Self {
+        Self { version, extents: Vec::new(), durable, boot_id: boot_id().map(str::to_owned) }
+    }
+
+    /// Where a resume of the partial file, `length` bytes long, goes on from: after a parallel download, the end of
+    /// the ranges complete from byte 0; after one stream, the whole length when the record was made during this
+    /// boot (a killed process loses nothing it wrote), otherwise only the bytes it says were fsynced (past them a
+    /// power loss may have left zeros or garbage of the right length).
+    pub(super) fn resume_offset(&self, length: u64) -> u64 {
+        if !self.extents.is_empty() {
+            return self.prefix();
+        }
+        match (self.boot_id.as_deref(), boot_id()) {
+            (Some(recorded), Some(current)) if recorded == current => length,
+            _ => self.durable.unwrap_or(0).min(length),
+        }
+    }
+
     /// The bytes complete from byte 0 on.
     pub(super) fn prefix(&self) -> u64 {
         let mut extents = self.extents.clone();
@@ -40,6 +64,18 @@ impl PartialState {
         }
         end
     }
+}
+
+/// The kernel's id of the current boot, read once: a new one after every restart, power loss included. Linux only;
+/// elsewhere the file does not exist and no record is ever of "this boot".
+fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            Some(id.trim().to_owned()).filter(|id| !id.is_empty())
+        })
+        .as_deref()
 }
 
 /// Writes the state file through a temporary name, so that a crash leaves the old state or the new one.
@@ -159,11 +195,7 @@ mod tests {
 
     #[test]
     fn the_prefix_is_the_contiguous_run_from_byte_zero() {
-        let state = |extents: &[(u64, u64)]| PartialState {
-            version: ObjectVersion::default(),
-            extents: extents.to_vec(),
-            durable: None,
-        };
+        let state = |extents: &[(u64, u64)]| PartialState { extents: extents.to_vec(), ..PartialState::default() };
         assert_eq!(state(&[]).prefix(), 0);
         assert_eq!(state(&[(10, 20)]).prefix(), 0);
         assert_eq!(state(&[(0, 10), (20, 30)]).prefix(), 10);

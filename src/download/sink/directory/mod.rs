@@ -43,9 +43,11 @@ const CHECKPOINT: usize = 64 << 20;
 /// 3. A final file whose size matches its manifest means the chunk is complete: a rerun skips it, with the SHA-256
 ///    recorded at commit. A final file of another size (or with an unreadable manifest) is downloaded again through
 ///    the partial file and replaced; one from before manifests existed is trusted and rehashed. A partial file with
-///    its version is resumed from the bytes its record says were made durable (fsynced every 64 MiB and whenever
-///    the writing stops), never from its length: after a power loss the bytes past that point may be zeros or
-///    garbage, so they are cut off and fetched again. One without a version is discarded.
+///    its version is resumed from its length when its record was made during the current boot (Linux's boot id):
+///    a killed process leaves what it wrote in the page cache, intact. Otherwise (another boot, or no boot id) it
+///    is resumed from the bytes its record says were made durable (fsynced every 64 MiB and whenever the writing
+///    stops): after a power loss the bytes past that point may be zeros or garbage, so they are cut off and
+///    fetched again. One without a version is discarded.
 /// 4. A writer holds an exclusive advisory lock on its partial file (`File::try_lock`) until it commits, abandons
 ///    or is dropped; the OS releases it when the process dies. Opening a chunk whose partial file is locked answers
 ///    an [`io::ErrorKind::WouldBlock`] error naming the file, and never truncates it. On platforms without file
@@ -197,13 +199,7 @@ impl Sink for DirectorySink {
             let state = state_path(&paths.partial);
             let saved = fs::read(&state).ok().and_then(|raw| serde_json::from_slice::<PartialState>(&raw).ok());
             let length = file.metadata()?.len();
-            // After a parallel download the file may hold ranges beyond a hole: only the recorded ranges count,
-            // and the contiguous ones from byte 0 are the offset. After one stream, only the bytes recorded as
-            // durable count: past them a power loss may have left zeros or garbage of the right length.
-            let offset = saved.as_ref().map_or(0, |saved| match saved.extents.is_empty() {
-                true => saved.durable.unwrap_or(0).min(length),
-                false => saved.prefix(),
-            });
+            let offset = saved.as_ref().map_or(0, |saved| saved.resume_offset(length));
             match saved {
                 Some(saved) if (offset > 0 || !saved.extents.is_empty()) && saved.version.is_pinnable() => {
                     if saved.extents.is_empty() && length > offset {
@@ -311,7 +307,7 @@ impl Checkpoint {
             file.sync_data()?;
         }
         let written = file.metadata()?.len();
-        let state = PartialState { version: self.version.clone(), extents: Vec::new(), durable: Some(written) };
+        let state = PartialState::stream(self.version.clone(), Some(written));
         write_state(&self.state, &state, self.durable)
     }
 }
@@ -449,8 +445,9 @@ impl SinkWriter for DirectoryWriter {
     async fn begin(&mut self, version: &ObjectVersion) -> io::Result<()> {
         let path = state_path(&self.paths.partial);
         self.version = Some(version.clone());
-        // Nothing of this version is durable yet: a crash before the first checkpoint starts it over.
-        let state = PartialState { version: version.clone(), extents: Vec::new(), durable: None };
+        // Nothing of this version is durable yet: a power loss before the first checkpoint starts it over, a killed
+        // process on the same boot resumes from the file's length.
+        let state = PartialState::stream(version.clone(), None);
         let durable = self.durable;
         blocking(move || write_state(&path, &state, durable)).await
     }
@@ -458,7 +455,7 @@ impl SinkWriter for DirectoryWriter {
     fn positional(&mut self) -> Option<Arc<dyn PositionalWriter>> {
         let version = self.version.clone()?;
         let file = self.file.as_ref()?.try_clone().ok()?;
-        let state = PartialState { version, extents: self.extents.clone(), durable: None };
+        let state = PartialState { version, extents: self.extents.clone(), ..PartialState::default() };
         let parts = Arc::new(DirectoryParts::new(file, state_path(&self.paths.partial), state, self.durable));
         self.parts = Some(parts.clone());
         Some(parts)

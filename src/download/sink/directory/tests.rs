@@ -134,3 +134,35 @@ async fn a_final_file_of_another_chunk_is_neither_taken_nor_overwritten() {
     assert_eq!(error.to_string(), format!("`{location}` holds chunk `other`, not `doc`: left as it is"));
     assert_eq!(fs::read(&location).unwrap(), b"hello world");
 }
+
+/// Leaves what a killed download leaves: "hello wor" in the partial file, of which its record says 3 bytes were
+/// fsynced, the record made during the boot `boot`.
+fn interrupted(sink: &DirectorySink, boot: &str) {
+    let partial = sink.partial_path(&target());
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    fs::write(&partial, b"hello wor").unwrap();
+    let state = PartialState { version: version(), extents: Vec::new(), durable: Some(3), ..PartialState::default() };
+    let mut record = serde_json::to_value(state).unwrap();
+    record["bootId"] = boot.into();
+    fs::write(state_path(&partial), record.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_file_resumes_from_its_length_on_the_same_boot_and_from_its_fsynced_bytes_after_another() {
+    // Where the platform has no boot id, every record is from "another boot".
+    let this_boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_owned()).ok();
+    let cases = [("00000000-0000-0000-0000-000000000000", 3), (this_boot.as_deref().unwrap_or(""), 9)];
+    for (boot, resumed_at) in cases.into_iter().take(if this_boot.is_some() { 2 } else { 1 }) {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirectorySink::new(dir.path());
+        interrupted(&sink, boot);
+        let Existing::Partial { mut writer, offset, .. } = sink.open(&target()).await.unwrap() else {
+            panic!("boot {boot}: the partial file is resumable")
+        };
+        assert_eq!(offset, resumed_at, "boot {boot}");
+        assert_eq!(fs::metadata(sink.partial_path(&target())).unwrap().len(), resumed_at, "boot {boot}");
+        writer.write(Bytes::copy_from_slice(&b"hello world"[resumed_at as usize..])).await.unwrap();
+        let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
+        assert_eq!(sha256(&fs::read(&location).unwrap()), sha256(b"hello world"), "boot {boot}");
+    }
+}
