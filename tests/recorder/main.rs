@@ -5,5 +5,6 @@
 mod common;
 mod intake;
 mod recordings;
+mod reliability;
 mod retries;
 mod support;

@@ -10,7 +10,7 @@ pub(crate) use acs_recording::emulator::eventgrid::{
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
-pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};
+pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
@@ -23,22 +23,37 @@ pub(crate) use tokio::task::JoinHandle;
 
 pub(crate) use crate::common::{send, TestServer};
 
-pub(crate) type Builder = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, FileJournal>;
+pub(crate) type Builder<J = FileJournal> = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, J>;
 
 pub(crate) const SECRET: &str = "recorder-test";
 
 /// A recorder serving its webhook and health probes on loopback, its workers running.
-pub(crate) struct Running {
+pub(crate) struct Running<J: Journal + Clone = FileJournal> {
     pub(crate) server: TestServer,
-    pub(crate) journal: FileJournal,
+    /// The webhook itself, to call as a tower service.
+    pub(crate) webhook: Webhook<J>,
+    pub(crate) journal: J,
     stop: Option<oneshot::Sender<()>>,
     workers: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
+    /// A recorder on `out` with its journal in `out/.journal`.
     pub(crate) async fn start(emulator: &Emulator, out: &Path, configure: impl FnOnce(Builder) -> Builder) -> Self {
+        Running::start_with(emulator, out, FileJournal::open(out.join(".journal")).unwrap(), configure).await
+    }
+}
+
+impl<J: Journal + Clone> Running<J> {
+    /// A recorder on `out` over `journal`: quick retries and backoff, the delivery secret required, then whatever
+    /// `configure` sets; answers once `/readyz` does.
+    pub(crate) async fn start_with(
+        emulator: &Emulator,
+        out: &Path,
+        journal: J,
+        configure: impl FnOnce(Builder<J>) -> Builder<J>,
+    ) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let journal = FileJournal::open(out.join(".journal")).unwrap();
         let builder = Recorder::builder(&emulator.connection_string(), client, DirectorySink::new(out), journal)
             .allow_list(emulator.allow_list())
             .webhook_layer(EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET)))
@@ -46,6 +61,7 @@ impl Running {
             .job_backoff(Duration::from_millis(10), Duration::from_millis(40));
         let recorder = configure(builder).build();
         let journal = recorder.journal().clone();
+        let webhook = recorder.webhook();
         let app = axum::Router::new()
             .route_service("/api/events", recorder.webhook())
             .route_service("/readyz", recorder.health())
@@ -59,14 +75,25 @@ impl Running {
                 })
                 .await
         });
+        let running = Self { server, webhook, journal, stop: Some(stop), workers };
         // Ready once the workers counted the journal and run.
-        let readyz = server.url("/readyz");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while send(Method::GET, &readyz, &[], Bytes::new()).await.status != StatusCode::OK {
-            assert!(Instant::now() < deadline, "the recorder did not become ready");
+        loop {
+            let (status, text) = running.ready().await;
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(!running.workers.is_finished(), "the recorder stopped: {text}");
+            assert!(Instant::now() < deadline, "the recorder did not become ready: {text}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Self { server, journal, stop: Some(stop), workers }
+        running
+    }
+
+    /// `/readyz`: its status and body.
+    pub(crate) async fn ready(&self) -> (StatusCode, String) {
+        let reply = send(Method::GET, &self.server.url("/readyz"), &[], Bytes::new()).await;
+        (reply.status, reply.text().to_owned())
     }
 
     pub(crate) fn publisher(&self, schema: Schema, retry: RetryPolicy) -> EventGridPublisher {
@@ -76,7 +103,7 @@ impl Running {
     }
 
     /// Stops the workers (after their grace period) and the server.
-    pub(crate) async fn stop(mut self) -> FileJournal {
+    pub(crate) async fn stop(mut self) -> J {
         let _ = self.stop.take().map(|stop| stop.send(()));
         (&mut self.workers).await.unwrap().unwrap();
         self.server.stop().await;
@@ -85,11 +112,16 @@ impl Running {
 }
 
 pub(crate) fn once() -> RetryPolicy {
-    RetryPolicy { delays: vec![Duration::from_millis(5)], max_attempts: 1, response_timeout: Duration::from_secs(10) }
+    once_within(Duration::from_secs(10))
+}
+
+/// One attempt, answered within `timeout`.
+pub(crate) fn once_within(timeout: Duration) -> RetryPolicy {
+    RetryPolicy { delays: vec![Duration::from_millis(5)], max_attempts: 1, response_timeout: timeout }
 }
 
 /// Waits (bounded) until `accept` holds for the event's job.
-pub(crate) async fn wait_for(journal: &FileJournal, event_id: &str, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
+pub(crate) async fn wait_for(journal: &impl Journal, event_id: &str, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
     let id = JobId::for_event(event_id);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -104,7 +136,7 @@ pub(crate) async fn wait_for(journal: &FileJournal, event_id: &str, what: &str, 
     }
 }
 
-pub(crate) async fn finished(journal: &FileJournal, event_id: &str) -> Job {
+pub(crate) async fn finished(journal: &impl Journal, event_id: &str) -> Job {
     wait_for(journal, event_id, "finish", |job| !job.state.is_open()).await
 }
 

@@ -2,34 +2,18 @@
 //! that fails after writing, an event dated in year 9999, an unreadable record, a count of open jobs that another
 //! replica moved, batches larger than the intake, odd event fields, and a journal that cannot link.
 
-mod common;
-
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
-use acs_recording::download::{DirectorySink, RetryPolicy as FetchRetry};
-use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
-};
-use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
-use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
-use acs_recording::journal::{FileJournal, Job, JobId, JobState, Journal, Lease};
-use acs_recording::recorder::{Recorder, Webhook, DEFAULT_RECORDING_LIFETIME};
-use bytes::Bytes;
-use common::{send, TestServer};
-use http::{Method, StatusCode};
-use http_body_util::{Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha256};
-use tokio::sync::{oneshot, Notify};
-use tokio::task::JoinHandle;
+use acs_recording::journal::Lease;
+use acs_recording::recorder::DEFAULT_RECORDING_LIFETIME;
+use http_body_util::Full;
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
-const SECRET: &str = "reliability-test";
+use crate::support::*;
 
 /// What the test journal does around the file journal's own work.
 #[derive(Default)]
@@ -110,100 +94,23 @@ impl Journal for Faulty {
     }
 }
 
-/// A recorder on loopback over a [`Faulty`] journal in `out/.journal`, its workers running.
-struct Running {
-    server: TestServer,
-    webhook: Webhook<Faulty>,
+/// A recorder on `out` over a [`Faulty`] journal in `out/.journal`.
+async fn start(emulator: &Emulator, out: &Path, faults: Faults, max_pending: usize) -> Running<Faulty> {
+    start_on(emulator, out, FileJournal::open(out.join(".journal")).unwrap(), faults, max_pending).await
+}
+
+async fn start_on(
+    emulator: &Emulator,
+    out: &Path,
     journal: FileJournal,
-    stop: Option<oneshot::Sender<()>>,
-    workers: JoinHandle<io::Result<()>>,
-}
-
-impl Running {
-    async fn start(emulator: &Emulator, out: &Path, faults: Faults, max_pending: usize) -> Self {
-        let journal = FileJournal::open(out.join(".journal")).unwrap();
-        Self::start_on(emulator, out, journal, faults, max_pending).await
-    }
-
-    async fn start_on(
-        emulator: &Emulator,
-        out: &Path,
-        journal: FileJournal,
-        faults: Faults,
-        max_pending: usize,
-    ) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let faulty = Faulty::new(journal.clone(), faults);
-        let recorder = Recorder::builder(&emulator.connection_string(), client, DirectorySink::new(out), faulty)
-            .allow_list(emulator.allow_list())
-            .webhook_layer(EventGridWebhookLayer::new().require_secret(DeliverySecret::query(SECRET)))
-            .fetch_retry(FetchRetry::default().max_attempts(2).initial_backoff(Duration::from_millis(1)))
-            .job_backoff(Duration::from_millis(10), Duration::from_millis(40))
-            .max_pending(max_pending)
-            .build();
-        let webhook = recorder.webhook();
-        let app = axum::Router::new()
-            .route_service("/api/events", recorder.webhook())
-            .route_service("/readyz", recorder.health());
-        let server = TestServer::axum(app).await;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let workers = tokio::spawn(async move {
-            recorder
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let running = Self { server, webhook, journal, stop: Some(stop), workers };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while running.ready().await.0 != StatusCode::OK {
-            assert!(!running.workers.is_finished(), "the recorder stopped: {:?}", running.ready().await);
-            assert!(Instant::now() < deadline, "the recorder did not become ready: {:?}", running.ready().await);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        running
-    }
-
-    async fn ready(&self) -> (StatusCode, String) {
-        let reply = send(Method::GET, &self.server.url("/readyz"), &[], Bytes::new()).await;
-        (reply.status, reply.text().to_owned())
-    }
-
-    fn publisher(&self, retry: RetryPolicy) -> EventGridPublisher {
-        EventGridPublisher::new(&self.server.url(&format!("/api/events?code={SECRET}")), Schema::EventGrid)
-            .unwrap()
-            .with_retry(retry)
-    }
-
-    async fn stop(mut self) -> FileJournal {
-        let _ = self.stop.take().map(|stop| stop.send(()));
-        (&mut self.workers).await.unwrap().unwrap();
-        self.server.stop().await;
-        self.journal
-    }
-}
-
-fn once(timeout: Duration) -> RetryPolicy {
-    RetryPolicy { delays: vec![Duration::from_millis(5)], max_attempts: 1, response_timeout: timeout }
-}
-
-async fn wait_for(journal: &FileJournal, event_id: &str, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
-    let id = JobId::for_event(event_id);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let job = journal.get(&id).await.unwrap();
-        if let Some(job) = &job {
-            if accept(job) {
-                return job.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "{what}: the job is {job:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    faults: Faults,
+    max_pending: usize,
+) -> Running<Faulty> {
+    Running::start_with(emulator, out, Faulty::new(journal, faults), |b| b.max_pending(max_pending)).await
 }
 
 /// The job is done and every chunk's file has the emulator's SHA-256.
-async fn stored(journal: &FileJournal, event: &OutgoingEvent, recording: &StoredRecording) -> Job {
+async fn stored(journal: &impl Journal, event: &OutgoingEvent, recording: &StoredRecording) -> Job {
     let job = wait_for(journal, &event.id, "downloaded", |job| job.state == JobState::Done).await;
     assert_eq!(job.chunks.len(), recording.chunks.len());
     for (progress, chunk) in job.chunks.iter().zip(&recording.chunks) {
@@ -229,7 +136,7 @@ fn event_grid_body(events: &[OutgoingEvent]) -> Bytes {
 }
 
 /// Posts `events` as Event Grid does (its schema, the secret in the query) and answers the status and the body.
-async fn post(running: &Running, events: &[OutgoingEvent]) -> (StatusCode, serde_json::Value) {
+async fn post(running: &Running<Faulty>, events: &[OutgoingEvent]) -> (StatusCode, serde_json::Value) {
     let url = running.server.url(&format!("/api/events?code={SECRET}"));
     let headers = [("content-type", "application/json"), ("aeg-event-type", "Notification")];
     let reply = send(Method::POST, &url, &headers, event_grid_body(events)).await;
@@ -243,7 +150,7 @@ async fn a_delivery_whose_caller_went_away_during_the_insert_is_still_downloaded
     let out = tempfile::tempdir().unwrap();
     let gate = Arc::new(Notify::new());
     let faults = Faults { gate_after_first_insert: Some(gate.clone()), ..Faults::default() };
-    let running = Running::start(&emulator, out.path(), faults, 100).await;
+    let running = start(&emulator, out.path(), faults, 100).await;
 
     // Event Grid gives up on the answer and closes the connection while the record is already on disk; the
     // server drops the webhook's future (here: the webhook called as a tower service, dropped by a timeout).
@@ -266,10 +173,10 @@ async fn a_redelivery_queues_the_job_an_insert_wrote_before_it_failed() {
     let recording = emulator.storage().record(RecordingSpec::new("call-failed-insert", 100_000));
     let out = tempfile::tempdir().unwrap();
     let faults = Faults { fail_after_first_insert: true, ..Faults::default() };
-    let running = Running::start(&emulator, out.path(), faults, 100).await;
+    let running = start(&emulator, out.path(), faults, 100).await;
 
     let event = recording_file_status_updated(&recording);
-    let publisher = running.publisher(once(Duration::from_secs(10)));
+    let publisher = running.publisher(Schema::EventGrid, once());
     assert_eq!(publisher.deliver(std::slice::from_ref(&event)).await, DeliveryOutcome::Exhausted { attempts: 1 });
     assert_eq!(publisher.log().last().unwrap().status, Some(StatusCode::SERVICE_UNAVAILABLE));
     // The record is on disk, pending, and nothing works on it.
@@ -289,7 +196,7 @@ async fn a_publisher_that_times_out_during_a_slow_insert_gets_its_recording_down
     let recording = emulator.storage().record(RecordingSpec::new("call-slow-insert", 100_000));
     let out = tempfile::tempdir().unwrap();
     let faults = Faults { slow_first_insert: Some(Duration::from_secs(2)), ..Faults::default() };
-    let running = Running::start(&emulator, out.path(), faults, 100).await;
+    let running = start(&emulator, out.path(), faults, 100).await;
 
     // Event Grid's schedule, fast: the first attempt times out mid-insert, a later one is answered.
     let retry = RetryPolicy {
@@ -298,7 +205,7 @@ async fn a_publisher_that_times_out_during_a_slow_insert_gets_its_recording_down
         response_timeout: Duration::from_millis(400),
     };
     let event = recording_file_status_updated(&recording);
-    let publisher = running.publisher(retry);
+    let publisher = running.publisher(Schema::EventGrid, retry);
     let outcome = publisher.deliver(std::slice::from_ref(&event)).await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered { attempts } if attempts >= 2), "{outcome:?}");
     assert_eq!(publisher.log()[0].status, None, "the first attempt timed out: {:?}", publisher.log());
@@ -312,11 +219,11 @@ async fn an_event_dated_in_year_9999_cannot_extend_its_retention_nor_break_the_j
     let recording = emulator.storage().record(RecordingSpec::new("call-9999", 50_000));
     let later = emulator.storage().record(RecordingSpec::new("call-after", 50_000));
     let out = tempfile::tempdir().unwrap();
-    let running = Running::start(&emulator, out.path(), Faults::default(), 100).await;
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
 
     let mut event = recording_file_status_updated(&recording);
     event.time = "9999-12-31T23:59:59Z".to_owned();
-    let publisher = running.publisher(once(Duration::from_secs(10)));
+    let publisher = running.publisher(Schema::EventGrid, once());
     let before = SystemTime::now();
     assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
     let job = stored(&running.journal, &event, &recording).await;
@@ -327,9 +234,9 @@ async fn an_event_dated_in_year_9999_cannot_extend_its_retention_nor_break_the_j
     let journal = running.stop().await;
     assert_eq!(journal.list().await.unwrap().len(), 1);
     drop(journal);
-    let running = Running::start(&emulator, out.path(), Faults::default(), 100).await;
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
     let next = recording_file_status_updated(&later);
-    assert!(running.publisher(once(Duration::from_secs(10))).deliver(std::slice::from_ref(&next)).await.is_delivered());
+    assert!(running.publisher(Schema::EventGrid, once()).deliver(std::slice::from_ref(&next)).await.is_delivered());
     stored(&running.journal, &next, &later).await;
     running.stop().await;
 }
@@ -343,10 +250,10 @@ async fn an_unreadable_record_is_skipped_and_every_other_job_resumes() {
     {
         // An open job from an earlier run, beside a damaged record and one a newer version wrote.
         let journal = FileJournal::open(out.path().join(".journal")).unwrap();
-        let running = Running::start_on(&emulator, out.path(), journal, Faults::default(), 100).await;
+        let running = start_on(&emulator, out.path(), journal, Faults::default(), 100).await;
         emulator.storage().set_outage(true);
         assert!(running
-            .publisher(once(Duration::from_secs(10)))
+            .publisher(Schema::EventGrid, once())
             .deliver(std::slice::from_ref(&event))
             .await
             .is_delivered());
@@ -361,7 +268,7 @@ async fn an_unreadable_record_is_skipped_and_every_other_job_resumes() {
         std::fs::write(jobs.join("from-a-newer-version.json"), serde_json::to_vec(&text).unwrap()).unwrap();
         assert_eq!(journal.list().await.unwrap().len(), 1, "the two bad records are skipped");
     }
-    let running = Running::start(&emulator, out.path(), Faults::default(), 100).await;
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
     stored(&running.journal, &event, &recording).await;
     running.stop().await;
     // The bad records stay where they are, for a person to look at.
@@ -380,8 +287,8 @@ async fn a_replica_whose_open_jobs_another_replica_finished_accepts_deliveries_a
         poll: Some(Duration::from_millis(100)),
         ..Faults::default()
     };
-    let running = Running::start(&emulator, out.path(), faults, 1).await;
-    let publisher = running.publisher(once(Duration::from_secs(10)));
+    let running = start(&emulator, out.path(), faults, 1).await;
+    let publisher = running.publisher(Schema::EventGrid, once());
     let event = recording_file_status_updated(&first);
     assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
     assert_eq!(
@@ -406,7 +313,7 @@ async fn a_replica_whose_open_jobs_another_replica_finished_accepts_deliveries_a
         response_timeout: Duration::from_secs(10),
     };
     let next = recording_file_status_updated(&second);
-    let outcome = running.publisher(retry).deliver(std::slice::from_ref(&next)).await;
+    let outcome = running.publisher(Schema::EventGrid, retry).deliver(std::slice::from_ref(&next)).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
     stored(&running.journal, &next, &second).await;
     // Ready again once a poll has counted the journal after the last job finished.
@@ -428,9 +335,9 @@ async fn a_batch_larger_than_the_intake_maximum_is_taken_when_nothing_is_open() 
     let recordings: Vec<_> =
         (0..3).map(|n| emulator.storage().record(RecordingSpec::new(format!("call-batch-{n}"), 30_000))).collect();
     let out = tempfile::tempdir().unwrap();
-    let running = Running::start(&emulator, out.path(), Faults::default(), 2).await;
+    let running = start(&emulator, out.path(), Faults::default(), 2).await;
     let events: Vec<_> = recordings.iter().map(recording_file_status_updated).collect();
-    let publisher = running.publisher(once(Duration::from_secs(10)));
+    let publisher = running.publisher(Schema::EventGrid, once());
     assert_eq!(publisher.deliver(&events).await, DeliveryOutcome::Delivered { attempts: 1 });
     for (event, recording) in events.iter().zip(&recordings) {
         stored(&running.journal, event, recording).await;
@@ -443,7 +350,7 @@ async fn a_recording_with_a_negative_duration_is_downloaded_and_the_oddity_noted
     let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("call-odd", 100_000));
     let out = tempfile::tempdir().unwrap();
-    let running = Running::start(&emulator, out.path(), Faults::default(), 100).await;
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
     let mut event = recording_file_status_updated(&recording);
     event.data["recordingDurationMs"] = (-1).into();
     let answer = post(&running, std::slice::from_ref(&event)).await;
@@ -457,7 +364,7 @@ async fn a_recording_with_a_negative_duration_is_downloaded_and_the_oddity_noted
 async fn readiness_fails_when_the_journal_cannot_link_a_record() {
     let emulator = Emulator::builder().start().await.unwrap();
     let out = tempfile::tempdir().unwrap();
-    let running = Running::start(&emulator, out.path(), Faults::default(), 100).await;
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
     // A directory where readiness links its probe: the link an insert makes fails the same way.
     let blocked = out.path().join(".journal/jobs/.probe.link");
     std::fs::create_dir(&blocked).unwrap();
