@@ -2,6 +2,8 @@
 //! Azurite itself, found through `AZURITE_BLOB_STORAGE_URL` or started from its npm install.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(unix)]
+pub mod checks;
 pub mod proxy;
 #[cfg(unix)]
 pub mod replica;
