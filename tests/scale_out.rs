@@ -237,4 +237,3 @@ async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend:
     }
     assert_stored(&backend, &[&recording]).await;
 }
-
