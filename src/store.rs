@@ -42,7 +42,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 /// An object store and the prefix under which the recorder keeps everything.
 #[derive(Clone)]
@@ -159,13 +159,63 @@ pub(crate) fn lost_condition(error: &object_store::Error) -> bool {
     matches!(error, object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })
 }
 
-/// Writes `bytes` only if nothing is at `path`: `Ok(None)` when something is.
-pub(crate) async fn put_create(store: &dyn ObjectStore, path: &Path, bytes: Bytes) -> io::Result<Option<PutResult>> {
-    let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-    match store.put_opts(path, PutPayload::from_bytes(bytes), options).await {
-        Ok(result) => Ok(Some(result)),
-        Err(error) if lost_condition(&error) => Ok(None),
+/// What a conditional PUT did.
+#[derive(Debug)]
+pub(crate) enum Conditional {
+    /// The bytes are in the store, at this version.
+    Written(UpdateVersion),
+    /// The condition failed: the object holds other bytes (found, at their version) or is gone (`None`).
+    Refused(Option<(Bytes, UpdateVersion)>),
+}
+
+/// PUTs `bytes` to `path` under `mode`'s condition (create-only, or compare-and-swap on a version).
+///
+/// A refusal is checked against what the store holds: when a PUT was applied but its answer lost (a connection
+/// closed after the request went through), the client sends it again and the second attempt fails the condition
+/// that the first one met. The object then holds exactly these bytes, and the write is this caller's. Callers make
+/// their bytes unique to the writer (an owner and an expiry, a job's own record), so that another writer's PUT is
+/// never taken for theirs.
+pub(crate) async fn put_conditional(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+    mode: PutMode,
+) -> io::Result<Conditional> {
+    let options = PutOptions { mode, ..PutOptions::default() };
+    let error = match store.put_opts(path, PutPayload::from_bytes(bytes.clone()), options).await {
+        Ok(put) => return Ok(Conditional::Written(UpdateVersion { e_tag: put.e_tag, version: put.version })),
+        Err(error) => error,
+    };
+    if !lost_condition(&error) && !matches!(error, object_store::Error::NotFound { .. }) {
+        return Err(io_error(error));
+    }
+    let found = match store.get(path).await {
+        Ok(found) => found,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Conditional::Refused(None)),
+        Err(error) => return Err(io_error(error)),
+    };
+    let version = UpdateVersion { e_tag: found.meta.e_tag.clone(), version: found.meta.version.clone() };
+    match found.bytes().await {
+        Ok(held) if held == bytes => {
+            tracing::info!(key = %path, "a conditional write whose answer was lost is in the store");
+            Ok(Conditional::Written(version))
+        }
+        Ok(held) => Ok(Conditional::Refused(Some((held, version)))),
+        Err(object_store::Error::NotFound { .. }) => Ok(Conditional::Refused(None)),
         Err(error) => Err(io_error(error)),
+    }
+}
+
+/// Writes `bytes` only if nothing is at `path`: `Ok(None)` when something else is (see [`put_conditional`] for
+/// a write of these bytes whose answer was lost).
+pub(crate) async fn put_create(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+) -> io::Result<Option<UpdateVersion>> {
+    match put_conditional(store, path, bytes, PutMode::Create).await? {
+        Conditional::Written(version) => Ok(Some(version)),
+        Conditional::Refused(_) => Ok(None),
     }
 }
 

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::lease::{Lease, LeaseVersion};
 use super::JobId;
-use crate::store::{io_error, lost_condition, put_create};
+use crate::store::{io_error, put_conditional, put_create, Conditional};
 
 /// How takeovers are made safe against a race, as the store allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,11 @@ impl Record {
         serde_json::to_vec(&record).map(Bytes::from).map_err(io::Error::other)
     }
 
+    /// A claim as stored; unreadable, it holds nothing (no owner, an unreadable expiry).
+    fn decode(raw: &[u8]) -> Self {
+        serde_json::from_slice(raw).unwrap_or(Record { owner: String::new(), expires_at: String::new() })
+    }
+
     fn expired(&self, now: SystemTime) -> bool {
         // An unreadable time counts as expired: a lease nobody can read holds nothing.
         crate::time::parse_rfc3339(&self.expires_at).is_none_or(|at| at <= now)
@@ -62,6 +67,11 @@ pub(super) struct Claims {
     pub(super) mode: Mode,
 }
 
+/// A claim object's version, as a lease compares against it.
+fn etag(version: UpdateVersion) -> LeaseVersion {
+    LeaseVersion::ETag { e_tag: version.e_tag, version: version.version }
+}
+
 /// Reads a claim object: `None` when it is gone.
 async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<(Record, UpdateVersion)>> {
     let found = match store.get(key).await {
@@ -75,8 +85,7 @@ async fn read(store: &dyn ObjectStore, key: &Path) -> io::Result<Option<(Record,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(error) => return Err(io_error(error)),
     };
-    let record = serde_json::from_slice(&raw).unwrap_or(Record { owner: String::new(), expires_at: String::new() });
-    Ok(Some((record, version)))
+    Ok(Some((Record::decode(&raw), version)))
 }
 
 async fn delete(store: &dyn ObjectStore, key: &Path) -> io::Result<()> {
@@ -120,24 +129,23 @@ impl Claims {
             Mode::ETag => {
                 let key = self.etag_key(id);
                 let expires = expiry_from_now(self.duration);
-                if let Some(put) = put_create(store, &key, Record::encode(&self.owner, expires)?).await? {
-                    let version = LeaseVersion::ETag { e_tag: put.e_tag, version: put.version };
-                    return Ok(Some(self.lease(id, expires, version)));
-                }
-                let Some((held, version)) = read(store, &key).await? else { return Ok(None) };
+                let record = Record::encode(&self.owner, expires)?;
+                let (held, version) = match put_conditional(store, &key, record, PutMode::Create).await? {
+                    Conditional::Written(version) => return Ok(Some(self.lease(id, expires, etag(version)))),
+                    Conditional::Refused(None) => return Ok(None),
+                    Conditional::Refused(Some((raw, version))) => (Record::decode(&raw), version),
+                };
                 if !held.expired(SystemTime::now()) {
                     return Ok(None);
                 }
-                let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
                 let expires = expiry_from_now(self.duration);
                 let record = Record::encode(&self.owner, expires)?;
-                match store.put_opts(&key, PutPayload::from_bytes(record), options).await {
-                    Ok(put) => {
+                match put_conditional(store, &key, record, PutMode::Update(version)).await? {
+                    Conditional::Written(version) => {
                         tracing::info!(job = %id, previous = %held.owner, "took over an expired lease");
-                        Ok(Some(self.lease(id, expires, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version })))
+                        Ok(Some(self.lease(id, expires, etag(version))))
                     }
-                    Err(error) if lost_condition(&error) => Ok(None),
-                    Err(error) => Err(io_error(error)),
+                    Conditional::Refused(_) => Ok(None),
                 }
             }
             Mode::Generations => {
@@ -192,19 +200,15 @@ impl Claims {
         match lease.version.clone() {
             LeaseVersion::Exclusive => Ok(true),
             LeaseVersion::ETag { e_tag, version } => {
-                let options =
-                    PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
                 let expires = expiry_from_now(self.duration);
                 let record = Record::encode(&self.owner, expires)?;
-                match store.put_opts(&self.etag_key(&id), PutPayload::from_bytes(record), options).await {
-                    Ok(put) => {
-                        lease.renewed(expires, LeaseVersion::ETag { e_tag: put.e_tag, version: put.version });
+                let mode = PutMode::Update(UpdateVersion { e_tag, version });
+                match put_conditional(store, &self.etag_key(&id), record, mode).await? {
+                    Conditional::Written(version) => {
+                        lease.renewed(expires, etag(version));
                         Ok(true)
                     }
-                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
-                        Ok(false)
-                    }
-                    Err(error) => Err(io_error(error)),
+                    Conditional::Refused(_) => Ok(false),
                 }
             }
             LeaseVersion::Generation(number) => {
@@ -239,15 +243,10 @@ impl Claims {
             LeaseVersion::ETag { e_tag, version } => {
                 let key = self.etag_key(&id);
                 let released = Record::encode(&self.owner, SystemTime::now())?;
-                let options =
-                    PutOptions { mode: PutMode::Update(UpdateVersion { e_tag, version }), ..PutOptions::default() };
-                match store.put_opts(&key, PutPayload::from_bytes(released), options).await {
-                    Ok(_) if finished => delete(store, &key).await,
-                    Ok(_) => Ok(()),
-                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
-                        Ok(())
-                    }
-                    Err(error) => Err(io_error(error)),
+                let mode = PutMode::Update(UpdateVersion { e_tag, version });
+                match put_conditional(store, &key, released, mode).await? {
+                    Conditional::Written(_) if finished => delete(store, &key).await,
+                    Conditional::Written(_) | Conditional::Refused(_) => Ok(()),
                 }
             }
             LeaseVersion::Generation(number) => {

@@ -13,7 +13,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 
 use super::claim::{Claims, Mode};
 use super::{Job, JobId, Journal, Lease};
-use crate::store::{io_error, lost_condition, put_create, unique_token, StoreLocation};
+use crate::store::{io_error, put_conditional, put_create, unique_token, Conditional, StoreLocation};
 
 /// The folder, beside the recordings, that holds the journal (a name no sanitised call id can take).
 pub const JOURNAL_FOLDER: &str = ".acs-recording";
@@ -53,6 +53,10 @@ pub const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
 ///    the new owner recorded.
 /// 6. Records are small (a few KiB per job); done jobs are pruned by the recorder as with the
 ///    [`FileJournal`](super::FileJournal).
+/// 7. A conditional write whose answer was lost (the store applied it, the connection closed before the answer,
+///    and the client's retry found the condition failed) is recognised by reading the object back: holding exactly
+///    the bytes this process sent (a claim names its owner and expiry, a record its receipt time), it is this
+///    process's write, at the version read. A claim, renewal or checkpoint is thus never taken for a lost race.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -70,7 +74,9 @@ pub const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
 /// let now = SystemTime::now();
 /// let job = Job::new("event-1", Recording::new("call-1").chunk(RecordingChunk::new("doc-0", 0)), now, now + Duration::from_secs(86_400));
 /// assert_eq!(a.insert(std::slice::from_ref(&job)).await?, [true]);
-/// assert_eq!(b.insert(std::slice::from_ref(&job)).await?, [false]); // the same event, delivered to b
+/// // The same event, delivered again to b a moment later.
+/// let again = Job::new("event-1", job.recording.clone().unwrap(), now + Duration::from_millis(5), now + Duration::from_secs(86_400));
+/// assert_eq!(b.insert(std::slice::from_ref(&again)).await?, [false]);
 ///
 /// let lease = a.claim(&job.id).await?.expect("free");
 /// assert!(b.claim(&job.id).await?.is_none()); // a holds it
@@ -406,27 +412,28 @@ impl Journal for ObjectStoreJournal {
             // A failed job made pending again needs its marker back.
             self.mark_open(&job.id).await?;
         }
-        let (key, payload) = (self.key_of(&job.id), PutPayload::from_bytes(encode(job)?));
+        let (key, record) = (self.key_of(&job.id), encode(job)?);
         let known = self.versions().get(&job.id).cloned().filter(|_| self.uses_compare_and_swap());
         let put = match known {
             // Replaced only if nobody wrote it since this process did: a worker that was taken over (paused past
             // its lease, say) cannot overwrite what the new owner recorded.
             Some(Known::At(version)) => {
-                let options = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
-                match self.store().put_opts(&key, payload, options).await {
-                    Ok(put) => put,
-                    Err(error) if lost_condition(&error) || matches!(error, object_store::Error::NotFound { .. }) => {
+                match put_conditional(self.store(), &key, record, PutMode::Update(version)).await? {
+                    Conditional::Written(version) => version,
+                    Conditional::Refused(_) => {
                         self.remember_lost(&job.id);
                         return Err(Superseded::error(&key, false));
                     }
-                    Err(error) => return Err(io_error(error)),
                 }
             }
             Some(Known::Lost) => return Err(Superseded::error(&key, true)),
-            None => self.store().put(&key, payload).await.map_err(io_error)?,
+            None => {
+                let put = self.store().put(&key, PutPayload::from_bytes(record)).await.map_err(io_error)?;
+                UpdateVersion { e_tag: put.e_tag, version: put.version }
+            }
         };
         if job.state.is_open() {
-            self.remember_version(&job.id, UpdateVersion { e_tag: put.e_tag, version: put.version });
+            self.remember_version(&job.id, put);
             self.keep_marked(&job.id).await?;
         } else {
             self.forget_version(&job.id);

@@ -92,7 +92,18 @@ impl Hold {
                 self.lose();
                 return Some("the lease lapsed before it could be renewed");
             }
-            match journal.renew(lease).await {
+            // A renewal still unanswered when the lease ends (a partition, a store that hangs) is given up there:
+            // the holder stops at its lease's expiry, as another replica may take the job over from then on, and
+            // no request of this attempt is left to land after it.
+            let lapses = lease.expires_at().map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+            let renewed = tokio::select! {
+                renewed = journal.renew(lease) => renewed,
+                () = sleep_or_never(lapses) => {
+                    self.lose();
+                    return Some("the lease lapsed before it could be renewed");
+                }
+            };
+            match renewed {
                 Ok(true) => {
                     self.until_ms.store(lease.expires_at().map_or(u64::MAX, millis), Ordering::Release);
                 }
@@ -103,6 +114,14 @@ impl Hold {
                 Err(error) => tracing::warn!(%error, "cannot renew the job's lease; trying again"),
             }
         }
+    }
+}
+
+/// Sleeps `duration`, or for ever without one.
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -151,6 +170,50 @@ mod tests {
         assert_eq!(kept, Ok(()));
         // The store holds the renewed claim: the release must compare against it, or it finds the claim changed.
         assert_eq!(lease.version, LeaseVersion::Generation(2));
+    }
+
+    /// A shared journal whose renewals never get an answer (a partition).
+    struct HangingRenewals;
+
+    impl Journal for HangingRenewals {
+        async fn insert(&self, jobs: &[crate::journal::Job]) -> std::io::Result<Vec<bool>> {
+            Ok(vec![true; jobs.len()])
+        }
+        async fn update(&self, _: &crate::journal::Job) -> std::io::Result<()> {
+            Ok(())
+        }
+        async fn get(&self, _: &JobId) -> std::io::Result<Option<crate::journal::Job>> {
+            Ok(None)
+        }
+        async fn list(&self) -> std::io::Result<Vec<crate::journal::Job>> {
+            Ok(Vec::new())
+        }
+        async fn remove(&self, _: &JobId) -> std::io::Result<()> {
+            Ok(())
+        }
+        async fn renew(&self, _: &mut Lease) -> std::io::Result<bool> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_unanswered_at_the_lease_expiry_stops_the_work_there() {
+        let duration = Duration::from_secs(3);
+        let expires = SystemTime::now() + duration;
+        let mut lease =
+            Lease::timed(JobId::for_event("e"), "me".into(), duration, expires, LeaseVersion::Generation(1));
+        let hold = Hold::new(&lease);
+        let started = tokio::time::Instant::now();
+        let work = tokio::time::sleep(Duration::from_secs(60));
+        let kept = tokio::time::timeout(
+            Duration::from_secs(120),
+            hold.keep_while(&HangingRenewals, &mut lease, duration / 3, work),
+        )
+        .await;
+        assert_eq!(kept, Ok(Err("the lease lapsed before it could be renewed")));
+        // Paused time leaves the wall clock where it was: the lease is counted from the first renewal (1 s) here.
+        assert_eq!(started.elapsed(), duration / 3 + duration);
+        assert!(!hold.is_held(SystemTime::now()));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 #[cfg(unix)]
+pub mod checks;
+pub mod proxy;
+#[cfg(unix)]
 pub mod replica;
 pub mod slow;
 
@@ -147,7 +150,18 @@ impl Backend {
     pub fn azurite(test: &str) -> Self {
         let container = unique(test);
         create_container(&container);
-        let url = azurite_url();
+        Self::azurite_at(container, azurite_url())
+    }
+
+    /// The same Azurite container reached through another endpoint (a proxy at `http://127.0.0.1:<port>`): for the
+    /// client under test, while checks read Azurite directly.
+    pub fn through(&self, url: &str) -> Self {
+        let container =
+            self.url.strip_prefix("az://").and_then(|rest| rest.split('/').next()).expect("an Azurite backend");
+        Self::azurite_at(container.to_owned(), url)
+    }
+
+    fn azurite_at(container: String, url: &str) -> Self {
         acs_recording::store::install_tls_provider();
         let store = MicrosoftAzureBuilder::new()
             .with_account(ACCOUNT)
