@@ -95,7 +95,7 @@ impl Hold {
             // A renewal still unanswered when the lease ends (a partition, a store that hangs) is given up there:
             // the holder stops at its lease's expiry, as another replica may take the job over from then on, and
             // no request of this attempt is left to land after it.
-            let lapses = lease.expires_at().map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+            let lapses = lease.expires_at().map(|at| at.duration_since(self.clock.now()).unwrap_or_default());
             let renewed = tokio::select! {
                 renewed = journal.renew(lease) => renewed,
                 () = sleep_or_never(lapses) => {
@@ -202,7 +202,7 @@ mod tests {
         let expires = SystemTime::now() + duration;
         let mut lease =
             Lease::timed(JobId::for_event("e"), "me".into(), duration, expires, LeaseVersion::Generation(1));
-        let hold = Hold::new(&lease);
+        let hold = Hold::new(&lease, SharedClock::system());
         let started = tokio::time::Instant::now();
         let work = tokio::time::sleep(Duration::from_secs(60));
         let kept = tokio::time::timeout(

@@ -11,6 +11,7 @@ pub mod slow;
 
 /// Runs each suite twice, as `<suite>::azurite` and `<suite>::local_files`: a suite is an `async fn(Backend)` of
 /// the calling test file.
+#[allow(unused_macros)]
 macro_rules! on_both_stores {
     ($($suite:ident),* $(,)?) => {$(
         mod $suite {
@@ -26,6 +27,7 @@ macro_rules! on_both_stores {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use on_both_stores;
 
 use std::io::Write;
