@@ -90,8 +90,13 @@ async fn accept<J: Journal>(shared: Arc<Shared<J>>, events: Option<Events>) -> R
     // The admission runs as a task of its own: when the caller goes away mid-insert (Event Grid gives up after
     // 30 s and closes the connection, and the server drops this future), a job that became durable is still
     // queued. Event Grid delivers again and finds it; either way it is worked on.
-    let admission = tokio::spawn(async move { admit(&shared, RecordingEvents::from_events(events)).await });
-    let admitted = admission.await.unwrap_or_else(|error| Err(format!("the admission task failed: {error}")));
+    // A delivery whose events were all seen before writes nothing and needs no task.
+    let admitted = match plan(&shared, &RecordingEvents::from_events(events)) {
+        Plan { jobs, fresh: _, duplicates } if jobs.is_empty() => Ok(Admitted { accepted: 0, duplicates, rejected: 0 }),
+        plan => tokio::spawn(async move { admit(&shared, plan).await })
+            .await
+            .unwrap_or_else(|error| Err(format!("the admission task failed: {error}"))),
+    };
     match admitted {
         Ok(admitted) => {
             metrics::delivery(if admitted.accepted + admitted.rejected > 0 { "accepted" } else { "duplicate" });
@@ -114,11 +119,20 @@ async fn accept<J: Journal>(shared: Arc<Shared<J>>, events: Option<Events>) -> R
     }
 }
 
-async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Result<Admitted, String> {
+/// What a delivery would add: a job for each event not seen before (the rejected ones last), and the count of the
+/// others.
+struct Plan {
+    jobs: Vec<Job>,
+    /// How many of `jobs` are recordings to download (the rest are rejected events).
+    fresh: usize,
+    duplicates: usize,
+}
+
+fn plan<J>(shared: &Shared<J>, events: &RecordingEvents) -> Plan {
     let now = shared.clock.now();
     let mut jobs = Vec::new();
     let mut duplicates = 0;
-    for event in &events {
+    for event in events {
         if shared.seen.contains(event.id()) {
             duplicates += 1;
             continue;
@@ -145,9 +159,12 @@ async fn admit<J: Journal>(shared: &Shared<J>, events: RecordingEvents) -> Resul
             jobs.push(Job::rejected(event.id(), rejected.reason(), now));
         }
     }
-    if jobs.is_empty() {
-        return Ok(Admitted { accepted: 0, duplicates, rejected: 0 });
-    }
+    Plan { jobs, fresh, duplicates }
+}
+
+/// Writes a delivery's new jobs to the journal and queues them.
+async fn admit<J: Journal>(shared: &Shared<J>, plan: Plan) -> Result<Admitted, String> {
+    let Plan { jobs, fresh, mut duplicates } = plan;
     // Held while inserting and counting, so that the workers' count at start sees each job exactly once.
     let _counting = shared.counting.read().await;
     // A delivery is taken while there is room, whatever its size: a batch larger than the maximum would otherwise
