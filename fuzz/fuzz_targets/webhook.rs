@@ -1,6 +1,6 @@
-//! The Event Grid webhook layer over arbitrary methods, URIs, headers and bodies. An unauthenticated request never
-//! reaches the inner service; what does reach it carries exactly the events its body parses to; no request gets a
-//! 500; every answer is one of the statuses the layer documents.
+//! The Event Grid webhook layer over arbitrary methods, URIs, headers and bodies. An unauthenticated request, or any
+//! request but a POST, never reaches the inner service; what does reach it carries exactly the events its body
+//! parses to; no request gets a 500; every answer is one of the statuses the layer documents.
 #![no_main]
 
 use std::convert::Infallible;
@@ -100,7 +100,7 @@ fuzz_target!(|delivery: Delivery| {
     let status = response.status();
     assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "no request gets a 500");
     assert!(
-        [200, 202, 400, 401, 403, 413, 415, 429, 503].contains(&status.as_u16()),
+        [200, 202, 400, 401, 403, 405, 413, 415, 429, 503].contains(&status.as_u16()),
         "undocumented status {status}"
     );
     if status == StatusCode::ACCEPTED && method == Method::POST {
@@ -112,6 +112,13 @@ fuzz_target!(|delivery: Delivery| {
         let schema = Schema::from_content_type(content_type.as_deref().unwrap_or_default()).expect("an accepted content type");
         let again = Events::from_slice(schema, &body).expect("the body parses again");
         assert_eq!(again.len(), events.len());
+    }
+    if method != Method::POST {
+        // Only a POST reaches the inner service; anything else but the OPTIONS handshake is a 405.
+        assert_ne!(status, StatusCode::ACCEPTED, "a {method} request reached the inner service");
+        if method == Method::GET {
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "a GET got {status}");
+        }
     }
     if method == Method::POST && !authenticated {
         assert!(matches!(status.as_u16(), 401 | 403 | 429), "an unauthenticated POST got {status}");
