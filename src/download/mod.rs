@@ -130,6 +130,7 @@
 mod body;
 mod chunk;
 mod client;
+#[cfg(feature = "recorder")]
 pub(crate) use client::HttpClient;
 mod delete;
 mod digest;
