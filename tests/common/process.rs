@@ -7,25 +7,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/examples/recorder`, built by `cargo test` with the other examples.
+/// `target/<profile>/examples/recorder`, built (once per test binary) from the sources as they are: a test target
+/// run alone (`cargo test --test <name>`) would otherwise start whatever binary an earlier build left there.
 pub fn recorder_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir.join("examples").join("recorder");
-    if !binary.exists() {
-        // `cargo test` builds every example; a run of one test target alone may not have.
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--all-features", "--example", "recorder", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    assert!(binary.exists(), "{}", binary.display());
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let mut dir = std::env::current_exe().expect("test binary path");
+            dir.pop(); // the test binary
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            // A no-op when `cargo test` has just built every example.
+            let built = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--all-features", "--example", "recorder", "--manifest-path"])
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+                .status()
+                .expect("cargo runs");
+            assert!(built.success(), "the recorder example does not build");
+            let binary = dir.join("examples").join("recorder");
+            assert!(binary.exists(), "{}", binary.display());
+            binary
+        })
+        .clone()
 }
 
 /// Reads a pipe to its end into `into`, in the background (a full pipe would stall the child).

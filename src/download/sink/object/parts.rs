@@ -89,6 +89,11 @@ impl Drop for PartUpload {
         if let Some(tail) = &self.hash_tail {
             tail.abort();
         }
+        // Cancelled (a lost lease, a shutdown): no record of this upload may land after it. An older record
+        // still describes parts that were committed, so a resume from it stays correct.
+        if let Some((_, writer)) = &self.records {
+            writer.abort();
+        }
     }
 }
 
