@@ -433,6 +433,17 @@ mod tests {
     }
 
     #[test]
+    fn a_number_too_large_for_its_field_is_kept_and_writes_back_the_same_twice() {
+        // Past u64, so kept as sent (a float); its text must not drift from one round trip to the next.
+        let text = r#"{"recordingStorageInfo":{"recordingChunks":[]},"recordingDurationMs":662018446744073709552018446744073709551615}"#;
+        let data: RecordingFileStatusUpdated = serde_json::from_str(text).unwrap();
+        assert_eq!(data.malformed_fields().collect::<Vec<_>>(), ["recordingDurationMs"]);
+        let once = serde_json::to_string(&data).unwrap();
+        let twice = serde_json::to_string(&serde_json::from_str::<RecordingFileStatusUpdated>(&once).unwrap()).unwrap();
+        assert_eq!(once, twice);
+    }
+
+    #[test]
     fn serialized_data_parses_back_to_the_same_value() {
         let data = RecordingFileStatusUpdated::new(
             "2021-07-27T15:20:23Z",
