@@ -130,10 +130,14 @@ mod tests {
     use super::*;
     use crate::journal::{JobId, LeaseVersion};
 
-    /// A shared journal whose renewals take a while: each one moves the lease to the next generation.
-    struct SlowRenewals;
+    /// A shared journal whose renewals take a while (each one moves the lease to the next generation), or never
+    /// get an answer (a partition).
+    enum Renewals {
+        Slow,
+        Hanging,
+    }
 
-    impl Journal for SlowRenewals {
+    impl Journal for Renewals {
         async fn insert(&self, jobs: &[crate::journal::Job]) -> std::io::Result<Vec<bool>> {
             Ok(vec![true; jobs.len()])
         }
@@ -150,6 +154,9 @@ mod tests {
             Ok(())
         }
         async fn renew(&self, lease: &mut Lease) -> std::io::Result<bool> {
+            if let Renewals::Hanging = self {
+                return std::future::pending().await;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
             let LeaseVersion::Generation(number) = lease.version else { unreachable!("a timed lease") };
             lease.renewed(SystemTime::now() + Duration::from_secs(3), LeaseVersion::Generation(number + 1));
@@ -166,34 +173,10 @@ mod tests {
         let hold = Hold::new(&lease, SharedClock::system());
         // The renewal starts at 1 s and is answered at 1.1 s; the work ends in between.
         let work = tokio::time::sleep(Duration::from_millis(1050));
-        let kept = hold.keep_while(&SlowRenewals, &mut lease, duration / 3, work).await;
+        let kept = hold.keep_while(&Renewals::Slow, &mut lease, duration / 3, work).await;
         assert_eq!(kept, Ok(()));
         // The store holds the renewed claim: the release must compare against it, or it finds the claim changed.
         assert_eq!(lease.version, LeaseVersion::Generation(2));
-    }
-
-    /// A shared journal whose renewals never get an answer (a partition).
-    struct HangingRenewals;
-
-    impl Journal for HangingRenewals {
-        async fn insert(&self, jobs: &[crate::journal::Job]) -> std::io::Result<Vec<bool>> {
-            Ok(vec![true; jobs.len()])
-        }
-        async fn update(&self, _: &crate::journal::Job) -> std::io::Result<()> {
-            Ok(())
-        }
-        async fn get(&self, _: &JobId) -> std::io::Result<Option<crate::journal::Job>> {
-            Ok(None)
-        }
-        async fn list(&self) -> std::io::Result<Vec<crate::journal::Job>> {
-            Ok(Vec::new())
-        }
-        async fn remove(&self, _: &JobId) -> std::io::Result<()> {
-            Ok(())
-        }
-        async fn renew(&self, _: &mut Lease) -> std::io::Result<bool> {
-            std::future::pending().await
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -207,7 +190,7 @@ mod tests {
         let work = tokio::time::sleep(Duration::from_secs(60));
         let kept = tokio::time::timeout(
             Duration::from_secs(120),
-            hold.keep_while(&HangingRenewals, &mut lease, duration / 3, work),
+            hold.keep_while(&Renewals::Hanging, &mut lease, duration / 3, work),
         )
         .await;
         assert_eq!(kept, Ok(Err("the lease lapsed before it could be renewed")));

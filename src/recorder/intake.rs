@@ -137,7 +137,7 @@ fn plan<J>(shared: &Shared<J>, events: &RecordingEvents) -> Plan {
             duplicates += 1;
             continue;
         }
-        // ACS keeps a recording for 24 hours from when it was made (SPEC.md §3); the event time says when. An event
+        // ACS keeps a recording for 24 hours from when it was made; the event time says when. An event
         // dated in the future cannot extend its own retention: the expiry is at most the lifetime from now.
         let made = event.time().and_then(crate::time::parse_rfc3339).unwrap_or(now).min(now);
         let expires = made.checked_add(shared.lifetime).unwrap_or(now);

@@ -1,5 +1,5 @@
 //! Reading a non-essential field of the recording data straight into its type, keeping a value of another kind as
-//! sent (`SPEC.md` §3: only the chunk list is essential).
+//! sent (only the chunk list is essential to a recording).
 
 use std::fmt;
 use std::marker::PhantomData;
