@@ -28,6 +28,8 @@ struct Faults {
     slow_claim: Option<Duration>,
     /// Shared with other replicas: look for open jobs this often.
     poll: Option<Duration>,
+    /// The first this many listings fail (a store's outage as the recorder starts).
+    failing_lists: usize,
 }
 
 /// A [`FileJournal`] with [`Faults`]: a real journal on disk, its callers put in the situations of a real outage.
@@ -36,11 +38,12 @@ struct Faulty {
     inner: FileJournal,
     faults: Arc<Faults>,
     inserts: Arc<AtomicUsize>,
+    lists: Arc<AtomicUsize>,
 }
 
 impl Faulty {
     fn new(inner: FileJournal, faults: Faults) -> Self {
-        Self { inner, faults: Arc::new(faults), inserts: Arc::default() }
+        Self { inner, faults: Arc::new(faults), inserts: Arc::default(), lists: Arc::default() }
     }
 }
 
@@ -71,6 +74,9 @@ impl Journal for Faulty {
     }
 
     async fn list(&self) -> io::Result<Vec<Job>> {
+        if self.lists.fetch_add(1, Ordering::SeqCst) < self.faults.failing_lists {
+            return Err(io::Error::other("the journal cannot be listed"));
+        }
         self.inner.list().await
     }
 
@@ -373,5 +379,27 @@ async fn readiness_fails_when_the_journal_cannot_link_a_record() {
     assert!(text.contains("the journal cannot write"), "{text}");
     std::fs::remove_dir(&blocked).unwrap();
     assert_eq!(running.ready().await.0, StatusCode::OK);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_listed_at_start_is_read_again_and_its_open_jobs_run() {
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-listed-late", 100_000));
+    let out = tempfile::tempdir().unwrap();
+    let event = recording_file_status_updated(&recording);
+    // An open job from an earlier run.
+    let running = start(&emulator, out.path(), Faults::default(), 100).await;
+    emulator.storage().set_outage(true);
+    assert!(running.publisher(Schema::EventGrid, once()).deliver(std::slice::from_ref(&event)).await.is_delivered());
+    drop(running.stop().await);
+    emulator.storage().set_outage(false);
+
+    // The journal cannot be listed for the first three tries: the recorder reads it again (it used to return, and
+    // its intake went on accepting jobs no worker would run), becomes ready, and finishes the job.
+    let faults = Faults { failing_lists: 3, ..Faults::default() };
+    let running = start(&emulator, out.path(), faults, 100).await;
+    assert!(running.journal.lists.load(Ordering::SeqCst) >= 4);
+    stored(&running.journal, &event, &recording).await;
     running.stop().await;
 }

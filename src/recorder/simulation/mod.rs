@@ -391,6 +391,15 @@ fn every_seed_keeps_every_invariant() {
 }
 
 #[test]
+fn seed_369_a_journal_that_cannot_be_listed_at_start_leaves_no_accepted_job_without_workers() {
+    // The first defect the simulation found (at seed 360 of its first version; at 369 of this one): `Recorder::run`
+    // returned when its first listing failed, while its intake went on accepting jobs.
+    let outcome = run(369);
+    assert!(outcome.violations.is_empty(), "{}", outcome.violations.join("\n"));
+    assert!(outcome.delivered > 0);
+}
+
+#[test]
 fn a_seed_runs_the_same_way_twice() {
     for seed in [3, 17, 4242] {
         let (first, again) = (run(seed), run(seed));
