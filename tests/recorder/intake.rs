@@ -116,8 +116,17 @@ async fn a_full_journal_answers_503_until_a_job_finishes() {
     assert!(publisher.deliver(std::slice::from_ref(&a)).await.is_delivered());
     assert_eq!(publisher.deliver(std::slice::from_ref(&b)).await, DeliveryOutcome::Exhausted { attempts: 1 });
     assert_eq!(publisher.log().last().unwrap().status, Some(StatusCode::SERVICE_UNAVAILABLE));
+    let (status, text) = running.ready().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(text.contains("intake full"), "{text}");
     emulator.storage().set_outage(false);
     assert_files_right(&finished(&running.journal, &a.id).await, &first);
+    // The journal records the outcome before the worker frees its slot: readiness says when intake is open again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while running.ready().await.0 != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "intake still full after the job finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(publisher.deliver(std::slice::from_ref(&b)).await.is_delivered());
     assert_files_right(&finished(&running.journal, &b.id).await, &second);
     running.stop().await;
