@@ -174,32 +174,27 @@ assert_eq!(error.refusal().unwrap().to_string(), "host `attacker.example` is not
 mod allow;
 #[cfg(feature = "entra")]
 mod bearer;
-#[cfg(feature = "entra")]
-mod bearer_future;
 mod body;
 mod error;
-mod future;
-mod layer;
+mod hmac;
+mod inner;
 mod sign;
+mod signer;
 mod target;
-#[cfg(feature = "entra")]
-mod token;
 mod verify;
 
+pub use crate::body::ResponseBody;
 pub use allow::{AllowList, InvalidHost, Refused, RefusedReason, DEFAULT_STORAGE_SUFFIXES};
 #[cfg(feature = "entra")]
-pub use bearer::{BearerToken, BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
-#[cfg(feature = "entra")]
-pub use bearer_future::BearerFuture;
+pub use bearer::{BearerFuture, BearerToken, BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
 pub use body::{ContentHash, SignableBody};
 pub use error::{Error, ErrorKind};
-pub use future::ResponseFuture;
-pub use layer::{HmacSigning, HmacSigningLayer, DEFAULT_BODY_BUFFER_LIMIT};
+pub use hmac::{HmacSigning, HmacSigningLayer, ResponseFuture, DEFAULT_BODY_BUFFER_LIMIT};
 pub use sign::{
     compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH, LEGACY_SIGNED_HEADERS,
     SIGNED_HEADERS,
 };
+pub use signer::HmacSigner;
 pub use verify::{
-    HmacVerify, HmacVerifyLayer, ResponseBody, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW,
-    DEFAULT_VERIFY_BODY_LIMIT,
+    HmacVerify, HmacVerifyLayer, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW, DEFAULT_VERIFY_BODY_LIMIT,
 };
