@@ -1,10 +1,12 @@
-//! Authenticating requests to Azure Communication Services: HMAC-SHA256 signing and verification (`SPEC.md` §2),
-//! and Microsoft Entra ID bearer tokens (§6, feature `entra`).
+//! Authenticating requests to Azure Communication Services: HMAC-SHA256 signing and verification, and Microsoft
+//! Entra ID bearer tokens (feature `entra`).
 //!
 //! [`HmacSigningLayer`] signs outgoing requests for any client `Service<http::Request<B>>` (hyper-util's client,
-//! for instance); [`HmacVerifyLayer`] checks such signatures on a server. The pure functions
+//! for instance); [`HmacVerifyLayer`] checks such signatures on a server. [`HmacSigner`] is what the layer signs
+//! with, usable on its own to sign a request head for any client, tower or not. The pure functions
 //! [`string_to_sign`] and [`compute_signature`] are the scheme itself. `BearerTokenLayer` sends an Entra access
 //! token instead, for a resource reached with a managed identity or a developer's sign-in.
+
 //!
 //! # Example
 //!

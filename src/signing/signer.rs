@@ -164,3 +164,72 @@ impl HmacSigner {
         headers.insert(AUTHORIZATION, authorization);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::Full;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    use super::*;
+    use crate::signing::HmacSigningLayer;
+
+    /// What the layer hands to its inner service for `request`.
+    async fn signed_by_layer(layer: &HmacSigningLayer, request: Request<Full<Bytes>>) -> Parts {
+        let echo = service_fn(|request: Request<Full<Bytes>>| async move { Ok::<_, Infallible>(request) });
+        layer.layer(echo).oneshot(request).await.unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn the_signer_adds_exactly_the_headers_the_layer_sends() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_873_352);
+        let endpoint = Endpoint::parse("https://contoso.communication.azure.com/").unwrap();
+        let key = AccessKey::from_base64("pw==").unwrap();
+        let signer = HmacSigner::new(endpoint, key).with_clock(move || at);
+        let cases: [(&str, &str, &[u8], bool); 5] = [
+            ("GET", "https://contoso.communication.azure.com/testPath?testQuery=yes", b"", false),
+            ("POST", "https://contoso.communication.azure.com/calling/recordings", b"{\"a\":1}", false),
+            ("GET", "https://eu.asm.skype.com/v1/objects/0-eu-d1/content/audio?sig=x", b"", false),
+            ("DELETE", "https://eu.asm.skype.com/v1/objects/0-eu-d1", b"", true),
+            ("PUT", "https://contoso.communication.azure.com/x", b"body", true),
+        ];
+        for (method, uri, body, legacy) in cases {
+            let signer = if legacy { signer.clone().legacy_date_header() } else { signer.clone() };
+            let request = || {
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("x-ms-host", "stale")
+                    .body(Full::new(Bytes::copy_from_slice(body)))
+                    .unwrap()
+            };
+            let from_layer = signed_by_layer(&HmacSigningLayer::from_signer(signer.clone()), request()).await;
+            let (mut parts, _) = request().into_parts();
+            signer.sign(&mut parts, &ContentHash::of(body)).unwrap();
+            assert_eq!(parts.headers, from_layer.headers, "{method} {uri}");
+            for (name, value) in &parts.headers {
+                assert_eq!(value.is_sensitive(), from_layer.headers[name].is_sensitive(), "{name} of {method} {uri}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_host_leaves_the_head_untouched() {
+        let endpoint = Endpoint::parse("https://contoso.communication.azure.com/").unwrap();
+        let signer = HmacSigner::new(endpoint, AccessKey::from_bytes(b"k".to_vec())).allow_list(AllowList::empty());
+        let (mut parts, ()) = Request::get("https://eu.asm.skype.com/v1/objects/d").body(()).unwrap().into_parts();
+        let error = signer.sign(&mut parts, &ContentHash::EMPTY).unwrap_err();
+        assert!(error.is_refused());
+        assert!(parts.headers.is_empty());
+    }
+
+    #[test]
+    fn the_empty_hash_is_the_hash_of_no_bytes() {
+        assert_eq!(ContentHash::EMPTY, ContentHash::of(b""));
+        assert_eq!(ContentHash::EMPTY.as_str(), EMPTY_CONTENT_HASH);
+    }
+}
