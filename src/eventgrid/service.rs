@@ -39,6 +39,11 @@ impl<S> EventGridWebhook<S> {
         &self.inner
     }
 
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
@@ -269,6 +274,13 @@ mod tests {
 
     fn stalled_delivery() -> Request<Stalls> {
         Request::post("/e?code=right").header("content-type", "application/json").body(Stalls(false)).unwrap()
+    }
+
+    #[test]
+    fn the_webhook_lends_and_returns_its_inner_service() {
+        let mut webhook = EventGridWebhookLayer::new().layer(1_u8);
+        *webhook.get_mut() += 1;
+        assert_eq!((*webhook.get_ref(), webhook.into_inner()), (2, 2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -30,3 +30,23 @@ macro_rules! inner_service_accessors {
 }
 
 pub(crate) use inner_service_accessors;
+
+#[cfg(test)]
+mod tests {
+    use tower::Layer;
+
+    use crate::credential::{AccessKey, Endpoint};
+    use crate::signing::{HmacSigningLayer, HmacVerifyLayer};
+
+    #[test]
+    fn every_middleware_lends_and_returns_its_inner_service() {
+        let key = AccessKey::from_bytes(b"k".to_vec());
+        let endpoint = Endpoint::parse("https://contoso.communication.azure.com/").unwrap();
+        let mut signing = HmacSigningLayer::new(endpoint, key.clone()).layer(1_u8);
+        *signing.get_mut() += 1;
+        assert_eq!((*signing.get_ref(), signing.into_inner()), (2, 2));
+        let mut verify = HmacVerifyLayer::new(key, "contoso.communication.azure.com").layer(1_u8);
+        *verify.get_mut() += 1;
+        assert_eq!((*verify.get_ref(), verify.into_inner()), (2, 2));
+    }
+}
