@@ -15,10 +15,10 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::check::CheckFuture;
+use super::config::Config;
 use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use super::handshake::{aeg_event_type_is, validation_response};
-use super::layer::Config;
 use super::read::Collector;
 use crate::body::ResponseBody;
 use crate::BoxError;

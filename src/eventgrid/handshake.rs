@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use super::config::Config;
 use super::error::{Error, ErrorKind};
-use super::layer::Config;
 
 /// `WebHook-Request-Origin`, sent with the CloudEvents `OPTIONS` handshake.
 pub const WEBHOOK_REQUEST_ORIGIN: HeaderName = HeaderName::from_static("webhook-request-origin");

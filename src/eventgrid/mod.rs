@@ -94,6 +94,7 @@
 
 mod auth;
 mod check;
+mod config;
 mod dedup;
 #[cfg(feature = "entra")]
 mod entra;
@@ -102,12 +103,14 @@ mod error;
 mod future;
 mod handshake;
 mod layer;
+mod parse;
 mod read;
 mod service;
 
 pub use crate::body::ResponseBody;
 pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
 pub use check::{AsyncDeliveryCheck, CheckFuture, CheckOutcome};
+pub use config::{DEFAULT_ALLOWED_ORIGINS, DEFAULT_BODY_TIMEOUT};
 pub use dedup::Deduplicator;
 #[cfg(feature = "entra")]
 pub use entra::{
@@ -124,7 +127,7 @@ pub use handshake::{
     AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_ALLOWED_ORIGIN, WEBHOOK_ALLOWED_RATE,
     WEBHOOK_REQUEST_ORIGIN, WEBHOOK_REQUEST_RATE,
 };
-pub use layer::{EventGridWebhookLayer, DEFAULT_ALLOWED_ORIGINS, DEFAULT_BODY_TIMEOUT};
+pub use layer::EventGridWebhookLayer;
 pub use read::DEFAULT_MAX_BODY_BYTES;
 pub use service::EventGridWebhook;
 

@@ -9,10 +9,10 @@ use http_body::Body;
 use tower_service::Service;
 use tracing::field;
 
+use super::config::Config;
 use super::error::{Error, ErrorKind};
 use super::future::ResponseFuture;
 use super::handshake::{self, AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_REQUEST_ORIGIN};
-use super::layer::Config;
 use super::read::{check_content_length, schema_of};
 use crate::body::ResponseBody;
 use crate::BoxError;

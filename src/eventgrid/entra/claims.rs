@@ -10,7 +10,7 @@ use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::eventgrid::CheckOutcome;
+use crate::eventgrid::check::CheckOutcome;
 
 /// The longest token looked at; Entra's are a few kilobytes.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
