@@ -9,7 +9,7 @@ use percent_encoding::percent_decode_str;
 use crate::secret::SecretDigest;
 
 /// The query parameter [`DeliverySecret::query`] reads.
-pub const DEFAULT_SECRET_PARAMETER: &str = "code";
+pub(crate) const DEFAULT_SECRET_PARAMETER: &str = "code";
 
 /// A check every delivery must pass before its body is read; failing it is a 401.
 ///

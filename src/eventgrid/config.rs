@@ -9,11 +9,11 @@ use super::check::AsyncDeliveryCheck;
 use super::read::DEFAULT_MAX_BODY_BYTES;
 
 /// The CloudEvents origins granted by default: Event Grid in the public, US government and China clouds.
-pub const DEFAULT_ALLOWED_ORIGINS: [&str; 3] = ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"];
+pub(crate) const DEFAULT_ALLOWED_ORIGINS: [&str; 3] =
+    ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"];
 
-/// The default [`EventGridWebhookLayer::body_timeout`](super::EventGridWebhookLayer::body_timeout): 30 seconds,
-/// Event Grid's own delivery timeout.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default body timeout: 30 seconds, Event Grid's own delivery timeout.
+pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub(crate) struct Config {

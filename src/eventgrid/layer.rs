@@ -47,7 +47,7 @@ impl EventGridWebhookLayer {
         self
     }
 
-    /// Sets the body limit; raise it for subscriptions with large batches. Larger bodies get 413.
+    /// Sets the body limit (default 1 MiB); raise it for subscriptions with large batches. Larger bodies get 413.
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.config_mut().max_body_bytes = limit;
         self
@@ -73,7 +73,8 @@ impl EventGridWebhookLayer {
         self
     }
 
-    /// Replaces the CloudEvents origins granted by the `OPTIONS` handshake (compared ignoring ASCII case).
+    /// Replaces the CloudEvents origins granted by the `OPTIONS` handshake (compared ignoring ASCII case); by
+    /// default `eventgrid.azure.net`, `eventgrid.azure.us` and `eventgrid.azure.cn`.
     pub fn allowed_origins<I>(mut self, origins: I) -> Self
     where
         I: IntoIterator,

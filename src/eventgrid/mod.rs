@@ -62,7 +62,7 @@
 //!    `Microsoft.EventGrid.SubscriptionValidationEvent` in the body) gets 200 with
 //!    `{"validationResponse":"<code>"}`. The CloudEvents `OPTIONS` with `WebHook-Request-Origin` gets 200 with
 //!    `WebHook-Allowed-Origin`, `WebHook-Allowed-Rate` (when a rate was asked) and `Allow: POST` for an allowed
-//!    origin ([`DEFAULT_ALLOWED_ORIGINS`] unless configured), 403 without a grant otherwise.
+//!    origin (by default `eventgrid.azure.net`, `eventgrid.azure.us` and `eventgrid.azure.cn`), 403 without a grant otherwise.
 //! 2. Authentication, when configured, runs on every `POST` before the body is read, the validation handshake
 //!    included: a [`DeliverySecret`] in a query parameter or header (two secrets for rotation, constant-time
 //!    comparison) and any [`DeliveryCheck`], then any [`AsyncDeliveryCheck`] (one that may wait, such as the
@@ -108,14 +108,12 @@ mod read;
 mod service;
 
 pub use crate::body::ResponseBody;
-pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
+pub use auth::{DeliveryCheck, DeliverySecret};
 pub use check::{AsyncDeliveryCheck, CheckFuture, CheckOutcome};
-pub use config::{DEFAULT_ALLOWED_ORIGINS, DEFAULT_BODY_TIMEOUT};
 pub use dedup::Deduplicator;
 #[cfg(feature = "entra")]
 pub use entra::{
-    EntraDeliveryCheck, InvalidEntraConfig, DEFAULT_ENTRA_AUTHORITY, DEFAULT_TOKEN_LEEWAY, EVENT_GRID_APP_ID,
-    EVENT_GRID_SUBSCRIBER_ROLE, EVENT_GRID_US_GOV_APP_ID,
+    EntraDeliveryCheck, InvalidEntraConfig, EVENT_GRID_APP_ID, EVENT_GRID_SUBSCRIBER_ROLE, EVENT_GRID_US_GOV_APP_ID,
 };
 pub use envelope::{
     Event, EventData, Events, RejectedData, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,
@@ -123,12 +121,8 @@ pub use envelope::{
 };
 pub use error::{Error, ErrorKind, PROBLEM_CONTENT_TYPE};
 pub use future::ResponseFuture;
-pub use handshake::{
-    AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_ALLOWED_ORIGIN, WEBHOOK_ALLOWED_RATE,
-    WEBHOOK_REQUEST_ORIGIN, WEBHOOK_REQUEST_RATE,
-};
 pub use layer::EventGridWebhookLayer;
-pub use read::DEFAULT_MAX_BODY_BYTES;
+pub(crate) use read::DEFAULT_MAX_BODY_BYTES;
 pub use service::EventGridWebhook;
 
 #[cfg(feature = "axum")]

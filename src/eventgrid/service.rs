@@ -290,7 +290,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let response = layer.layer(inner).oneshot(stalled_delivery()).await.unwrap();
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(started.elapsed(), crate::eventgrid::DEFAULT_BODY_TIMEOUT);
+        assert_eq!(started.elapsed(), crate::eventgrid::config::DEFAULT_BODY_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]

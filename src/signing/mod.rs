@@ -186,17 +186,14 @@ mod target;
 mod verify;
 
 pub use crate::body::ResponseBody;
-pub use allow::{AllowList, InvalidHost, Refused, RefusedReason, DEFAULT_STORAGE_SUFFIXES};
+pub use allow::{AllowList, InvalidHost, Refused, RefusedReason};
 #[cfg(feature = "entra")]
-pub use bearer::{BearerFuture, BearerToken, BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
+pub use bearer::{BearerFuture, BearerToken, BearerTokenLayer, ACS_SCOPE};
 pub use body::{ContentHash, SignableBody};
 pub use error::{Error, ErrorKind};
-pub use hmac::{HmacSigning, HmacSigningLayer, ResponseFuture, DEFAULT_BODY_BUFFER_LIMIT};
-pub use sign::{
-    compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH, LEGACY_SIGNED_HEADERS,
-    SIGNED_HEADERS,
-};
+pub use hmac::{HmacSigning, HmacSigningLayer, ResponseFuture};
+pub use sign::{compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH};
 pub use signer::HmacSigner;
-pub use verify::{
-    HmacVerify, HmacVerifyLayer, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW, DEFAULT_VERIFY_BODY_LIMIT,
-};
+#[cfg(feature = "emulator")]
+pub(crate) use verify::DEFAULT_VERIFY_BODY_LIMIT;
+pub use verify::{HmacVerify, HmacVerifyLayer, VerifyFuture, VerifyRejection};

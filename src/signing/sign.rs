@@ -16,10 +16,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub const EMPTY_CONTENT_HASH: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
 /// The `SignedHeaders` list of the default scheme (`x-ms-date`).
-pub const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
+pub(crate) const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
 
 /// The `SignedHeaders` list of the legacy scheme of the original quickstart (`Date`).
-pub const LEGACY_SIGNED_HEADERS: &str = "date;host;x-ms-content-sha256";
+pub(crate) const LEGACY_SIGNED_HEADERS: &str = "date;host;x-ms-content-sha256";
 
 /// Length of a base64-encoded SHA-256 digest, padding included.
 pub(crate) const DIGEST_BASE64_LEN: usize = 44;

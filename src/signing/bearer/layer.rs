@@ -16,7 +16,7 @@ use crate::signing::target::Target;
 pub const ACS_SCOPE: &str = "https://communication.azure.com//.default";
 
 /// How long before its expiry a token is replaced by default: 5 minutes.
-pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
 /// Sends every request with a Microsoft Entra ID access token (`Authorization: Bearer`); builds [`BearerToken`].
 ///

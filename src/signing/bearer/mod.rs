@@ -7,5 +7,5 @@ mod service;
 mod token;
 
 pub use future::BearerFuture;
-pub use layer::{BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
+pub use layer::{BearerTokenLayer, ACS_SCOPE};
 pub use service::BearerToken;

@@ -9,7 +9,7 @@ use crate::signing::allow::AllowList;
 use crate::signing::signer::HmacSigner;
 
 /// The default limit for reading a request body to hash it: 1 MiB.
-pub const DEFAULT_BODY_BUFFER_LIMIT: usize = 1024 * 1024;
+pub(crate) const DEFAULT_BODY_BUFFER_LIMIT: usize = 1024 * 1024;
 
 /// Signs every request with the ACS HMAC-SHA256 scheme; builds [`HmacSigning`].
 #[derive(Clone, Debug)]

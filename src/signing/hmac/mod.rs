@@ -6,5 +6,5 @@ mod layer;
 mod service;
 
 pub use future::ResponseFuture;
-pub use layer::{HmacSigningLayer, DEFAULT_BODY_BUFFER_LIMIT};
+pub use layer::HmacSigningLayer;
 pub use service::HmacSigning;

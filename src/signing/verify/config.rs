@@ -13,10 +13,10 @@ use crate::signing::sign::{write_string_to_sign, HmacKey, LEGACY_SIGNED_HEADERS,
 use crate::signing::target::{signing_target, X_MS_DATE, X_MS_HOST};
 
 /// The default allowed difference between a request's date and the server's clock: 15 minutes.
-pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// The default limit on a verified request body: 1 MiB.
-pub const DEFAULT_VERIFY_BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const DEFAULT_VERIFY_BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub(super) struct VerifyConfig {

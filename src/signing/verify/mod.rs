@@ -7,7 +7,8 @@ mod layer;
 mod rejection;
 mod service;
 
-pub use config::{DEFAULT_MAX_SKEW, DEFAULT_VERIFY_BODY_LIMIT};
+#[cfg(feature = "emulator")]
+pub(crate) use config::DEFAULT_VERIFY_BODY_LIMIT;
 pub use future::VerifyFuture;
 pub use layer::HmacVerifyLayer;
 pub use rejection::VerifyRejection;

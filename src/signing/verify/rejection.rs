@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
 
-/// Why [`HmacVerify`] rejected a request; found in the rejection response's extensions.
+/// Why [`HmacVerify`](super::HmacVerify) rejected a request; found in the rejection response's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyRejection {
