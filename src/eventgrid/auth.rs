@@ -1,4 +1,4 @@
-//! Authenticating deliveries: a shared secret, or a check of your own (`SPEC.md` §4).
+//! Authenticating deliveries: a shared secret, or a check of your own.
 
 use std::fmt;
 

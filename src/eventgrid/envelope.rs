@@ -8,7 +8,7 @@ use crate::recording::RecordingFileStatusUpdated;
 pub const SUBSCRIPTION_VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 /// The event type that announces a subscription's removal.
 pub const SUBSCRIPTION_DELETED_EVENT: &str = "Microsoft.EventGrid.SubscriptionDeletedEvent";
-/// The event type of a recording ready to download (`SPEC.md` §3).
+/// The event type of a recording ready to download, sent by ACS for each recording file.
 pub const RECORDING_FILE_STATUS_UPDATED_EVENT: &str = "Microsoft.Communication.RecordingFileStatusUpdated";
 
 /// Which envelope a delivery uses, told apart by its content type.

@@ -237,7 +237,7 @@ fn accept<B: From<Bytes>>(
 ) -> Result<Accepted<B>, Error> {
     let events = Events::from_slice(schema, &bytes)?;
     span.record("events", events.len());
-    // SPEC.md §4: a publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
+    // A publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
     if let Some(code) = events.validation_code() {
         if events.len() > 1 {
             // Answering the handshake would acknowledge the other events unread: refuse the whole delivery instead.

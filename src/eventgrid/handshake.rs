@@ -1,4 +1,4 @@
-//! The two validation handshakes (`SPEC.md` §4).
+//! The two validation handshakes: the Event Grid schema's `SubscriptionValidation` and the CloudEvents `OPTIONS`.
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};

@@ -56,7 +56,7 @@ impl<'de> Deserialize<'de> for SubscriptionValidation {
                 Wire::deserialize(MapAccessDeserializer::new(map))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Wire, E> {
-                // CloudEvents validation may carry its data as a JSON string holding JSON (SPEC.md §4).
+                // A CloudEvents validation event may carry its data as a JSON string that holds the JSON object.
                 serde_json::from_str(value).map_err(|error| E::custom(format_args!("validation data string: {error}")))
             }
         }
@@ -129,7 +129,7 @@ impl<'de> Visitor<'de> for BatchSeed<'_, '_> {
         Ok(events)
     }
 
-    // SPEC.md §4: accept a lone event object as well as an array.
+    // A lone event object is a delivery as well as an array of events.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         Ok(vec![visit_event(self.0, map)?])
     }
@@ -260,7 +260,7 @@ fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Res
     let event_type =
         event_type.ok_or_else(|| de::Error::missing_field(if event_grid { "eventType" } else { "type" }))?;
     if event_grid {
-        // SPEC.md §4: `topic` and `metadataVersion` are optional, the rest of the envelope is required.
+        // In the Event Grid schema `topic` and `metadataVersion` are optional, the rest of the envelope is required.
         if subject.is_none() {
             return Err(de::Error::missing_field("subject"));
         }

@@ -85,7 +85,7 @@ where
         }
 
         let (parts, body) = request.into_parts();
-        // Authentication comes first: nothing of an unauthenticated body is read (SPEC.md §4).
+        // Authentication comes first: nothing of an unauthenticated body is read.
         if !self.config.checks.iter().all(|check| check.check(&parts)) {
             let error = Error::new(ErrorKind::Unauthorized, "the delivery is not authenticated");
             tracing::debug!(%error, "delivery refused");

@@ -18,7 +18,8 @@ pub(crate) const DEFAULT_STORAGE_SUFFIXES: &[&str] =
 /// 1. A URI without a host, or with user information, is refused.
 /// 2. A host named with [`AllowList::allow_host`] is allowed over `https` or `http`, IP literals included, on
 ///    the named port (any port when none was named). This is the only way to allow loopback or IP literals.
-/// 3. Otherwise the host must end with an allowed suffix (by default `.asm.skype.com`, `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and `.blob.core.windows.net`), must not be an
+/// 3. Otherwise the host must end with an allowed suffix (by default `.asm.skype.com`,
+///    `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and `.blob.core.windows.net`), must not be an
 ///    IP literal, and the scheme must be `https`.
 ///
 /// ```
@@ -45,7 +46,8 @@ struct NamedHost {
 
 impl AllowList {
     /// The recording storage suffixes the official SDKs allow, in every cloud, and the public cloud's blob storage:
-    /// `.asm.skype.com`, `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and `.blob.core.windows.net`; no named hosts.
+    /// `.asm.skype.com`, `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and
+    /// `.blob.core.windows.net`; no named hosts.
     pub fn azure_defaults() -> Self {
         Self { suffixes: DEFAULT_STORAGE_SUFFIXES.iter().map(|s| (*s).to_owned()).collect(), hosts: Vec::new() }
     }

@@ -1,5 +1,5 @@
 //! Entra-secured Event Grid deliveries: the bearer token Event Grid sends, validated against the tenant's keys
-//! (`SPEC.md` §7, feature `entra`).
+//! (feature `entra`); the rules are those of `EntraDeliveryCheck`.
 
 mod claims;
 mod fetch;

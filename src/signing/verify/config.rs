@@ -51,8 +51,9 @@ impl VerifyConfig {
             return Err(VerifyRejection::DateSkew);
         }
 
-        // A request for a storage location carries `x-ms-host`: SDKs send it with or without the port, and sign
-        // either the path alone (.NET, JS) or the path and query (Python) — SPEC §2, "Our choice, verifying".
+        // A request for a storage location carries `x-ms-host`. The official SDKs disagree on its form: they send
+        // it with or without the port, and sign either the path alone (.NET, JS) or the path and query (Python).
+        // The verifier accepts each of them, so that a client of any SDK can be tested against it.
         let cross_host = match headers.get(X_MS_HOST) {
             None => false,
             Some(value) => {
