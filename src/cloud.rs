@@ -28,8 +28,8 @@
 //! | Event Grid application | `4962773b-9cdb-44cf-a8bf-237846a00ab7` | `54316b56-3481-47f9-8f30-0300f5542a7b` | not documented |
 //! | Entra authority | `login.microsoftonline.com` | `login.microsoftonline.us` | `login.chinacloudapi.cn` |
 //!
-//! The storage suffixes are those the official SDKs allow (`SPEC.md` §5), split by cloud, plus each cloud's blob
-//! storage suffix; no ACS recording storage host is documented for China, so its preset allows its blob storage
+//! The storage suffixes are those the official SDKs allow for recording content, split by cloud, plus each cloud's
+//! blob storage suffix; no ACS recording storage host is documented for China, so its preset allows its blob storage
 //! only (add hosts with [`AllowList::allow_suffix`](crate::signing::AllowList::allow_suffix)). The application
 //! ids come from the Event Grid secure-webhook scripts (MicrosoftDocs/azure-docs
 //! `articles/event-grid/secure-webhook-delivery.md`), which name none for China: there, give it with

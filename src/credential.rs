@@ -1,4 +1,4 @@
-//! Connection strings, endpoints and access keys (`SPEC.md` §1).
+//! Connection strings, endpoints and access keys.
 //!
 //! An ACS connection string looks like
 //! `endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>`. The rules:
@@ -104,7 +104,7 @@ impl ConnectionString {
     }
 
     /// Writes the connection string in its canonical form, key included:
-    /// `endpoint=<url>;accesskey=<padded standard base64>`, with no spaces (`SPEC.md` §1).
+    /// `endpoint=<url>;accesskey=<padded standard base64>`, with no spaces.
     ///
     /// This is the only way to get key material out of the type; it exists for emulators that hand a connection
     /// string to other programs.
@@ -163,7 +163,7 @@ pub struct Endpoint {
     scheme: Scheme,
     host: String,
     port: u16,
-    /// `host[:port]`, the port only when it is not the scheme's default (`SPEC.md` §2 step 3).
+    /// `host[:port]`, the port only when it is not the scheme's default: the host that requests are signed for.
     authority: String,
 }
 

@@ -1,4 +1,4 @@
-//! Authenticating deliveries: a shared secret, or a check of your own (`SPEC.md` §4).
+//! Authenticating deliveries: a shared secret, or a check of your own.
 
 use std::fmt;
 
@@ -9,7 +9,7 @@ use percent_encoding::percent_decode_str;
 use crate::secret::SecretDigest;
 
 /// The query parameter [`DeliverySecret::query`] reads.
-pub const DEFAULT_SECRET_PARAMETER: &str = "code";
+pub(crate) const DEFAULT_SECRET_PARAMETER: &str = "code";
 
 /// A check every delivery must pass before its body is read; failing it is a 401.
 ///

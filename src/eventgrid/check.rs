@@ -1,4 +1,4 @@
-//! Delivery checks that may wait: a bearer token whose signing keys must be fetched first (`SPEC.md` §4, §7).
+//! Delivery checks that may wait: a bearer token whose signing keys must be fetched first.
 
 use std::fmt;
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Dropping redelivered events by id (`SPEC.md` §4: deliveries are at least once).
+//! Dropping redelivered events by id: Event Grid delivers at least once, so the same event can come again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -126,7 +126,7 @@ impl Error {
             ErrorKind::MalformedJson | ErrorKind::InvalidEvent | ErrorKind::MissingValidationCode => {
                 StatusCode::BAD_REQUEST
             }
-            // A transient fault, not bad input: Event Grid never retries a 400 (SPEC.md §4).
+            // A transient fault, not bad input: Event Grid never retries a 400, and does retry a 503.
             ErrorKind::BodyRead | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,

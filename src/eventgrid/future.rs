@@ -15,10 +15,10 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::check::CheckFuture;
+use super::config::Config;
 use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use super::handshake::{aeg_event_type_is, validation_response};
-use super::layer::Config;
 use super::read::Collector;
 use crate::body::ResponseBody;
 use crate::BoxError;
@@ -237,7 +237,7 @@ fn accept<B: From<Bytes>>(
 ) -> Result<Accepted<B>, Error> {
     let events = Events::from_slice(schema, &bytes)?;
     span.record("events", events.len());
-    // SPEC.md §4: a publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
+    // A publisher posting directly sends no `aeg-*` headers, so the body alone can start a handshake.
     if let Some(code) = events.validation_code() {
         if events.len() > 1 {
             // Answering the handshake would acknowledge the other events unread: refuse the whole delivery instead.

@@ -1,25 +1,25 @@
-//! The two validation handshakes (`SPEC.md` §4).
+//! The two validation handshakes: the Event Grid schema's `SubscriptionValidation` and the CloudEvents `OPTIONS`.
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use super::config::Config;
 use super::error::{Error, ErrorKind};
-use super::layer::Config;
 
 /// `WebHook-Request-Origin`, sent with the CloudEvents `OPTIONS` handshake.
-pub const WEBHOOK_REQUEST_ORIGIN: HeaderName = HeaderName::from_static("webhook-request-origin");
+pub(crate) const WEBHOOK_REQUEST_ORIGIN: HeaderName = HeaderName::from_static("webhook-request-origin");
 /// `WebHook-Request-Rate`, the rate a CloudEvents sender asks for.
-pub const WEBHOOK_REQUEST_RATE: HeaderName = HeaderName::from_static("webhook-request-rate");
+pub(crate) const WEBHOOK_REQUEST_RATE: HeaderName = HeaderName::from_static("webhook-request-rate");
 /// `WebHook-Allowed-Origin`, the grant.
-pub const WEBHOOK_ALLOWED_ORIGIN: HeaderName = HeaderName::from_static("webhook-allowed-origin");
+pub(crate) const WEBHOOK_ALLOWED_ORIGIN: HeaderName = HeaderName::from_static("webhook-allowed-origin");
 /// `WebHook-Allowed-Rate`, the granted rate.
-pub const WEBHOOK_ALLOWED_RATE: HeaderName = HeaderName::from_static("webhook-allowed-rate");
+pub(crate) const WEBHOOK_ALLOWED_RATE: HeaderName = HeaderName::from_static("webhook-allowed-rate");
 /// `aeg-event-type`: `Notification`, `SubscriptionValidation` or `SubscriptionDeletion`.
-pub const AEG_EVENT_TYPE: HeaderName = HeaderName::from_static("aeg-event-type");
+pub(crate) const AEG_EVENT_TYPE: HeaderName = HeaderName::from_static("aeg-event-type");
 /// `aeg-delivery-count`: how many times this delivery was attempted before.
-pub const AEG_DELIVERY_COUNT: HeaderName = HeaderName::from_static("aeg-delivery-count");
+pub(crate) const AEG_DELIVERY_COUNT: HeaderName = HeaderName::from_static("aeg-delivery-count");
 /// `aeg-subscription-name`: the Event Grid subscription.
-pub const AEG_SUBSCRIPTION_NAME: HeaderName = HeaderName::from_static("aeg-subscription-name");
+pub(crate) const AEG_SUBSCRIPTION_NAME: HeaderName = HeaderName::from_static("aeg-subscription-name");
 
 /// The CloudEvents abuse-protection handshake: grant an allowed origin, refuse any other with 403.
 pub(crate) fn options_response(headers: &HeaderMap, origin: &HeaderValue, config: &Config) -> Response<Bytes> {

@@ -1,6 +1,5 @@
-//! The webhook layer and its configuration.
+//! The webhook layer: a builder of its configuration.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,15 +7,9 @@ use tower_layer::Layer;
 
 use super::auth::{DeliveryCheck, DeliverySecret};
 use super::check::AsyncDeliveryCheck;
-use super::read::DEFAULT_MAX_BODY_BYTES;
+use super::config::Config;
 use super::service::EventGridWebhook;
 use crate::cloud::AzureCloud;
-
-/// The CloudEvents origins granted by default: Event Grid in the public, US government and China clouds.
-pub const DEFAULT_ALLOWED_ORIGINS: [&str; 3] = ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"];
-
-/// The default [`EventGridWebhookLayer::body_timeout`]: 30 seconds, Event Grid's own delivery timeout.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Puts an Event Grid webhook in front of a service: handshakes, delivery authentication, limits and parsing.
 ///
@@ -25,29 +18,6 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 #[must_use]
 pub struct EventGridWebhookLayer {
     config: Arc<Config>,
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) max_body_bytes: usize,
-    pub(crate) body_timeout: Option<Duration>,
-    pub(crate) allowed_origins: Vec<String>,
-    pub(crate) allowed_rate: Option<u32>,
-    pub(crate) checks: Vec<Arc<dyn DeliveryCheck>>,
-    pub(crate) async_checks: Vec<Arc<dyn AsyncDeliveryCheck>>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("body_timeout", &self.body_timeout)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("allowed_rate", &self.allowed_rate)
-            .field("checks", &self.checks.len())
-            .field("async_checks", &self.async_checks.len())
-            .finish()
-    }
 }
 
 impl Default for EventGridWebhookLayer {
@@ -62,16 +32,7 @@ impl EventGridWebhookLayer {
     /// Authentication is optional but recommended: add [`DeliverySecret`] with
     /// [`require_secret`](Self::require_secret), or a check of your own with [`require`](Self::require).
     pub fn new() -> Self {
-        Self {
-            config: Arc::new(Config {
-                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-                body_timeout: Some(DEFAULT_BODY_TIMEOUT),
-                allowed_origins: DEFAULT_ALLOWED_ORIGINS.iter().map(|origin| origin.to_string()).collect(),
-                allowed_rate: None,
-                checks: Vec::new(),
-                async_checks: Vec::new(),
-            }),
-        }
+        Self { config: Arc::new(Config::default()) }
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -86,7 +47,7 @@ impl EventGridWebhookLayer {
         self
     }
 
-    /// Sets the body limit; raise it for subscriptions with large batches. Larger bodies get 413.
+    /// Sets the body limit (default 1 MiB); raise it for subscriptions with large batches. Larger bodies get 413.
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.config_mut().max_body_bytes = limit;
         self
@@ -112,7 +73,8 @@ impl EventGridWebhookLayer {
         self
     }
 
-    /// Replaces the CloudEvents origins granted by the `OPTIONS` handshake (compared ignoring ASCII case).
+    /// Replaces the CloudEvents origins granted by the `OPTIONS` handshake (compared ignoring ASCII case); by
+    /// default `eventgrid.azure.net`, `eventgrid.azure.us` and `eventgrid.azure.cn`.
     pub fn allowed_origins<I>(mut self, origins: I) -> Self
     where
         I: IntoIterator,

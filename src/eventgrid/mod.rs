@@ -1,5 +1,5 @@
 //! Receiving Event Grid deliveries: the webhook layer, typed envelopes, delivery authentication and
-//! deduplication (`SPEC.md` §4).
+//! deduplication.
 //!
 //! [`EventGridWebhookLayer`] goes in front of the route that receives events. Its inner service only sees
 //! accepted deliveries, parsed once into [`Events`] in the request extensions, with the original bytes as body.
@@ -59,10 +59,11 @@
 //!
 //! 1. Handshakes are answered by the layer; the inner service is not called for them. The Event Grid schema's
 //!    `SubscriptionValidation` (told by the `aeg-event-type` header or by a
-//!    `Microsoft.EventGrid.SubscriptionValidationEvent` in the body) gets 200 with
-//!    `{"validationResponse":"<code>"}`. The CloudEvents `OPTIONS` with `WebHook-Request-Origin` gets 200 with
-//!    `WebHook-Allowed-Origin`, `WebHook-Allowed-Rate` (when a rate was asked) and `Allow: POST` for an allowed
-//!    origin ([`DEFAULT_ALLOWED_ORIGINS`] unless configured), 403 without a grant otherwise.
+//!    `Microsoft.EventGrid.SubscriptionValidationEvent` in the body, since a publisher posting directly sends no
+//!    `aeg-*` headers) gets 200 with `{"validationResponse":"<code>"}`. The CloudEvents `OPTIONS` with
+//!    `WebHook-Request-Origin` gets 200 with `WebHook-Allowed-Origin`, `WebHook-Allowed-Rate` (when a rate was
+//!    asked) and `Allow: POST` for an allowed origin (by default `eventgrid.azure.net`, `eventgrid.azure.us` and
+//!    `eventgrid.azure.cn`), 403 without a grant otherwise.
 //! 2. Authentication, when configured, runs on every `POST` before the body is read, the validation handshake
 //!    included: a [`DeliverySecret`] in a query parameter or header (two secrets for rotation, constant-time
 //!    comparison) and any [`DeliveryCheck`], then any [`AsyncDeliveryCheck`] (one that may wait, such as the
@@ -71,13 +72,17 @@
 //!    Grid delivers again). The `OPTIONS` handshake is not authenticated: it grants nothing but the right to send.
 //! 3. The content type is matched on its media type: `application/json` is the Event Grid schema,
 //!    `application/cloudevents+json` and `application/cloudevents-batch+json` are CloudEvents; anything else is a
-//!    415. A lone event and an array of events are both accepted.
-//! 4. A body over the limit (1 MiB unless configured) is a 413, decided from `Content-Length` when present and
-//!    while reading otherwise. Malformed JSON, a wrong shape or a missing required envelope field is a 400; a
-//!    `RecordingFileStatusUpdated` event whose `data` does not fit is kept alone as [`EventData::Rejected`] with
-//!    its reason, and the rest of the batch is delivered. A body that fails while being read is a 503. Every
-//!    refusal carries a JSON problem body (`application/problem+json`) with the reason, plus the line and column
-//!    of JSON errors, and the [`Error`] in the response extensions.
+//!    415. A lone event and an array of events are both accepted. In the Event Grid schema every event needs
+//!    `id`, `subject`, `eventType`, `eventTime`, `dataVersion` and `data` (`topic` and `metadataVersion` are
+//!    optional); in CloudEvents `id`, `source` and `type` (`data` only for a recording or a validation event).
+//!    The data of a CloudEvents validation event may be a JSON string that holds the object.
+//! 4. A body over the limit (1 MiB unless configured, the largest preferred batch size an Event Grid subscription
+//!    can be given) is a 413, decided from `Content-Length` when present and while reading otherwise. Malformed
+//!    JSON, a wrong shape or a missing required envelope field is a 400; a `RecordingFileStatusUpdated` event
+//!    whose `data` does not fit is kept alone as [`EventData::Rejected`] with its reason, and the rest of the
+//!    batch is delivered. A body that fails while being read is a 503. Every refusal carries a JSON problem body
+//!    (`application/problem+json`) with the reason, plus the line and column of JSON errors, and the [`Error`] in
+//!    the response extensions.
 //! 5. Accepted deliveries, `SubscriptionDeletion` included, reach the inner service. Answer 200 once the events
 //!    are safely accepted (Event Grid's publisher SDK treats anything else as a failure) and 503 for a transient
 //!    fault: 400, 401, 403 and 413 are not retried.
@@ -94,6 +99,7 @@
 
 mod auth;
 mod check;
+mod config;
 mod dedup;
 #[cfg(feature = "entra")]
 mod entra;
@@ -102,17 +108,17 @@ mod error;
 mod future;
 mod handshake;
 mod layer;
+mod parse;
 mod read;
 mod service;
 
 pub use crate::body::ResponseBody;
-pub use auth::{DeliveryCheck, DeliverySecret, DEFAULT_SECRET_PARAMETER};
+pub use auth::{DeliveryCheck, DeliverySecret};
 pub use check::{AsyncDeliveryCheck, CheckFuture, CheckOutcome};
 pub use dedup::Deduplicator;
 #[cfg(feature = "entra")]
 pub use entra::{
-    EntraDeliveryCheck, InvalidEntraConfig, DEFAULT_ENTRA_AUTHORITY, DEFAULT_TOKEN_LEEWAY, EVENT_GRID_APP_ID,
-    EVENT_GRID_SUBSCRIBER_ROLE, EVENT_GRID_US_GOV_APP_ID,
+    EntraDeliveryCheck, InvalidEntraConfig, EVENT_GRID_APP_ID, EVENT_GRID_SUBSCRIBER_ROLE, EVENT_GRID_US_GOV_APP_ID,
 };
 pub use envelope::{
     Event, EventData, Events, RejectedData, Schema, SubscriptionValidation, RECORDING_FILE_STATUS_UPDATED_EVENT,
@@ -120,12 +126,8 @@ pub use envelope::{
 };
 pub use error::{Error, ErrorKind, PROBLEM_CONTENT_TYPE};
 pub use future::ResponseFuture;
-pub use handshake::{
-    AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_ALLOWED_ORIGIN, WEBHOOK_ALLOWED_RATE,
-    WEBHOOK_REQUEST_ORIGIN, WEBHOOK_REQUEST_RATE,
-};
-pub use layer::{EventGridWebhookLayer, DEFAULT_ALLOWED_ORIGINS, DEFAULT_BODY_TIMEOUT};
-pub use read::DEFAULT_MAX_BODY_BYTES;
+pub use layer::EventGridWebhookLayer;
+pub(crate) use read::DEFAULT_MAX_BODY_BYTES;
 pub use service::EventGridWebhook;
 
 #[cfg(feature = "axum")]

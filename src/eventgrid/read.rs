@@ -11,8 +11,8 @@ use super::envelope::{Events, Schema};
 use super::error::{Error, ErrorKind};
 use crate::BoxError;
 
-/// The default body limit: 1 MiB, Event Grid's preferred batch size (`SPEC.md` §4).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The default body limit: 1 MiB, the largest preferred batch size an Event Grid subscription can be given.
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The schema named by the request's `Content-Type`, or a 415.
 pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {

@@ -9,10 +9,10 @@ use http_body::Body;
 use tower_service::Service;
 use tracing::field;
 
+use super::config::Config;
 use super::error::{Error, ErrorKind};
 use super::future::ResponseFuture;
 use super::handshake::{self, AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_REQUEST_ORIGIN};
-use super::layer::Config;
 use super::read::{check_content_length, schema_of};
 use crate::body::ResponseBody;
 use crate::BoxError;
@@ -37,6 +37,11 @@ impl<S> EventGridWebhook<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
     /// Unwraps the inner service.
@@ -80,7 +85,7 @@ where
         }
 
         let (parts, body) = request.into_parts();
-        // Authentication comes first: nothing of an unauthenticated body is read (SPEC.md §4).
+        // Authentication comes first: nothing of an unauthenticated body is read.
         if !self.config.checks.iter().all(|check| check.check(&parts)) {
             let error = Error::new(ErrorKind::Unauthorized, "the delivery is not authenticated");
             tracing::debug!(%error, "delivery refused");
@@ -271,6 +276,13 @@ mod tests {
         Request::post("/e?code=right").header("content-type", "application/json").body(Stalls(false)).unwrap()
     }
 
+    #[test]
+    fn the_webhook_lends_and_returns_its_inner_service() {
+        let mut webhook = EventGridWebhookLayer::new().layer(1_u8);
+        *webhook.get_mut() += 1;
+        assert_eq!((*webhook.get_ref(), webhook.into_inner()), (2, 2));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stalls_gets_408_once_the_body_timeout_passes() {
         let inner = service_fn(|_: Request<Stalls>| async { Ok::<_, Infallible>(Response::new(String::new())) });
@@ -278,7 +290,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let response = layer.layer(inner).oneshot(stalled_delivery()).await.unwrap();
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(started.elapsed(), crate::eventgrid::DEFAULT_BODY_TIMEOUT);
+        assert_eq!(started.elapsed(), crate::eventgrid::config::DEFAULT_BODY_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]

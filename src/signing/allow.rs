@@ -1,4 +1,4 @@
-//! Which destinations may receive a signed request (`SPEC.md` §5, SSRF).
+//! Which destinations may receive a signed request: the allow-list behind the SSRF guard.
 
 use std::fmt;
 
@@ -7,9 +7,9 @@ use http::Uri;
 use crate::cloud::AzureCloud;
 use crate::credential::{is_ip_literal, is_loopback_host, Endpoint, Scheme};
 
-/// Host suffixes the official SDKs allow for recording content (the union of SPEC §5, every cloud's ACS storage
-/// and the public cloud's blob storage); [`AllowList::for_cloud`] narrows it to one cloud.
-pub const DEFAULT_STORAGE_SUFFIXES: &[&str] =
+/// Host suffixes the official SDKs allow for recording content (every cloud's ACS recording storage) and the public
+/// cloud's blob storage; [`AllowList::for_cloud`] narrows it to one cloud.
+pub(crate) const DEFAULT_STORAGE_SUFFIXES: &[&str] =
     &[".asm.skype.com", ".asyncgw.teams.microsoft.com", ".ams.gov.teams.microsoft.us", ".blob.core.windows.net"];
 
 /// The destinations a signing key may be used for, besides the ACS endpoint itself.
@@ -18,7 +18,8 @@ pub const DEFAULT_STORAGE_SUFFIXES: &[&str] =
 /// 1. A URI without a host, or with user information, is refused.
 /// 2. A host named with [`AllowList::allow_host`] is allowed over `https` or `http`, IP literals included, on
 ///    the named port (any port when none was named). This is the only way to allow loopback or IP literals.
-/// 3. Otherwise the host must end with an allowed suffix (by default [`DEFAULT_STORAGE_SUFFIXES`]), must not be an
+/// 3. Otherwise the host must end with an allowed suffix (by default `.asm.skype.com`,
+///    `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and `.blob.core.windows.net`), must not be an
 ///    IP literal, and the scheme must be `https`.
 ///
 /// ```
@@ -44,7 +45,9 @@ struct NamedHost {
 }
 
 impl AllowList {
-    /// The storage suffixes of the official SDKs ([`DEFAULT_STORAGE_SUFFIXES`]); no named hosts.
+    /// The recording storage suffixes the official SDKs allow, in every cloud, and the public cloud's blob storage:
+    /// `.asm.skype.com`, `.asyncgw.teams.microsoft.com`, `.ams.gov.teams.microsoft.us` and
+    /// `.blob.core.windows.net`; no named hosts.
     pub fn azure_defaults() -> Self {
         Self { suffixes: DEFAULT_STORAGE_SUFFIXES.iter().map(|s| (*s).to_owned()).collect(), hosts: Vec::new() }
     }

@@ -5,7 +5,7 @@ use http_body::Body;
 use http_body_util::{combinators::BoxBody, combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use sha2::{Digest, Sha256};
 
-use super::sign::Base64Digest;
+use super::sign::{Base64Digest, EMPTY_CONTENT_HASH};
 
 /// A precomputed `x-ms-content-sha256` value, attached to a request's extensions so that the signing layer does
 /// not read the body (for streaming uploads whose hash the caller already knows).
@@ -25,6 +25,9 @@ use super::sign::Base64Digest;
 pub struct ContentHash(Base64Digest);
 
 impl ContentHash {
+    /// The hash of an empty body, [`EMPTY_CONTENT_HASH`](super::EMPTY_CONTENT_HASH).
+    pub const EMPTY: ContentHash = ContentHash(Base64Digest::from_base64(EMPTY_CONTENT_HASH));
+
     /// Hashes `body`.
     pub fn of(body: &[u8]) -> Self {
         Self::from_digest(Sha256::digest(body).into())

@@ -21,8 +21,9 @@ pub enum ErrorKind {
     Inner,
 }
 
-/// An error from [`HmacSigning`](super::HmacSigning) or `BearerToken`. It never contains key material, signatures
-/// or tokens. The cause, if any, is the [`source`](std::error::Error::source), never repeated in the message.
+/// An error from [`HmacSigner`](super::HmacSigner), [`HmacSigning`](super::HmacSigning) or `BearerToken`. It never
+/// contains key material, signatures or tokens. The cause, if any, is the [`source`](std::error::Error::source),
+/// never repeated in the message.
 pub struct Error(Box<Repr>);
 
 /// What failed, with what each failure carries.

@@ -1,10 +1,12 @@
-//! Authenticating requests to Azure Communication Services: HMAC-SHA256 signing and verification (`SPEC.md` §2),
-//! and Microsoft Entra ID bearer tokens (§6, feature `entra`).
+//! Authenticating requests to Azure Communication Services: HMAC-SHA256 signing and verification, and Microsoft
+//! Entra ID bearer tokens (feature `entra`).
 //!
 //! [`HmacSigningLayer`] signs outgoing requests for any client `Service<http::Request<B>>` (hyper-util's client,
-//! for instance); [`HmacVerifyLayer`] checks such signatures on a server. The pure functions
+//! for instance); [`HmacVerifyLayer`] checks such signatures on a server. [`HmacSigner`] is what the layer signs
+//! with, usable on its own to sign a request head for any client, tower or not. The pure functions
 //! [`string_to_sign`] and [`compute_signature`] are the scheme itself. `BearerTokenLayer` sends an Entra access
 //! token instead, for a resource reached with a managed identity or a developer's sign-in.
+
 //!
 //! # Example
 //!
@@ -174,32 +176,24 @@ assert_eq!(error.refusal().unwrap().to_string(), "host `attacker.example` is not
 mod allow;
 #[cfg(feature = "entra")]
 mod bearer;
-#[cfg(feature = "entra")]
-mod bearer_future;
 mod body;
 mod error;
-mod future;
-mod layer;
+mod hmac;
+mod inner;
 mod sign;
+mod signer;
 mod target;
-#[cfg(feature = "entra")]
-mod token;
 mod verify;
 
-pub use allow::{AllowList, InvalidHost, Refused, RefusedReason, DEFAULT_STORAGE_SUFFIXES};
+pub use crate::body::ResponseBody;
+pub use allow::{AllowList, InvalidHost, Refused, RefusedReason};
 #[cfg(feature = "entra")]
-pub use bearer::{BearerToken, BearerTokenLayer, ACS_SCOPE, DEFAULT_REFRESH_BEFORE};
-#[cfg(feature = "entra")]
-pub use bearer_future::BearerFuture;
+pub use bearer::{BearerFuture, BearerToken, BearerTokenLayer, ACS_SCOPE};
 pub use body::{ContentHash, SignableBody};
 pub use error::{Error, ErrorKind};
-pub use future::ResponseFuture;
-pub use layer::{HmacSigning, HmacSigningLayer, DEFAULT_BODY_BUFFER_LIMIT};
-pub use sign::{
-    compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH, LEGACY_SIGNED_HEADERS,
-    SIGNED_HEADERS,
-};
-pub use verify::{
-    HmacVerify, HmacVerifyLayer, ResponseBody, VerifyFuture, VerifyRejection, DEFAULT_MAX_SKEW,
-    DEFAULT_VERIFY_BODY_LIMIT,
-};
+pub use hmac::{HmacSigning, HmacSigningLayer, ResponseFuture};
+pub use sign::{compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH};
+pub use signer::HmacSigner;
+#[cfg(feature = "emulator")]
+pub(crate) use verify::DEFAULT_VERIFY_BODY_LIMIT;
+pub use verify::{HmacVerify, HmacVerifyLayer, VerifyFuture, VerifyRejection};

@@ -1,4 +1,4 @@
-//! The pure HMAC-SHA256 scheme of `SPEC.md` §2: strings in, strings out, no `http` types.
+//! The pure HMAC-SHA256 scheme: strings in, strings out, no `http` types.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -16,10 +16,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub const EMPTY_CONTENT_HASH: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
 /// The `SignedHeaders` list of the default scheme (`x-ms-date`).
-pub const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
+pub(crate) const SIGNED_HEADERS: &str = "x-ms-date;host;x-ms-content-sha256";
 
 /// The `SignedHeaders` list of the legacy scheme of the original quickstart (`Date`).
-pub const LEGACY_SIGNED_HEADERS: &str = "date;host;x-ms-content-sha256";
+pub(crate) const LEGACY_SIGNED_HEADERS: &str = "date;host;x-ms-content-sha256";
 
 /// Length of a base64-encoded SHA-256 digest, padding included.
 pub(crate) const DIGEST_BASE64_LEN: usize = 44;
@@ -27,7 +27,7 @@ pub(crate) const DIGEST_BASE64_LEN: usize = 44;
 /// Length of an IMF-fixdate such as `Thu, 26 Nov 2026 05:46:36 GMT`.
 pub(crate) const HTTP_DATE_LEN: usize = 29;
 
-/// Builds the string to sign: `METHOD\npath_and_query\ndate;host;content_hash` (`SPEC.md` §2 step 5).
+/// Builds the string to sign: `METHOD\npath_and_query\ndate;host;content_hash`.
 ///
 /// `method` is upper-cased; the other parts are used exactly as given.
 ///
@@ -69,7 +69,7 @@ pub(crate) fn write_string_to_sign(
     out.push_str(content_hash);
 }
 
-/// Computes `base64(HMAC-SHA256(key, string_to_sign))` (`SPEC.md` §2 step 6).
+/// Computes `base64(HMAC-SHA256(key, string_to_sign))`, the `Signature` of the `Authorization` header.
 ///
 /// ```
 /// use acs_recording::{credential::AccessKey, signing::compute_signature};
@@ -81,7 +81,7 @@ pub(crate) fn write_string_to_sign(
 /// # Ok::<(), acs_recording::credential::Error>(())
 /// ```
 pub fn compute_signature(key: &AccessKey, string_to_sign: &str) -> String {
-    Signer::new(key).signature(string_to_sign).as_str().to_owned()
+    HmacKey::new(key).signature(string_to_sign).as_str().to_owned()
 }
 
 /// Computes `base64(SHA-256(body))`, the `x-ms-content-sha256` value.
@@ -105,6 +105,19 @@ pub fn format_date(time: SystemTime) -> String {
 pub(crate) struct Base64Digest([u8; DIGEST_BASE64_LEN]);
 
 impl Base64Digest {
+    /// Holds a digest already in base64, such as [`EMPTY_CONTENT_HASH`]; `text` must be 44 ASCII bytes.
+    pub(crate) const fn from_base64(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        assert!(bytes.len() == DIGEST_BASE64_LEN, "a base64 SHA-256 digest is 44 bytes");
+        let mut buf = [0u8; DIGEST_BASE64_LEN];
+        let mut i = 0;
+        while i < DIGEST_BASE64_LEN {
+            buf[i] = bytes[i];
+            i += 1;
+        }
+        Self(buf)
+    }
+
     pub(crate) fn encode(digest: &[u8]) -> Self {
         let mut buf = [0u8; DIGEST_BASE64_LEN];
         let written = base64::engine::general_purpose::STANDARD
@@ -128,11 +141,11 @@ impl fmt::Debug for Base64Digest {
 
 /// An HMAC-SHA256 key prepared once (inner and outer pads hashed) and cloned per signature.
 #[derive(Clone)]
-pub(crate) struct Signer {
+pub(crate) struct HmacKey {
     mac: HmacSha256,
 }
 
-impl Signer {
+impl HmacKey {
     pub(crate) fn new(key: &AccessKey) -> Self {
         Self { mac: HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length") }
     }
@@ -151,9 +164,9 @@ impl Signer {
     }
 }
 
-impl fmt::Debug for Signer {
+impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Signer(<redacted>)")
+        f.write_str("HmacKey(<redacted>)")
     }
 }
 
@@ -185,7 +198,7 @@ mod tests {
 
     #[test]
     fn official_python_sdk_vectors() {
-        // SPEC.md §2, from azure-communication-identity's test_hmac.py.
+        // The known answers of the official Python SDK's HMAC tests (azure-communication-identity, test_hmac.py).
         let key = AccessKey::from_base64("pw==").unwrap();
         let date = "Wed, 13 Apr 2022 18:09:12 GMT";
         let host = "contoso.communicationservices.azure.com";
@@ -206,7 +219,7 @@ mod tests {
 
     #[test]
     fn verify_accepts_only_the_exact_signature() {
-        let signer = Signer::new(&AccessKey::from_bytes(b"k".to_vec()));
+        let signer = HmacKey::new(&AccessKey::from_bytes(b"k".to_vec()));
         let sig = signer.signature("abc");
         let raw = base64::engine::general_purpose::STANDARD.decode(sig.as_str()).unwrap();
         assert!(signer.verify("abc", &raw));

@@ -1,5 +1,5 @@
-//! The rules an Event Grid Entra token must pass (`SPEC.md` §7): its header before any key is looked up, its
-//! signature, then its claims. Every refusal says what was wrong and never contains the token.
+//! The rules an Event Grid Entra token must pass, as listed on `EntraDeliveryCheck`: its header before any key is
+//! looked up, its signature, then its claims. Every refusal says what was wrong and never contains the token.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +10,7 @@ use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::eventgrid::CheckOutcome;
+use crate::eventgrid::check::CheckOutcome;
 
 /// The longest token looked at; Entra's are a few kilobytes.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -1,5 +1,5 @@
 //! Entra-secured Event Grid deliveries: the bearer token Event Grid sends, validated against the tenant's keys
-//! (`SPEC.md` §7, feature `entra`).
+//! (feature `entra`); the rules are those of `EntraDeliveryCheck`.
 
 mod claims;
 mod fetch;
@@ -36,10 +36,10 @@ pub const EVENT_GRID_US_GOV_APP_ID: &str = "54316b56-3481-47f9-8f30-0300f5542a7b
 pub const EVENT_GRID_SUBSCRIBER_ROLE: &str = "AzureEventGridSecureWebhookSubscriber";
 
 /// The Entra authority whose OpenID configuration names the tenant's keys.
-pub const DEFAULT_ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub(crate) const DEFAULT_ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
 
 /// The clock skew allowed on `exp` and `nbf` by default: 60 seconds.
-pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(60);
 
 const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_KEY_SET_BYTES: usize = 256 * 1024;
@@ -107,7 +107,8 @@ struct Inner {
 
 impl EntraDeliveryCheck {
     /// Requires tokens of `tenant` (the directory id) for one of `audiences` (the webhook application's id and
-    /// id URI), fetching the tenant's keys with `client` from [`DEFAULT_ENTRA_AUTHORITY`].
+    /// id URI), fetching the tenant's keys with `client` from the public cloud's authority,
+    /// `https://login.microsoftonline.com`.
     ///
     /// Fails for a tenant that is not a directory id (a GUID; not `common`, not a domain name), for no audience,
     /// and when `jsonwebtoken` has no crypto backend to verify with.

@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use pin_project::pin_project;
 use tower_service::Service;
 
-use super::error::Error;
 use super::token::{Token, TokenCache};
+use crate::signing::error::Error;
 use crate::BoxError;
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<Token, Error>> + Send>>;

@@ -10,13 +10,14 @@ use http_body_util::{LengthLimitError, Limited};
 use pin_project::pin_project;
 use tower_service::Service;
 
-use super::body::{ContentHash, SignableBody};
-use super::error::Error;
-use super::layer::Config;
+use crate::signing::body::{ContentHash, SignableBody};
+use crate::signing::error::Error;
+use crate::signing::signer::HmacSigner;
 use crate::BoxError;
 
 /// The response future of [`HmacSigning`](super::HmacSigning).
 #[pin_project]
+#[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
@@ -42,7 +43,8 @@ where
         collect: Collect<Limited<B>>,
         parts: Option<http::request::Parts>,
         inner: Option<S>,
-        config: Arc<Config>,
+        signer: Arc<HmacSigner>,
+        body_limit: usize,
         cross_host: bool,
     },
     Calling {
@@ -72,10 +74,12 @@ where
         collect: Collect<Limited<B>>,
         parts: http::request::Parts,
         inner: S,
-        config: Arc<Config>,
+        signer: Arc<HmacSigner>,
+        body_limit: usize,
         cross_host: bool,
     ) -> Self {
-        Self { state: State::Buffering { collect, parts: Some(parts), inner: Some(inner), config, cross_host } }
+        let (parts, inner) = (Some(parts), Some(inner));
+        Self { state: State::Buffering { collect, parts, inner, signer, body_limit, cross_host } }
     }
 }
 
@@ -92,11 +96,11 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Buffering { collect, parts, inner, config, cross_host } => {
+                StateProj::Buffering { collect, parts, inner, signer, body_limit, cross_host } => {
                     let collected = match ready!(collect.poll(cx)) {
                         Ok(collected) => collected,
                         Err(error) if error.is::<LengthLimitError>() => {
-                            let error = Error::body_too_large(config.body_limit());
+                            let error = Error::body_too_large(*body_limit);
                             this.state.set(State::Failed { error: Some(error) });
                             continue;
                         }
@@ -109,7 +113,7 @@ where
                     let bytes = collected.to_bytes();
                     let hash = ContentHash::of(&bytes);
                     let mut parts = parts.take().expect("polled after completion");
-                    config.sign(&mut parts, hash.as_str(), *cross_host);
+                    signer.sign_admitted(&mut parts, hash.as_str(), *cross_host);
                     let mut inner = inner.take().expect("polled after completion");
                     let future = inner.call(Request::from_parts(parts, B::from_bytes(bytes)));
                     this.state.set(State::Calling { future });

@@ -1,4 +1,4 @@
-//! The bearer layer's token cache: one token per layer, replaced ahead of its expiry (`SPEC.md` §6).
+//! The bearer layer's token cache: one token per layer, replaced ahead of its expiry.
 //!
 //! Time is read from tokio's clock for deadlines (so tests run on paused time) and from the layer's [`Clock`] for
 //! turning the credential's wall-clock expiry into a lifetime.
@@ -12,8 +12,8 @@ use azure_core::time::OffsetDateTime;
 use http::HeaderValue;
 use tokio::time::Instant;
 
-use super::error::Error;
 use crate::clock::{Clock, SharedClock};
+use crate::signing::error::Error;
 
 /// After a failed refresh in the background, the next try waits this long; the valid token stays in use.
 const BACKGROUND_RETRY: Duration = Duration::from_secs(10);
