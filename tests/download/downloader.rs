@@ -1,15 +1,13 @@
 //! The chunk downloader against the emulator's storage, signatures checked, through hyper-util's client inside the
 //! signing layer.
 
-mod download_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::download::*;
 use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Location, Outcome, RetryPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 use acs_recording::recording::{ChannelAssignment, Recording, RecordingChunk};
-use download_support::*;
 use http::Method;
 use tokio_stream_shim::collect_stream;
 use tower::ServiceExt;

@@ -2,13 +2,12 @@
 //! wire, faults on single parts, a changed object, an interrupted download resuming only its missing parts, and a
 //! property over fault schedules: the file equals the source, or the download fails; never a wrong final file.
 
-mod download_support;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
+use crate::support::download::*;
+use crate::support::{at_timeout, eventually};
 use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, ParallelPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, LoggedRequest};
-use download_support::*;
 use http::Method;
 use proptest::prelude::*;
 
@@ -153,11 +152,8 @@ async fn an_interrupted_parallel_download_resumes_only_its_missing_parts() {
     let extents = || recorded_extents(&state);
     // The first part, the three before the stalled one and the three after it, which then wait to be hashed: the
     // memory bound (4 parts open) keeps the last one from starting.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while extents().len() < 7 {
-        assert!(Instant::now() < deadline, "the parts did not complete: {:?}", extents());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let parts = at_timeout(|| format!("the parts complete: {:?}", extents()));
+    eventually(Duration::from_secs(30), parts, || std::future::ready((extents().len() >= 7).then_some(()))).await;
     task.abort();
     let _ = task.await;
     let kept = extents();
@@ -192,11 +188,8 @@ async fn a_fast_first_response_keeps_the_chunk_to_two_requests_at_a_time() {
     let state = dir.path().join("call").join(".0-fast.wav.partial.json");
     let extents = || recorded_extents(&state);
     // With two requests at a time, the stalled part holds one slot and only the part after it can complete.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while extents().len() < 5 {
-        assert!(Instant::now() < deadline, "the parts did not complete: {:?}", extents());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let parts = at_timeout(|| format!("the parts complete: {:?}", extents()));
+    eventually(Duration::from_secs(30), parts, || std::future::ready((extents().len() >= 5).then_some(()))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut kept = extents();
     kept.sort_unstable();

@@ -1,13 +1,11 @@
 //! Random fault schedules: the downloaded file equals the source, or the download fails; never a wrong file under
 //! the final name.
 
-mod download_support;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::download::*;
 use acs_recording::emulator::{Emulator, Fault};
-use download_support::*;
 use proptest::prelude::*;
 
 struct World {

@@ -2,12 +2,11 @@
 //! headers and Event Grid's retry rules.
 #![cfg(feature = "emulator")]
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
 use acs_recording::emulator::eventgrid::{
     DeliveryKind, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
 };
@@ -30,11 +29,11 @@ struct Seen {
 async fn webhook(
     script: Vec<StatusCode>,
     answer: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 'static,
-) -> (common::TestServer, Arc<Mutex<Vec<Seen>>>) {
+) -> (support::TestServer, Arc<Mutex<Vec<Seen>>>) {
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
     let answer = Arc::new(answer);
     let log = seen.clone();
-    let server = common::TestServer::service(service_fn(move |request: Request<Incoming>| {
+    let server = support::TestServer::service(service_fn(move |request: Request<Incoming>| {
         let (log, answer, script) = (log.clone(), answer.clone(), script.clone());
         async move {
             let (parts, body) = request.into_parts();

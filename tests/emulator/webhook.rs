@@ -2,17 +2,15 @@
 //! handshakes, typed events, redeliveries dropped by the deduplicator, deletion, and a refused secret.
 #![cfg(all(feature = "emulator", feature = "axum"))]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::support::{fixture, TestServer};
 use acs_recording::emulator::eventgrid::{DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema};
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer, SUBSCRIPTION_DELETED_EVENT};
 use acs_recording::recording::RecordingEvents;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use common::{fixture, TestServer};
 use http::StatusCode;
 use serde_json::Value;
 

@@ -1,12 +1,10 @@
 //! Call Automation's recording callbacks through a real axum server: the `CallAutomationEvents` extractor on the
 //! fixtures in `tests/fixtures/` (provenance in its README).
 
-mod common;
-
+use crate::support::{fixture, send, TestServer};
 use acs_recording::recording::{CallAutomationEvents, RecordingCallback, RecordingKind, RecordingState};
 use axum::routing::post;
 use axum::Router;
-use common::{fixture, send, TestServer};
 use http::{Method, StatusCode};
 
 /// Answers one line per recording callback, then one per rejected one, so that the tests read what was typed.

@@ -1,14 +1,12 @@
 //! The cloud presets: which storage hosts each cloud's allow-list lets signed requests reach, and which Event Grid
 //! origin its webhook layer grants in the CloudEvents handshake, behind a real axum server.
 
-mod common;
-
+use crate::support::{send, TestServer};
 use acs_recording::cloud::AzureCloud;
 use acs_recording::eventgrid::{EventGridWebhookLayer, Events};
 use acs_recording::signing::AllowList;
 use axum::routing::post;
 use axum::Router;
-use common::{send, TestServer};
 use http::{Method, StatusCode};
 
 const HOSTS: [&str; 8] = [

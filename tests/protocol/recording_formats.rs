@@ -1,16 +1,14 @@
 //! The recording model against its fixtures: metadata documents (mixed and unmixed), bring-your-own-storage
 //! events. Provenance in `tests/fixtures/README.md`.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::support::fixture;
 use acs_recording::eventgrid::{Events, Schema};
 use acs_recording::recording::{
     ChannelAssignment, Recording, RecordingChannelType, RecordingContentType, RecordingEvents, RecordingFormatType,
     RecordingMetadata, RecordingStorageType,
 };
-use common::fixture;
 
 #[test]
 fn the_unmixed_metadata_fixture_maps_each_channel_to_one_participant() {

@@ -1,13 +1,12 @@
 //! The signing and verifying layers: known-answer vectors, round trips through a real hyper server, tampering,
 //! refused destinations and redaction.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::support;
 use acs_recording::credential::{AccessKey, ConnectionString, Endpoint};
 use acs_recording::signing::{
     compute_signature, content_hash, string_to_sign, AllowList, ContentHash, ErrorKind, HmacSigningLayer,
@@ -131,7 +130,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 struct Harness {
-    server: common::TestServer,
+    server: support::TestServer,
     calls: Arc<AtomicUsize>,
     key: AccessKey,
     endpoint: Endpoint,
@@ -153,7 +152,7 @@ async fn harness_with_authority(authority: Option<&str>) -> Harness {
     let server = ServiceBuilder::new()
         .layer(HmacVerifyLayer::new(key.clone(), endpoint.authority()))
         .service(counting_ok(calls.clone()));
-    let server = common::TestServer::service_on(listener, server);
+    let server = support::TestServer::service_on(listener, server);
     Harness { server, calls, key, endpoint }
 }
 
@@ -169,7 +168,7 @@ async fn signed_requests_round_trip_through_a_real_server() {
     let base = format!("http://{}", h.server.addr);
     let mut client = ServiceBuilder::new()
         .layer(HmacSigningLayer::new(h.endpoint.clone(), h.key.clone()))
-        .service(common::client::<Full<Bytes>>());
+        .service(support::client::<Full<Bytes>>());
 
     let cases: [(&str, String, &[u8]); 4] = [
         ("GET", format!("{base}/recording/download/doc-1"), b""),
@@ -192,7 +191,7 @@ async fn streaming_bodies_are_hashed_under_the_limit_and_refused_over_it() {
     let h = harness().await;
     let url = format!("http://{}/upload", h.server.addr);
     let layer = HmacSigningLayer::new(h.endpoint.clone(), h.key.clone()).body_buffer_limit(64 * 1024);
-    let mut client = ServiceBuilder::new().layer(layer).service(common::client::<StreamingBody>());
+    let mut client = ServiceBuilder::new().layer(layer).service(support::client::<StreamingBody>());
 
     let chunks: Vec<Bytes> = (0..16u8).map(|i| Bytes::from(vec![i; 1000])).collect();
     let whole: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
@@ -242,7 +241,7 @@ async fn precomputed_hash_is_used_without_reading_the_body() {
     let url = format!("http://{}/upload", h.server.addr);
     // Limit 0: any body read would fail, so success proves the body was not buffered for hashing.
     let layer = HmacSigningLayer::new(h.endpoint.clone(), h.key.clone()).body_buffer_limit(0);
-    let client = ServiceBuilder::new().layer(layer).service(common::client::<StreamingBody>());
+    let client = ServiceBuilder::new().layer(layer).service(support::client::<StreamingBody>());
     let chunks = vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
     let mut request = streaming_post(&url, chunks);
     request.extensions_mut().insert(ContentHash::of(b"hello world"));
@@ -258,7 +257,7 @@ async fn cross_host_requests_carry_x_ms_host_and_verify() {
     let storage = format!("127.0.0.1:{}", h.server.addr.port());
     let allow = AllowList::azure_defaults().allow_host(&storage).unwrap();
     let layer = HmacSigningLayer::new(h.endpoint.clone(), h.key.clone()).allow_list(allow);
-    let mut client = ServiceBuilder::new().layer(layer).service(common::client::<Empty<Bytes>>());
+    let mut client = ServiceBuilder::new().layer(layer).service(support::client::<Empty<Bytes>>());
     for path in ["/v1/objects/0-eus-d2/content/audio", "/v1/objects/0-eus-d2/content/acsmetadata?sv=2&sig=a%2Bb"] {
         let request = Request::get(format!("http://{storage}{path}")).body(Empty::new()).unwrap();
         let (status, _, text) = body_of(client.ready().await.unwrap().call(request).await.unwrap()).await;
@@ -287,7 +286,7 @@ async fn verifier_accepts_the_python_sdk_variant() {
         )
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let (status, _, text) = body_of(common::client().request(request).await.unwrap()).await;
+    let (status, _, text) = body_of(support::client().request(request).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 
@@ -306,7 +305,7 @@ async fn send_tampered(
     let (mut parts, body) = signed.into_parts();
     let mut bytes = body.collect().await.unwrap().to_bytes();
     tamper(&mut parts, &mut bytes);
-    let response = common::client().request(Request::from_parts(parts, Full::new(bytes))).await.unwrap();
+    let response = support::client().request(Request::from_parts(parts, Full::new(bytes))).await.unwrap();
     body_of(response).await
 }
 

@@ -1,14 +1,13 @@
 //! The webhook layer and the extractors behind a real axum server on loopback.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::support;
+use crate::support::{fixture, post_json, send, TestServer};
 use acs_recording::eventgrid::{DeliverySecret, EventData, EventGridWebhookLayer, Events};
 use acs_recording::recording::RecordingEvents;
 use axum::routing::{any, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use common::{fixture, post_json, send, TestServer};
 use http::{HeaderName, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -99,7 +98,7 @@ fn problem(status: u16, detail: &str) -> Value {
 #[tokio::test]
 async fn event_grid_validation_is_answered_by_the_layer_with_the_code() {
     let server = TestServer::axum(app()).await;
-    common::assert_validation_handshake(&server.url(&format!("/events?code={SECRET}"))).await;
+    support::assert_validation_handshake(&server.url(&format!("/events?code={SECRET}"))).await;
 }
 
 #[tokio::test]
@@ -410,7 +409,7 @@ async fn an_oversized_body_gets_413_from_content_length_and_while_streaming() {
     let body = http_body_util::StreamBody::new(futures_stream(frames));
     let request =
         http::Request::post(server.url("/small")).header("content-type", "application/json").body(body).unwrap();
-    let reply = common::send_request(request).await;
+    let reply = support::send_request(request).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.json(), problem(413, "the body is over the limit of 1024 bytes"));
 

@@ -1,12 +1,12 @@
 //! Entra-secured Event Grid deliveries: tokens signed with the throwaway key in `tests/vectors/entra`, the tenant's
 //! OpenID configuration and key set served by a loopback server, the webhook behind a real axum server.
 
-mod common;
-
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::{fixture, send, Reply, TestServer};
 use acs_recording::cloud::AzureCloud;
 use acs_recording::eventgrid::{
     EntraDeliveryCheck, EventGridWebhookLayer, Events, EVENT_GRID_APP_ID, EVENT_GRID_SUBSCRIBER_ROLE,
@@ -17,7 +17,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{fixture, send, Reply, TestServer};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::Empty;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -28,9 +27,9 @@ const OTHER_TENANT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const APP_ID_URI: &str = "api://acs-recorder";
 const APP_ID: &str = "8d2f7c4e-5b6a-4c3d-9e8f-7a6b5c4d3e2f";
 const KID: &str = "test-key-1";
-const PRIVATE_KEY: &[u8] = include_bytes!("vectors/entra/test_key.pem");
-const PUBLIC_KEY: &[u8] = include_bytes!("vectors/entra/test_key.pub.pem");
-const JWKS: &str = include_str!("vectors/entra/jwks.json");
+const PRIVATE_KEY: &[u8] = include_bytes!("../vectors/entra/test_key.pem");
+const PUBLIC_KEY: &[u8] = include_bytes!("../vectors/entra/test_key.pub.pem");
+const JWKS: &str = include_str!("../vectors/entra/jwks.json");
 
 /// The webhook's wall clock; tokens are minted around it.
 const NOW: u64 = 1_800_000_000;
@@ -152,7 +151,7 @@ impl Webhook {
 }
 
 fn check(keys: &KeyServer) -> EntraDeliveryCheck {
-    let client = common::client::<Empty<Bytes>>();
+    let client = support::client::<Empty<Bytes>>();
     EntraDeliveryCheck::new(TENANT, [APP_ID_URI, APP_ID], client)
         .unwrap()
         .authority(&keys.authority())
@@ -491,7 +490,7 @@ async fn a_key_server_that_fails_gets_503_and_cached_keys_outlive_it() {
 
 #[test]
 fn configurations_that_cannot_work_are_refused_with_the_value() {
-    let client = || common::client::<Empty<Bytes>>();
+    let client = || support::client::<Empty<Bytes>>();
     let table = [
         ("common", vec![APP_ID], None, "`common` names no tenant: give the directory (tenant) id"),
         (
@@ -548,7 +547,7 @@ async fn a_key_set_over_the_size_limit_is_refused_with_503() {
 #[tokio::test]
 async fn a_us_government_check_takes_that_cloud_issuers_and_event_grid_application_only() {
     let keys = KeyServer::start().await;
-    let client = common::client::<Empty<Bytes>>();
+    let client = support::client::<Empty<Bytes>>();
     let check = EntraDeliveryCheck::new(TENANT, [APP_ID_URI, APP_ID], client)
         .unwrap()
         .cloud(AzureCloud::UsGovernment)
@@ -579,7 +578,7 @@ async fn a_us_government_check_takes_that_cloud_issuers_and_event_grid_applicati
 async fn a_china_check_allows_no_caller_until_one_is_named() {
     let keys = KeyServer::start().await;
     let china = |callers: &[&str]| {
-        let check = EntraDeliveryCheck::new(TENANT, [APP_ID_URI], common::client::<Empty<Bytes>>())
+        let check = EntraDeliveryCheck::new(TENANT, [APP_ID_URI], support::client::<Empty<Bytes>>())
             .unwrap()
             .cloud(AzureCloud::China)
             .authority(&keys.authority())

@@ -1,12 +1,10 @@
 //! Property tests: whatever the body, the layer answers 200 for a valid delivery or a 4xx, and never panics.
 
-mod common;
-
 use std::convert::Infallible;
 
+use crate::support::fixture;
 use acs_recording::eventgrid::{EventGridWebhookLayer, Events, Schema};
 use bytes::Bytes;
-use common::fixture;
 use http::{Request, Response};
 use http_body_util::Full;
 use proptest::prelude::*;

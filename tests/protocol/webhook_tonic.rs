@@ -1,15 +1,15 @@
 //! The webhook and a gRPC service on the same port of a real tonic server, with the plain extractor function.
 
-mod common;
-#[path = "../examples/support/grpc.rs"]
+#[path = "../../examples/support/grpc.rs"]
 mod grpc;
 
 use std::convert::Infallible;
 
+use crate::support;
+use crate::support::{fixture, send, TestServer};
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer, Events};
 use acs_recording::recording::RecordingEvents;
 use bytes::Bytes;
-use common::{fixture, send, TestServer};
 use grpc::{RawCodec, ReverseService, REVERSE_CALL};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
@@ -76,7 +76,7 @@ async fn grpc_and_the_webhook_share_one_tonic_port() {
     assert_eq!(reply.into_inner(), Bytes::from_static(b"cba"));
 
     let url = server.url("/eventgrid/events?code=tonic-secret");
-    common::assert_validation_handshake(&url).await;
+    support::assert_validation_handshake(&url).await;
 
     let reply = send(Method::OPTIONS, &url, &[("webhook-request-origin", "eventgrid.azure.net")], Bytes::new()).await;
     assert_eq!(reply.status, StatusCode::OK);

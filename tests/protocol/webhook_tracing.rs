@@ -1,14 +1,12 @@
 //! The delivery span: what it records, and what it never records.
 
-mod common;
-
 use std::convert::Infallible;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::support::fixture;
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 use bytes::Bytes;
-use common::fixture;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, ServiceBuilder, ServiceExt};

@@ -1,13 +1,12 @@
 //! The Entra bearer-token layer: token caching and refresh on paused time, the 401 retry against a loopback
 //! server, the allow-list, `x-ms-host`, redaction, and a recording downloaded from the emulator with a token.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::{self, eventually};
 use acs_recording::credential::Endpoint;
 use acs_recording::signing::{AllowList, BearerTokenLayer, ErrorKind, ACS_SCOPE};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -332,11 +331,11 @@ async fn a_server_that_revoked_the_token_gets_the_request_again_with_a_new_one()
             }
         }),
     );
-    let server = common::TestServer::axum(app).await;
+    let server = support::TestServer::axum(app).await;
     let endpoint = Endpoint::parse(&format!("http://{}/", server.addr)).unwrap();
     let credential = FakeCredential::new(Duration::from_secs(3600));
     let client =
-        BearerTokenLayer::new(endpoint, credential.clone()).with_clock(wall).layer(common::client::<Empty<Bytes>>());
+        BearerTokenLayer::new(endpoint, credential.clone()).with_clock(wall).layer(support::client::<Empty<Bytes>>());
     let response = client.oneshot(get(&server.url("/recording/download/d1"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
@@ -359,7 +358,7 @@ async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
     let client = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone())
         .allow_list(emulator.allow_list())
         .with_clock(wall)
-        .layer(common::client::<Empty<Bytes>>());
+        .layer(support::client::<Empty<Bytes>>());
     let downloader = ChunkDownloader::new(client, WriterSink::new(Vec::new()))
         .endpoint(emulator.endpoint().clone())
         .allow_list(emulator.allow_list());
@@ -398,14 +397,14 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     let layer = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone()).with_clock(wall);
     let recorder = Recorder::builder_with_bearer_token(
         layer,
-        common::client::<Empty<Bytes>>(),
+        support::client::<Empty<Bytes>>(),
         DirectorySink::new(out.path()),
         FileJournal::open(out.path().join(".journal")).unwrap(),
     )
     .allow_list(emulator.allow_list())
     .build();
     let journal = recorder.journal().clone();
-    let server = common::TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
+    let server = support::TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = tokio::spawn(async move {
         recorder
@@ -417,15 +416,11 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
 
     let publisher = EventGridPublisher::new(&server.url("/api/events"), Schema::EventGrid).unwrap();
     assert!(publisher.deliver(&[recording_file_status_updated(&stored)]).await.is_delivered());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        let jobs = journal.list().await.unwrap();
-        if let Some(job) = jobs.into_iter().find(|job| job.state == JobState::Done) {
-            break job;
-        }
-        assert!(std::time::Instant::now() < deadline, "the job did not finish");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let journal = &journal;
+    let job = eventually(Duration::from_secs(30), "the job finishes", || async move {
+        journal.list().await.unwrap().into_iter().find(|job| job.state == JobState::Done)
+    })
+    .await;
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
         assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));

@@ -1,17 +1,15 @@
 //! `RecorderBuilder::cloud`: one switch for the allow-list and the webhook's origins, seen through a running
 //! recorder.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
+use crate::support::{eventually, fixture, send, TestServer};
 use acs_recording::cloud::AzureCloud;
 use acs_recording::download::DirectorySink;
 use acs_recording::emulator::Emulator;
 use acs_recording::journal::{FileJournal, JobId, JobState, Journal};
 use acs_recording::recorder::Recorder;
 use bytes::Bytes;
-use common::{fixture, send, TestServer};
 use http::{Method, StatusCode};
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
@@ -48,14 +46,11 @@ async fn a_china_recorder_refuses_public_storage_hosts_and_grants_only_the_china
     let reply = send(Method::POST, &url, &[("content-type", "application/json")], body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let id = JobId::for_event("9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        match journal.get(&id).await.unwrap() {
-            Some(job) if !job.state.is_open() => break job,
-            _ => assert!(Instant::now() < deadline, "the job did not finish"),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (journal, id) = (&journal, &id);
+    let job = eventually(Duration::from_secs(30), "the job finishes", || async move {
+        journal.get(id).await.unwrap().filter(|job| !job.state.is_open())
+    })
+    .await;
     assert_eq!(job.state, JobState::Failed, "{job:?}");
     assert_eq!(
         job.last_error.as_deref(),

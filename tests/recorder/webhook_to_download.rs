@@ -2,10 +2,9 @@
 //! layer and the extractor hand the typed event to a handler, and the download service fetches every chunk.
 #![cfg(all(feature = "emulator", feature = "axum"))]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::support::TestServer;
 use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest};
 use acs_recording::emulator::eventgrid::{
     recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema,
@@ -17,7 +16,6 @@ use acs_recording::signing::HmacSigningLayer;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use common::TestServer;
 use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;

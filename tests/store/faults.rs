@@ -4,18 +4,15 @@
 //! The classic case is a lost response: Azurite applied a conditional PUT, the answer never came back, the client
 //! sent it again and got "already exists" or "precondition failed" for its own write.
 
-mod common;
-mod store_support;
-
 use std::time::Duration;
 
+use crate::support::store::proxy::{Action, FaultProxy, Match};
+use crate::support::store::{azurite_url, Backend};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
 use http::Method;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use store_support::proxy::{Action, FaultProxy, Match};
-use store_support::{azurite_url, Backend};
 
 fn job(event: &str) -> Job {
     let now = std::time::SystemTime::now();

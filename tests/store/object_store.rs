@@ -1,12 +1,10 @@
 //! The object-store sink and journal against Azurite and against local files, the same suite for both: staging
 //! keys, create-only commits, claims, takeovers and renewals.
 
-mod common;
-mod download_support;
-mod store_support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::store::Backend;
 use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
@@ -14,9 +12,8 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
-use store_support::Backend;
 
-store_support::on_both_stores!(
+support::store::on_both_stores!(
     a_committed_chunk_is_final_with_its_manifest_and_no_staging_object,
     a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it,
     a_writer_dropped_without_commit_leaves_no_final_object,
@@ -389,25 +386,25 @@ async fn a_download_cut_mid_chunk_resumes_after_the_uploaded_parts(backend: Back
 
     let emulator = Emulator::builder().start().await.unwrap();
     let size = 2 * PART_SIZE + 5 * (1 << 20);
-    let bytes = download_support::pattern(size, 7);
+    let bytes = support::download::pattern(size, 7);
     emulator.storage().put_document("big", bytes.clone());
     // The first response is cut after two and a half parts; one attempt only, so the download fails there.
     emulator.storage().inject("big", [Fault::DropAfter((2 * PART_SIZE + PART_SIZE / 2) as u64)]);
-    let recording = download_support::single(&emulator, "call-1", "big");
+    let recording = support::download::single(&emulator, "call-1", "big");
     let sink = ObjectStoreSink::new(backend.location.clone());
     let downloader = |attempts: u32| {
-        ChunkDownloader::new(download_support::signed_client(&emulator), sink.clone())
+        ChunkDownloader::new(support::download::signed_client(&emulator), sink.clone())
             .endpoint(emulator.endpoint().clone())
             .allow_list(emulator.allow_list())
             .parallel(None)
-            .retry_policy(download_support::fast_retries().max_attempts(attempts))
+            .retry_policy(support::download::fast_retries().max_attempts(attempts))
     };
     downloader(1).download(recording.clone()).await.expect_err("cut, with no attempt left");
     let manifest = downloader(3).download(recording).await.unwrap();
     let chunk = &manifest.chunks[0];
-    assert_eq!(chunk.sha256, download_support::sha256(&bytes));
+    assert_eq!(chunk.sha256, support::download::sha256(&bytes));
     let stored = backend.store().get(&Path::from(chunk.location.as_str())).await.unwrap().bytes().await.unwrap();
-    assert_eq!(download_support::sha256(&stored), download_support::sha256(&bytes));
+    assert_eq!(support::download::sha256(&stored), support::download::sha256(&bytes));
     let ranges: Vec<Option<String>> = emulator
         .storage()
         .requests_for("big")

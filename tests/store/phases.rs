@@ -4,20 +4,17 @@
 //! holds nothing else (no staging object, no claim, no marker).
 #![cfg(unix)]
 
-mod common;
-mod store_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::emulator::served;
+use crate::support::store::checks::{assert_stored, hex, media_requests_answered, wait_for_done, wait_until};
+use crate::support::store::proxy::{Action, FaultProxy, Match, Partition};
+use crate::support::store::replica::Replica;
+use crate::support::store::{azurite_url, Backend};
 use acs_recording::emulator::eventgrid::{recording_file_status_updated, OutgoingEvent};
 use acs_recording::emulator::{Emulator, Link, RecordingSpec, StoredRecording};
 use acs_recording::journal::Job;
-use common::storage::served;
 use http::Method;
-use store_support::checks::{assert_stored, hex, media_requests_answered, wait_for_done, wait_until};
-use store_support::proxy::{Action, FaultProxy, Match, Partition};
-use store_support::replica::Replica;
-use store_support::{azurite_url, Backend};
 
 /// Leases short enough for the takeover tests to run in seconds.
 const LEASE_SECONDS: u64 = 2;

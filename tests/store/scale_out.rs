@@ -5,26 +5,26 @@
 //! are kept by its successor where the store takes parts one by one.
 #![cfg(unix)]
 
-mod common;
-mod store_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::emulator::served;
+use crate::support::store::checks::{
+    assert_stored, hex, media_key, media_requests_answered, wait_for_done, wait_until,
+};
+use crate::support::store::replica::Replica;
+use crate::support::store::Backend;
+use crate::support::{self, at_timeout, eventually};
 use acs_recording::emulator::eventgrid::{recording_file_status_updated, DeliveryOutcome};
 use acs_recording::emulator::{Emulator, Fault, Link, RecordingSpec};
 use acs_recording::journal::{JobId, Journal, ObjectStoreJournal};
-use common::storage::served;
 use http::Method;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use store_support::checks::{assert_stored, hex, media_key, media_requests_answered, wait_for_done, wait_until};
-use store_support::replica::Replica;
-use store_support::Backend;
 
 /// Leases short enough for the takeover tests to run in seconds.
 const LEASE_SECONDS: u64 = 2;
 
-store_support::on_both_stores!(
+support::store::on_both_stores!(
     three_replicas_given_the_same_deliveries_download_each_chunk_once,
     a_replica_killed_mid_chunk_is_replaced_once_its_lease_expires,
     a_slow_owner_that_renews_keeps_its_job,
@@ -71,7 +71,7 @@ async fn three_replicas_given_the_same_deliveries_download_each_chunk_once(backe
     assert_stored(&backend, &[&first, &second]).await;
 
     // The shared journal seen from the command line.
-    let output = std::process::Command::new(store_support::replica::recorder_binary())
+    let output = std::process::Command::new(support::store::replica::recorder_binary())
         .args(["status", "--all", "--store", &backend.url])
         .envs(backend.env.iter().map(|(k, v)| (k, v)))
         .output()
@@ -151,11 +151,11 @@ async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
     let done = wait_for_done(&backend, &event, &others).await;
     let mut keys = backend.keys().await;
     owner.signal("CONT");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !owner.stderr().contains("lease lost: stopping") {
-        assert!(Instant::now() < deadline, "the owner did not notice: {}", owner.stderr());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let noticed = at_timeout(|| format!("the owner notices: {}", owner.stderr()));
+    eventually(Duration::from_secs(30), noticed, || {
+        std::future::ready(owner.stderr().contains("lease lost: stopping").then_some(()))
+    })
+    .await;
     // It wrote nothing after it woke up: the journal and the objects are as the new owner left them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(journal.get(&done.id).await.unwrap().as_ref(), Some(&done));
@@ -179,25 +179,23 @@ async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend:
     let event = recording_file_status_updated(&recording);
     assert!(owner.publisher().deliver(std::slice::from_ref(&event)).await.is_delivered());
     let resumable = backend.location.parts().is_some();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let (store, storage, chunk) = (&backend, &emulator, &chunk);
+    let far_enough = format!("{}: the owner gets far enough", backend.name);
+    eventually(Duration::from_secs(60), far_enough, || async move {
         // Where parts are kept: until the upload's record lists two of them; elsewhere, until the stall.
-        let keys = backend.keys().await;
+        let keys = store.keys().await;
         let record = keys.iter().find(|k| k.ends_with(".partial.json"));
         let ready = match record {
             Some(key) if resumable => {
-                let raw = backend.store().get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+                let raw = store.store().get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
                 let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
                 record["parts"].as_array().is_some_and(|parts| parts.len() >= 2)
             }
-            _ => !resumable && media_requests_answered(&emulator, &chunk.document_id),
+            _ => !resumable && media_requests_answered(storage, &chunk.document_id),
         };
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}: the owner did not get far enough: {keys:?}", backend.name);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ready.then_some(())
+    })
+    .await;
     owner.kill();
     let others = start_replicas(&emulator, &backend, &["r1"]).await;
     let job = wait_for_done(&backend, &event, &others).await;

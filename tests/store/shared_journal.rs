@@ -1,20 +1,18 @@
 //! The object-store journal shared by replicas, against Azurite and against local files: what a worker that lost
 //! its job may still write, and the open-job markers that polling replicas find work by.
 
-mod common;
-mod store_support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support;
+use crate::support::store::slow::SlowPuts;
+use crate::support::store::Backend;
 use acs_recording::journal::{Job, JobId, JobState, Journal, Lease, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::store::StoreLocation;
 use futures_util::TryStreamExt;
 use object_store::ObjectStoreExt;
-use store_support::slow::SlowPuts;
-use store_support::Backend;
 
-store_support::on_both_stores!(
+support::store::on_both_stores!(
     a_lease_never_outlasts_its_claim_in_the_store,
     a_late_renewal_never_takes_a_lease_back_from_its_new_holder,
     a_renewal_slower_than_a_takeover_never_takes_the_lease_back,

@@ -1,5 +1,4 @@
 //! Shared set-up for the download tests: the emulator, a signed hyper-util client, a downloader.
-#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 use std::time::Duration;

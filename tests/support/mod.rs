@@ -1,9 +1,23 @@
-//! Shared by the integration tests: fixtures, a loopback server and a plain HTTP/1.1 client.
-#![allow(dead_code, unreachable_pub)]
+//! Shared by every integration test binary, each of which mounts this tree once: fixtures, a loopback server, a
+//! plain HTTP/1.1 client and [`eventually`] here, the rest by topic in the submodules. A binary uses the parts it
+//! needs, so its mount allows what the others leave unused.
 
-pub mod process;
+#[cfg(feature = "object-store")]
+pub mod azurite;
 #[cfg(feature = "emulator")]
-pub mod storage;
+pub mod download;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+mod eventually;
+pub mod process;
+#[cfg(all(feature = "emulator", feature = "recorder"))]
+pub mod recorder;
+#[cfg(all(unix, feature = "emulator", feature = "recorder"))]
+pub mod recorder_process;
+#[cfg(feature = "object-store")]
+pub mod store;
+
+pub use eventually::{at_timeout, eventually};
 
 use std::convert::Infallible;
 use std::future::Future;

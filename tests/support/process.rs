@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::{at_timeout, eventually};
 
 /// `target/<profile>/examples/recorder`, built (once per test binary) from the sources as they are: a test target
 /// run alone (`cargo test --test <name>`) would otherwise start whatever binary an earlier build left there.
@@ -59,16 +61,19 @@ pub async fn spawn_listening(mut command: Command, what: &str) -> Listening {
     let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
     drain(child.stdout.take().expect("piped"), stdout.clone());
     drain(child.stderr.take().expect("piped"), stderr.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let started = at_timeout(|| format!("{what} starts: {}", stderr.lock().unwrap()));
+    let addr = eventually(Duration::from_secs(60), started, || {
         let printed = stdout.lock().unwrap().clone();
-        if let Some(rest) = printed.split("listening on http://").nth(1) {
-            let addr = rest.split('/').next().unwrap_or_default().to_owned();
-            return Listening { child, addr, stdout, stderr };
+        let addr = printed
+            .split("listening on http://")
+            .nth(1)
+            .map(|rest| rest.split('/').next().unwrap_or_default().to_owned());
+        if addr.is_none() {
+            let exited = child.try_wait().ok().flatten();
+            assert!(exited.is_none(), "{what} exited: {}", stderr.lock().unwrap());
         }
-        let exited = child.try_wait().ok().flatten();
-        assert!(exited.is_none(), "{what} exited: {}", stderr.lock().unwrap());
-        assert!(Instant::now() < deadline, "{what} did not start: {}", stderr.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        std::future::ready(addr)
+    })
+    .await;
+    Listening { child, addr, stdout, stderr }
 }

@@ -21,7 +21,7 @@ pub(crate) use sha2::{Digest, Sha256};
 pub(crate) use tokio::sync::oneshot;
 pub(crate) use tokio::task::JoinHandle;
 
-pub(crate) use crate::common::{send, TestServer};
+pub(crate) use super::{eventually, send, TestServer};
 
 pub(crate) type Builder<J = FileJournal> = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, J>;
 
@@ -77,16 +77,13 @@ impl<J: Journal + Clone> Running<J> {
         });
         let running = Self { server, webhook, journal, stop: Some(stop), workers };
         // Ready once the workers counted the journal and run.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, text) = running.ready().await;
-            if status == StatusCode::OK {
-                break;
-            }
-            assert!(!running.workers.is_finished(), "the recorder stopped: {text}");
-            assert!(Instant::now() < deadline, "the recorder did not become ready: {text}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let ready = &running;
+        eventually(Duration::from_secs(30), "the recorder becomes ready", || async move {
+            let (status, text) = ready.ready().await;
+            assert!(status == StatusCode::OK || !ready.workers.is_finished(), "the recorder stopped: {text}");
+            (status == StatusCode::OK).then_some(())
+        })
+        .await;
         running
     }
 
@@ -123,17 +120,11 @@ pub(crate) fn once_within(timeout: Duration) -> RetryPolicy {
 /// Waits (bounded) until `accept` holds for the event's job.
 pub(crate) async fn wait_for(journal: &impl Journal, event_id: &str, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
     let id = JobId::for_event(event_id);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(job) = journal.get(&id).await.unwrap() {
-            if accept(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "{what}: job is {:?}", job);
-        }
-        assert!(Instant::now() < deadline, "{what}: no job for event {event_id}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (id, accept) = (&id, &accept);
+    eventually(Duration::from_secs(30), format!("{what} (event {event_id})"), || async move {
+        journal.get(id).await.unwrap().filter(|job| accept(job))
+    })
+    .await
 }
 
 pub(crate) async fn finished(journal: &impl Journal, event_id: &str) -> Job {
@@ -173,5 +164,5 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn content_bytes_served(emulator: &Emulator, recording: &StoredRecording) -> u64 {
-    recording.chunks.iter().map(|chunk| crate::common::storage::served(emulator, &chunk.document_id)).sum()
+    recording.chunks.iter().map(|chunk| super::emulator::served(emulator, &chunk.document_id)).sum()
 }

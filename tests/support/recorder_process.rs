@@ -14,8 +14,9 @@ pub(crate) use sha2::{Digest, Sha256};
 
 pub(crate) const SECRET: &str = "process-secret";
 
-pub(crate) use crate::common::process::{recorder_binary, spawn_listening, Listening};
-pub(crate) use crate::common::storage::served;
+pub(crate) use super::emulator::served;
+pub(crate) use super::eventually;
+pub(crate) use super::process::{recorder_binary, spawn_listening, Listening};
 
 /// A running recorder process, killed if the test fails before it stops by itself. Its output is read as it comes
 /// (a full pipe would stall it) and kept for the test.
@@ -43,12 +44,11 @@ impl Recorder {
             .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string());
         let Listening { child, addr, stdout, stderr } = spawn_listening(command, "the recorder").await;
         let recorder = Self { child: Some(child), addr, stdout, stderr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let publisher = recorder.publisher();
-        while publisher.validate().await.is_err() {
-            assert!(Instant::now() < deadline, "the recorder's webhook did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let publisher = &recorder.publisher();
+        eventually(Duration::from_secs(60), "the recorder's webhook comes up", || async move {
+            publisher.validate().await.ok()
+        })
+        .await;
         recorder
     }
 
@@ -80,15 +80,10 @@ impl Recorder {
 
     /// Waits (bounded) for the process to exit; answers its status and output.
     pub(crate) async fn exited(mut self) -> (std::process::ExitStatus, String, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
         let mut child = self.child.take().expect("running");
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the recorder did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let status =
+            eventually(Duration::from_secs(60), "the recorder stops", || std::future::ready(child.try_wait().unwrap()))
+                .await;
         // The pipes close with the process; give the readers a moment to take the last lines.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let stdout = self.stdout.lock().unwrap().clone();
@@ -120,24 +115,12 @@ pub(crate) async fn job(out: &Path, event: &OutgoingEvent) -> Option<Job> {
 }
 
 pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(60), what, || std::future::ready(done().then_some(()))).await
 }
 
 pub(crate) async fn wait_for_job(out: &Path, event: &OutgoingEvent, what: &str, accept: impl Fn(&Job) -> bool) -> Job {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(job) = job(out, event).await {
-            if accept(&job) {
-                return job;
-            }
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?}", job(out, event).await);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let accept = &accept;
+    eventually(Duration::from_secs(60), what, || async move { job(out, event).await.filter(|job| accept(job)) }).await
 }
 
 pub(crate) fn media_path(out: &Path, recording: &StoredRecording, index: usize) -> PathBuf {

@@ -1,7 +1,7 @@
 //! Hostile clients against the recorder's server: idle and slowloris connections, stalled bodies, header floods,
 //! oversized batches and ten thousand idle connections.
 
-use crate::support::*;
+use crate::support::recorder_process::*;
 
 /// Sends `request` on a new connection and reads the answer until the server closes it or `wait` passes; answers
 /// what was read and whether the server closed the connection.

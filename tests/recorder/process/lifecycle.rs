@@ -1,7 +1,7 @@
 //! Killed with SIGKILL at the worst moments and started again with the same command line, the recorder loses
 //! nothing and downloads nothing twice; SIGTERM shuts it down cleanly; the subcommands and flag checks.
 
-use crate::support::*;
+use crate::support::recorder_process::*;
 
 #[tokio::test]
 async fn a_recorder_killed_in_the_middle_of_a_chunk_resumes_it_on_restart() {

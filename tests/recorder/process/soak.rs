@@ -2,7 +2,7 @@
 //! default; `ACS_SOAK_SECONDS=600` for the ten-minute figure in the README). The recorder's resident memory and
 //! open file descriptors stay flat, and every file is right.
 
-use crate::support::*;
+use crate::support::recorder_process::*;
 
 fn soak_duration() -> Duration {
     let seconds = std::env::var("ACS_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20u64);

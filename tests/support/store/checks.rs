@@ -1,7 +1,7 @@
 //! The invariants every multi-replica test checks, read directly from the store: a job ends `done`, each chunk's
 //! final object has the emulator's SHA-256, the recording's manifest lists them, and nothing else is left behind.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acs_recording::emulator::eventgrid::OutgoingEvent;
 use acs_recording::emulator::{Emulator, StoredRecording};
@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::replica::Replica;
 use super::Backend;
+use crate::support::{at_timeout, eventually};
 
 pub fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {
     let requests = emulator.storage().requests_for(document_id);
@@ -19,32 +20,24 @@ pub fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {
 }
 
 pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(60), what, || std::future::ready(done().then_some(()))).await
 }
 
 /// Waits (bounded) until the job is done and its lease released: the record says done before the claim goes.
 pub async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
     let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
     let id = JobId::for_event(&event.id);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = journal.get(&id).await.unwrap();
-        if let Some(job) = job.as_ref().filter(|job| job.state == JobState::Done) {
-            let claim = format!("/claims/{id}");
-            if !backend.keys().await.iter().any(|key| key.contains(&claim)) {
-                return job.clone();
-            }
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> = replicas.iter().map(|r| format!("{}:\n{}", r.name, r.stderr())).collect();
-            panic!("the job is not done: {job:?}\n{}", logs.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let logs = at_timeout(|| {
+        let logs: Vec<String> = replicas.iter().map(|r| format!("{}:\n{}", r.name, r.stderr())).collect();
+        format!("the job is done\n{}", logs.join("\n"))
+    });
+    let (journal, id) = (&journal, &id);
+    eventually(Duration::from_secs(60), logs, || async move {
+        let job = journal.get(id).await.unwrap().filter(|job| job.state == JobState::Done)?;
+        let claim = format!("/claims/{id}");
+        (!backend.keys().await.iter().any(|key| key.contains(&claim))).then_some(job)
+    })
+    .await
 }
 
 pub fn media_key(backend: &Backend, recording: &StoredRecording, index: usize) -> Path {

@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acs_recording::emulator::eventgrid::{EventGridPublisher, RetryPolicy, Schema};
 use acs_recording::emulator::Emulator;
@@ -11,8 +11,9 @@ use super::Backend;
 
 const SECRET: &str = "replica-secret";
 
-pub use crate::common::process::recorder_binary;
-use crate::common::process::{spawn_listening, Listening};
+use crate::support::eventually;
+pub use crate::support::process::recorder_binary;
+use crate::support::process::{spawn_listening, Listening};
 
 /// A running replica, killed when dropped; its output is read as it comes.
 pub struct Replica {
@@ -42,12 +43,11 @@ impl Replica {
             .env("RUST_LOG", "warn,acs_recording::journal=info");
         let Listening { child, addr, stdout, stderr } = spawn_listening(command, &format!("replica {name}")).await;
         let replica = Self { name: name.to_owned(), child: Some(child), addr, stdout, stderr, _scratch: scratch };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let publisher = replica.publisher();
-        while publisher.validate().await.is_err() {
-            assert!(Instant::now() < deadline, "the webhook of replica {name} did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let publisher = &replica.publisher();
+        eventually(Duration::from_secs(60), format!("the webhook of replica {name} comes up"), || async move {
+            publisher.validate().await.ok()
+        })
+        .await;
         replica
     }
 
