@@ -26,7 +26,6 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use tower::Layer;
 
 /// The Azurite the object-store tests use, found or installed and started the same way.
-#[allow(unreachable_pub)]
 #[path = "../tests/support/azurite.rs"]
 mod azurite;
 

@@ -4,6 +4,6 @@
 mod downloader;
 mod parallel;
 mod properties;
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;

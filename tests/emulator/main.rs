@@ -3,7 +3,7 @@
 
 mod publisher;
 mod storage;
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
 mod webhook;

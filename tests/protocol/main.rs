@@ -7,7 +7,7 @@ mod clouds;
 mod recording_formats;
 mod signing;
 mod signing_properties;
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
 mod webhook_axum;

@@ -11,7 +11,7 @@ mod process;
 mod recordings;
 mod reliability;
 mod retries;
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
 mod webhook_to_download;

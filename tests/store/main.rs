@@ -9,6 +9,6 @@ mod phases;
 #[cfg(unix)]
 mod scale_out;
 mod shared_journal;
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;

@@ -26,16 +26,16 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
 /// The Azurite release installed: the last one that runs on Node 20 (`.ci/run` and `scripts/azurite` pin it too).
-pub const VERSION: &str = "3.35.0";
+pub(crate) const VERSION: &str = "3.35.0";
 
 /// Azurite's well-known development account and key (documented by Microsoft for the emulator).
-pub const ACCOUNT: &str = "devstoreaccount1";
+pub(crate) const ACCOUNT: &str = "devstoreaccount1";
 /// The key of [`ACCOUNT`].
-pub const ACCOUNT_KEY: &str =
+pub(crate) const ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// The blob service URL of the Azurite this process uses, e.g. `http://127.0.0.1:10000`, answering.
-pub fn url() -> &'static str {
+pub(crate) fn url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         let url = match std::env::var("AZURITE_BLOB_STORAGE_URL") {
@@ -131,7 +131,7 @@ fn start(binary: &Path) -> String {
 
 /// Creates a container with a SharedKey-signed `PUT ?restype=container` (Azurite creates none by itself): 201, or
 /// 409 when it exists.
-pub fn create_container(name: &str) {
+pub(crate) fn create_container(name: &str) {
     let url = url();
     let authority = url.trim_start_matches("http://");
     let date = httpdate::fmt_http_date(SystemTime::now());

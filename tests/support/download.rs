@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use tower::Layer;
 
 /// hyper-util's client inside the signing layer, as users build it.
-pub type SignedClient = HmacSigning<Client<HttpConnector, Empty<Bytes>>>;
+pub(crate) type SignedClient = HmacSigning<Client<HttpConnector, Empty<Bytes>>>;
 
-pub fn signed_client(emulator: &Emulator) -> SignedClient {
+pub(crate) fn signed_client(emulator: &Emulator) -> SignedClient {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     HmacSigningLayer::from_connection_string(&emulator.connection_string())
         .allow_list(emulator.allow_list())
@@ -26,7 +26,7 @@ pub fn signed_client(emulator: &Emulator) -> SignedClient {
 }
 
 /// Quick retries so that fault tests stay fast.
-pub fn fast_retries() -> RetryPolicy {
+pub(crate) fn fast_retries() -> RetryPolicy {
     RetryPolicy::default()
         .max_attempts(6)
         .initial_backoff(Duration::from_millis(2))
@@ -34,23 +34,23 @@ pub fn fast_retries() -> RetryPolicy {
         .read_timeout(Duration::from_secs(10))
 }
 
-pub fn downloader(emulator: &Emulator, dir: &Path) -> ChunkDownloader<SignedClient, DirectorySink> {
+pub(crate) fn downloader(emulator: &Emulator, dir: &Path) -> ChunkDownloader<SignedClient, DirectorySink> {
     ChunkDownloader::new(signed_client(emulator), DirectorySink::new(dir))
         .endpoint(emulator.endpoint().clone())
         .allow_list(emulator.allow_list())
         .retry_policy(fast_retries())
 }
 
-pub fn chunk_of(stored: &StoredChunk) -> RecordingChunk {
+pub(crate) fn chunk_of(stored: &StoredChunk) -> RecordingChunk {
     stored.to_recording_chunk()
 }
 
-pub fn recording_of(stored: &StoredRecording) -> Recording {
+pub(crate) fn recording_of(stored: &StoredRecording) -> Recording {
     stored.to_recording()
 }
 
 /// A one-chunk recording of a document stored with `put_document`/`put_tone`.
-pub fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> Recording {
+pub(crate) fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> Recording {
     let storage = emulator.storage();
     Recording::new(call_id).format("Wav").chunk(
         RecordingChunk::new(document_id, 0)
@@ -60,16 +60,16 @@ pub fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> Recordin
     )
 }
 
-pub fn sha256_file(path: &Path) -> [u8; 32] {
+pub(crate) fn sha256_file(path: &Path) -> [u8; 32] {
     Sha256::digest(std::fs::read(path).expect("file exists")).into()
 }
 
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {

@@ -4,7 +4,7 @@ use acs_recording::emulator::Emulator;
 use http::Method;
 
 /// Media bytes the storage sent for one chunk, over all its requests (metadata and failed answers left out).
-pub fn served(emulator: &Emulator, document_id: &str) -> u64 {
+pub(crate) fn served(emulator: &Emulator, document_id: &str) -> u64 {
     emulator
         .storage()
         .requests_for(document_id)

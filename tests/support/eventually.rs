@@ -11,7 +11,7 @@ const POLL: Duration = Duration::from_millis(10);
 ///
 /// The deadline is on the wall clock, so that a test on tokio's paused clock still waits for real work (a process,
 /// a server, the file system) instead of timing out as soon as its runtime is idle.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: impl Display, mut attempt: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(timeout: Duration, what: impl Display, mut attempt: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -28,7 +28,7 @@ where
 
 /// A `what` for [`eventually`] worked out only when the wait times out: the state at that moment (a log, the parts
 /// so far) tells more than the state when the wait began.
-pub fn at_timeout(describe: impl Fn() -> String) -> impl Display {
+pub(crate) fn at_timeout(describe: impl Fn() -> String) -> impl Display {
     struct AtTimeout<F>(F);
     impl<F: Fn() -> String> Display for AtTimeout<F> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

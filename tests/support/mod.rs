@@ -3,21 +3,21 @@
 //! needs, so its mount allows what the others leave unused.
 
 #[cfg(feature = "object-store")]
-pub mod azurite;
+pub(crate) mod azurite;
 #[cfg(feature = "emulator")]
-pub mod download;
+pub(crate) mod download;
 #[cfg(feature = "emulator")]
-pub mod emulator;
+pub(crate) mod emulator;
 mod eventually;
-pub mod process;
+pub(crate) mod process;
 #[cfg(all(feature = "emulator", feature = "recorder"))]
-pub mod recorder;
+pub(crate) mod recorder;
 #[cfg(all(unix, feature = "emulator", feature = "recorder"))]
-pub mod recorder_process;
+pub(crate) mod recorder_process;
 #[cfg(feature = "object-store")]
-pub mod store;
+pub(crate) mod store;
 
-pub use eventually::{at_timeout, eventually};
+pub(crate) use eventually::{at_timeout, eventually};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,21 +36,21 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Reads a fixture from `tests/fixtures/`.
-pub fn fixture(name: &str) -> Bytes {
+pub(crate) fn fixture(name: &str) -> Bytes {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     Bytes::from(std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}")))
 }
 
 /// A server bound to `127.0.0.1:0`, shut down when dropped.
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
     /// Binds a loopback listener and runs `serve(listener, shutdown_signal)` on it.
-    pub async fn start<F, Fut>(serve: F) -> Self
+    pub(crate) async fn start<F, Fut>(serve: F) -> Self
     where
         F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -63,7 +63,7 @@ impl TestServer {
     }
 
     /// Serves an axum router.
-    pub async fn axum(app: axum::Router) -> Self {
+    pub(crate) async fn axum(app: axum::Router) -> Self {
         Self::start(|listener, signal| async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -76,7 +76,7 @@ impl TestServer {
     }
 
     /// Serves a tower service over HTTP/1 and HTTP/2 on `127.0.0.1:0`.
-    pub async fn service<S, B>(service: S) -> Self
+    pub(crate) async fn service<S, B>(service: S) -> Self
     where
         S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -88,7 +88,7 @@ impl TestServer {
     }
 
     /// Serves a tower service on a listener bound beforehand (to know the port before building the service).
-    pub fn service_on<S, B>(listener: std::net::TcpListener, service: S) -> Self
+    pub(crate) fn service_on<S, B>(listener: std::net::TcpListener, service: S) -> Self
     where
         S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -111,12 +111,12 @@ impl TestServer {
         Self { addr, shutdown: None, task }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Shuts the server down and waits until it has dropped its service.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -136,28 +136,28 @@ impl Drop for TestServer {
 
 /// What came back.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(&self.body).expect("utf-8 body")
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| panic!("{error}: {}", self.text()))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|value| value.to_str().expect("ascii header"))
     }
 }
 
 /// Sends one HTTP/1.1 request over loopback.
-pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+pub(crate) async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
     let mut builder = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -167,7 +167,7 @@ pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: imp
 }
 
 /// Sends a prepared request over loopback.
-pub async fn send_request<B>(request: Request<B>) -> Reply
+pub(crate) async fn send_request<B>(request: Request<B>) -> Reply
 where
     B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -181,12 +181,12 @@ where
 }
 
 /// POSTs JSON.
-pub async fn post_json(url: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
+pub(crate) async fn post_json(url: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
     send(Method::POST, url, &[("content-type", content_type)], body).await
 }
 
 /// A hyper-util client for bodies of type `B`.
-pub fn client<B>() -> Client<hyper_util::client::legacy::connect::HttpConnector, B>
+pub(crate) fn client<B>() -> Client<hyper_util::client::legacy::connect::HttpConnector, B>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -195,7 +195,7 @@ where
 }
 
 /// Posts the Event Grid validation fixture to `url` and asserts the exact handshake answer.
-pub async fn assert_validation_handshake(url: &str) {
+pub(crate) async fn assert_validation_handshake(url: &str) {
     let reply = send(
         Method::POST,
         url,

@@ -11,7 +11,7 @@ use super::{at_timeout, eventually};
 
 /// `target/<profile>/examples/recorder`, built (once per test binary) from the sources as they are: a test target
 /// run alone (`cargo test --test <name>`) would otherwise start whatever binary an earlier build left there.
-pub fn recorder_binary() -> PathBuf {
+pub(crate) fn recorder_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -35,7 +35,7 @@ pub fn recorder_binary() -> PathBuf {
 }
 
 /// Reads a pipe to its end into `into`, in the background (a full pipe would stall the child).
-pub fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+pub(crate) fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let mut text = into.lock().unwrap();
@@ -46,17 +46,17 @@ pub fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 }
 
 /// A recorder process that printed where it listens, its output still being read.
-pub struct Listening {
-    pub child: Child,
+pub(crate) struct Listening {
+    pub(crate) child: Child,
     /// `127.0.0.1:PORT`.
-    pub addr: String,
-    pub stdout: Arc<Mutex<String>>,
-    pub stderr: Arc<Mutex<String>>,
+    pub(crate) addr: String,
+    pub(crate) stdout: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
 }
 
 /// Spawns `command` with its output piped and drained, and waits (bounded, 60 s) until the recorder prints
 /// `... listening on http://127.0.0.1:PORT/api/events ...`; `what` names it in failures.
-pub async fn spawn_listening(mut command: Command, what: &str) -> Listening {
+pub(crate) async fn spawn_listening(mut command: Command, what: &str) -> Listening {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the recorder");
     let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
     drain(child.stdout.take().expect("piped"), stdout.clone());

@@ -1,4 +1,6 @@
 //! What every recorder test uses: a recorder serving its webhook on loopback, waiting for a job, checking the files.
+// A prelude for the recorder binary's modules, which glob-import it; the other binaries mount it unused.
+#![allow(unused_imports)]
 
 pub(crate) use std::path::Path;
 pub(crate) use std::time::{Duration, Instant};

@@ -1,4 +1,6 @@
 //! The recorder example as a process: finding its binary, starting it on a free port, driving and reading it.
+// A prelude for the recorder binary's modules, which glob-import it; the other binaries mount it unused.
+#![allow(unused_imports)]
 
 pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use std::process::{Child, Command, Stdio};

@@ -14,17 +14,17 @@ use super::replica::Replica;
 use super::Backend;
 use crate::support::{at_timeout, eventually};
 
-pub fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {
+pub(crate) fn media_requests_answered(emulator: &Emulator, document_id: &str) -> bool {
     let requests = emulator.storage().requests_for(document_id);
     requests.iter().any(|request| request.path.ends_with("/content/audio") && request.status != 0)
 }
 
-pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     eventually(Duration::from_secs(60), what, || std::future::ready(done().then_some(()))).await
 }
 
 /// Waits (bounded) until the job is done and its lease released: the record says done before the claim goes.
-pub async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
+pub(crate) async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &[Replica]) -> Job {
     let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
     let id = JobId::for_event(&event.id);
     let logs = at_timeout(|| {
@@ -40,7 +40,7 @@ pub async fn wait_for_done(backend: &Backend, event: &OutgoingEvent, replicas: &
     .await
 }
 
-pub fn media_key(backend: &Backend, recording: &StoredRecording, index: usize) -> Path {
+pub(crate) fn media_key(backend: &Backend, recording: &StoredRecording, index: usize) -> Path {
     let chunk = &recording.chunks[index];
     let name = format!("{}-{}.wav", chunk.index, chunk.document_id);
     let prefix = backend.location.prefix().clone();
@@ -49,7 +49,7 @@ pub fn media_key(backend: &Backend, recording: &StoredRecording, index: usize) -
 
 /// Every chunk's final object has the emulator's SHA-256, and the store holds nothing but final objects and
 /// small internal records: no staging object, no claim.
-pub async fn assert_stored(backend: &Backend, recordings: &[&StoredRecording]) {
+pub(crate) async fn assert_stored(backend: &Backend, recordings: &[&StoredRecording]) {
     for recording in recordings {
         for (index, chunk) in recording.chunks.iter().enumerate() {
             let key = media_key(backend, recording, index);
@@ -95,6 +95,6 @@ pub async fn assert_stored(backend: &Backend, recordings: &[&StoredRecording]) {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

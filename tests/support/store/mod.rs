@@ -2,11 +2,11 @@
 //! [`support::azurite`](super::azurite), and local files), the recorder replicas, the checks and the faulty stores.
 
 #[cfg(unix)]
-pub mod checks;
-pub mod proxy;
+pub(crate) mod checks;
+pub(crate) mod proxy;
 #[cfg(unix)]
-pub mod replica;
-pub mod slow;
+pub(crate) mod replica;
+pub(crate) mod slow;
 
 /// Runs each suite twice, as `<suite>::azurite` and `<suite>::local_files`: a suite is an `async fn(Backend)` of
 /// the calling test file.
@@ -37,17 +37,17 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::path::Path;
 use object_store::ObjectStore;
 
-pub use super::azurite::{create_container, url as azurite_url, ACCOUNT, ACCOUNT_KEY};
+pub(crate) use super::azurite::{create_container, url as azurite_url, ACCOUNT, ACCOUNT_KEY};
 
 /// Where a suite runs: Azurite (a fresh container) or a local folder, with what a recorder process needs to
 /// reach the same place.
-pub struct Backend {
-    pub name: &'static str,
-    pub location: StoreLocation,
+pub(crate) struct Backend {
+    pub(crate) name: &'static str,
+    pub(crate) location: StoreLocation,
     /// The `--store` URL.
-    pub url: String,
+    pub(crate) url: String,
     /// The environment a recorder process needs for `url`.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     _folder: Option<tempfile::TempDir>,
 }
 
@@ -60,7 +60,7 @@ fn unique(name: &str) -> String {
 
 impl Backend {
     /// A fresh container in Azurite.
-    pub fn azurite(test: &str) -> Self {
+    pub(crate) fn azurite(test: &str) -> Self {
         let container = unique(test);
         create_container(&container);
         Self::azurite_at(container, azurite_url())
@@ -68,7 +68,7 @@ impl Backend {
 
     /// The same Azurite container reached through another endpoint (a proxy at `http://127.0.0.1:<port>`): for the
     /// client under test, while checks read Azurite directly.
-    pub fn through(&self, url: &str) -> Self {
+    pub(crate) fn through(&self, url: &str) -> Self {
         let container =
             self.url.strip_prefix("az://").and_then(|rest| rest.split('/').next()).expect("an Azurite backend");
         Self::azurite_at(container.to_owned(), url)
@@ -98,19 +98,19 @@ impl Backend {
     }
 
     /// A fresh local folder.
-    pub fn local() -> Self {
+    pub(crate) fn local() -> Self {
         let folder = tempfile::tempdir().unwrap();
         let url = format!("file://{}", folder.path().display());
         let location = StoreLocation::parse(&url).unwrap();
         Self { name: "local", location, url, env: Vec::new(), _folder: Some(folder) }
     }
 
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         self.location.store()
     }
 
     /// Every key under the prefix, sorted.
-    pub async fn keys(&self) -> Vec<String> {
+    pub(crate) async fn keys(&self) -> Vec<String> {
         use futures_util::TryStreamExt;
         let prefix = self.location.prefix();
         let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);

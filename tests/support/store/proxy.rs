@@ -29,7 +29,7 @@ type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Which requests a rule applies to; every field given must match.
 #[derive(Debug, Clone, Default)]
-pub struct Match {
+pub(crate) struct Match {
     method: Option<Method>,
     path: Option<String>,
     query: Option<String>,
@@ -38,35 +38,35 @@ pub struct Match {
 
 impl Match {
     /// Requests with this method.
-    pub fn method(method: Method) -> Self {
+    pub(crate) fn method(method: Method) -> Self {
         Self { method: Some(method), ..Self::default() }
     }
 
     /// Any request.
-    pub fn any() -> Self {
+    pub(crate) fn any() -> Self {
         Self::default()
     }
 
     /// Whose path contains `text`.
-    pub fn path(mut self, text: &str) -> Self {
+    pub(crate) fn path(mut self, text: &str) -> Self {
         self.path = Some(text.to_owned());
         self
     }
 
     /// Whose query string contains `text` (such as `comp=block`).
-    pub fn query(mut self, text: &str) -> Self {
+    pub(crate) fn query(mut self, text: &str) -> Self {
         self.query = Some(text.to_owned());
         self
     }
 
     /// That carry header `name` (any value).
-    pub fn header(mut self, name: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str) -> Self {
         self.header = Some((name.to_ascii_lowercase(), None));
         self
     }
 
     /// That carry header `name` with exactly `value`.
-    pub fn header_value(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header_value(mut self, name: &str, value: &str) -> Self {
         self.header = Some((name.to_ascii_lowercase(), Some(value.to_owned())));
         self
     }
@@ -84,7 +84,7 @@ impl Match {
 
 /// What happens to a matching request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Forwarded after this long.
     Delay(Duration),
     /// The first `n` bytes of the body are forwarded, then both connections are closed: nothing is applied.
@@ -97,19 +97,19 @@ pub enum Action {
 
 /// What the proxy did with one request.
 #[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: Method,
+pub(crate) struct Seen {
+    pub(crate) method: Method,
     /// Path and query.
-    pub uri: String,
-    pub headers: HeaderMap,
+    pub(crate) uri: String,
+    pub(crate) headers: HeaderMap,
     /// The rule applied, by the index [`FaultProxy::rule`] returned.
-    pub rule: Option<usize>,
+    pub(crate) rule: Option<usize>,
     /// Azurite's status, 0 when nothing reached the client (a reset, a lost response, a partition).
-    pub status: u16,
+    pub(crate) status: u16,
     /// Whether Azurite received the whole request.
-    pub forwarded: bool,
+    pub(crate) forwarded: bool,
     /// When the request arrived, then when Azurite answered it (for a forwarded one).
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 #[derive(Debug)]
@@ -122,7 +122,7 @@ struct Rule {
 
 /// How a partition treats the requests it catches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Partition {
+pub(crate) enum Partition {
     /// Held until the partition ends, then forwarded if the client still waits (a slow network).
     Hang,
     /// Closed at once, unanswered and not forwarded.
@@ -138,8 +138,8 @@ struct State {
 
 /// The proxy; stops accepting when dropped.
 #[derive(Debug)]
-pub struct FaultProxy {
-    pub addr: SocketAddr,
+pub(crate) struct FaultProxy {
+    pub(crate) addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -152,7 +152,7 @@ impl Drop for FaultProxy {
 
 impl FaultProxy {
     /// A proxy to `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> Self {
+    pub(crate) async fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
@@ -175,35 +175,35 @@ impl FaultProxy {
     }
 
     /// `http://127.0.0.1:<port>`: what a client sets as its `AZURITE_BLOB_STORAGE_URL`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Adds a rule for the next `times` matching requests; answers its index.
-    pub fn rule(&self, when: Match, action: Action, times: usize) -> usize {
+    pub(crate) fn rule(&self, when: Match, action: Action, times: usize) -> usize {
         let mut state = self.state.lock().unwrap();
         state.rules.push(Rule { when, action, left: times, applied: 0 });
         state.rules.len() - 1
     }
 
     /// How many requests rule `index` applied to.
-    pub fn applied(&self, index: usize) -> usize {
+    pub(crate) fn applied(&self, index: usize) -> usize {
         self.state.lock().unwrap().rules[index].applied
     }
 
     /// Every request from now on is held or refused until `duration` has passed.
-    pub fn partition(&self, duration: Duration, how: Partition) {
+    pub(crate) fn partition(&self, duration: Duration, how: Partition) {
         self.state.lock().unwrap().partition = Some((Instant::now() + duration, how));
     }
 
     /// Every request so far, oldest first.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
 
     /// The writes (PUT, DELETE) Azurite applied (answered 2xx, or applied with its answer lost) at or after
     /// `since`.
-    pub fn writes_applied_since(&self, since: Instant) -> Vec<Seen> {
+    pub(crate) fn writes_applied_since(&self, since: Instant) -> Vec<Seen> {
         let write = |seen: &Seen| seen.method == Method::PUT || seen.method == Method::DELETE;
         let applied = |seen: &Seen| seen.forwarded && (seen.status == 0 || (200..300).contains(&seen.status));
         self.seen().into_iter().filter(|seen| seen.at >= since && write(seen) && applied(seen)).collect()

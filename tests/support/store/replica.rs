@@ -12,12 +12,12 @@ use super::Backend;
 const SECRET: &str = "replica-secret";
 
 use crate::support::eventually;
-pub use crate::support::process::recorder_binary;
+pub(crate) use crate::support::process::recorder_binary;
 use crate::support::process::{spawn_listening, Listening};
 
 /// A running replica, killed when dropped; its output is read as it comes.
-pub struct Replica {
-    pub name: String,
+pub(crate) struct Replica {
+    pub(crate) name: String,
     child: Option<Child>,
     addr: String,
     stdout: Arc<Mutex<String>>,
@@ -28,7 +28,7 @@ pub struct Replica {
 impl Replica {
     /// Starts a replica on `backend` with leases of `lease_seconds`, and waits (bounded) until its webhook
     /// answers the validation handshake.
-    pub async fn start(name: &str, emulator: &Emulator, backend: &Backend, lease_seconds: u64) -> Self {
+    pub(crate) async fn start(name: &str, emulator: &Emulator, backend: &Backend, lease_seconds: u64) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let lease = lease_seconds.to_string();
         let mut command = Command::new(recorder_binary());
@@ -52,7 +52,7 @@ impl Replica {
     }
 
     /// Event Grid's publisher for this replica's webhook, one attempt per delivery.
-    pub fn publisher(&self) -> EventGridPublisher {
+    pub(crate) fn publisher(&self) -> EventGridPublisher {
         let once = RetryPolicy {
             delays: vec![Duration::from_millis(5)],
             max_attempts: 1,
@@ -62,23 +62,23 @@ impl Replica {
         EventGridPublisher::new(&url, Schema::EventGrid).unwrap().with_retry(once)
     }
 
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Sends a signal with the shell's `kill`.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("sh").args(["-c", &format!("kill -{signal} {pid}")]).status().unwrap();
         assert!(status.success());
     }
 
     /// SIGKILL: the process ends at once, in the middle of whatever it does.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.signal("KILL");
         let _ = self.child.take().expect("running").wait();
     }

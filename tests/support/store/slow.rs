@@ -23,7 +23,7 @@ use super::Backend;
 
 /// The backend's store behind slow PUTs.
 #[derive(Debug)]
-pub struct SlowPuts {
+pub(crate) struct SlowPuts {
     inner: Arc<dyn ObjectStore>,
     rules: Arc<Mutex<Vec<Rule>>>,
 }
@@ -50,38 +50,38 @@ enum Wait {
 }
 
 /// A request held back: `arrived` completes once it reached the store wrapper, `release` lets it through.
-pub struct HeldPut {
-    pub arrived: oneshot::Receiver<()>,
+pub(crate) struct HeldPut {
+    pub(crate) arrived: oneshot::Receiver<()>,
     release: oneshot::Sender<()>,
 }
 
 impl HeldPut {
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         let _ = self.release.send(());
     }
 }
 
 impl SlowPuts {
     /// The backend's store, wrapped, as a location with the backend's prefix.
-    pub fn over(backend: &Backend) -> (Arc<Self>, StoreLocation) {
+    pub(crate) fn over(backend: &Backend) -> (Arc<Self>, StoreLocation) {
         let slow = Arc::new(Self { inner: backend.store().clone(), rules: Arc::default() });
         let location = StoreLocation::new(slow.clone(), backend.location.prefix().clone());
         (slow, location)
     }
 
     /// Every PUT to a key containing `contains` waits `delay` before it is sent on.
-    pub fn delay(&self, contains: &str, delay: Duration) {
+    pub(crate) fn delay(&self, contains: &str, delay: Duration) {
         let rule = Rule { operation: Operation::Put, contains: contains.to_owned(), wait: Wait::Every(delay) };
         self.rules.lock().unwrap().push(rule);
     }
 
     /// The next PUT to a key containing `contains` waits until it is released.
-    pub fn hold_next(&self, contains: &str) -> HeldPut {
+    pub(crate) fn hold_next(&self, contains: &str) -> HeldPut {
         self.hold(Operation::Put, contains)
     }
 
     /// The next DELETE of a key containing `contains` waits until it is released.
-    pub fn hold_next_delete(&self, contains: &str) -> HeldPut {
+    pub(crate) fn hold_next_delete(&self, contains: &str) -> HeldPut {
         self.hold(Operation::Delete, contains)
     }
 
