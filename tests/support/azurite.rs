@@ -82,7 +82,8 @@ fn install() -> PathBuf {
     }
     let _ = fs::remove_dir_all(&home);
     let staging = tools.join(format!("azurite.installing-{}", std::process::id()));
-    eprintln!("installing Azurite {VERSION} with npm under {} (once)", home.display());
+    // Straight to the process's standard error, past the test harness's capture: the install takes a while.
+    let _ = writeln!(std::io::stderr(), "installing Azurite {VERSION} with npm under {} (once)", home.display());
     let npm = Command::new("npm")
         .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
         .arg(&staging)
