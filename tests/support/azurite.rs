@@ -46,7 +46,10 @@ pub(crate) fn url() -> &'static str {
         // The port is free until Azurite binds it, which takes Node a moment (seconds on a busy machine).
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&authority).is_err() {
-            assert!(Instant::now() < deadline, "Azurite does not answer at {url}");
+            assert!(
+                Instant::now() < deadline,
+                "Azurite does not answer at {url} (AZURITE_BLOB_STORAGE_URL or its own)"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         url
