@@ -38,18 +38,15 @@ pub(crate) const ACCOUNT_KEY: &str =
 pub(crate) fn url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
-        let url = match std::env::var("AZURITE_BLOB_STORAGE_URL") {
-            Ok(url) => url.trim_end_matches('/').to_owned(),
-            Err(_) => start(&install()),
+        let (url, whose) = match std::env::var("AZURITE_BLOB_STORAGE_URL") {
+            Ok(url) => (url.trim_end_matches('/').to_owned(), "AZURITE_BLOB_STORAGE_URL"),
+            Err(_) => (start(&install()), "the one started from .tools/azurite"),
         };
         let authority = url.trim_start_matches("http://").to_owned();
         // The port is free until Azurite binds it, which takes Node a moment (seconds on a busy machine).
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&authority).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite does not answer at {url} (AZURITE_BLOB_STORAGE_URL or its own)"
-            );
+            assert!(Instant::now() < deadline, "Azurite does not answer at {url} ({whose})");
             std::thread::sleep(Duration::from_millis(50));
         }
         url
