@@ -268,7 +268,7 @@ async fn cross_host_requests_carry_x_ms_host_and_verify() {
 #[tokio::test]
 async fn verifier_accepts_the_python_sdk_variant() {
     // Python signs the endpoint authority with its port and the path with the query, and sends x-ms-host
-    // without the port (SPEC §2).
+    // without the port; the verifier accepts either form of the signed host.
     let h = harness_with_authority(Some("127.0.0.1:40183")).await;
     let path = "/v1/objects/0-eus/content/audio?sv=2&sig=x";
     let date = httpdate::fmt_http_date(SystemTime::now());
