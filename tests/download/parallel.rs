@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::download::*;
-use crate::support::{at_timeout, eventually};
+use crate::support::{self, at_timeout, eventually};
 use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, ParallelPolicy, WriterSink};
 use acs_recording::emulator::{Emulator, Fault, LoggedRequest};
 use http::Method;
@@ -249,7 +249,9 @@ fn fault_strategy() -> impl Strategy<Value = Option<Fault>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 24, failure_persistence: support::regressions_beside_the_test(), .. ProptestConfig::default()
+    })]
 
     #[test]
     fn any_schedule_of_part_faults_gives_the_right_file_or_an_error(

@@ -11,6 +11,8 @@ use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
+use crate::support;
+
 /// Signs `request` for `endpoint`, then hands it to a verifier as a server sees it (origin-form URI) after `tamper`.
 async fn round_trip(
     key: &AccessKey,
@@ -48,7 +50,9 @@ fn method() -> impl Strategy<Value = Method> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64, failure_persistence: support::regressions_beside_the_test(), .. ProptestConfig::default()
+    })]
 
     #[test]
     fn what_the_signer_sends_the_verifier_accepts_and_a_change_is_refused(

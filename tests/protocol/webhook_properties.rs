@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 
-use crate::support::fixture;
+use crate::support::{self, fixture};
 use acs_recording::eventgrid::{EventGridWebhookLayer, Events, Schema};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -39,6 +39,10 @@ fn schema(content_type: &str) -> Schema {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: support::regressions_beside_the_test(), .. ProptestConfig::default()
+    })]
+
     #[test]
     fn random_bytes_get_a_4xx_unless_they_are_a_valid_delivery(
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),

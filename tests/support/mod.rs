@@ -35,6 +35,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Where a property test keeps the failing cases it found: `<module>.proptest-regressions` beside its source file.
+///
+/// proptest's default looks for the folder of the nearest `main.rs` and writes to `proptest-regressions/` beside
+/// that folder, which for a test binary's folder is one `tests/proptest-regressions/` shared by every binary.
+pub(crate) fn regressions_beside_the_test() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
+    Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions")))
+}
+
 /// Reads a fixture from `tests/fixtures/`.
 pub(crate) fn fixture(name: &str) -> Bytes {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
