@@ -3,14 +3,14 @@
 //! into a file, and into a bare object_store multipart upload (8 MiB parts, two in flight). Each case runs in a
 //! child process of its own, which reports its wall time and its peak RSS (`VmHWM`).
 //!
-//! `ACS_BENCH_STORE_BYTES` sets the size (default 1 GiB; CI runs 256 MiB). Azurite is found through
-//! `AZURITE_BLOB_STORAGE_URL` (`.ci/run` starts it; `scripts/azurite` by hand); without it the Azurite rows are
-//! skipped. Runtime: tokio current-thread in each child, plus the blocking pool for file writes.
+//! `ACS_BENCH_STORE_BYTES` sets the size (default 1 GiB; CI runs 256 MiB). Azurite is the one
+//! `AZURITE_BLOB_STORAGE_URL` names (`.ci/run` starts it), or else one of this run's own, installed with npm under
+//! `.tools/azurite` as the object-store tests do (`tests/support/azurite.rs`). Runtime: tokio current-thread in each child, plus the blocking pool for file writes.
 
 use std::fs::File;
 use std::io::Write;
 use std::process::Command;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use acs_recording::credential::{AccessKey, Endpoint};
 use acs_recording::download::{ChunkDownloader, DirectorySink, ObjectStoreSink, PART_SIZE};
@@ -18,21 +18,20 @@ use acs_recording::emulator::Emulator;
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{AllowList, HmacSigningLayer};
 use acs_recording::store::StoreLocation;
-use base64::Engine as _;
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use tower::Layer;
 
+/// The Azurite the object-store tests use, found or installed and started the same way.
+#[path = "../tests/support/azurite.rs"]
+mod azurite;
+
 const SIZE_ENV: &str = "ACS_BENCH_STORE_BYTES";
 const CASE_ENV: &str = "ACS_BENCH_STORE_CASE";
 const CONTAINER: &str = "bench";
-/// Azurite's well-known development account and key (documented by Microsoft for the emulator).
-const ACCOUNT: &str = "devstoreaccount1";
-const ACCOUNT_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 const CASES: [(&str, &str); 5] = [
     ("directory", "acs_recording DirectorySink (fsync)"),
@@ -49,22 +48,16 @@ fn main() {
     }
     // `cargo bench` passes criterion's flags (`--bench`, `--quick`): nothing here reads them.
     let size: u64 = std::env::var(SIZE_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(1 << 30);
-    let azurite = std::env::var("AZURITE_BLOB_STORAGE_URL").ok();
+    let azurite = azurite::url();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let emulator = runtime.block_on(Emulator::builder().start()).unwrap();
     let info = emulator.storage().put_tone("bench", size.saturating_sub(44));
     let scratch = option_env!("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let work = tempfile::tempdir_in(scratch).unwrap();
-    if let Some(url) = &azurite {
-        create_container(url, CONTAINER);
-    }
+    azurite::create_container(CONTAINER);
     println!("store bench: {} MiB from the emulator over loopback, one child process per case", info.size >> 20);
     println!("{:<64} {:>10} {:>12}", "case", "MB/s", "peak RSS");
     for (case, label) in CASES {
-        if case.contains("azurite") && azurite.is_none() {
-            println!("{label:<64} skipped: AZURITE_BLOB_STORAGE_URL is not set");
-            continue;
-        }
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .env(CASE_ENV, case)
@@ -75,9 +68,7 @@ fn main() {
             .env("ACS_BENCH_METADATA", emulator.storage().metadata_location("bench"))
             .env("ACS_BENCH_DIR", work.path().join(case))
             .env("ACS_BENCH_PREFIX", format!("{case}-{}", std::process::id()));
-        if azurite.is_some() {
-            command.env("AZURE_STORAGE_USE_EMULATOR", "true");
-        }
+        command.env("AZURE_STORAGE_USE_EMULATOR", "true").env("AZURITE_BLOB_STORAGE_URL", azurite);
         let output = command.output().unwrap();
         assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
         let report = String::from_utf8_lossy(&output.stdout);
@@ -89,32 +80,6 @@ fn main() {
         println!("{label:<64} {:>10.0} {:>8} MiB", bytes / seconds / 1e6, peak_kib >> 10);
         let _ = std::fs::remove_dir_all(work.path().join(case));
     }
-}
-
-/// Creates a container with a SharedKey-signed `PUT ?restype=container`: 201, or 409 when it exists.
-fn create_container(url: &str, name: &str) {
-    let authority = url.trim_start_matches("http://").trim_end_matches('/');
-    let date = httpdate::fmt_http_date(SystemTime::now());
-    let version = "2021-08-06";
-    let string_to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
-    );
-    let key = base64::engine::general_purpose::STANDARD.decode(ACCOUNT_KEY).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(string_to_sign.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let mut stream = std::net::TcpStream::connect(authority).expect("Azurite answers");
-    write!(
-        stream,
-        "PUT /{ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: {authority}\r\nx-ms-date: {date}\r\n\
-         x-ms-version: {version}\r\nAuthorization: SharedKey {ACCOUNT}:{signature}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
-    let status = answer.split_whitespace().nth(1).unwrap_or_default();
-    assert!(status == "201" || status == "409", "creating container {name}: {answer}");
 }
 
 /// One case in this process: prints `<bytes> <seconds> <peak RSS in KiB>`.

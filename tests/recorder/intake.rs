@@ -1,7 +1,7 @@
 //! The webhook journals before answering and every accepted job is downloaded: faults and redeliveries absorbed,
 //! malformed events kept apart, a journal that cannot write answered with 503, a restart resuming open jobs.
 
-use crate::support::*;
+use crate::support::recorder::*;
 
 #[tokio::test]
 async fn every_chunk_reaches_the_sink_once_despite_faults_and_a_redelivery() {
@@ -122,11 +122,11 @@ async fn a_full_journal_answers_503_until_a_job_finishes() {
     emulator.storage().set_outage(false);
     assert_files_right(&finished(&running.journal, &a.id).await, &first);
     // The journal records the outcome before the worker frees its slot: readiness says when intake is open again.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while running.ready().await.0 != StatusCode::OK {
-        assert!(tokio::time::Instant::now() < deadline, "intake still full after the job finished");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let recorder = &running;
+    eventually(Duration::from_secs(10), "intake opens again after the job finished", || async move {
+        (recorder.ready().await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
     assert!(publisher.deliver(std::slice::from_ref(&b)).await.is_delivered());
     assert_files_right(&finished(&running.journal, &b.id).await, &second);
     running.stop().await;
@@ -148,21 +148,19 @@ async fn an_open_job_resumes_when_the_recorder_starts_again() {
         let job = wait_for(&running.journal, &event.id, "start", |job| job.state == JobState::Running).await;
         assert_eq!(job.attempts, 1);
         // The stalled chunk has written part of its bytes to its partial file when the recorder stops.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
-            assert!(Instant::now() < deadline, "the partial file did not fill");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(Duration::from_secs(30), "the partial file fills", || {
+            std::future::ready((std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) >= 2 << 20).then_some(()))
+        })
+        .await;
         let journal = running.stop().await;
         let interrupted = journal.get(&JobId::for_event(&event.id)).await.unwrap().unwrap();
         assert_eq!(interrupted.state, JobState::Running);
         // The stopped download's writing thread syncs the partial file and its record before it lets the file go
         // (a process that ends lets it go at once): the next recorder starts once it has.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::File::open(&partial).unwrap().try_lock().is_err() {
-            assert!(Instant::now() < deadline, "the partial file stayed locked");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(Duration::from_secs(30), "the partial file is let go", || {
+            std::future::ready(std::fs::File::open(&partial).unwrap().try_lock().ok())
+        })
+        .await;
         std::fs::metadata(&partial).unwrap().len()
     };
     // A new recorder on the same folders, no redelivery: the job resumes from the partial file.

@@ -1,7 +1,7 @@
 //! What the recording is: an unmixed recording's channel map beside each chunk, a recording exported to the
 //! customer's storage recorded rather than downloaded (unless asked), a failed export downloaded as usual.
 
-use crate::support::*;
+use crate::support::recorder::*;
 
 #[tokio::test]
 async fn an_unmixed_recording_has_its_channel_map_written_beside_each_chunk() {

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
-use crate::support::*;
+use crate::support::recorder::*;
 
 /// What the test journal does around the file journal's own work.
 #[derive(Default)]
@@ -323,15 +323,11 @@ async fn a_replica_whose_open_jobs_another_replica_finished_accepts_deliveries_a
     assert!(outcome.is_delivered(), "{outcome:?}");
     stored(&running.journal, &next, &second).await;
     // Ready again once a poll has counted the journal after the last job finished.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let ready = running.ready().await;
-        if ready.0 == StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", ready.1);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let recorder = &running;
+    eventually(Duration::from_secs(5), "the recorder is ready again", || async move {
+        (recorder.ready().await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
     running.stop().await;
 }
 

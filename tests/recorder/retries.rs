@@ -1,7 +1,7 @@
 //! Failed attempts: a retryable failure (an outage, a refused access, a failed delete) is retried with backoff until
 //! the recording expires, a permanent one fails the job with its reason, and a failed job can be retried by hand.
 
-use crate::support::*;
+use crate::support::recorder::*;
 
 #[tokio::test]
 async fn a_storage_outage_longer_than_one_attempt_budget_then_recovery_completes_without_redelivery() {

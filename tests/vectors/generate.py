@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Computes the HMAC-SHA256 known-answer vectors in signing.json with Python's standard library only.
 
-This is an independent implementation of the ACS request-signing scheme (SPEC section 2), written from the
-protocol description rather than from the crate, so the vectors do not echo the crate's own output.
+This is an independent implementation of the ACS request-signing scheme (HMAC-SHA256 over the method, the path
+and query, and the date, host and content-hash headers, keyed with the base64-decoded access key), written from
+the protocol description rather than from the crate, so the vectors do not echo the crate's own output.
 Run: python3 tests/vectors/generate.py > tests/vectors/signing.json
 """
 import base64

@@ -1,0 +1,9 @@
+//! The chunk downloader against the emulator's storage: single and parallel ranged downloads, faults, resumes, and
+//! properties over random fault schedules.
+
+mod downloader;
+mod parallel;
+mod properties;
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
+mod support;

@@ -1,0 +1,9 @@
+//! The embedded emulator over HTTP: its storage (signatures, ranges, preconditions) and its Event Grid publisher,
+//! against a loopback server and against the crate's own webhook layer.
+
+mod publisher;
+mod storage;
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
+mod support;
+mod webhook;
