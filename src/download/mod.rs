@@ -128,33 +128,30 @@
 //! tests. File names are [sanitised](sanitize_name) and never leave the sink's folder.
 
 mod body;
-mod chunk;
 mod client;
 #[cfg(feature = "recorder")]
 pub(crate) use client::HttpClient;
-mod delete;
 mod digest;
 mod error;
 mod fetch;
 mod future;
 pub(crate) mod header;
 mod location;
-mod metadata;
-pub(crate) mod parts;
+mod manifest;
+pub(crate) mod parallel;
 mod resumable_sha256;
 pub(crate) mod retry;
 mod service;
 mod sink;
-mod stream;
 
 pub use body::ChunkBody;
-#[cfg(feature = "recorder")]
-pub(crate) use chunk::hex;
-pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
-pub use parts::{ParallelPolicy, DEFAULT_FAST_STREAM};
+#[cfg(feature = "recorder")]
+pub(crate) use manifest::hex;
+pub use manifest::{ChunkManifest, Outcome, Progress, RecordingManifest};
+pub use parallel::{ParallelPolicy, DEFAULT_FAST_STREAM};
 pub use resumable_sha256::{ResumableSha256, Sha256State};
 pub use retry::RetryPolicy;
 pub use service::{ChunkDownloader, DEFAULT_METADATA_LIMIT};

@@ -1,9 +1,12 @@
 use super::*;
 use crate::download::error::chain_line;
+use crate::download::sink::ChunkTarget;
+use crate::download::Outcome;
 use http_body_util::Full;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 
 #[tokio::test]
 async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_rerun() {

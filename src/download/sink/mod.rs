@@ -10,7 +10,6 @@
 mod directory;
 #[cfg(feature = "object-store")]
 mod object;
-mod parts;
 mod writer;
 
 use std::future::Future;
@@ -191,7 +190,7 @@ pub(crate) fn chunk_base_name(target: &ChunkTarget<'_>) -> String {
         return format!("{}-{sanitised}", target.index);
     }
     let digest = sha2::Sha256::digest(target.document_id.as_bytes());
-    format!("{}-{sanitised}-{}", target.index, crate::download::chunk::hex(&digest[..8]))
+    format!("{}-{sanitised}-{}", target.index, crate::download::manifest::hex(&digest[..8]))
 }
 
 /// The error of a sink that finds another chunk's committed files under a chunk's name: never taken as this chunk,

@@ -1,5 +1,7 @@
 //! The directory sink: `<dir>/<call id>/<index>-<document id>.<ext>`, written through a temporary name.
 
+mod partial;
+
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
@@ -12,13 +14,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::parts::{write_state, DirectoryParts, PartialState};
 use super::{
     another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing,
     ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored,
 };
-use crate::download::chunk::{hex, parse_sha256};
+use crate::download::manifest::{hex, parse_sha256};
 use crate::recording::{ChannelAssignment, RecordingMetadata};
+use partial::{write_state, DirectoryParts, PartialState};
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
 const BATCH: usize = 1 << 20;

@@ -1,7 +1,7 @@
 //! The object-store sink: `<prefix>/<call id>/<index>-<document id>.<ext>` in any `object_store` backend, each
 //! chunk streamed into a staging object and copied create-only to its final key.
 
-mod parts;
+mod multipart;
 mod writer;
 
 use std::io;
@@ -21,7 +21,7 @@ use super::{
     another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink,
     Stored,
 };
-use crate::download::chunk::{hex, parse_sha256};
+use crate::download::manifest::{hex, parse_sha256};
 use crate::store::{io_error, put_create, StoreLocation};
 
 /// Parts of a multipart upload: 8 MiB, a multiple of what every store accepts (S3's 5 MiB minimum, Azure blocks).
@@ -165,9 +165,9 @@ impl ObjectStoreSink {
     }
 
     /// The upload an earlier attempt left, when it can go on: read from its record.
-    async fn resumable(&self, record: &ObjectMeta) -> Option<parts::Record> {
+    async fn resumable(&self, record: &ObjectMeta) -> Option<multipart::Record> {
         let raw = self.location.store().get(&record.location).await.ok()?.bytes().await.ok()?;
-        let parsed: parts::Record = serde_json::from_slice(&raw).ok()?;
+        let parsed: multipart::Record = serde_json::from_slice(&raw).ok()?;
         let usable = parsed.is_consistent() && parsed.sha256.bytes() > 0 && parsed.version.is_pinnable();
         usable.then_some(parsed)
     }

@@ -12,7 +12,7 @@ use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{CopyMode, CopyOptions, ObjectStoreExt, WriteMultipart};
 
-use super::parts::{delete_record, PartUpload, Record, PARTS_IN_FLIGHT};
+use super::multipart::{delete_record, PartUpload, Record, PARTS_IN_FLIGHT};
 use super::{manifest_bytes, SharedStore, PART_SIZE};
 use crate::download::sink::{ObjectVersion, SinkWriter};
 use crate::download::Sha256State;

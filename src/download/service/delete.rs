@@ -3,11 +3,11 @@
 use http::{Method, Request, StatusCode, Uri};
 use tower::ServiceExt;
 
-use super::client::{HttpClient, RequestBody};
-use super::error::{Detail, Error, ErrorKind, Location, Scope};
-use super::retry::{is_transient, Failure, RetryState};
-use super::service::ChunkDownloader;
-use super::sink::Sink;
+use super::ChunkDownloader;
+use crate::download::client::{HttpClient, RequestBody};
+use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
+use crate::download::retry::{is_transient, Failure, RetryState};
+use crate::download::sink::Sink;
 use crate::BoxError;
 
 // Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
