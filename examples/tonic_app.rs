@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader};
 use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
 use acs_recording::emulator::{Emulator, RecordingSpec};
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};

@@ -51,7 +51,8 @@
 //!
 //! ```no_run
 //! use acs_recording::credential::ConnectionString;
-//! use acs_recording::download::{ChunkDownloader, DirectorySink};
+//! use acs_recording::download::ChunkDownloader;
+//! use acs_recording::download::sink::DirectorySink;
 //! use acs_recording::signing::{AllowList, HmacSigningLayer};
 //! use bytes::Bytes;
 //! use http_body_util::Empty;

@@ -6,7 +6,10 @@ mod download_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Location, Outcome, RetryPolicy, WriterSink};
+use acs_recording::download::{
+    sink::{DirectorySink, WriterSink},
+    ChunkDownloader, ErrorKind, Location, Outcome, RetryPolicy,
+};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 use acs_recording::recording::{ChannelAssignment, Recording, RecordingChunk};
 use download_support::*;

@@ -6,7 +6,10 @@ mod download_support;
 
 use std::time::{Duration, Instant};
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, ParallelPolicy, WriterSink};
+use acs_recording::download::{
+    sink::{DirectorySink, WriterSink},
+    ChunkDownloader, ErrorKind, Outcome, ParallelPolicy,
+};
 use acs_recording::emulator::{Emulator, Fault, LoggedRequest};
 use download_support::*;
 use http::Method;

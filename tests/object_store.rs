@@ -7,7 +7,7 @@ mod store_support;
 
 use std::time::Duration;
 
-use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+use acs_recording::download::sink::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
 use bytes::Bytes;
@@ -341,7 +341,7 @@ async fn a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record(backe
 
 async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
     let sink = ObjectStoreSink::new(backend.location.clone());
-    let part = acs_recording::download::PART_SIZE;
+    let part = acs_recording::download::sink::PART_SIZE;
     let bytes = media(2 * part + 3 * (1 << 20));
     let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
     writer.begin(&version()).await.unwrap();
@@ -384,7 +384,7 @@ async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
 }
 
 async fn a_download_cut_mid_chunk_resumes_after_the_uploaded_parts(backend: Backend) {
-    use acs_recording::download::{ChunkDownloader, Outcome, PART_SIZE};
+    use acs_recording::download::{sink::PART_SIZE, ChunkDownloader, Outcome};
     use acs_recording::emulator::{Emulator, Fault};
 
     let emulator = Emulator::builder().start().await.unwrap();

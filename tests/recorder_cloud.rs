@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use acs_recording::cloud::AzureCloud;
-use acs_recording::download::DirectorySink;
+use acs_recording::download::sink::DirectorySink;
 use acs_recording::emulator::Emulator;
 use acs_recording::journal::{FileJournal, JobId, JobState, Journal};
 use acs_recording::recorder::Recorder;

@@ -167,7 +167,7 @@ async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
 }
 
 async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend: Backend) {
-    use acs_recording::download::PART_SIZE;
+    use acs_recording::download::sink::PART_SIZE;
     let part = PART_SIZE as u64;
     let emulator = Emulator::builder().chunk_limit(64 << 20).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("call-parts", 40 << 20));

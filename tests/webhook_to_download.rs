@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader, RecordingManifest};
 use acs_recording::emulator::eventgrid::{
     recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema,
 };

@@ -29,7 +29,7 @@ pub struct ChunkManifest {
     pub bytes: u64,
     /// SHA-256 of the stored media bytes.
     pub sha256: [u8; 32],
-    /// Where the sink put the media (a file path for the [`DirectorySink`](super::DirectorySink)).
+    /// Where the sink put the media (a file path for the [`DirectorySink`](super::sink::DirectorySink)).
     pub location: String,
     /// Where the sink put the metadata document, when it stores metadata.
     pub metadata_location: Option<String>,

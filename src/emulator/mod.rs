@@ -2,7 +2,8 @@
 //! that want to run without an Azure account (feature `emulator`).
 //!
 //! ```
-//! use acs_recording::download::{ChunkDownloader, WriterSink};
+//! use acs_recording::download::ChunkDownloader;
+//! use acs_recording::download::sink::WriterSink;
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::signing::HmacSigningLayer;
 //! use bytes::Bytes;

@@ -4,13 +4,13 @@
 //! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`](crate::eventgrid::EventGridWebhookLayer)
 //! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`](crate::journal::Journal) before
 //! answering 200, a pool of workers that download every job's chunks with the signed client and the
-//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::Sink). One allow-list
+//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::sink::Sink). One allow-list
 //! serves both the signing layer and the downloader.
 //!
 //! ```
 //! # #[cfg(feature = "emulator")]
 //! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
-//! use acs_recording::download::DirectorySink;
+//! use acs_recording::download::sink::DirectorySink;
 //! use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};

@@ -22,7 +22,7 @@ use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, hex, HttpClient, Sink};
+use crate::download::{self, hex, sink::Sink, HttpClient};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
 use crate::BoxError;

@@ -196,7 +196,7 @@ pub struct MetadataParticipant {
 }
 
 /// One channel of an unmixed recording and the participant on it; what the
-/// [`DirectorySink`](crate::download::DirectorySink) records in a chunk's manifest.
+/// [`DirectorySink`](crate::download::sink::DirectorySink) records in a chunk's manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, RetryPolicy};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader, RetryPolicy};
 use acs_recording::emulator::{Emulator, StoredChunk, StoredRecording};
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{HmacSigning, HmacSigningLayer};

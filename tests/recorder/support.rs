@@ -3,7 +3,10 @@
 pub(crate) use std::path::Path;
 pub(crate) use std::time::{Duration, Instant};
 
-pub(crate) use acs_recording::download::{ChunkTarget, DirectorySink, RetryPolicy as FetchRetry};
+pub(crate) use acs_recording::download::{
+    sink::{ChunkTarget, DirectorySink},
+    RetryPolicy as FetchRetry,
+};
 pub(crate) use acs_recording::emulator::eventgrid::{
     recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
 };

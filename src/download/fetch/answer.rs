@@ -9,7 +9,7 @@ use crate::download::client::{HttpClient, RequestBody};
 use crate::download::error::Error;
 use crate::download::header::{blob_md5, content_length, content_md5, parse_content_range};
 use crate::download::retry::Failure;
-use crate::download::ObjectVersion;
+use crate::download::sink::ObjectVersion;
 
 impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(super) async fn range_not_satisfiable(&mut self, headers: &HeaderMap) -> Result<(), Error> {

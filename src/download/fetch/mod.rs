@@ -27,7 +27,7 @@ use super::header::decode_md5;
 use super::location::Destinations;
 use super::resumable_sha256::Sha256Hasher;
 use super::retry::{Failure, RetryState};
-use super::ObjectVersion;
+use super::sink::ObjectVersion;
 use crate::BoxError;
 
 /// Redirects followed for one object, in all.

@@ -18,7 +18,9 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         if !self.no_range {
             let range = match (self.mode, self.first_request) {
                 (Mode::Part { end }, _) => format!("bytes={}-{}", self.offset, end.saturating_sub(1)),
-                (Mode::Object, Some(first)) if self.offset == 0 && self.version.is_none() => format!("bytes=0-{}", first - 1),
+                (Mode::Object, Some(first)) if self.offset == 0 && self.version.is_none() => {
+                    format!("bytes=0-{}", first - 1)
+                }
                 _ => format!("bytes={}-", self.offset),
             };
             builder = builder.header(RANGE, range);

@@ -243,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_part_whose_task_panics_fails_the_chunk_as_a_task_panic() {
-        use crate::download::{ChunkDownloader, DirectorySink, ErrorKind, Location};
+        use crate::download::{sink::DirectorySink, ChunkDownloader, ErrorKind, Location};
         use crate::recording::{Recording, RecordingChunk};
         use http_body_util::{Empty, Full};
         const OBJECT: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";

@@ -59,7 +59,7 @@ where
 mod tests {
     use super::*;
     use crate::clock::SharedClock;
-    use crate::download::{RetryPolicy, WriterSink};
+    use crate::download::{sink::WriterSink, RetryPolicy};
     use bytes::Bytes;
     use http::Response;
     use http_body_util::{Empty, Full};

@@ -161,7 +161,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     }
 
     /// Fetches chunks larger than the policy's threshold as parallel ranges (see [`ParallelPolicy`]) when the sink
-    /// supports positional writes (the [`DirectorySink`](super::DirectorySink) does); `None`, the default, keeps one
+    /// supports positional writes (the [`DirectorySink`](super::sink::DirectorySink) does); `None`, the default, keeps one
     /// stream per chunk.
     pub fn parallel(mut self, policy: Option<ParallelPolicy>) -> Self {
         self.config_mut().parallel = policy;

@@ -33,7 +33,7 @@ async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_re
         async move { Ok::<_, Infallible>(response.unwrap()) }
     });
     let dir = tempfile::tempdir().unwrap();
-    let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()))
+    let downloader = ChunkDownloader::new(client, crate::download::sink::DirectorySink::new(dir.path()))
         .retry_policy(RetryPolicy::never());
     let recording = Recording::new("call").format("Wav").chunk(
         RecordingChunk::new("d", 0)
@@ -138,7 +138,7 @@ async fn an_unknown_total_never_ends_a_chunk_early() {
     let dir = tempfile::tempdir().unwrap();
     let downloader = ChunkDownloader::new(
         storage(object.clone(), Quirks { unknown_total: true, ..Quirks::default() }),
-        crate::download::DirectorySink::new(dir.path()),
+        crate::download::sink::DirectorySink::new(dir.path()),
     )
     .retry_policy(quick_retries())
     .parallel(Some(ParallelPolicy::new(32, 16, 4).fast_stream(None)));
@@ -157,7 +157,7 @@ async fn a_part_that_does_not_match_its_content_md5_is_never_committed() {
     let dir = tempfile::tempdir().unwrap();
     let downloader = ChunkDownloader::new(
         storage(object(100), Quirks { wrong_md5: true, ..Quirks::default() }),
-        crate::download::DirectorySink::new(dir.path()),
+        crate::download::sink::DirectorySink::new(dir.path()),
     )
     .retry_policy(quick_retries())
     .parallel(Some(ParallelPolicy::new(32, 16, 4).fast_stream(None)));
@@ -189,7 +189,7 @@ async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
         async move { Ok::<_, Infallible>(Response::builder().header("etag", "\"a\"").body(Full::new(body)).unwrap()) }
     });
     let dir = tempfile::tempdir().unwrap();
-    let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()));
+    let downloader = ChunkDownloader::new(client, crate::download::sink::DirectorySink::new(dir.path()));
     let chunk = |id: &str, encoded: &str| {
         RecordingChunk::new(id, 0)
             .with_content_location(format!("https://eu.asm.skype.com/v1/objects/{encoded}/content/audio"))
@@ -212,7 +212,7 @@ async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
 async fn a_partial_file_is_resumed_only_from_the_bytes_its_record_says_were_made_durable() {
     let object = object(100);
     let dir = tempfile::tempdir().unwrap();
-    let sink = crate::download::DirectorySink::new(dir.path());
+    let sink = crate::download::sink::DirectorySink::new(dir.path());
     let target = ChunkTarget::new("call", "d", 0, "wav");
     // After a power loss: 40 bytes were fsynced and recorded; the 30 after them have the right length but lost
     // their contents.

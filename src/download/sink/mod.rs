@@ -6,6 +6,20 @@
 //! forgets them when the object changed ([`SinkWriter::restart`]) and makes them final only in
 //! [`SinkWriter::commit`], after every check passed. Bytes that were not committed must never be visible under the
 //! chunk's final name.
+//!
+//! # Example
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use acs_recording::download::sink::{ChunkTarget, DirectorySink};
+//!
+//! // Where the directory sink keeps chunk 0 (`doc`) of call `call-1`, and the hidden manifest beside it.
+//! let sink = DirectorySink::new("/recordings");
+//! let target = ChunkTarget::new("call-1", "doc", 0, "wav");
+//! assert_eq!(sink.media_path(&target), Path::new("/recordings/call-1/0-doc.wav"));
+//! assert_eq!(sink.manifest_path(&target), Path::new("/recordings/call-1/.0-doc.wav.json"));
+//! ```
 
 mod directory;
 #[cfg(feature = "object-store")]
@@ -287,7 +301,7 @@ pub trait PositionalWriter: Send + Sync + 'static {
 /// The media file extension for a `recordingFormatType` (`SPEC.md` §3): `wav`, `mp3`, `mp4`, else `bin`.
 ///
 /// ```
-/// use acs_recording::download::extension_for_format;
+/// use acs_recording::download::sink::extension_for_format;
 /// assert_eq!(extension_for_format(Some("Wav")), "wav");
 /// assert_eq!(extension_for_format(Some("ogg")), "bin");
 /// assert_eq!(extension_for_format(None), "bin");
@@ -305,7 +319,7 @@ pub fn extension_for_format(format: Option<&str>) -> &'static str {
 /// never empty.
 ///
 /// ```
-/// use acs_recording::download::sanitize_name;
+/// use acs_recording::download::sink::sanitize_name;
 /// assert_eq!(sanitize_name("../../etc/passwd"), "______etc_passwd");
 /// assert_eq!(sanitize_name("a b\u{0}c"), "a_b_c");
 /// assert_eq!(sanitize_name(""), "_");

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::world::World;
-use crate::download::{ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored, WriteFuture};
+use crate::download::sink::{
+    ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored, WriteFuture,
+};
 
 /// A chunk being written: what a partial file and its side record hold.
 #[derive(Debug, Default, Clone)]

@@ -34,7 +34,7 @@ const CHECKPOINT: usize = 64 << 20;
 /// Writes each chunk to `<dir>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<dir>/<call id>/<index>-<document id>.json`.
 ///
-/// 1. Names are [sanitised](super::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot. A document id
+/// 1. Names are [sanitised](crate::download::sink::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot. A document id
 ///    that sanitising changed gets a short hash of itself appended (`<index>-<sanitised>-<16 hex>`), so that two
 ///    ids never share a file; ids that need no sanitising keep their plain name. A final file whose manifest names
 ///    another document id is never taken for this chunk nor overwritten: opening it fails.

@@ -30,7 +30,7 @@ pub const PART_SIZE: usize = 8 << 20;
 /// Writes each chunk to `<prefix>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<prefix>/<call id>/<index>-<document id>.json`, in object storage; several replicas may share one prefix.
 ///
-/// 1. Names are [sanitised](super::sanitize_name), as in the [`DirectorySink`](super::DirectorySink).
+/// 1. Names are [sanitised](crate::download::sink::sanitize_name), as in the [`DirectorySink`](crate::download::sink::DirectorySink).
 /// 2. Media streams into a multipart upload to a staging key unique to the attempt,
 ///    `<call id>/.<index>-<document id>.<ext>.<token>.partial`, in parts of [`PART_SIZE`] with at most two parts in
 ///    flight: memory stays constant whatever the chunk's size. A partial upload never carries the final key.
@@ -51,7 +51,7 @@ pub const PART_SIZE: usize = 8 << 20;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+/// use acs_recording::download::sink::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 /// use acs_recording::store::StoreLocation;
 /// use bytes::Bytes;
 /// use sha2::{Digest, Sha256};
