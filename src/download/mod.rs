@@ -75,8 +75,8 @@
 //! 2. **Allow-list first.** Every location of every chunk is checked before the first request: only the endpoint
 //!    and the [`AllowList`](crate::signing::AllowList) (by default the official SDKs' storage suffixes, `https`
 //!    only). A refusal names the host. Redirects are followed (at most 5) only to allowed destinations.
-//! 3. **Streaming.** Bytes go from the response to the sink frame by frame; memory stays constant (about 20 MiB peak
-//!    RSS for a 1.5 GiB chunk in the benchmark). [`ChunkDownloader::chunk_body`] gives a chunk as a `Stream`/`Body`.
+//! 3. **Streaming.** Bytes go from the response to the sink frame by frame; memory stays constant whatever the chunk's
+//!    size. [`ChunkDownloader::chunk_body`] gives a chunk as a `Stream`/`Body`.
 //! 4. **Parallel ranges**, opt-in ([`ChunkDownloader::parallel`]; on by default in the
 //!    [`Recorder`](crate::recorder::Recorder)): the first request asks for `bytes=0-{threshold-1}`; a larger chunk
 //!    goes on, while that first response streams, with parts of [`ParallelPolicy::part_size`] bytes,

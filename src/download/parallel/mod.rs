@@ -15,8 +15,7 @@ pub(crate) use scheduler::{Parallel, Scheduler};
 /// included), every part pinned with `If-Match` to the version of the first response. The SHA-256 still covers the
 /// whole object in order: a part that arrives ahead of its turn waits in memory, and no new part starts until one
 /// was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`] bytes of parts however large it is (plus
-/// connection and hashing buffers: 76–81 MiB peak RSS in all with the defaults, at 256 MiB as at 1 GiB, in the
-/// download benchmark).
+/// connection and hashing buffers).
 ///
 /// ```
 /// use acs_recording::download::ParallelPolicy;
@@ -71,5 +70,5 @@ impl ParallelPolicy {
     }
 }
 
-/// 256 MB/s: a single connection this fast already keeps the hash (one core) busy on the machines we measure on.
+/// 256 MB/s: a single connection this fast already keeps the hash (one core) busy.
 pub const DEFAULT_FAST_STREAM: u64 = 256_000_000;
