@@ -59,7 +59,7 @@ async fn main() -> Result<(), BoxError> {
     let recording = emulator.storage().record(RecordingSpec::new("emulator-demo-call", total));
     eprintln!("demo recording of call {} ({} bytes):", recording.call_id, recording.bytes());
     for chunk in &recording.chunks {
-        let sha: String = chunk.sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let sha = chunk.sha256.to_string();
         eprintln!("  #{} {} {} bytes sha256 {sha}", chunk.index, chunk.content_location, chunk.size);
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use acs_recording::download::sink::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
+use acs_recording::Sha256Digest;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -101,7 +102,7 @@ async fn a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it(back
         writer.begin(&version()).await.unwrap();
         writer.write(Bytes::from(bytes.clone())).await.unwrap();
     }
-    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let sha = Sha256Digest::from(Sha256::digest(&bytes));
     let a = first.commit(bytes.len() as u64, sha).await.unwrap();
     let b = second.commit(bytes.len() as u64, sha).await.unwrap();
     assert_eq!(a, b);

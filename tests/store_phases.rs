@@ -14,7 +14,7 @@ use acs_recording::emulator::{Emulator, Link, RecordingSpec, StoredRecording};
 use acs_recording::journal::Job;
 use common::storage::served;
 use http::Method;
-use store_support::checks::{assert_stored, hex, media_requests_answered, wait_for_done, wait_until};
+use store_support::checks::{assert_stored, media_requests_answered, wait_for_done, wait_until};
 use store_support::proxy::{Action, FaultProxy, Match, Partition};
 use store_support::replica::Replica;
 use store_support::{azurite_url, Backend};
@@ -58,7 +58,7 @@ impl Faulty {
     async fn assert_done(&self, event: &OutgoingEvent, recording: &StoredRecording, replicas: &[Replica]) -> Job {
         let job = wait_for_done(&self.backend, event, replicas).await;
         for (progress, chunk) in job.chunks.iter().zip(&recording.chunks) {
-            assert_eq!(progress.sha256.as_deref(), Some(hex(&chunk.sha256).as_str()), "{job:?}");
+            assert_eq!(progress.sha256, Some(chunk.sha256), "{job:?}");
         }
         assert_stored(&self.backend, &[recording]).await;
         job

@@ -85,9 +85,9 @@ async fn an_announced_recording_is_downloaded_once_chunk_by_chunk() {
     let manifests = manifests.lock().unwrap();
     assert_eq!(manifests.len(), 1, "the redelivery is not downloaded again");
     assert_eq!(manifests[0].call_id, "call-e2e");
-    let got: Vec<(i64, &str, [u8; 32])> =
+    let got: Vec<(i64, &str, acs_recording::Sha256Digest)> =
         manifests[0].chunks.iter().map(|chunk| (chunk.index, chunk.document_id.as_str(), chunk.sha256)).collect();
-    let expected: Vec<(i64, &str, [u8; 32])> =
+    let expected: Vec<(i64, &str, acs_recording::Sha256Digest)> =
         recording.chunks.iter().map(|chunk| (chunk.index, chunk.document_id.as_str(), chunk.sha256)).collect();
     assert_eq!(got, expected);
 }

@@ -412,7 +412,7 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
             chunk.index,
             chunk.document_id,
             chunk.bytes.unwrap_or(0),
-            chunk.sha256.as_deref().map_or("-", |sha| &sha[..16]),
+            chunk.sha256.map_or("-".to_owned(), |sha| sha.to_string()[..16].to_owned()),
             chunk.location.as_deref().unwrap_or("-"),
             if *ok { "" } else { "  <-- SHA-256 MISMATCH" },
         );

@@ -149,8 +149,6 @@ pub use body::ChunkBody;
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
-#[cfg(feature = "recorder")]
-pub(crate) use manifest::hex;
 pub use manifest::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use parallel::{ParallelPolicy, DEFAULT_FAST_STREAM};
 pub use resumable_sha256::{ResumableSha256, Sha256State};

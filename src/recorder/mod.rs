@@ -55,9 +55,8 @@
 //!     if jobs.first().is_some_and(|job| job.state == JobState::Done) { break jobs[0].clone() }
 //!     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 //! };
-//! let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
 //! for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
-//!     assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));
+//!     assert_eq!(progress.sha256, Some(chunk.sha256));
 //! }
 //! let _ = stop.send(());
 //! workers.await??;

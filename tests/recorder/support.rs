@@ -14,6 +14,7 @@ pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredR
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
 pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
+pub(crate) use acs_recording::Sha256Digest;
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
@@ -151,7 +152,7 @@ pub(crate) fn assert_files_right(job: &Job, recording: &StoredRecording) {
         let location = progress.location.as_deref().expect("stored");
         let digest: [u8; 32] = Sha256::digest(std::fs::read(location).unwrap()).into();
         assert_eq!(digest, chunk.sha256, "{location}");
-        assert_eq!(progress.sha256.as_deref(), Some(hex(&digest).as_str()));
+        assert_eq!(progress.sha256, Some(Sha256Digest::from(digest)));
         assert_eq!(progress.bytes, Some(chunk.size));
     }
     // The recording's manifest beside its chunks lists each one as the journal does.
@@ -164,15 +165,11 @@ pub(crate) fn assert_files_right(job: &Job, recording: &StoredRecording) {
     let listed = manifest["chunks"].as_array().unwrap();
     assert_eq!(listed.len(), job.chunks.len(), "{manifest}");
     for (listed, progress) in listed.iter().zip(&job.chunks) {
-        assert_eq!(listed["sha256"].as_str(), progress.sha256.as_deref(), "{manifest}");
+        assert_eq!(listed["sha256"].as_str(), progress.sha256.map(|d| d.to_string()).as_deref(), "{manifest}");
         assert_eq!(listed["location"].as_str(), progress.location.as_deref(), "{manifest}");
         assert_eq!(listed["metadataLocation"].as_str(), progress.metadata_location.as_deref(), "{manifest}");
         assert!(progress.metadata_location.is_some(), "{progress:?}");
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn content_bytes_served(emulator: &Emulator, recording: &StoredRecording) -> u64 {

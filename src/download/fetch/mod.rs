@@ -28,7 +28,7 @@ use super::location::Destinations;
 use super::resumable_sha256::Sha256Hasher;
 use super::retry::{Failure, RetryState};
 use super::sink::ObjectVersion;
-use crate::BoxError;
+use crate::{BoxError, Sha256Digest};
 
 /// Redirects followed for one object, in all.
 const MAX_REDIRECTS: u32 = 5;
@@ -48,7 +48,7 @@ pub(crate) enum Event {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finished {
     pub(crate) bytes: u64,
-    pub(crate) sha256: [u8; 32],
+    pub(crate) sha256: Sha256Digest,
 }
 
 /// One object being fetched.

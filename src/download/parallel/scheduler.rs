@@ -15,6 +15,7 @@ use crate::download::digest::Digests;
 use crate::download::error::{Detail, Error, ErrorKind, Scope, Task};
 use crate::download::fetch::{Event, Fetch};
 use crate::download::sink::PositionalWriter;
+use crate::Sha256Digest;
 
 /// Bytes of the first response after which its rate decides how many requests the chunk uses.
 const PROBE: u64 = 4 << 20;
@@ -31,7 +32,7 @@ enum Message {
 /// How a parallel download ended.
 pub(crate) enum Parallel {
     /// Every part is stored; the hashes when they were computed on the way.
-    Complete { requests: u32, hashes: Option<([u8; 32], Option<[u8; 16]>)> },
+    Complete { requests: u32, hashes: Option<(Sha256Digest, Option<[u8; 16]>)> },
     /// The object changed under a part, or a part failed its check: the chunk must restart from byte 0.
     Changed { requests: u32, cause: Error },
 }

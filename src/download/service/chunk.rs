@@ -16,6 +16,7 @@ use crate::download::parallel::ParallelPolicy;
 use crate::download::sink::{extension_for_format, ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter, Stored};
 use crate::download::{ChunkManifest, Outcome};
 use crate::recording::{RecordingChunk, RecordingFormatType};
+use crate::Sha256Digest;
 
 /// What the sink holds of a chunk, once its target is open.
 enum Opened<W> {
@@ -34,7 +35,7 @@ enum Opened<W> {
 /// A chunk's media, stored: its size, its SHA-256 and the requests it took.
 struct Media {
     bytes: u64,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
     requests: u32,
 }
 

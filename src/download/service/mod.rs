@@ -35,7 +35,7 @@ use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
 use crate::signing::AllowList;
-use crate::BoxError;
+use crate::{BoxError, Sha256Digest};
 
 /// The largest metadata document accepted, by default.
 pub const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
@@ -229,7 +229,7 @@ pub(super) struct RecordingState {
 /// How a chunk's media stream ended.
 pub(super) enum Streamed {
     /// Every byte is in the writer: its size and SHA-256, and the requests it took.
-    Done { bytes: u64, sha256: [u8; 32], requests: u32 },
+    Done { bytes: u64, sha256: Sha256Digest, requests: u32 },
     /// The object changed under a parallel download, or failed a check: the chunk starts over. The cause ends up
     /// as the source of the error when it happens too often.
     Changed { requests: u32, cause: Option<BoxError> },

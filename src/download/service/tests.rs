@@ -2,6 +2,7 @@ use super::*;
 use crate::download::error::chain_line;
 use crate::download::sink::ChunkTarget;
 use crate::download::Outcome;
+use crate::Sha256Digest;
 use http_body_util::Full;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
@@ -147,8 +148,8 @@ async fn an_unknown_total_never_ends_a_chunk_early() {
         .unwrap()
         .unwrap();
     let stored = std::fs::read(dir.path().join("call/0-d.wav")).unwrap();
-    let want: [u8; 32] = Sha256::digest(&object).into();
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&stored)), want);
+    let want = Sha256Digest::from(Sha256::digest(&object));
+    assert_eq!(Sha256Digest::from(Sha256::digest(&stored)), want);
     assert_eq!((manifest.chunks[0].bytes, manifest.chunks[0].sha256), (100, want));
 }
 

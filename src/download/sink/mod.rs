@@ -24,6 +24,7 @@
 mod directory;
 #[cfg(feature = "object-store")]
 mod object;
+mod record;
 mod writer;
 
 use std::future::Future;
@@ -33,10 +34,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use super::Sha256State;
 use crate::recording::RecordingMetadata;
+use crate::Sha256Digest;
+
+/// Names are sanitised alike in every sink and in the journal: the one function lives at the crate root.
+pub use crate::name::sanitize_name;
 
 pub use directory::{DirectorySink, DirectoryWriter};
 #[cfg(feature = "object-store")]
@@ -113,12 +117,12 @@ pub struct Stored {
     /// Its size.
     pub bytes: u64,
     /// Its SHA-256.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 impl Stored {
     /// Describes a stored chunk.
-    pub fn new(location: String, bytes: u64, sha256: [u8; 32]) -> Self {
+    pub fn new(location: String, bytes: u64, sha256: Sha256Digest) -> Self {
         Self { location, bytes, sha256 }
     }
 }
@@ -203,8 +207,8 @@ pub(crate) fn chunk_base_name(target: &ChunkTarget<'_>) -> String {
     if sanitised == target.document_id {
         return format!("{}-{sanitised}", target.index);
     }
-    let digest = sha2::Sha256::digest(target.document_id.as_bytes());
-    format!("{}-{sanitised}-{}", target.index, crate::download::manifest::hex(&digest[..8]))
+    let digest = Sha256Digest::of(target.document_id).to_string();
+    format!("{}-{sanitised}-{}", target.index, &digest[..16])
 }
 
 /// The error of a sink that finds another chunk's committed files under a chunk's name: never taken as this chunk,
@@ -280,7 +284,7 @@ pub trait SinkWriter: Send + 'static {
 
     /// Makes the chunk durable under its final name, once all `bytes` (with this SHA-256) were written and
     /// verified; returns where it is.
-    fn commit(self, bytes: u64, sha256: [u8; 32]) -> impl Future<Output = io::Result<String>> + Send;
+    fn commit(self, bytes: u64, sha256: Sha256Digest) -> impl Future<Output = io::Result<String>> + Send;
 }
 
 /// The future of a [`PositionalWriter`] call, boxed because the writer is shared as a trait object.
@@ -313,33 +317,6 @@ pub fn extension_for_format(format: Option<&str>) -> &'static str {
         Some(f) if f.eq_ignore_ascii_case("mp4") => "mp4",
         _ => "bin",
     }
-}
-
-/// A name made safe for a file system: `[A-Za-z0-9._-]` only, no `..`, no leading `.`, at most 128 characters,
-/// never empty.
-///
-/// ```
-/// use acs_recording::download::sink::sanitize_name;
-/// assert_eq!(sanitize_name("../../etc/passwd"), "______etc_passwd");
-/// assert_eq!(sanitize_name("a b\u{0}c"), "a_b_c");
-/// assert_eq!(sanitize_name(""), "_");
-/// ```
-pub fn sanitize_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .take(128)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .collect();
-    while out.contains("..") {
-        out = out.replace("..", "__");
-    }
-    if out.starts_with('.') {
-        out.replace_range(..1, "_");
-    }
-    if out.is_empty() {
-        out.push('_');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use md5::{Digest as _, Md5};
 
 use crate::emulator::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
 use crate::emulator::metadata::{after, ChunkMetadata};
+use crate::Sha256Digest;
 
 pub(crate) use body::Counted;
 pub use body::StorageBody;
@@ -72,7 +73,7 @@ pub struct DocumentInfo {
     /// Its current ETag, quotes included.
     pub etag: String,
     /// SHA-256 of its current content.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     /// Whether it was deleted.
     pub deleted: bool,
 }

@@ -12,17 +12,17 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use writer::ObjectStoreWriter;
 
+use super::record::ChunkRecord;
 use super::{
     another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink,
     Stored,
 };
-use crate::download::manifest::{hex, parse_sha256};
 use crate::store::{io_error, put_create, StoreLocation};
+use crate::Sha256Digest;
 
 /// Parts of a multipart upload: 8 MiB, a multiple of what every store accepts (S3's 5 MiB minimum, Azure blocks).
 pub const PART_SIZE: usize = 8 << 20;
@@ -173,19 +173,8 @@ impl ObjectStoreSink {
     }
 }
 
-/// What a commit records about a final object, in its manifest.
-#[derive(Debug, Serialize, Deserialize)]
-struct Committed {
-    bytes: u64,
-    /// Lower-case hex.
-    sha256: String,
-    /// The chunk's document id, unsanitised; absent in manifests written before it was recorded.
-    #[serde(default, rename = "documentId", skip_serializing_if = "Option::is_none")]
-    document_id: Option<String>,
-}
-
 /// The SHA-256 of an object, streamed (for a final object whose manifest is missing or does not match).
-async fn hash_object(store: &dyn ObjectStore, key: &Path) -> io::Result<(u64, [u8; 32])> {
+async fn hash_object(store: &dyn ObjectStore, key: &Path) -> io::Result<(u64, Sha256Digest)> {
     let mut stream = store.get(key).await.map_err(io_error)?.into_stream();
     let (mut sha, mut bytes) = (Sha256::new(), 0u64);
     while let Some(piece) = stream.next().await {
@@ -208,15 +197,13 @@ impl Sink for ObjectStoreSink {
                     Ok(found) => found.bytes().await.ok(),
                     Err(_) => None,
                 };
-                let committed = manifest.and_then(|raw| serde_json::from_slice::<Committed>(&raw).ok());
-                if let Some(stored) = committed.as_ref().and_then(|c| c.document_id.as_deref()) {
+                let (committed, owner) = manifest.map_or((None, None), |raw| ChunkRecord::read(&raw));
+                if let Some(stored) = owner.as_deref() {
                     if stored != target.document_id {
                         return Err(another_chunk(media.as_ref(), stored, target.document_id));
                     }
                 }
-                let recorded = committed
-                    .filter(|c| c.bytes == meta.size)
-                    .and_then(|c| parse_sha256(&c.sha256).map(|s| (c.bytes, s)));
+                let recorded = committed.filter(|c| c.bytes == meta.size).map(|c| (c.bytes, c.sha256));
                 let (bytes, sha256) = match recorded {
                     Some(recorded) => recorded,
                     None => {
@@ -272,12 +259,6 @@ impl Sink for ObjectStoreSink {
     }
 }
 
-/// The manifest a commit writes: its size, SHA-256 in hex and document id.
-fn manifest_bytes(bytes: u64, sha256: &[u8; 32], document_id: &str) -> io::Result<Bytes> {
-    let committed = Committed { bytes, sha256: hex(sha256), document_id: Some(document_id.to_owned()) };
-    serde_json::to_vec(&committed).map(Bytes::from).map_err(io::Error::other)
-}
-
 /// The store of a sink, shared by its writers.
 type SharedStore = Arc<dyn ObjectStore>;
 
@@ -287,9 +268,10 @@ mod tests {
 
     #[test]
     fn manifests_read_back() {
-        let raw = manifest_bytes(3, &[7u8; 32], "d").unwrap();
-        let committed: Committed = serde_json::from_slice(&raw).unwrap();
-        assert_eq!((committed.bytes, parse_sha256(&committed.sha256)), (3, Some([7u8; 32])));
-        assert_eq!(parse_sha256("xyz"), None);
+        let raw = ChunkRecord::new(3, Sha256Digest::new([7u8; 32]), "d", Vec::new()).to_bytes().unwrap();
+        let (committed, _) = ChunkRecord::read(&raw);
+        let committed = committed.unwrap();
+        assert_eq!((committed.bytes, Some(committed.sha256)), (3, Some(Sha256Digest::new([7u8; 32]))));
+        assert_eq!("xyz".parse::<Sha256Digest>().ok(), None);
     }
 }

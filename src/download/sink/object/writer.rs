@@ -13,10 +13,12 @@ use object_store::path::Path;
 use object_store::{CopyMode, CopyOptions, ObjectStoreExt, WriteMultipart};
 
 use super::multipart::{delete_record, PartUpload, Record, PARTS_IN_FLIGHT};
-use super::{manifest_bytes, SharedStore, PART_SIZE};
+use super::{SharedStore, PART_SIZE};
+use crate::download::sink::record::ChunkRecord;
 use crate::download::sink::{ObjectVersion, SinkWriter};
 use crate::download::Sha256State;
 use crate::store::{io_error, put_create, unique_token};
+use crate::Sha256Digest;
 
 /// The keys one chunk is written under.
 #[derive(Debug, Clone)]
@@ -164,7 +166,7 @@ impl SinkWriter for ObjectStoreWriter {
         }
     }
 
-    async fn commit(mut self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(mut self, bytes: u64, sha256: Sha256Digest) -> io::Result<String> {
         if self.written != bytes {
             return Err(io::Error::other(format!(
                 "`{}` received {} bytes, expected {bytes}",
@@ -181,8 +183,8 @@ impl SinkWriter for ObjectStoreWriter {
         }
         let store = self.store.clone();
         // The manifest lands before the final key does, so that every final object has one to be checked by.
-        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256, &self.keys.document_id)?)
-            .await?;
+        let record = ChunkRecord::new(bytes, sha256, &self.keys.document_id, Vec::new());
+        put_create(store.as_ref(), &self.keys.manifest, record.to_bytes()?).await?;
         let create_only = CopyOptions::new().with_mode(CopyMode::Create);
         match store.copy_opts(&self.staging, &self.keys.media, create_only).await {
             Ok(()) => {}
