@@ -268,8 +268,8 @@ pub trait SinkWriter: Send + 'static {
     }
 
     /// The chunk's metadata document, typed, once fetched and before [`commit`](SinkWriter::commit): a sink may
-    /// record what it needs of it beside the media (the [`DirectorySink`] writes the channel → participant map of
-    /// an unmixed recording into the chunk's manifest). The default ignores it.
+    /// record what it needs of it beside the media (the [`DirectorySink`] and the `ObjectStoreSink` write the
+    /// channel → participant map of an unmixed recording into the chunk's manifest). The default ignores it.
     fn describe(&mut self, metadata: &RecordingMetadata) {
         let _ = metadata;
     }

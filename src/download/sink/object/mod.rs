@@ -34,8 +34,9 @@ pub const PART_SIZE: usize = 8 << 20;
 /// 2. Media streams into a multipart upload to a staging key unique to the attempt,
 ///    `<call id>/.<index>-<document id>.<ext>.<token>.partial`, in parts of [`PART_SIZE`] with at most two parts in
 ///    flight: memory stays constant whatever the chunk's size. A partial upload never carries the final key.
-/// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size and
-///    SHA-256) is written create-only, the staging object is copied create-only to the final key and deleted. A
+/// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size,
+///    SHA-256, document id and, for an unmixed recording, the channel → participant map, as the directory sink
+///    records it) is written create-only, the staging object is copied create-only to the final key and deleted. A
 ///    final key that already exists means another replica finished first: the commit succeeds.
 /// 4. A final key with its manifest is [`Existing::Complete`]: the chunk is never downloaded again. Staging objects
 ///    older than [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
@@ -273,5 +274,39 @@ mod tests {
         let committed = committed.unwrap();
         assert_eq!((committed.bytes, Some(committed.sha256)), (3, Some(Sha256Digest::new([7u8; 32]))));
         assert_eq!("xyz".parse::<Sha256Digest>().ok(), None);
+    }
+
+    #[tokio::test]
+    async fn the_channel_map_of_the_metadata_lands_in_the_record() {
+        use crate::download::sink::{ObjectVersion, SinkWriter};
+        use crate::recording::RecordingMetadata;
+
+        let folder = tempfile::tempdir().unwrap();
+        let location = StoreLocation::parse(&format!("file://{}", folder.path().display())).unwrap();
+        let sink = ObjectStoreSink::new(location);
+        let target = ChunkTarget::new("call", "doc", 0, "wav");
+        let Existing::Absent(mut writer) = sink.open(&target).await.unwrap() else { panic!("nothing stored yet") };
+        let metadata: RecordingMetadata = serde_json::from_str(
+            r#"{"participants":[{"participantId":"8:acs:b","channel":1},{"participantId":"8:acs:a","channel":0}]}"#,
+        )
+        .unwrap();
+        writer.describe(&metadata);
+        writer.begin(&ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(11))).await.unwrap();
+        writer.write(Bytes::from_static(b"hello world")).await.unwrap();
+        writer.commit(11, Sha256Digest::of(b"hello world")).await.unwrap();
+        let raw = sink.location.store().get(&sink.manifest_key(&target)).await.unwrap().bytes().await.unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({
+                "bytes": 11,
+                "sha256": Sha256Digest::of(b"hello world").to_string(),
+                "documentId": "doc",
+                "channels": [{"channel": 0, "participantId": "8:acs:a"}, {"channel": 1, "participantId": "8:acs:b"}],
+            })
+        );
+        // A record with a channel map still marks the chunk complete.
+        let Existing::Complete(stored) = sink.open(&target).await.unwrap() else { panic!("committed") };
+        assert_eq!((stored.bytes, stored.sha256), (11, Sha256Digest::of(b"hello world")));
     }
 }

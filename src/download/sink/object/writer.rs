@@ -17,6 +17,7 @@ use super::{SharedStore, PART_SIZE};
 use crate::download::sink::record::ChunkRecord;
 use crate::download::sink::{ObjectVersion, SinkWriter};
 use crate::download::Sha256State;
+use crate::recording::{ChannelAssignment, RecordingMetadata};
 use crate::store::{io_error, put_create, unique_token};
 use crate::Sha256Digest;
 
@@ -43,6 +44,8 @@ pub struct ObjectStoreWriter {
     written: u64,
     /// What a resumed upload had committed, for the downloader to go on hashing from.
     resumed_from: Option<Sha256State>,
+    /// The channel → participant map of the chunk's metadata, for its record.
+    channels: Vec<ChannelAssignment>,
 }
 
 /// The upload of the current attempt.
@@ -68,7 +71,7 @@ impl fmt::Debug for ObjectStoreWriter {
 impl ObjectStoreWriter {
     pub(super) fn new(store: SharedStore, parts: Option<Arc<dyn MultipartStore>>, keys: Keys) -> Self {
         let staging = staging_key(&keys);
-        Self { store, parts, keys, staging, upload: Upload::None, written: 0, resumed_from: None }
+        Self { store, parts, keys, staging, upload: Upload::None, written: 0, resumed_from: None, channels: Vec::new() }
     }
 
     /// Goes on with the upload a record describes; its committed bytes are already written.
@@ -84,6 +87,7 @@ impl ObjectStoreWriter {
             upload: Upload::Parts(Box::new(upload)),
             written: committed.bytes(),
             resumed_from: Some(committed),
+            channels: Vec::new(),
         }
     }
 
@@ -153,6 +157,10 @@ impl SinkWriter for ObjectStoreWriter {
         Ok(())
     }
 
+    fn describe(&mut self, metadata: &RecordingMetadata) {
+        self.channels = metadata.channels();
+    }
+
     fn stored_digest(&self) -> Option<Sha256State> {
         self.resumed_from
     }
@@ -183,7 +191,8 @@ impl SinkWriter for ObjectStoreWriter {
         }
         let store = self.store.clone();
         // The manifest lands before the final key does, so that every final object has one to be checked by.
-        let record = ChunkRecord::new(bytes, sha256, &self.keys.document_id, Vec::new());
+        let channels = std::mem::take(&mut self.channels);
+        let record = ChunkRecord::new(bytes, sha256, &self.keys.document_id, channels);
         put_create(store.as_ref(), &self.keys.manifest, record.to_bytes()?).await?;
         let create_only = CopyOptions::new().with_mode(CopyMode::Create);
         match store.copy_opts(&self.staging, &self.keys.media, create_only).await {
