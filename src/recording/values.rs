@@ -73,6 +73,27 @@ open_enum! {
     }
 }
 
+impl RecordingFormatType {
+    /// The file extension for media of this format: `wav`, `mp3`, `mp4`, or `bin` for a format this version does
+    /// not know. The value is matched ignoring ASCII case and surrounding spaces.
+    ///
+    /// ```
+    /// use acs_recording::recording::RecordingFormatType;
+    /// assert_eq!(RecordingFormatType::parse("Wav").extension(), "wav");
+    /// assert_eq!(RecordingFormatType::parse(" mp3 ").extension(), "mp3");
+    /// assert_eq!(RecordingFormatType::parse("ogg").extension(), "bin");
+    /// ```
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Mp3 => "mp3",
+            Self::Mp4 => "mp4",
+            Self::Other(other) if other.trim().len() != other.len() => Self::parse(other.trim()).extension(),
+            Self::Other(_) => "bin",
+        }
+    }
+}
+
 impl RecordingStorageType {
     /// Whether the recording was exported to the customer's own container. `false` for ACS storage and for any
     /// value this version does not know: then the recording is downloaded from ACS, which never loses it.
@@ -101,6 +122,13 @@ mod tests {
         assert_eq!(RecordingFormatType::parse("wav"), RecordingFormatType::Wav);
         assert_eq!(RecordingChannelType::parse("unmixed"), RecordingChannelType::Unmixed);
         assert_eq!(RecordingContentType::parse("audioVideo"), RecordingContentType::AudioVideo);
+    }
+
+    #[test]
+    fn extensions_follow_the_format_type() {
+        for (format, ext) in [("Wav", "wav"), ("MP3", "mp3"), ("mp4", "mp4"), ("Unknown", "bin"), (" wav", "wav")] {
+            assert_eq!(RecordingFormatType::parse(format).extension(), ext);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::download::digest::replayed;
 use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::download::fetch::Fetch;
 use crate::download::parallel::ParallelPolicy;
-use crate::download::sink::{extension_for_format, ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter, Stored};
+use crate::download::sink::{ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter, Stored};
 use crate::download::{ChunkManifest, Outcome};
 use crate::recording::{RecordingChunk, RecordingFormatType};
 use crate::Sha256Digest;
@@ -83,12 +83,12 @@ where
         let scope = Scope::chunk(chunk.index(), chunk.document_id());
         let mut metadata = None;
         let extension = match state.format.as_ref() {
-            Some(format) => extension_for_format(Some(format.as_str())),
+            Some(format) => format.extension(),
             None => {
                 let document = self.fetch_metadata(&scope, plan.metadata.clone()).await?;
-                let extension = extension_for_format(
-                    document.parsed.as_ref().and_then(|m| m.format()).map(RecordingFormatType::as_str),
-                );
+                // A document without a format names the media as an unknown format does.
+                let format = document.parsed.as_ref().and_then(|m| m.format());
+                let extension = format.map_or("bin", RecordingFormatType::extension);
                 metadata = Some(document);
                 extension
             }

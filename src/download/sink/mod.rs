@@ -302,23 +302,6 @@ pub trait PositionalWriter: Send + Sync + 'static {
     fn complete(&self, start: u64, end: u64) -> WriteFuture<'_>;
 }
 
-/// The media file extension for a `recordingFormatType` (`SPEC.md` §3): `wav`, `mp3`, `mp4`, else `bin`.
-///
-/// ```
-/// use acs_recording::download::sink::extension_for_format;
-/// assert_eq!(extension_for_format(Some("Wav")), "wav");
-/// assert_eq!(extension_for_format(Some("ogg")), "bin");
-/// assert_eq!(extension_for_format(None), "bin");
-/// ```
-pub fn extension_for_format(format: Option<&str>) -> &'static str {
-    match format.map(str::trim) {
-        Some(f) if f.eq_ignore_ascii_case("wav") => "wav",
-        Some(f) if f.eq_ignore_ascii_case("mp3") => "mp3",
-        Some(f) if f.eq_ignore_ascii_case("mp4") => "mp4",
-        _ => "bin",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,13 +343,6 @@ mod tests {
         let version: ObjectVersion = serde_json::from_slice(old).unwrap();
         assert_eq!(version, ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(5)));
         assert_eq!(version.content_md5, None);
-    }
-
-    #[test]
-    fn extensions_follow_the_format_type() {
-        for (format, ext) in [("Wav", "wav"), ("MP3", "mp3"), ("mp4", "mp4"), ("Unknown", "bin")] {
-            assert_eq!(extension_for_format(Some(format)), ext);
-        }
     }
 }
 
