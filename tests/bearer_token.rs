@@ -386,8 +386,9 @@ async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
 #[tokio::test]
 async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     use acs_recording::download::sink::DirectorySink;
-    use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+    use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
     use acs_recording::emulator::{Emulator, RecordingSpec};
+    use acs_recording::eventgrid::Schema;
     use acs_recording::journal::{FileJournal, JobState, Journal};
     use acs_recording::recorder::Recorder;
 

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use acs_recording::download::{sink::DirectorySink, ChunkDownloader, RecordingManifest};
 use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema,
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent,
 };
 use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::Schema;
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer};
 use acs_recording::recording::{Recording, RecordingEvents};
 use acs_recording::signing::HmacSigningLayer;

@@ -6,9 +6,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryKind, DeliveryOutcome, EventGridPublisher, Schema,
+    recording_file_status_updated, DeliveryKind, DeliveryOutcome, EventGridPublisher,
 };
+
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::Schema;
 use acs_recording::journal::{FileJournal, Job, JobId, Journal};
 use acs_recording::{BoxError, Sha256Digest};
 use sha2::{Digest, Sha256};

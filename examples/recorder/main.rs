@@ -39,7 +39,7 @@ use std::process::ExitCode;
 use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::ParallelPolicy;
-use acs_recording::emulator::eventgrid::Schema;
+use acs_recording::eventgrid::Schema;
 use acs_recording::signing::BearerTokenLayer;
 use acs_recording::BoxError;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -197,7 +197,7 @@ struct Args {
     demo_chunk_size: u64,
 
     /// Demo: Event Grid schema of the subscription, `eventgrid` or `cloudevents`.
-    #[arg(long, default_value = "eventgrid")]
+    #[arg(long, default_value = "eventgrid", value_parser = acs_recording::emulator::eventgrid::parse_schema)]
     demo_schema: Schema,
 
     /// Demo: serve the storage without faults (by default a connection drops mid-chunk and a chunk answers 503

@@ -14,26 +14,25 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::StoredRecording;
+use crate::eventgrid::Schema;
 
-/// The envelope schema of a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schema {
-    /// The Event Grid schema: a JSON array of `{id, topic, subject, eventType, eventTime, data, ...}`.
-    #[default]
-    EventGrid,
-    /// CloudEvents 1.0, delivered as `application/cloudevents-batch+json`.
-    CloudEvents,
-}
-
-impl std::str::FromStr for Schema {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "eventgrid" | "event-grid" => Ok(Schema::EventGrid),
-            "cloudevents" | "cloud-events" => Ok(Schema::CloudEvents),
-            other => Err(format!("unknown schema `{other}` (expected eventgrid or cloudevents)")),
-        }
+/// The envelope schema a subscription is named by on a command line: `eventgrid` (or `event-grid`) or
+/// `cloudevents` (or `cloud-events`), in any case. The Event Grid schema delivers a JSON array of
+/// `{id, topic, subject, eventType, eventTime, data, ...}`; CloudEvents 1.0 is delivered as
+/// `application/cloudevents-batch+json`.
+///
+/// ```
+/// use acs_recording::emulator::eventgrid::parse_schema;
+/// use acs_recording::eventgrid::Schema;
+/// assert_eq!(parse_schema("CloudEvents"), Ok(Schema::CloudEvents));
+/// assert_eq!(parse_schema("event-grid"), Ok(Schema::EventGrid));
+/// assert_eq!(parse_schema("xml").unwrap_err(), "unknown schema `xml` (expected eventgrid or cloudevents)");
+/// ```
+pub fn parse_schema(name: &str) -> Result<Schema, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "eventgrid" | "event-grid" => Ok(Schema::EventGrid),
+        "cloudevents" | "cloud-events" => Ok(Schema::CloudEvents),
+        other => Err(format!("unknown schema `{other}` (expected eventgrid or cloudevents)")),
     }
 }
 

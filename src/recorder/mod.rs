@@ -11,7 +11,8 @@
 //! # #[cfg(feature = "emulator")]
 //! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
 //! use acs_recording::download::sink::DirectorySink;
-//! use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+//! use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
+//! use acs_recording::eventgrid::Schema;
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 //! use acs_recording::journal::{FileJournal, JobState, Journal};

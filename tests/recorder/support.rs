@@ -8,9 +8,10 @@ pub(crate) use acs_recording::download::{
     RetryPolicy as FetchRetry,
 };
 pub(crate) use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy,
 };
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+pub(crate) use acs_recording::eventgrid::Schema;
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
 pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
