@@ -128,6 +128,8 @@
 //! signing layer the same list (it refuses on its own too), and name loopback or IP hosts explicitly only in
 //! tests. File names are [sanitised](sink::sanitize_name) and never leave the sink's folder.
 
+mod attempt;
+mod backoff;
 mod body;
 mod client;
 #[cfg(feature = "recorder")]
@@ -145,6 +147,7 @@ pub(crate) mod retry;
 mod service;
 pub mod sink;
 
+pub use backoff::Backoff;
 pub use body::ChunkBody;
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
