@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::media::SAMPLE_RATE;
-use super::storage::iso8601;
+use super::iso8601;
 
 /// What one chunk's metadata document says.
 pub(super) struct ChunkMetadata<'a> {

@@ -297,3 +297,8 @@ async fn with_token(storage: &Storage, request: http::Request<Incoming>) -> http
         }
     }
 }
+
+/// `2026-11-26T08:28:18.000Z` from a system time (UTC): the dates of the emulator's events and metadata.
+pub(crate) fn iso8601(time: std::time::SystemTime) -> String {
+    crate::time::format_rfc3339(time, 3)
+}

@@ -24,6 +24,7 @@ use http_body_util::Full;
 use md5::{Digest as _, Md5};
 
 use crate::emulator::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
+use crate::emulator::iso8601;
 use crate::emulator::metadata::{after, ChunkMetadata};
 use crate::Sha256Digest;
 
@@ -537,11 +538,6 @@ fn info(document: &Document) -> DocumentInfo {
 fn short_hash(bytes: &[u8]) -> u64 {
     let digest = sha2::Sha256::digest(bytes);
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
-/// `2026-11-26T08:28:18.000Z` from a system time (UTC).
-pub(crate) fn iso8601(time: SystemTime) -> String {
-    crate::time::format_rfc3339(time, 3)
 }
 
 #[cfg(test)]
