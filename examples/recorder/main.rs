@@ -177,7 +177,7 @@ struct Args {
 
     /// A first response at least this fast (bytes per second) keeps a large chunk to two requests at a time; 0 always
     /// uses --parallelism.
-    #[arg(long, default_value_t = acs_recording::download::DEFAULT_FAST_STREAM)]
+    #[arg(long, default_value_t = acs_recording::download::ParallelPolicy::default().fast_stream.unwrap_or_default())]
     fast_stream: u64,
 
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).

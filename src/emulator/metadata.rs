@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::media::SAMPLE_RATE;
 use super::iso8601;
+use super::media::SAMPLE_RATE;
 
 /// What one chunk's metadata document says.
 pub(super) struct ChunkMetadata<'a> {

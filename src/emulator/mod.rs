@@ -87,9 +87,9 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
 
+use storage::DEFAULT_CHUNK_LIMIT;
 pub use storage::{
     DocumentInfo, Fault, Link, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
-    DEFAULT_CHUNK_LIMIT,
 };
 
 use crate::body::ResponseBody;
@@ -110,7 +110,7 @@ pub struct EmulatorBuilder {
 }
 
 impl EmulatorBuilder {
-    /// Sets the chunk limit (default [`DEFAULT_CHUNK_LIMIT`], 1.5 GB); tests use small limits.
+    /// Sets the chunk limit in bytes (default 1.5 GB, `1_500_000_000`, as ACS); tests use small limits.
     pub fn chunk_limit(mut self, bytes: u64) -> Self {
         self.chunk_limit = bytes.max(64);
         self

@@ -35,19 +35,19 @@ pub struct ParallelPolicy {
     pub parallelism: usize,
     /// A first response that delivers at least this many bytes per second over its first 4 MiB keeps the chunk to
     /// two requests at a time: on such a link more connections only compete with the hash for CPU. `None` always
-    /// uses `parallelism`.
+    /// uses `parallelism`. 256 MB/s (`256_000_000`) by default.
     pub fast_stream: Option<u64>,
 }
 
 impl Default for ParallelPolicy {
-    /// Chunks over 32 MiB in parts of 8 MiB, 8 at once.
+    /// Chunks over 32 MiB in parts of 8 MiB, 8 at once; a first response of 256 MB/s or more keeps a chunk to two.
     fn default() -> Self {
         Self { threshold: 32 << 20, part_size: 8 << 20, parallelism: 8, fast_stream: Some(DEFAULT_FAST_STREAM) }
     }
 }
 
 impl ParallelPolicy {
-    /// A policy with these sizes (each at least 1).
+    /// A policy with these sizes (each at least 1), and the default `fast_stream` of 256 MB/s.
     pub fn new(threshold: u64, part_size: u64, parallelism: usize) -> Self {
         Self {
             threshold: threshold.max(1),
@@ -71,4 +71,4 @@ impl ParallelPolicy {
 }
 
 /// 256 MB/s: a single connection this fast already keeps the hash (one core) busy.
-pub const DEFAULT_FAST_STREAM: u64 = 256_000_000;
+pub(crate) const DEFAULT_FAST_STREAM: u64 = 256_000_000;

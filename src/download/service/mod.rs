@@ -38,7 +38,7 @@ use crate::signing::AllowList;
 use crate::{BoxError, Sha256Digest};
 
 /// The largest metadata document accepted, by default.
-pub const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
+pub(crate) const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
 
 pub(super) type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
@@ -168,7 +168,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
         self
     }
 
-    /// Sets the largest metadata document accepted (default [`DEFAULT_METADATA_LIMIT`]).
+    /// Sets the largest metadata document accepted, in bytes (default 1 MiB, `1 << 20`).
     pub fn metadata_limit(mut self, bytes: usize) -> Self {
         self.config_mut().metadata_limit = bytes;
         self

@@ -23,8 +23,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use md5::{Digest as _, Md5};
 
-use crate::emulator::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
 use crate::emulator::iso8601;
+use crate::emulator::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
 use crate::emulator::metadata::{after, ChunkMetadata};
 use crate::Sha256Digest;
 
@@ -39,7 +39,7 @@ pub(crate) use serve::StorageService;
 use serve::{problem, route, serve, Route};
 
 /// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
-pub const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
+pub(crate) const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
 
 /// One request the storage received, as tests assert on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
