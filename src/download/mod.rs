@@ -1,5 +1,5 @@
 //! Downloading recordings: every chunk of a recording, media and metadata, streamed in constant memory, resumed
-//! after failures, verified, and stored without ever leaving a wrong file (`SPEC.md` §3, §5).
+//! after failures, verified, and stored without ever leaving a wrong file.
 //!
 //! [`ChunkDownloader`] wraps any HTTP client service — normally hyper-util's client inside the
 //! [`HmacSigningLayer`](crate::signing::HmacSigningLayer) — and stores chunks in a [`Sink`](sink::Sink): the

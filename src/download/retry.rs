@@ -1,4 +1,4 @@
-//! When and how long to wait before the next attempt (`SPEC.md` §5).
+//! When and how long to wait before the next attempt: the bounds of a [`RetryPolicy`], counted by a `RetryState`.
 
 use std::time::{Duration, SystemTime};
 
@@ -210,7 +210,8 @@ impl RetryState {
     }
 }
 
-/// Whether a status is worth retrying (`SPEC.md` §5).
+/// Whether a status is worth retrying: a timeout (408), throttling (429) or a server error that passes (500, 502,
+/// 503, 504). Every other status is final for the request.
 pub(crate) fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }

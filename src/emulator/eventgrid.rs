@@ -1,5 +1,6 @@
 //! The Event Grid half of the emulator: the subscription handshake and at-least-once delivery to a webhook, with
-//! Event Grid's envelopes, `aeg-*` headers and retry rules (`SPEC.md` §4), and a log of what happened.
+//! Event Grid's envelopes, `aeg-*` headers and retry rules (a delivery that fails is sent again, with growing
+//! waits, until it succeeds or the attempts run out), and a log of what happened.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -423,7 +424,7 @@ struct Answer {
 }
 
 /// The `Microsoft.Communication.RecordingFileStatusUpdated` event announcing `recording`, with every chunk's
-/// locations and the newer subject form (`SPEC.md` §3).
+/// locations and the newest subject form (`/recording/call/{callId}/serverCallId/{serverCallId}/recordingId/{recordingId}`).
 pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEvent {
     let chunks: Vec<Value> = recording
         .chunks
@@ -458,7 +459,7 @@ pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEve
                 "recordingFormatType": recording.format,
                 "sessionEndReason": "CallEnded",
             });
-            // Bring your own storage: the export's outcome and the recording id (SPEC.md §6).
+            // Bring your own storage: the event says where the recording went, and its id.
             if let Some(storage_type) = &recording.storage_type {
                 data["storageType"] = json!(storage_type);
                 data["recordingId"] = json!(recording.recording_id);

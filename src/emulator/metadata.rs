@@ -1,4 +1,5 @@
-//! The metadata document (`acsmetadata`) the emulator serves for each chunk, mixed or unmixed (`SPEC.md` §3, §6).
+//! The metadata document (`acsmetadata`) the emulator serves for each chunk, mixed or unmixed, in the shape ACS
+//! serves it.
 
 use std::time::{Duration, SystemTime};
 

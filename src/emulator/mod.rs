@@ -50,7 +50,8 @@
 //! 1. Two listeners on `127.0.0.1`, each on its own port: the *endpoint* (the ACS resource: the legacy
 //!    `/recording/download/{documentId}[/metadata]` paths) and the *storage* host that the event locations point
 //!    at (`/v1/objects/{id}/content/audio`, `/content/acsmetadata`, `DELETE /v1/objects/{id}`), so downloads
-//!    exercise the cross-host signing rule as they do in Azure (`SPEC.md` §2).
+//!    exercise the cross-host signing rule as they do in Azure (a request to the storage host is signed for the
+//!    endpoint's host, not its own).
 //! 2. Every request must carry a valid ACS HMAC signature over the *endpoint's* authority, checked by
 //!    [`HmacVerifyLayer`], or, when one was configured with [`EmulatorBuilder::bearer_token`], the test token as
 //!    `Authorization: Bearer <token>` (compared in constant time), as an Entra ID client sends; a failure is a 401.
@@ -58,7 +59,7 @@
 //!    `bytes */len`), `ETag`, `Last-Modified`, `If-Match` and `If-Unmodified-Since` (412). `DELETE` answers 200,
 //!    then 404 for that object.
 //! 4. Synthetic media: a deterministic WAV tone split at the chunk limit (1.5 GB by default), each chunk but the
-//!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk (`SPEC.md` §3).
+//!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk.
 //! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
 //!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in

@@ -1,4 +1,4 @@
-//! [`RecordingMetadata`]: a chunk's metadata document (`acsmetadata`), typed (`SPEC.md` §3, §6).
+//! [`RecordingMetadata`]: a chunk's metadata document (`acsmetadata`), typed.
 //!
 //! ```
 //! use acs_recording::recording::{ChannelAssignment, RecordingChannelType, RecordingMetadata};

@@ -57,7 +57,8 @@ open_enum! {
 }
 
 open_enum! {
-    /// Where ACS put the recording (`storageType`; bring your own storage, `SPEC.md` §6). The documented values
+    /// Where ACS put the recording (`storageType`; set when the recording went to the customer's own storage). The
+    /// documented values
     /// vary between versions of the documentation, so [`is_external`](Self::is_external) decides.
     RecordingStorageType {
         /// Exported to the customer's Azure Blob container (the current documentation's value).

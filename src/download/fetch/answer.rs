@@ -1,5 +1,5 @@
 //! How a fetch takes an answer apart: a 200 (the whole object, or Range ignored), a 206 (the range asked for, of
-//! the pinned version) and a 416 (`SPEC.md` §5).
+//! the pinned version) and a 416.
 
 use http::header::CONTENT_RANGE;
 use http::{HeaderMap, Response};
@@ -14,7 +14,7 @@ use crate::download::sink::ObjectVersion;
 impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(super) async fn range_not_satisfiable(&mut self, headers: &HeaderMap) -> Result<(), Error> {
         if self.offset == 0 && !self.no_range {
-            // An empty object cannot satisfy `bytes=0-` (SPEC §5): ask again without Range.
+            // An empty object has no byte 0, so it cannot satisfy `bytes=0-`: ask again without Range.
             self.no_range = true;
             return Ok(());
         }
@@ -59,7 +59,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             return Ok(());
         }
         if self.offset > 0 {
-            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version,
+            // The server ignored Range, as a server may: drop the bytes already stored, but only for the very same version,
             // and only when the whole object's MD5 can still be checked.
             let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
                 if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))

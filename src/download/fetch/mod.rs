@@ -1,5 +1,5 @@
 //! The resumable fetch of one object: requests, Range resume, version pinning, retries and verification
-//! (`SPEC.md` §5). Everything above it (streams, sinks, recordings) consumes its events.
+//! (the rules are the module docs' rules 5 to 7). Everything above it (streams, sinks, recordings) consumes its events.
 //!
 //! `mod.rs` holds the state machine, `request.rs` what each request asks for and how its status is dispatched,
 //! `answer.rs` how a 200, a 206 or a 416 is taken apart.

@@ -26,7 +26,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             builder = builder.header(RANGE, range);
         }
         if let Some(version) = &self.version {
-            // Pin the version on every request (SPEC §5): a changed object answers 412, never a spliced body.
+            // Pin the version on every request: a changed object answers 412, never a spliced body.
             if let Some(etag) = &version.etag {
                 if let Ok(value) = HeaderValue::from_str(etag) {
                     builder = builder.header(IF_MATCH, value);

@@ -1,4 +1,5 @@
-//! `DELETE <deleteLocation>`, with the fetch's retry rules (`SPEC.md` §5).
+//! `DELETE <deleteLocation>`, with the fetch's retry rules. ACS keeps a recording for a limited time; deleting it
+//! once it is stored is the caller's choice, never a default.
 
 use http::{Method, Request, StatusCode, Uri};
 use tower::ServiceExt;
@@ -18,7 +19,7 @@ where
     B: RequestBody,
     K: Sink,
 {
-    /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
+    /// `DELETE <deleteLocation>`, with the same retry bounds as a fetch; 404 counts as deleted (an
     /// earlier run got there first).
     pub(super) async fn delete(&self, scope: &Scope, uri: Option<Uri>) -> Result<bool, Error> {
         let Some(uri) = uri else { return Ok(false) };

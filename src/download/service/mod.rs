@@ -120,7 +120,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     }
 
     /// Sets the ACS endpoint: always an allowed destination, and the base of the legacy URLs for chunks that come
-    /// without locations (`SPEC.md` §3).
+    /// without locations (the 2021 event carried none; see [`legacy_content_location`](super::legacy_content_location)).
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
         let destinations = &mut self.config_mut().destinations;
         *destinations = Arc::new(Destinations { endpoint: Some(endpoint), allow: destinations.allow.clone() });

@@ -38,7 +38,7 @@ pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
 pub(crate) use serve::StorageService;
 use serve::{problem, route, serve, Route};
 
-/// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
+/// The default chunk limit, as ACS's: recordings larger than this arrive in several chunks.
 pub(crate) const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
 
 /// One request the storage received, as tests assert on it.
