@@ -1,23 +1,5 @@
 //! [`Sha256Digest`]: the one type for a SHA-256 the crate keeps or hands out (chunk manifests, sink records,
 //! journal progress, the emulator's recordings).
-//!
-//! ```
-//! use acs_recording::Sha256Digest;
-//!
-//! let digest = Sha256Digest::of(b"abc");
-//! let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-//! assert_eq!(digest.to_string(), hex);
-//! assert_eq!(hex.parse::<Sha256Digest>(), Ok(digest));
-//! assert_eq!(hex.to_uppercase().parse::<Sha256Digest>(), Ok(digest));
-//! assert_eq!(serde_json::to_string(&digest).unwrap(), format!("\"{hex}\""));
-//! assert!("abc".parse::<Sha256Digest>().is_err());
-//! ```
-//!
-//! # Rules
-//!
-//! 1. Text form: 64 lower-case hex digits, for `Display` and serde alike, so that manifests and journals written
-//!    before this type existed read and write back byte for byte.
-//! 2. Parsing accepts either case, and nothing else: exactly 64 hex digits.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +8,23 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::Digest as _;
 
-/// A SHA-256: 32 bytes, shown and serialised as 64 lower-case hex digits; see the [module docs](self).
+/// A SHA-256: 32 bytes, shown and serialised as 64 lower-case hex digits.
+///
+/// 1. Text form: 64 lower-case hex digits, for `Display` and serde alike, so that manifests and journals written
+///    before this type existed read and write back byte for byte.
+/// 2. Parsing accepts either case, and nothing else: exactly 64 hex digits.
+///
+/// ```
+/// use acs_recording::Sha256Digest;
+///
+/// let digest = Sha256Digest::of(b"abc");
+/// let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+/// assert_eq!(digest.to_string(), hex);
+/// assert_eq!(hex.parse::<Sha256Digest>(), Ok(digest));
+/// assert_eq!(hex.to_uppercase().parse::<Sha256Digest>(), Ok(digest));
+/// assert_eq!(serde_json::to_string(&digest).unwrap(), format!("\"{hex}\""));
+/// assert!("abc".parse::<Sha256Digest>().is_err());
+/// ```
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sha256Digest([u8; 32]);
 
