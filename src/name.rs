@@ -26,3 +26,45 @@ pub fn sanitize_name(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_names_stay_inside_the_folder() {
+        let table = [
+            ("0-eus-d2-3cca2175891f21c6c9a5975a12c0141c", "0-eus-d2-3cca2175891f21c6c9a5975a12c0141c"),
+            ("..", "__"),
+            ("...", "__."),
+            (".hidden", "_hidden"),
+            ("a/b\\c", "a_b_c"),
+            ("x\ny\tz", "x_y_z"),
+            ("é", "_"),
+            ("", "_"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(sanitize_name(input), expected, "{input:?}");
+        }
+        assert_eq!(sanitize_name(&"a".repeat(500)).len(), 128);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sanitised_names_never_leave_their_folder(name in "\\PC{0,200}") {
+            let safe = sanitize_name(&name);
+            prop_assert!(!safe.is_empty() && safe.len() <= 128);
+            prop_assert!(!safe.starts_with('.') && !safe.contains(".."));
+            prop_assert!(safe.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')));
+            let root = std::path::Path::new("/recordings");
+            let joined = root.join(&safe);
+            prop_assert_eq!(joined.parent(), Some(root));
+        }
+    }
+}
