@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use acs_recording::credential::{AccessKey, Endpoint};
-use acs_recording::download::{ChunkDownloader, DirectorySink, ParallelPolicy};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader, ParallelPolicy};
 use acs_recording::emulator::{Emulator, Link};
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{AllowList, HmacSigningLayer};

@@ -13,7 +13,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use acs_recording::credential::{AccessKey, Endpoint};
-use acs_recording::download::{ChunkDownloader, DirectorySink, ObjectStoreSink, PART_SIZE};
+use acs_recording::download::{
+    sink::{DirectorySink, ObjectStoreSink, PART_SIZE},
+    ChunkDownloader,
+};
 use acs_recording::emulator::Emulator;
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{AllowList, HmacSigningLayer};

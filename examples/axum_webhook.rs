@@ -6,7 +6,9 @@
 //! cargo run --example axum_webhook
 //! ```
 
-use acs_recording::emulator::eventgrid::{EventGridPublisher, OutgoingEvent, Schema};
+use acs_recording::emulator::eventgrid::{EventGridPublisher, OutgoingEvent};
+
+use acs_recording::eventgrid::Schema;
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer};
 use acs_recording::recording::RecordingEvents;
 use acs_recording::BoxError;

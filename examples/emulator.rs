@@ -10,8 +10,10 @@
 
 use std::net::SocketAddr;
 
-use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+use acs_recording::emulator::eventgrid::{parse_schema, recording_file_status_updated, EventGridPublisher};
+
 use acs_recording::emulator::{Emulator, RecordingSpec};
+use acs_recording::eventgrid::Schema;
 use acs_recording::BoxError;
 use clap::Parser;
 
@@ -40,7 +42,7 @@ struct Args {
     chunk_size: u64,
 
     /// Event Grid schema of the subscription, `eventgrid` or `cloudevents`.
-    #[arg(long, default_value = "eventgrid")]
+    #[arg(long, default_value = "eventgrid", value_parser = parse_schema)]
     schema: Schema,
 }
 
@@ -59,7 +61,7 @@ async fn main() -> Result<(), BoxError> {
     let recording = emulator.storage().record(RecordingSpec::new("emulator-demo-call", total));
     eprintln!("demo recording of call {} ({} bytes):", recording.call_id, recording.bytes());
     for chunk in &recording.chunks {
-        let sha: String = chunk.sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let sha = chunk.sha256.to_string();
         eprintln!("  #{} {} {} bytes sha256 {sha}", chunk.index, chunk.content_location, chunk.size);
     }
 

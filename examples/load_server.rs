@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 
 use acs_recording::credential::ConnectionString;
-use acs_recording::download::DirectorySink;
+use acs_recording::download::sink::DirectorySink;
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 use acs_recording::journal::FileJournal;
 use acs_recording::recorder::Recorder;

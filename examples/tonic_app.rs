@@ -10,9 +10,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink};
-use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader};
+use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
 use acs_recording::emulator::{Emulator, RecordingSpec};
+use acs_recording::eventgrid::Schema;
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 use acs_recording::queue::DownloadQueue;
 use acs_recording::recording::RecordingEvents;

@@ -32,7 +32,7 @@ pub fn retry_delay(policy: &crate::download::RetryPolicy, failures: u32, asked: 
 
 /// The ranges still to fetch of `from..total`, given the `done` extents, in parts of at most `part_size`.
 pub fn missing(total: u64, from: u64, done: &[(u64, u64)], part_size: u64) -> impl Iterator<Item = (u64, u64)> {
-    crate::download::parts::missing(total, from, done, part_size)
+    crate::download::parallel::missing(total, from, done, part_size)
 }
 
 /// A URL as errors and logs show it.

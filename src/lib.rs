@@ -51,7 +51,8 @@
 //!
 //! ```no_run
 //! use acs_recording::credential::ConnectionString;
-//! use acs_recording::download::{ChunkDownloader, DirectorySink};
+//! use acs_recording::download::ChunkDownloader;
+//! use acs_recording::download::sink::DirectorySink;
 //! use acs_recording::signing::{AllowList, HmacSigningLayer};
 //! use bytes::Bytes;
 //! use http_body_util::Empty;
@@ -99,11 +100,13 @@ mod body;
 pub mod clock;
 pub mod cloud;
 pub mod credential;
+mod digest;
 pub mod download;
 pub mod eventgrid;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod name;
 pub mod queue;
 mod random;
 pub mod recording;
@@ -121,6 +124,8 @@ pub mod journal;
 pub mod recorder;
 #[cfg(feature = "object-store")]
 pub mod store;
+
+pub use digest::{ParseDigestError, Sha256Digest};
 
 /// A boxed error, as tower uses for errors of unknown type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,5 +1,5 @@
 //! Object storage that several recorder replicas share (feature `object-store`): where a `--store` URL points, and
-//! the conditional writes that the [`ObjectStoreSink`](crate::download::ObjectStoreSink) and the
+//! the conditional writes that the [`ObjectStoreSink`](crate::download::sink::ObjectStoreSink) and the
 //! [`ObjectStoreJournal`](crate::journal::ObjectStoreJournal) coordinate through.
 //!
 //! ```
@@ -70,7 +70,7 @@ impl StoreLocation {
     }
 
     /// A store that also takes the parts of an upload one by one (`MultipartStore`: Azure, S3, GCS, memory): the
-    /// [`ObjectStoreSink`](crate::download::ObjectStoreSink) then keeps what a chunk's upload committed so far,
+    /// [`ObjectStoreSink`](crate::download::sink::ObjectStoreSink) then keeps what a chunk's upload committed so far,
     /// and a later attempt goes on from there.
     pub fn with_parts<T: ObjectStore + MultipartStore>(store: Arc<T>, prefix: Path) -> Self {
         Self { store: store.clone(), parts: Some(store), prefix }

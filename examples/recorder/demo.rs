@@ -6,11 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryKind, DeliveryOutcome, EventGridPublisher, Schema,
+    recording_file_status_updated, DeliveryKind, DeliveryOutcome, EventGridPublisher,
 };
+
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::Schema;
 use acs_recording::journal::{FileJournal, Job, JobId, Journal};
-use acs_recording::BoxError;
+use acs_recording::{BoxError, Sha256Digest};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
@@ -93,7 +95,7 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
             Some(location) => sha256_of_file(Path::new(location)).await?,
             None => [0; 32],
         };
-        let recorded = progress.sha256.as_deref() == Some(hex(&on_disk).as_str());
+        let recorded = progress.sha256 == Some(Sha256Digest::from(on_disk));
         verified.push(progress.document_id == chunk.document_id && on_disk == chunk.sha256 && recorded);
     }
     let handshakes = publisher.log().iter().filter(|entry| entry.kind == DeliveryKind::Validation).count();
@@ -124,10 +126,6 @@ async fn wait_for_finished(journal: &Path, id: &JobId, limit: Duration) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn sha256_of_file(path: &Path) -> std::io::Result<[u8; 32]> {

@@ -39,7 +39,7 @@ use std::process::ExitCode;
 use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
 use acs_recording::download::ParallelPolicy;
-use acs_recording::emulator::eventgrid::Schema;
+use acs_recording::eventgrid::Schema;
 use acs_recording::signing::BearerTokenLayer;
 use acs_recording::BoxError;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -177,7 +177,7 @@ struct Args {
 
     /// A first response at least this fast (bytes per second) keeps a large chunk to two requests at a time; 0 always
     /// uses --parallelism.
-    #[arg(long, default_value_t = acs_recording::download::DEFAULT_FAST_STREAM)]
+    #[arg(long, default_value_t = acs_recording::download::ParallelPolicy::default().fast_stream.unwrap_or_default())]
     fast_stream: u64,
 
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
@@ -197,7 +197,7 @@ struct Args {
     demo_chunk_size: u64,
 
     /// Demo: Event Grid schema of the subscription, `eventgrid` or `cloudevents`.
-    #[arg(long, default_value = "eventgrid")]
+    #[arg(long, default_value = "eventgrid", value_parser = acs_recording::emulator::eventgrid::parse_schema)]
     demo_schema: Schema,
 
     /// Demo: serve the storage without faults (by default a connection drops mid-chunk and a chunk answers 503
@@ -412,7 +412,7 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
             chunk.index,
             chunk.document_id,
             chunk.bytes.unwrap_or(0),
-            chunk.sha256.as_deref().map_or("-", |sha| &sha[..16]),
+            chunk.sha256.map_or("-".to_owned(), |sha| sha.to_string()[..16].to_owned()),
             chunk.location.as_deref().unwrap_or("-"),
             if *ok { "" } else { "  <-- SHA-256 MISMATCH" },
         );

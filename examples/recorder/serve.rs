@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use acs_recording::cloud::AzureCloud;
 use acs_recording::credential::{ConnectionString, Endpoint};
-use acs_recording::download::{DirectorySink, ObjectStoreSink, ParallelPolicy, Sink};
+use acs_recording::download::{
+    sink::{DirectorySink, ObjectStoreSink, Sink},
+    ParallelPolicy,
+};
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};

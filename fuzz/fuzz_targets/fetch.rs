@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, ParallelPolicy, RetryPolicy};
+use acs_recording::download::{ChunkDownloader, ParallelPolicy, RetryPolicy, sink::DirectorySink};
 use acs_recording::recording::{Recording, RecordingChunk};
 use arbitrary::Arbitrary;
 use bytes::Bytes;

@@ -56,7 +56,7 @@ fuzz_target!(|case: Case| {
     let max_backoff = Duration::from_millis(u64::from(case.max_backoff_ms));
     let policy = RetryPolicy::default().initial_backoff(Duration::from_millis(case.from % 100_000)).max_backoff(max_backoff);
     let wait = retry_delay(&policy, case.failures, asked);
-    assert!(wait <= max_backoff.max(policy.initial_backoff), "a wait of {wait:?} beyond the caps");
+    assert!(wait <= max_backoff.max(policy.backoff.initial), "a wait of {wait:?} beyond the caps");
     let _ = now.checked_add(wait).expect("a wait fits a SystemTime");
     let _ = SystemTime::now().checked_add(wait).expect("a wait fits a SystemTime");
 

@@ -11,6 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::fetch::{Event, Fetch, Finished};
+use crate::Sha256Digest;
 
 /// What the fetch's stream yields: its events, then how it finished.
 enum Step {
@@ -53,7 +54,7 @@ impl ChunkBody {
     }
 
     /// The SHA-256 of the whole chunk, once the stream ended without error.
-    pub fn sha256(&self) -> Option<[u8; 32]> {
+    pub fn sha256(&self) -> Option<Sha256Digest> {
         self.finished.map(|finished| finished.sha256)
     }
 

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::resumable_sha256::Sha256Hasher;
 use super::sink::SinkWriter;
+use crate::Sha256Digest;
 
 /// Bytes handed to the hashing thread at once.
 const HASH_BATCH: usize = 1 << 20;
@@ -35,7 +36,7 @@ pub(crate) struct Digests {
     pipe: Option<(mpsc::Sender<Vec<Bytes>>, JoinHandle<States>)>,
     batch: Vec<Bytes>,
     batch_len: usize,
-    pub(crate) result: Option<[u8; 32]>,
+    pub(crate) result: Option<Sha256Digest>,
     pub(crate) md5_result: Option<[u8; 16]>,
 }
 
@@ -95,7 +96,7 @@ impl Digests {
     }
 
     /// Hashes what is left and answers the SHA-256 and, when computed, the MD5.
-    pub(crate) async fn finish(&mut self) -> Result<([u8; 32], Option<[u8; 16]>), Error> {
+    pub(crate) async fn finish(&mut self) -> Result<(Sha256Digest, Option<[u8; 16]>), Error> {
         let rest = std::mem::take(&mut self.batch);
         self.batch_len = 0;
         let states = if self.pipe.is_some() {
@@ -110,7 +111,7 @@ impl Digests {
             states
         };
         let (sha, md5) = states;
-        let (sha256, md5): ([u8; 32], Option<[u8; 16]>) = (sha.finalize(), md5.map(|md5| md5.finalize().into()));
+        let (sha256, md5): (Sha256Digest, Option<[u8; 16]>) = (sha.finalize(), md5.map(|md5| md5.finalize().into()));
         self.result = Some(sha256);
         self.md5_result = md5;
         Ok((sha256, md5))
@@ -151,7 +152,7 @@ fn update((sha, md5): &mut States, batch: &[Bytes]) {
 mod tests {
     use super::*;
 
-    async fn digest_of(frames: &[Bytes], md5: bool) -> ([u8; 32], Option<[u8; 16]>) {
+    async fn digest_of(frames: &[Bytes], md5: bool) -> (Sha256Digest, Option<[u8; 16]>) {
         let mut digests = Digests::new(Sha256::new(), md5.then(Md5::new));
         for frame in frames {
             digests.push(frame.clone()).await.unwrap();
@@ -165,7 +166,7 @@ mod tests {
         let whole: Vec<u8> = (0..20 * 1024 * 1024 + 12_345).map(|i| (i * 7 % 251) as u8).collect();
         let frames: Vec<Bytes> = whole.chunks(300_001).map(Bytes::copy_from_slice).collect();
         let (sha, md5) = digest_of(&frames, true).await;
-        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&whole)));
+        assert_eq!(sha, Sha256Digest::from(Sha256::digest(&whole)));
         assert_eq!(md5, Some(<[u8; 16]>::from(Md5::digest(&whole))));
     }
 
@@ -175,8 +176,8 @@ mod tests {
         digests.push(Bytes::from_static(b"abc")).await.unwrap();
         assert!(digests.pipe.is_none());
         let (sha, md5) = digests.finish().await.unwrap();
-        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(b"abc")));
+        assert_eq!(sha, Sha256Digest::from(Sha256::digest(b"abc")));
         assert_eq!(md5, None);
-        assert_eq!(digest_of(&[], false).await.0, <[u8; 32]>::from(Sha256::digest(b"")));
+        assert_eq!(digest_of(&[], false).await.0, Sha256Digest::from(Sha256::digest(b"")));
     }
 }

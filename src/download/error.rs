@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{StatusCode, Uri};
 
-use super::retry::Exhausted;
+use super::attempt::Exhausted;
 use crate::signing::Refused;
 use crate::BoxError;
 
@@ -436,7 +436,7 @@ pub(crate) fn chain_line(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::download::retry::Failure;
+    use crate::download::attempt::Failure;
     use crate::signing::AllowList;
     use std::time::Duration;
 

@@ -5,7 +5,7 @@ use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue};
 use md5::{Digest, Md5};
 
-use super::ObjectVersion;
+use super::sink::ObjectVersion;
 
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()

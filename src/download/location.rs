@@ -1,4 +1,6 @@
-//! Where a chunk's media and metadata are fetched from, and which destinations may be asked (`SPEC.md` §3, §5).
+//! Where a chunk's media and metadata are fetched from, and which destinations may be asked. Locations come from
+//! an event, which anyone who can reach the webhook could forge: only the ACS endpoint and the allow-listed hosts
+//! are ever asked, for the first request as for every redirect.
 
 use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -83,7 +85,8 @@ impl Destinations {
         Ok(Some(uri))
     }
 
-    /// The SSRF guard (`SPEC.md` §5): the endpoint itself, or a destination on the allow-list.
+    /// The guard against requests to hosts an event names (server-side request forgery): the endpoint itself, or
+    /// a destination on the allow-list.
     pub(crate) fn check(&self, uri: &Uri) -> Result<(), crate::signing::Refused> {
         if let Some(endpoint) = &self.endpoint {
             if AllowList::is_endpoint(endpoint, uri) {

@@ -1,16 +1,17 @@
 //! Downloading recordings: every chunk of a recording, media and metadata, streamed in constant memory, resumed
-//! after failures, verified, and stored without ever leaving a wrong file (`SPEC.md` §3, §5).
+//! after failures, verified, and stored without ever leaving a wrong file.
 //!
 //! [`ChunkDownloader`] wraps any HTTP client service — normally hyper-util's client inside the
-//! [`HmacSigningLayer`](crate::signing::HmacSigningLayer) — and stores chunks in a [`Sink`]: the
-//! [`DirectorySink`] by default, a [`WriterSink`] for any `AsyncWrite`, or your own.
+//! [`HmacSigningLayer`](crate::signing::HmacSigningLayer) — and stores chunks in a [`Sink`](sink::Sink): the
+//! [`DirectorySink`](sink::DirectorySink) by default, a [`WriterSink`](sink::WriterSink) for any `AsyncWrite`, or your own.
 //!
 //! # Example
 //!
 //! ```
 //! # #[cfg(feature = "emulator")]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome};
+//! use acs_recording::download::{ChunkDownloader, ErrorKind, Outcome};
+//! use acs_recording::download::sink::DirectorySink;
 //! use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 //! use acs_recording::recording::{Recording, RecordingChunk};
 //! use acs_recording::signing::HmacSigningLayer;
@@ -74,14 +75,14 @@
 //! 2. **Allow-list first.** Every location of every chunk is checked before the first request: only the endpoint
 //!    and the [`AllowList`](crate::signing::AllowList) (by default the official SDKs' storage suffixes, `https`
 //!    only). A refusal names the host. Redirects are followed (at most 5) only to allowed destinations.
-//! 3. **Streaming.** Bytes go from the response to the sink frame by frame; memory stays constant (about 20 MiB peak
-//!    RSS for a 1.5 GiB chunk in the benchmark). [`ChunkDownloader::chunk_body`] gives a chunk as a `Stream`/`Body`.
+//! 3. **Streaming.** Bytes go from the response to the sink frame by frame; memory stays constant whatever the chunk's
+//!    size. [`ChunkDownloader::chunk_body`] gives a chunk as a `Stream`/`Body`.
 //! 4. **Parallel ranges**, opt-in ([`ChunkDownloader::parallel`]; on by default in the
 //!    [`Recorder`](crate::recorder::Recorder)): the first request asks for `bytes=0-{threshold-1}`; a larger chunk
 //!    goes on, while that first response streams, with parts of [`ParallelPolicy::part_size`] bytes,
 //!    [`ParallelPolicy::parallelism`] requests in flight, each pinned with `If-Match` to the first response's
 //!    version and resumed inside its own range after a cut. Parts are written with positional writes
-//!    ([`PositionalWriter`]); each completed range is recorded beside the partial file, so that a rerun fetches only
+//!    ([`PositionalWriter`](sink::PositionalWriter)); each completed range is recorded beside the partial file, so that a rerun fetches only
 //!    the missing ranges. The SHA-256 covers the whole object in order: parts that arrive ahead wait in memory, and
 //!    no part starts until an earlier one was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`]
 //!    bytes (56 MiB by default) plus a constant. A version change on any part (412, another ETag or size) restarts
@@ -106,12 +107,12 @@
 //!    the chunk over, as a changed object does, and the error names the check once that happened too often); SHA-256 is computed while streaming (on a thread of its own, overlapping the transfer) and
 //!    returned in the [`ChunkManifest`]. When the server announces the whole object's MD5
 //!    (`x-ms-blob-content-md5`, as Azure Blob storage does on ranged answers), an MD5 is computed alongside and
-//!    checked once every byte arrived; it is kept in the [`ObjectVersion`] so that a resume from a partial file
+//!    checked once every byte arrived; it is kept in the [`ObjectVersion`](sink::ObjectVersion) so that a resume from a partial file
 //!    still checks it, and a partial file stored without it restarts from byte 0. A mismatch restarts the object
 //!    and counts as a failed attempt.
 //! 8. **Storage.** Chunks go in `index` order ([`ChunkDownloader::concurrency`] at once, default 1), metadata
 //!    (checked to be JSON, at most 1 MiB) before media. A sink commits only after every check passed; the
-//!    [`DirectorySink`] writes to a temporary name, fsyncs and renames, and a rerun skips complete chunks and
+//!    [`DirectorySink`](sink::DirectorySink) writes to a temporary name, fsyncs and renames, and a rerun skips complete chunks and
 //!    resumes partial ones.
 //! 9. **Delete**, opt-in ([`ChunkDownloader::delete_after_write`]): `DELETE <deleteLocation>` only after that
 //!    chunk's durable commit; 404 counts as already deleted.
@@ -125,42 +126,34 @@
 //!
 //! Event payloads are attacker-controlled input until proven otherwise: keep the allow-list narrow, give the
 //! signing layer the same list (it refuses on its own too), and name loopback or IP hosts explicitly only in
-//! tests. File names are [sanitised](sanitize_name) and never leave the sink's folder.
+//! tests. File names are [sanitised](sink::sanitize_name) and never leave the sink's folder.
 
+mod attempt;
+mod backoff;
 mod body;
-mod chunk;
 mod client;
 #[cfg(feature = "recorder")]
 pub(crate) use client::HttpClient;
-mod delete;
 mod digest;
 mod error;
 mod fetch;
 mod future;
 pub(crate) mod header;
 mod location;
-mod metadata;
-pub(crate) mod parts;
+mod manifest;
+pub(crate) mod parallel;
 mod resumable_sha256;
 pub(crate) mod retry;
 mod service;
-mod sink;
-mod stream;
+pub mod sink;
 
+pub use backoff::Backoff;
 pub use body::ChunkBody;
-#[cfg(feature = "recorder")]
-pub(crate) use chunk::hex;
-pub use chunk::{ChunkManifest, Outcome, Progress, RecordingManifest};
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};
-pub use parts::{ParallelPolicy, DEFAULT_FAST_STREAM};
+pub use manifest::{ChunkManifest, Outcome, Progress, RecordingManifest};
+pub use parallel::ParallelPolicy;
 pub use resumable_sha256::{ResumableSha256, Sha256State};
 pub use retry::RetryPolicy;
-pub use service::{ChunkDownloader, DEFAULT_METADATA_LIMIT};
-pub use sink::{
-    extension_for_format, sanitize_name, ChunkTarget, DirectorySink, DirectoryWriter, Existing, ObjectVersion,
-    PositionalWriter, Sink, SinkWriter, Stored, WriteFuture, WriterSink, WriterSinkWriter,
-};
-#[cfg(feature = "object-store")]
-pub use sink::{ObjectStoreSink, ObjectStoreWriter, PART_SIZE};
+pub use service::ChunkDownloader;

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::digest::generic_array::{typenum::U64, GenericArray};
 
+use crate::Sha256Digest;
+
 /// The initial hash value (FIPS 180-4, 5.3.3).
 const INITIAL: [u32; 8] =
     [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
@@ -19,7 +21,7 @@ type Block = GenericArray<u8, U64>;
 ///
 /// ```
 /// use acs_recording::download::ResumableSha256;
-/// use sha2::{Digest, Sha256};
+/// use acs_recording::Sha256Digest;
 ///
 /// let mut first = ResumableSha256::new();
 /// first.update(&[7u8; 128]);
@@ -30,7 +32,7 @@ type Block = GenericArray<u8, U64>;
 /// let mut resumed = ResumableSha256::from_state(serde_json::from_str(&json)?);
 /// resumed.update(b"tail");
 /// let whole: Vec<u8> = [&[7u8; 128][..], b"tail"].concat();
-/// assert_eq!(resumed.finalize(), <[u8; 32]>::from(Sha256::digest(&whole)));
+/// assert_eq!(resumed.finalize(), Sha256Digest::of(&whole));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +120,7 @@ impl ResumableSha256 {
     }
 
     /// The digest (FIPS 180-4 padding: `0x80`, zeros, the length in bits).
-    pub fn finalize(mut self) -> [u8; 32] {
+    pub fn finalize(mut self) -> Sha256Digest {
         let bits = self.bytes.wrapping_mul(8);
         let mut tail = [0u8; 128];
         tail[..self.buffered].copy_from_slice(&self.buffer[..self.buffered]);
@@ -131,7 +133,7 @@ impl ResumableSha256 {
         for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
             bytes.copy_from_slice(&word.to_be_bytes());
         }
-        out
+        Sha256Digest::new(out)
     }
 }
 
@@ -168,7 +170,7 @@ impl Sha256Hasher {
         }
     }
 
-    pub(crate) fn finalize(self) -> [u8; 32] {
+    pub(crate) fn finalize(self) -> Sha256Digest {
         match self {
             Self::Fresh(hasher) => sha2::Digest::finalize(hasher).into(),
             Self::Resumed(hasher) => hasher.finalize(),
@@ -182,7 +184,7 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
-    fn reference(data: &[u8]) -> [u8; 32] {
+    fn reference(data: &[u8]) -> Sha256Digest {
         Sha256::digest(data).into()
     }
 
@@ -197,7 +199,7 @@ mod tests {
         }
         let mut hash = ResumableSha256::new();
         hash.update(b"abc");
-        let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hash.finalize().to_string();
         assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 

@@ -1,21 +1,22 @@
-//! When and how long to wait before the next attempt (`SPEC.md` §5).
+//! When and how long to wait before the next attempt: the bounds of a [`RetryPolicy`], counted by a `RetryState`.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+pub(crate) use super::attempt::{Exhausted, Failure};
+use super::backoff::Backoff;
 use super::error::{Detail, Error, ErrorKind};
 use crate::clock::{Clock, SharedClock};
 
 /// Bounds and pacing of retries for one chunk.
 ///
 /// Every failed request counts as one attempt: a connection reset, a body cut short, a read timeout, a transient
-/// status (408, 429, 500, 502, 503, 504) or an object that changed. The delay before attempt `n` is a random value
-/// in `[d/2, d]` with `d = min(initial_backoff * 2^(n-1), max_backoff)` ("equal jitter"), or the server's
-/// `Retry-After` when it asks for longer, but never more than `max_backoff`: a server asking for an absurd wait gets
-/// a bounded one, and the recording is not given up for it.
+/// status (408, 429, 500, 502, 503, 504) or an object that changed. The waits between attempts follow the
+/// [`Backoff`] curve (`backoff`): a random value in `[d/2, d]` with `d = min(initial * 2^(n-1), maximum)` before
+/// attempt `n + 1`, or the server's `Retry-After` when it asks for longer, but never more than the backoff's
+/// `maximum`: a server asking for an absurd wait gets a bounded one, and the recording is not given up for it.
 ///
 /// Both bounds count from the last progress: the chunk fails once `max_attempts` requests failed in a row without
 /// delivering new bytes, or when the next wait would end more than `max_total` after the chunk started or after the
@@ -39,10 +40,8 @@ use crate::clock::{Clock, SharedClock};
 pub struct RetryPolicy {
     /// Failed requests in a row without new bytes after which the chunk fails (at least 1 is used).
     pub max_attempts: u32,
-    /// The delay before the second attempt.
-    pub initial_backoff: Duration,
-    /// The longest wait between two attempts, a server's `Retry-After` included.
-    pub max_backoff: Duration,
+    /// The waits between attempts; its `maximum` also bounds a server's `Retry-After`.
+    pub backoff: Backoff,
     /// The longest time a chunk may go without progress, waits included.
     pub max_total: Duration,
     /// How long to wait for a response head or for the next bytes of a body.
@@ -54,8 +53,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 8,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             max_total: Duration::from_secs(600),
             read_timeout: Duration::from_secs(60),
         }
@@ -74,15 +72,21 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the delay before the second attempt.
-    pub fn initial_backoff(mut self, delay: Duration) -> Self {
-        self.initial_backoff = delay;
+    /// Sets the waits between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
-    /// Sets the longest wait between two attempts, a server's `Retry-After` included.
+    /// Sets the delay before the second attempt (the backoff's `initial`).
+    pub fn initial_backoff(mut self, delay: Duration) -> Self {
+        self.backoff.initial = delay;
+        self
+    }
+
+    /// Sets the longest wait between two attempts, a server's `Retry-After` included (the backoff's `maximum`).
     pub fn max_backoff(mut self, delay: Duration) -> Self {
-        self.max_backoff = delay;
+        self.backoff.maximum = delay;
         self
     }
 
@@ -100,83 +104,16 @@ impl RetryPolicy {
         self
     }
 
-    /// The delay after `failures` failed attempts (1 for the first), before jitter.
-    pub(crate) fn backoff(&self, failures: u32) -> Duration {
-        let shift = failures.saturating_sub(1).min(31);
-        self.initial_backoff.saturating_mul(1u32 << shift).min(self.max_backoff)
-    }
-
     /// The jittered delay after `failures` failed attempts, or the server's `Retry-After` when longer, capped at
-    /// `max_backoff`.
+    /// the backoff's `maximum`.
     pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
-        let full = self.backoff(failures);
-        let half = full / 2;
-        let jitter = if half.is_zero() { Duration::ZERO } else { half.mul_f64(crate::random::unit()) };
-        let computed = half.saturating_add(jitter);
+        let computed = self.backoff.delay(failures);
         match retry_after {
             // `Retry-After` is input: `18446744073709551615` must not become a wait that outlives the process.
-            Some(asked) if asked > computed => asked.min(self.max_backoff.max(computed)),
+            Some(asked) if asked > computed => asked.min(self.backoff.maximum.max(computed)),
             _ => computed,
         }
     }
-}
-
-/// Why one attempt failed: the source of the error when retries run out. Its message never repeats its own source.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Connect(crate::BoxError),
-    Body(crate::BoxError),
-    Timeout(Duration),
-    Status(StatusCode),
-    Changed(&'static str),
-    Short { at: u64, expected: u64 },
-    BadRange(String),
-    Md5Mismatch,
-    BlobMd5Mismatch,
-}
-
-impl Failure {
-    /// The status of a failure that was a transient status.
-    pub(crate) fn status(&self) -> Option<StatusCode> {
-        match self {
-            Failure::Status(status) => Some(*status),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Connect(_) => f.write_str("request failed"),
-            Failure::Body(_) => f.write_str("response body failed"),
-            Failure::Timeout(t) => write!(f, "no response or bytes within {} ms", t.as_millis()),
-            Failure::Status(s) => write!(f, "status {s}"),
-            Failure::Changed(why) => write!(f, "object changed ({why})"),
-            Failure::Short { at, expected } => write!(f, "body ended at byte {at} of {expected}"),
-            Failure::BadRange(why) => f.write_str(why),
-            Failure::Md5Mismatch => f.write_str("body does not match its Content-MD5"),
-            Failure::BlobMd5Mismatch => f.write_str("object does not match its x-ms-blob-content-md5"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Failure::Connect(e) | Failure::Body(e) => Some(e.as_ref()),
-            _ => None,
-        }
-    }
-}
-
-/// Why no further attempt is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exhausted {
-    /// This many requests failed.
-    Attempts(u32),
-    /// The next wait would end after the policy's `max_total`.
-    Budget(Duration),
 }
 
 /// The retry state of one object, shared by the fetch and the `DELETE`: its failed attempts and the start of its
@@ -273,7 +210,8 @@ impl RetryState {
     }
 }
 
-/// Whether a status is worth retrying (`SPEC.md` §5).
+/// Whether a status is worth retrying: a timeout (408), throttling (429) or a server error that passes (500, 502,
+/// 503, 504). Every other status is final for the request.
 pub(crate) fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
@@ -297,7 +235,7 @@ mod tests {
         let p = RetryPolicy::default().initial_backoff(Duration::from_millis(100)).max_backoff(Duration::from_secs(1));
         let table = [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)];
         for (failures, ms) in table {
-            assert_eq!(p.backoff(failures), Duration::from_millis(ms), "{failures}");
+            assert_eq!(p.backoff.ceiling(failures), Duration::from_millis(ms), "{failures}");
         }
     }
 

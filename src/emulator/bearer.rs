@@ -1,5 +1,5 @@
 //! The emulator's stand-in for Microsoft Entra ID: one configured test token, accepted as
-//! `Authorization: Bearer <token>` beside HMAC signatures (`SPEC.md` §6).
+//! `Authorization: Bearer <token>` beside HMAC signatures, as ACS accepts either.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};

@@ -1,5 +1,6 @@
 //! The Event Grid half of the emulator: the subscription handshake and at-least-once delivery to a webhook, with
-//! Event Grid's envelopes, `aeg-*` headers and retry rules (`SPEC.md` §4), and a log of what happened.
+//! Event Grid's envelopes, `aeg-*` headers and retry rules (a delivery that fails is sent again, with growing
+//! waits, until it succeeds or the attempts run out), and a log of what happened.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,26 +15,25 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::StoredRecording;
+use crate::eventgrid::Schema;
 
-/// The envelope schema of a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schema {
-    /// The Event Grid schema: a JSON array of `{id, topic, subject, eventType, eventTime, data, ...}`.
-    #[default]
-    EventGrid,
-    /// CloudEvents 1.0, delivered as `application/cloudevents-batch+json`.
-    CloudEvents,
-}
-
-impl std::str::FromStr for Schema {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "eventgrid" | "event-grid" => Ok(Schema::EventGrid),
-            "cloudevents" | "cloud-events" => Ok(Schema::CloudEvents),
-            other => Err(format!("unknown schema `{other}` (expected eventgrid or cloudevents)")),
-        }
+/// The envelope schema a subscription is named by on a command line: `eventgrid` (or `event-grid`) or
+/// `cloudevents` (or `cloud-events`), in any case. The Event Grid schema delivers a JSON array of
+/// `{id, topic, subject, eventType, eventTime, data, ...}`; CloudEvents 1.0 is delivered as
+/// `application/cloudevents-batch+json`.
+///
+/// ```
+/// use acs_recording::emulator::eventgrid::parse_schema;
+/// use acs_recording::eventgrid::Schema;
+/// assert_eq!(parse_schema("CloudEvents"), Ok(Schema::CloudEvents));
+/// assert_eq!(parse_schema("event-grid"), Ok(Schema::EventGrid));
+/// assert_eq!(parse_schema("xml").unwrap_err(), "unknown schema `xml` (expected eventgrid or cloudevents)");
+/// ```
+pub fn parse_schema(name: &str) -> Result<Schema, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "eventgrid" | "event-grid" => Ok(Schema::EventGrid),
+        "cloudevents" | "cloud-events" => Ok(Schema::CloudEvents),
+        other => Err(format!("unknown schema `{other}` (expected eventgrid or cloudevents)")),
     }
 }
 
@@ -424,7 +424,7 @@ struct Answer {
 }
 
 /// The `Microsoft.Communication.RecordingFileStatusUpdated` event announcing `recording`, with every chunk's
-/// locations and the newer subject form (`SPEC.md` §3).
+/// locations and the newest subject form (`/recording/call/{callId}/serverCallId/{serverCallId}/recordingId/{recordingId}`).
 pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEvent {
     let chunks: Vec<Value> = recording
         .chunks
@@ -459,7 +459,7 @@ pub fn recording_file_status_updated(recording: &StoredRecording) -> OutgoingEve
                 "recordingFormatType": recording.format,
                 "sessionEndReason": "CallEnded",
             });
-            // Bring your own storage: the export's outcome and the recording id (SPEC.md §6).
+            // Bring your own storage: the event says where the recording went, and its id.
             if let Some(storage_type) = &recording.storage_type {
                 data["storageType"] = json!(storage_type);
                 data["recordingId"] = json!(recording.recording_id);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
+use crate::Sha256Digest;
+
 /// Sample rate of the synthetic tone (16-bit mono PCM).
 pub(crate) const SAMPLE_RATE: u32 = 48_000;
 /// Size of a canonical PCM WAV header.
@@ -139,7 +141,7 @@ impl Content {
     }
 
     /// SHA-256 of every byte, computed in frames.
-    pub(crate) fn sha256(&self) -> [u8; 32] {
+    pub(crate) fn sha256(&self) -> Sha256Digest {
         let mut sha = Sha256::new();
         let mut at = 0;
         let len = self.len();

@@ -1,12 +1,13 @@
-//! The metadata document (`acsmetadata`) the emulator serves for each chunk, mixed or unmixed (`SPEC.md` §3, §6).
+//! The metadata document (`acsmetadata`) the emulator serves for each chunk, mixed or unmixed, in the shape ACS
+//! serves it.
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::iso8601;
 use super::media::SAMPLE_RATE;
-use super::storage::iso8601;
 
 /// What one chunk's metadata document says.
 pub(super) struct ChunkMetadata<'a> {

@@ -2,7 +2,8 @@
 //! that want to run without an Azure account (feature `emulator`).
 //!
 //! ```
-//! use acs_recording::download::{ChunkDownloader, WriterSink};
+//! use acs_recording::download::ChunkDownloader;
+//! use acs_recording::download::sink::WriterSink;
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::signing::HmacSigningLayer;
 //! use bytes::Bytes;
@@ -49,7 +50,8 @@
 //! 1. Two listeners on `127.0.0.1`, each on its own port: the *endpoint* (the ACS resource: the legacy
 //!    `/recording/download/{documentId}[/metadata]` paths) and the *storage* host that the event locations point
 //!    at (`/v1/objects/{id}/content/audio`, `/content/acsmetadata`, `DELETE /v1/objects/{id}`), so downloads
-//!    exercise the cross-host signing rule as they do in Azure (`SPEC.md` §2).
+//!    exercise the cross-host signing rule as they do in Azure (a request to the storage host is signed for the
+//!    endpoint's host, not its own).
 //! 2. Every request must carry a valid ACS HMAC signature over the *endpoint's* authority, checked by
 //!    [`HmacVerifyLayer`], or, when one was configured with [`EmulatorBuilder::bearer_token`], the test token as
 //!    `Authorization: Bearer <token>` (compared in constant time), as an Entra ID client sends; a failure is a 401.
@@ -57,7 +59,7 @@
 //!    `bytes */len`), `ETag`, `Last-Modified`, `If-Match` and `If-Unmodified-Since` (412). `DELETE` answers 200,
 //!    then 404 for that object.
 //! 4. Synthetic media: a deterministic WAV tone split at the chunk limit (1.5 GB by default), each chunk but the
-//!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk (`SPEC.md` §3).
+//!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk.
 //! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
 //!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
@@ -86,9 +88,9 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
 
+use storage::DEFAULT_CHUNK_LIMIT;
 pub use storage::{
     DocumentInfo, Fault, Link, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
-    DEFAULT_CHUNK_LIMIT,
 };
 
 use crate::body::ResponseBody;
@@ -109,7 +111,7 @@ pub struct EmulatorBuilder {
 }
 
 impl EmulatorBuilder {
-    /// Sets the chunk limit (default [`DEFAULT_CHUNK_LIMIT`], 1.5 GB); tests use small limits.
+    /// Sets the chunk limit in bytes (default 1.5 GB, `1_500_000_000`, as ACS); tests use small limits.
     pub fn chunk_limit(mut self, bytes: u64) -> Self {
         self.chunk_limit = bytes.max(64);
         self
@@ -295,4 +297,9 @@ async fn with_token(storage: &Storage, request: http::Request<Incoming>) -> http
             response
         }
     }
+}
+
+/// `2026-11-26T08:28:18.000Z` from a system time (UTC): the dates of the emulator's events and metadata.
+pub(crate) fn iso8601(time: std::time::SystemTime) -> String {
+    crate::time::format_rfc3339(time, 3)
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::recording::{ExportedRecording, Recording};
+use crate::Sha256Digest;
 
 /// A job's identity: the SHA-256 of its event id, in hex (32 characters), so that any event id makes a safe file
 /// or object name and a redelivery maps to the same job.
@@ -24,8 +25,8 @@ impl JobId {
     /// assert_eq!(JobId::parse(id.as_str()), Some(id));
     /// ```
     pub fn for_event(event_id: &str) -> Self {
-        let digest = Sha256::digest(event_id.as_bytes());
-        Self(crate::download::hex(&digest[..16]))
+        let digest = Sha256Digest::from(Sha256::digest(event_id.as_bytes())).to_string();
+        Self(digest[..32].to_owned())
     }
 
     /// Reads an id as [`JobId::as_str`] prints it; `None` unless it is 32 lower-case hex digits.
@@ -122,9 +123,9 @@ pub struct ChunkProgress {
     /// Media bytes stored, once stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
-    /// SHA-256 of the stored media in hex, once stored.
+    /// SHA-256 of the stored media (hex in the journal), once stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256Digest>,
     /// Where the sink put it, once stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
@@ -313,7 +314,7 @@ mod tests {
         let mut job = Job::new("e1", recording, at, at + Duration::from_secs(86_400));
         job.next_attempt_at = Some(at + Duration::from_secs(5));
         job.chunks[0].state = ChunkState::Stored;
-        job.chunks[0].sha256 = Some("ab".repeat(32));
+        job.chunks[0].sha256 = Some("ab".repeat(32).parse().unwrap());
         let text = serde_json::to_string(&job).unwrap();
         assert!(text.contains(r#""receivedAt":"2025-12-01T08:00:00.123456Z""#), "{text}");
         assert!(text.contains(r#""state":"pending""#), "{text}");

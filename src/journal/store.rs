@@ -289,7 +289,7 @@ impl ObjectStoreJournal {
 /// `<host>-<pid>-<token>`: unique per process, readable in a claim.
 fn default_owner() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".to_owned());
-    let host = crate::download::sanitize_name(&host);
+    let host = crate::name::sanitize_name(&host);
     format!("{host}-{}-{}", std::process::id(), &unique_token()[..8])
 }
 

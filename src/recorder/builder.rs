@@ -18,7 +18,7 @@ use super::shared::{Shared, StateCounts};
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
 use crate::credential::{AccessKey, ConnectionString, Endpoint};
-use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
+use crate::download::{sink::Sink, ChunkDownloader, ParallelPolicy, Progress, RetryPolicy};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
 use crate::journal::{Job, JobId, JobState, Journal};
 #[cfg(feature = "entra")]

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::journal::{ChunkState, Job};
 use crate::recording::{Recording, RecordingFormatType};
+use crate::Sha256Digest;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,7 +45,7 @@ struct Chunk<'a> {
     index: i64,
     document_id: &'a str,
     bytes: u64,
-    sha256: &'a str,
+    sha256: Sha256Digest,
     location: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata_location: Option<&'a str>,
@@ -63,7 +64,7 @@ pub(super) fn recording_manifest(
             return Ok(None);
         }
         let (Some(bytes), Some(sha256), Some(location)) =
-            (progress.bytes, progress.sha256.as_deref(), progress.location.as_deref())
+            (progress.bytes, progress.sha256, progress.location.as_deref())
         else {
             return Ok(None);
         };
@@ -113,7 +114,7 @@ mod tests {
         let chunk = &mut job.chunks[index];
         chunk.state = ChunkState::Stored;
         chunk.bytes = Some(bytes);
-        chunk.sha256 = Some(format!("{index:064}"));
+        chunk.sha256 = Some(format!("{index:064}").parse().unwrap());
         chunk.location = Some(format!("call-1/{index}-doc-{index}.wav"));
         chunk.metadata_location = Some(format!("call-1/{index}-doc-{index}.json"));
     }

@@ -4,14 +4,15 @@
 //! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`](crate::eventgrid::EventGridWebhookLayer)
 //! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`](crate::journal::Journal) before
 //! answering 200, a pool of workers that download every job's chunks with the signed client and the
-//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::Sink). One allow-list
+//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::sink::Sink). One allow-list
 //! serves both the signing layer and the downloader.
 //!
 //! ```
 //! # #[cfg(feature = "emulator")]
 //! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
-//! use acs_recording::download::DirectorySink;
-//! use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+//! use acs_recording::download::sink::DirectorySink;
+//! use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
+//! use acs_recording::eventgrid::Schema;
 //! use acs_recording::emulator::{Emulator, RecordingSpec};
 //! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 //! use acs_recording::journal::{FileJournal, JobState, Journal};
@@ -55,9 +56,8 @@
 //!     if jobs.first().is_some_and(|job| job.state == JobState::Done) { break jobs[0].clone() }
 //!     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 //! };
-//! let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
 //! for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
-//!     assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));
+//!     assert_eq!(progress.sha256, Some(chunk.sha256));
 //! }
 //! let _ = stop.send(());
 //! workers.await??;

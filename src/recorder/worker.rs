@@ -22,7 +22,7 @@ use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, hex, HttpClient, Sink};
+use crate::download::{self, sink::Sink, HttpClient};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
 use crate::BoxError;
@@ -340,7 +340,7 @@ where
                     Ok(manifest) => {
                         progress.state = ChunkState::Stored;
                         progress.bytes = Some(manifest.bytes);
-                        progress.sha256 = Some(hex(&manifest.sha256));
+                        progress.sha256 = Some(manifest.sha256);
                         progress.location = Some(manifest.location.clone());
                         progress.metadata_location = manifest.metadata_location.clone();
                         progress.last_error = None;

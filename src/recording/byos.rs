@@ -1,4 +1,4 @@
-//! Bring your own storage: where ACS exported a recording to the customer's container (`SPEC.md` §6).
+//! Bring your own storage: where ACS exported a recording to the customer's container.
 //!
 //! A recording started with external storage is written by ACS into the customer's Azure Blob container, and the
 //! `RecordingFileStatusUpdated` event says so with `storageType` (and carries the `recordingId`). When the export

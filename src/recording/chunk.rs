@@ -6,7 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::values::ChunkEndReason;
 
-/// One stored piece of a recording. Recordings over 1.5 GB arrive as several chunks (`SPEC.md` §3).
+/// One stored piece of a recording. ACS cuts a recording into chunks of at most about 1.5 GB; a longer one
+/// arrives as several, each with its `index`.
 ///
 /// `Debug` shows the locations without their query, which may carry a signature.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -89,7 +90,7 @@ impl RecordingChunk {
         self.end_reason.as_ref()
     }
 
-    /// The media URL; absent in the 2021 payload, where it is built from the endpoint (`SPEC.md` §3).
+    /// The media URL; absent in the 2021 payload, where it is built from the endpoint and the document id.
     pub fn content_location(&self) -> Option<&str> {
         self.content_location.as_deref()
     }
@@ -129,7 +130,7 @@ pub(super) fn chunks_in_index_order<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<RecordingChunk>, D::Error> {
     let mut chunks = StorageInfo::deserialize(deserializer)?.recording_chunks;
-    // Chunks must be downloaded in `index` order (SPEC.md §3); the service usually sends them sorted already,
+    // Chunks are handed out in `index` order, the order of the recording; the service usually sends them sorted,
     // and a stable sort of a sorted list is one linear pass.
     chunks.sort_by_key(|chunk| chunk.index);
     Ok(chunks)

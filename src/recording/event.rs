@@ -1,4 +1,5 @@
-//! The typed `Microsoft.Communication.RecordingFileStatusUpdated` event data (`SPEC.md` §3, §6).
+//! The typed `Microsoft.Communication.RecordingFileStatusUpdated` event data: the recording's chunks and, for a
+//! recording exported to the customer's own storage, where it went.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -89,7 +90,7 @@ impl RecordingFileStatusUpdated {
         self
     }
 
-    /// The recording's chunks, in `index` order: download all of them, in this order (`SPEC.md` §3).
+    /// The recording's chunks, in `index` order: a recording is all of them, in this order.
     pub fn chunks(&self) -> &[RecordingChunk] {
         &self.chunks
     }

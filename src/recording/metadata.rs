@@ -1,4 +1,4 @@
-//! [`RecordingMetadata`]: a chunk's metadata document (`acsmetadata`), typed (`SPEC.md` §3, §6).
+//! [`RecordingMetadata`]: a chunk's metadata document (`acsmetadata`), typed.
 //!
 //! ```
 //! use acs_recording::recording::{ChannelAssignment, RecordingChannelType, RecordingMetadata};
@@ -196,7 +196,7 @@ pub struct MetadataParticipant {
 }
 
 /// One channel of an unmixed recording and the participant on it; what the
-/// [`DirectorySink`](crate::download::DirectorySink) records in a chunk's manifest.
+/// [`DirectorySink`](crate::download::sink::DirectorySink) records in a chunk's manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

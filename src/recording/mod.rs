@@ -1,4 +1,4 @@
-//! Typed recording events and the extractor that hands them to handlers (`SPEC.md` §3).
+//! Typed recording events and the extractor that hands them to handlers.
 //!
 //! `Microsoft.Communication.RecordingFileStatusUpdated` says a recording is ready: its chunks, in `index` order,
 //! with the URLs to download, read the metadata of, and delete each one. [`RecordingEvents`] gives a handler the

@@ -23,7 +23,7 @@ use super::values::{RecordingFormatType, RecordingStorageType};
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Recording {
-    /// The call id: the recording's folder name in the [`DirectorySink`](crate::download::DirectorySink).
+    /// The call id: the recording's folder name in the [`DirectorySink`](crate::download::sink::DirectorySink).
     pub call_id: String,
     /// The recording id, from the event's subject or its data.
     #[serde(default, skip_serializing_if = "Option::is_none")]

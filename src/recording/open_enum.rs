@@ -1,4 +1,5 @@
-//! `open_enum!`: string enums that keep values this version does not know (`SPEC.md` §3: enums are open).
+//! `open_enum!`: string enums that keep values this version does not know. The service adds values to its enums
+//! without notice, so an unknown value is data to keep, never an error.
 
 /// Declares an open string enum: known values as unit variants, anything else kept verbatim in `Other`.
 macro_rules! open_enum {

@@ -2,7 +2,7 @@
 
 /// The ids in a recording event's subject.
 ///
-/// Three forms exist (`SPEC.md` §3): `/recording/call/{callId}/serverCallId/{serverCallId}/recordingId/{recordingId}`,
+/// Three forms exist, of different ages of the service: `/recording/call/{callId}/serverCallId/{serverCallId}/recordingId/{recordingId}`,
 /// the older `/recording/call/{callId}/recordingId/{recordingId}`, and the 2021 `/recording/call/{callId}`.
 ///
 /// ```

@@ -57,7 +57,8 @@ open_enum! {
 }
 
 open_enum! {
-    /// Where ACS put the recording (`storageType`; bring your own storage, `SPEC.md` §6). The documented values
+    /// Where ACS put the recording (`storageType`; set when the recording went to the customer's own storage). The
+    /// documented values
     /// vary between versions of the documentation, so [`is_external`](Self::is_external) decides.
     RecordingStorageType {
         /// Exported to the customer's Azure Blob container (the current documentation's value).
@@ -70,6 +71,27 @@ open_enum! {
         AcsStorage => "acsstorage",
         /// Kept in ACS storage (the name the start-recording options use): download it.
         AzureCommunicationServices => "AzureCommunicationServices",
+    }
+}
+
+impl RecordingFormatType {
+    /// The file extension for media of this format: `wav`, `mp3`, `mp4`, or `bin` for a format this version does
+    /// not know. The value is matched ignoring ASCII case and surrounding spaces.
+    ///
+    /// ```
+    /// use acs_recording::recording::RecordingFormatType;
+    /// assert_eq!(RecordingFormatType::parse("Wav").extension(), "wav");
+    /// assert_eq!(RecordingFormatType::parse(" mp3 ").extension(), "mp3");
+    /// assert_eq!(RecordingFormatType::parse("ogg").extension(), "bin");
+    /// ```
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Mp3 => "mp3",
+            Self::Mp4 => "mp4",
+            Self::Other(other) if other.trim().len() != other.len() => Self::parse(other.trim()).extension(),
+            Self::Other(_) => "bin",
+        }
     }
 }
 
@@ -101,6 +123,13 @@ mod tests {
         assert_eq!(RecordingFormatType::parse("wav"), RecordingFormatType::Wav);
         assert_eq!(RecordingChannelType::parse("unmixed"), RecordingChannelType::Unmixed);
         assert_eq!(RecordingContentType::parse("audioVideo"), RecordingContentType::AudioVideo);
+    }
+
+    #[test]
+    fn extensions_follow_the_format_type() {
+        for (format, ext) in [("Wav", "wav"), ("MP3", "mp3"), ("mp4", "mp4"), ("Unknown", "bin"), (" wav", "wav")] {
+            assert_eq!(RecordingFormatType::parse(format).extension(), ext);
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::download::*;
-use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Location, Outcome, RetryPolicy, WriterSink};
+use acs_recording::download::{
+    sink::{DirectorySink, WriterSink},
+    ChunkDownloader, ErrorKind, Location, Outcome, RetryPolicy,
+};
 use acs_recording::emulator::{Emulator, Fault, RecordingSpec};
 use acs_recording::recording::{ChannelAssignment, Recording, RecordingChunk};
 use http::Method;
@@ -325,7 +328,7 @@ async fn chunks_without_locations_use_the_legacy_endpoint_urls() {
     assert_eq!(manifest.chunks[0].sha256, info.sha256);
     // No format given: the extension comes from the metadata document (`recordingInfo.format`), fetched first.
     // The id needed sanitising: a short hash of the raw id keeps its name apart from any id that sanitises alike.
-    let tag: String = sha256(id.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let tag = sha256(id.as_bytes()).to_string()[..16].to_owned();
     let name = format!("/0-0-eus_d1_legacy-{tag}.wav");
     assert!(manifest.chunks[0].location.ends_with(&name), "{}", manifest.chunks[0].location);
     let paths: Vec<String> = emulator.storage().requests().into_iter().map(|r| r.path).collect();

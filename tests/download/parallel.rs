@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::support::download::*;
 use crate::support::{self, at_timeout, eventually};
-use acs_recording::download::{ChunkDownloader, DirectorySink, ErrorKind, Outcome, ParallelPolicy, WriterSink};
+use acs_recording::download::{
+    sink::{DirectorySink, WriterSink},
+    ChunkDownloader, ErrorKind, Outcome, ParallelPolicy,
+};
 use acs_recording::emulator::{Emulator, Fault, LoggedRequest};
 use http::Method;
 use proptest::prelude::*;

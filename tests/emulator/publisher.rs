@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::support;
 use acs_recording::emulator::eventgrid::{
-    DeliveryKind, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+    DeliveryKind, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy,
 };
+
+use acs_recording::eventgrid::Schema;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};

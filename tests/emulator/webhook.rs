@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use crate::support::{fixture, TestServer};
-use acs_recording::emulator::eventgrid::{DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema};
+use acs_recording::emulator::eventgrid::{DeliveryOutcome, EventGridPublisher, OutgoingEvent};
+use acs_recording::eventgrid::Schema;
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer, SUBSCRIPTION_DELETED_EVENT};
 use acs_recording::recording::RecordingEvents;
 use axum::extract::State;

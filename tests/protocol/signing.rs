@@ -12,11 +12,12 @@ use acs_recording::signing::{
     compute_signature, content_hash, string_to_sign, AllowList, ContentHash, ErrorKind, HmacSigningLayer,
     HmacVerifyLayer, RefusedReason,
 };
+use acs_recording::Sha256Digest;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 const KEY_B64: &str = "YWNzLXJlY29yZGluZyBmaXhlZCB0ZXN0IGtleSwgbm90IGEgc2VjcmV0";
@@ -119,14 +120,10 @@ fn counting_ok(
         async move {
             calls.fetch_add(1, Ordering::SeqCst);
             let body = request.into_body().collect().await.unwrap().to_bytes();
-            let digest = hex(&Sha256::digest(&body));
+            let digest = Sha256Digest::of(&body).to_string();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(digest))))
         }
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Harness {
@@ -181,7 +178,7 @@ async fn signed_requests_round_trip_through_a_real_server() {
         let response = client.ready().await.unwrap().call(request).await.unwrap();
         let (status, _, text) = body_of(response).await;
         assert_eq!(status, StatusCode::OK, "{method} {url}: {text}");
-        assert_eq!(text, hex(&Sha256::digest(body)), "{method} {url}: the server got the body intact");
+        assert_eq!(text, Sha256Digest::of(body).to_string(), "{method} {url}: the server got the body intact");
     }
     assert_eq!(h.calls.load(Ordering::SeqCst), 4);
 }
@@ -198,7 +195,7 @@ async fn streaming_bodies_are_hashed_under_the_limit_and_refused_over_it() {
     let response = client.ready().await.unwrap().call(streaming_post(&url, chunks)).await.unwrap();
     let (status, _, text) = body_of(response).await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(text, hex(&Sha256::digest(&whole)));
+    assert_eq!(text, Sha256Digest::of(&whole).to_string());
 
     let big: Vec<Bytes> = (0..80).map(|_| Bytes::from(vec![7u8; 1024])).collect();
     let error = client.ready().await.unwrap().call(streaming_post(&url, big)).await.unwrap_err();
@@ -247,7 +244,7 @@ async fn precomputed_hash_is_used_without_reading_the_body() {
     request.extensions_mut().insert(ContentHash::of(b"hello world"));
     let (status, _, text) = body_of(client.oneshot(request).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(text, hex(&Sha256::digest(b"hello world")));
+    assert_eq!(text, Sha256Digest::of(b"hello world").to_string());
 }
 
 #[tokio::test]

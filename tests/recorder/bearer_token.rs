@@ -347,7 +347,7 @@ async fn a_server_that_revoked_the_token_gets_the_request_again_with_a_new_one()
 /// The emulator accepts one test token as if Entra had issued it; the downloader goes through the bearer layer.
 #[tokio::test]
 async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
-    use acs_recording::download::{ChunkDownloader, WriterSink};
+    use acs_recording::download::{sink::WriterSink, ChunkDownloader};
     use acs_recording::emulator::{Emulator, RecordingSpec};
     use sha2::{Digest, Sha256};
 
@@ -384,9 +384,10 @@ async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
 /// request carrying the token.
 #[tokio::test]
 async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
-    use acs_recording::download::DirectorySink;
-    use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher, Schema};
+    use acs_recording::download::sink::DirectorySink;
+    use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
     use acs_recording::emulator::{Emulator, RecordingSpec};
+    use acs_recording::eventgrid::Schema;
     use acs_recording::journal::{FileJournal, JobState, Journal};
     use acs_recording::recorder::Recorder;
 
@@ -421,9 +422,8 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
         journal.list().await.unwrap().into_iter().find(|job| job.state == JobState::Done)
     })
     .await;
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
-        assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));
+        assert_eq!(progress.sha256, Some(chunk.sha256));
     }
     assert_eq!(credential.calls(), 1);
     assert!(emulator.storage().requests().iter().all(|request| request.status < 300));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::{eventually, fixture, send, TestServer};
 use acs_recording::cloud::AzureCloud;
-use acs_recording::download::DirectorySink;
+use acs_recording::download::sink::DirectorySink;
 use acs_recording::emulator::Emulator;
 use acs_recording::journal::{FileJournal, JobId, JobState, Journal};
 use acs_recording::recorder::Recorder;

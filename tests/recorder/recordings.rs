@@ -21,7 +21,7 @@ async fn an_unmixed_recording_has_its_channel_map_written_beside_each_chunk() {
         let target = ChunkTarget::new("call-unmixed", &chunk.document_id, chunk.index, "wav");
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(sink.manifest_path(&target)).unwrap()).unwrap();
-        assert_eq!(manifest["sha256"], hex(&chunk.sha256));
+        assert_eq!(manifest["sha256"], chunk.sha256.to_string());
         assert_eq!(
             manifest["channels"],
             serde_json::json!([

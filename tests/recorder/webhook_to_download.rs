@@ -5,11 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use crate::support::TestServer;
-use acs_recording::download::{ChunkDownloader, DirectorySink, RecordingManifest};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader, RecordingManifest};
 use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, Schema,
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent,
 };
 use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
+use acs_recording::eventgrid::Schema;
 use acs_recording::eventgrid::{Deduplicator, DeliverySecret, EventGridWebhookLayer};
 use acs_recording::recording::{Recording, RecordingEvents};
 use acs_recording::signing::HmacSigningLayer;
@@ -83,9 +84,9 @@ async fn an_announced_recording_is_downloaded_once_chunk_by_chunk() {
     let manifests = manifests.lock().unwrap();
     assert_eq!(manifests.len(), 1, "the redelivery is not downloaded again");
     assert_eq!(manifests[0].call_id, "call-e2e");
-    let got: Vec<(i64, &str, [u8; 32])> =
+    let got: Vec<(i64, &str, acs_recording::Sha256Digest)> =
         manifests[0].chunks.iter().map(|chunk| (chunk.index, chunk.document_id.as_str(), chunk.sha256)).collect();
-    let expected: Vec<(i64, &str, [u8; 32])> =
+    let expected: Vec<(i64, &str, acs_recording::Sha256Digest)> =
         recording.chunks.iter().map(|chunk| (chunk.index, chunk.document_id.as_str(), chunk.sha256)).collect();
     assert_eq!(got, expected);
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::support;
 use crate::support::store::Backend;
-use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+use acs_recording::download::sink::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 use acs_recording::journal::{Job, JobId, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recording::{Recording, RecordingChunk};
+use acs_recording::Sha256Digest;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -98,7 +99,7 @@ async fn a_second_writer_of_a_committed_chunk_succeeds_without_replacing_it(back
         writer.begin(&version()).await.unwrap();
         writer.write(Bytes::from(bytes.clone())).await.unwrap();
     }
-    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let sha = Sha256Digest::from(Sha256::digest(&bytes));
     let a = first.commit(bytes.len() as u64, sha).await.unwrap();
     let b = second.commit(bytes.len() as u64, sha).await.unwrap();
     assert_eq!(a, b);
@@ -338,7 +339,7 @@ async fn a_worker_that_lost_its_job_cannot_overwrite_the_new_owners_record(backe
 
 async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
     let sink = ObjectStoreSink::new(backend.location.clone());
-    let part = acs_recording::download::PART_SIZE;
+    let part = acs_recording::download::sink::PART_SIZE;
     let bytes = media(2 * part + 3 * (1 << 20));
     let Existing::Absent(mut writer) = sink.open(&target()).await.unwrap() else { panic!("nothing stored yet") };
     writer.begin(&version()).await.unwrap();
@@ -381,7 +382,7 @@ async fn an_upload_given_up_goes_on_from_its_committed_parts(backend: Backend) {
 }
 
 async fn a_download_cut_mid_chunk_resumes_after_the_uploaded_parts(backend: Backend) {
-    use acs_recording::download::{ChunkDownloader, Outcome, PART_SIZE};
+    use acs_recording::download::{sink::PART_SIZE, ChunkDownloader, Outcome};
     use acs_recording::emulator::{Emulator, Fault};
 
     let emulator = Emulator::builder().start().await.unwrap();

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::emulator::served;
-use crate::support::store::checks::{assert_stored, hex, media_requests_answered, wait_for_done, wait_until};
+use crate::support::store::checks::{assert_stored, media_requests_answered, wait_for_done, wait_until};
 use crate::support::store::proxy::{Action, FaultProxy, Match, Partition};
 use crate::support::store::replica::Replica;
 use crate::support::store::{azurite_url, Backend};
@@ -55,7 +55,7 @@ impl Faulty {
     async fn assert_done(&self, event: &OutgoingEvent, recording: &StoredRecording, replicas: &[Replica]) -> Job {
         let job = wait_for_done(&self.backend, event, replicas).await;
         for (progress, chunk) in job.chunks.iter().zip(&recording.chunks) {
-            assert_eq!(progress.sha256.as_deref(), Some(hex(&chunk.sha256).as_str()), "{job:?}");
+            assert_eq!(progress.sha256, Some(chunk.sha256), "{job:?}");
         }
         assert_stored(&self.backend, &[recording]).await;
         job

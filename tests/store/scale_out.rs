@@ -8,9 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::emulator::served;
-use crate::support::store::checks::{
-    assert_stored, hex, media_key, media_requests_answered, wait_for_done, wait_until,
-};
+use crate::support::store::checks::{assert_stored, media_key, media_requests_answered, wait_for_done, wait_until};
 use crate::support::store::replica::Replica;
 use crate::support::store::Backend;
 use crate::support::{self, at_timeout, eventually};
@@ -167,7 +165,7 @@ async fn an_owner_that_was_taken_over_stops_writing(backend: Backend) {
 }
 
 async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend: Backend) {
-    use acs_recording::download::PART_SIZE;
+    use acs_recording::download::sink::PART_SIZE;
     let part = PART_SIZE as u64;
     let emulator = Emulator::builder().chunk_limit(64 << 20).start().await.unwrap();
     let recording = emulator.storage().record(RecordingSpec::new("call-parts", 40 << 20));
@@ -199,7 +197,7 @@ async fn a_replica_killed_after_some_parts_leaves_them_to_its_successor(backend:
     owner.kill();
     let others = start_replicas(&emulator, &backend, &["r1"]).await;
     let job = wait_for_done(&backend, &event, &others).await;
-    assert_eq!(job.chunks[0].sha256.as_deref(), Some(hex(&chunk.sha256).as_str()));
+    assert_eq!(job.chunks[0].sha256, Some(chunk.sha256));
     let ranges: Vec<String> = emulator
         .storage()
         .requests_for(&chunk.document_id)

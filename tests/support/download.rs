@@ -3,16 +3,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use acs_recording::download::{ChunkDownloader, DirectorySink, RetryPolicy};
+use acs_recording::download::{sink::DirectorySink, ChunkDownloader, RetryPolicy};
 use acs_recording::emulator::{Emulator, StoredChunk, StoredRecording};
 use acs_recording::recording::{Recording, RecordingChunk};
 use acs_recording::signing::{HmacSigning, HmacSigningLayer};
+use acs_recording::Sha256Digest;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha256};
+
 use tower::Layer;
 
 /// hyper-util's client inside the signing layer, as users build it.
@@ -60,12 +61,12 @@ pub(crate) fn single(emulator: &Emulator, call_id: &str, document_id: &str) -> R
     )
 }
 
-pub(crate) fn sha256_file(path: &Path) -> [u8; 32] {
-    Sha256::digest(std::fs::read(path).expect("file exists")).into()
+pub(crate) fn sha256_file(path: &Path) -> Sha256Digest {
+    Sha256Digest::of(std::fs::read(path).expect("file exists"))
 }
 
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+pub(crate) fn sha256(bytes: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(bytes)
 }
 
 /// Deterministic pseudo-random bytes.

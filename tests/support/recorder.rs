@@ -5,14 +5,19 @@
 pub(crate) use std::path::Path;
 pub(crate) use std::time::{Duration, Instant};
 
-pub(crate) use acs_recording::download::{ChunkTarget, DirectorySink, RetryPolicy as FetchRetry};
+pub(crate) use acs_recording::download::{
+    sink::{ChunkTarget, DirectorySink},
+    RetryPolicy as FetchRetry,
+};
 pub(crate) use acs_recording::emulator::eventgrid::{
-    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy, Schema,
+    recording_file_status_updated, DeliveryOutcome, EventGridPublisher, OutgoingEvent, RetryPolicy,
 };
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
+pub(crate) use acs_recording::eventgrid::Schema;
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
 pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
+pub(crate) use acs_recording::Sha256Digest;
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
@@ -141,7 +146,7 @@ pub(crate) fn assert_files_right(job: &Job, recording: &StoredRecording) {
         let location = progress.location.as_deref().expect("stored");
         let digest: [u8; 32] = Sha256::digest(std::fs::read(location).unwrap()).into();
         assert_eq!(digest, chunk.sha256, "{location}");
-        assert_eq!(progress.sha256.as_deref(), Some(hex(&digest).as_str()));
+        assert_eq!(progress.sha256, Some(Sha256Digest::from(digest)));
         assert_eq!(progress.bytes, Some(chunk.size));
     }
     // The recording's manifest beside its chunks lists each one as the journal does.
@@ -154,15 +159,11 @@ pub(crate) fn assert_files_right(job: &Job, recording: &StoredRecording) {
     let listed = manifest["chunks"].as_array().unwrap();
     assert_eq!(listed.len(), job.chunks.len(), "{manifest}");
     for (listed, progress) in listed.iter().zip(&job.chunks) {
-        assert_eq!(listed["sha256"].as_str(), progress.sha256.as_deref(), "{manifest}");
+        assert_eq!(listed["sha256"].as_str(), progress.sha256.map(|d| d.to_string()).as_deref(), "{manifest}");
         assert_eq!(listed["location"].as_str(), progress.location.as_deref(), "{manifest}");
         assert_eq!(listed["metadataLocation"].as_str(), progress.metadata_location.as_deref(), "{manifest}");
         assert!(progress.metadata_location.is_some(), "{progress:?}");
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn content_bytes_served(emulator: &Emulator, recording: &StoredRecording) -> u64 {

@@ -1,20 +1,20 @@
 //! How a fetch takes an answer apart: a 200 (the whole object, or Range ignored), a 206 (the range asked for, of
-//! the pinned version) and a 416 (`SPEC.md` §5).
+//! the pinned version) and a 416.
 
 use http::header::CONTENT_RANGE;
 use http::{HeaderMap, Response};
 
-use super::Fetch;
+use super::{Fetch, OpenResponse};
 use crate::download::client::{HttpClient, RequestBody};
 use crate::download::error::Error;
 use crate::download::header::{blob_md5, content_length, content_md5, parse_content_range};
 use crate::download::retry::Failure;
-use crate::download::ObjectVersion;
+use crate::download::sink::ObjectVersion;
 
 impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(super) async fn range_not_satisfiable(&mut self, headers: &HeaderMap) -> Result<(), Error> {
         if self.offset == 0 && !self.no_range {
-            // An empty object cannot satisfy `bytes=0-` (SPEC §5): ask again without Range.
+            // An empty object has no byte 0, so it cannot satisfy `bytes=0-`: ask again without Range.
             self.no_range = true;
             return Ok(());
         }
@@ -44,7 +44,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(super) fn accept_full(&mut self, response: Response<S::ResponseBody>) -> Result<(), Error> {
         let (parts, body) = response.into_parts();
         let fresh = ObjectVersion::from_headers(&parts.headers, content_length(&parts.headers));
-        if self.part {
+        if self.is_part() {
             // A part never pins another version: the whole object it belongs to would be spliced.
             let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
                 if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
@@ -54,15 +54,12 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 self.restart();
                 return Ok(());
             }
-            self.skip = self.offset;
-            self.response_end = fresh.total;
-            self.total_unknown = false;
-            self.md5 = content_md5(&parts.headers);
-            self.body = Some(Box::pin(body));
+            let md5 = content_md5(&parts.headers);
+            self.response = Some(OpenResponse::new(body, self.offset, fresh.total, false, md5));
             return Ok(());
         }
         if self.offset > 0 {
-            // The server ignored Range (SPEC §5): drop the bytes already stored, but only for the very same version,
+            // The server ignored Range, as a server may: drop the bytes already stored, but only for the very same version,
             // and only when the whole object's MD5 can still be checked.
             let same = matches!((&self.version, &fresh.etag), (Some(pinned), Some(etag))
                 if pinned.etag.as_deref() == Some(etag.as_str()) && !etag.starts_with("W/"))
@@ -70,21 +67,15 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 && self.total() == fresh.total
                 && self.blob_md5_allows_resume(&parts.headers);
             if same {
-                self.skip = self.offset;
-                self.response_end = fresh.total;
-                self.total_unknown = false;
-                self.md5 = content_md5(&parts.headers);
-                self.body = Some(Box::pin(body));
+                let md5 = content_md5(&parts.headers);
+                self.response = Some(OpenResponse::new(body, self.offset, fresh.total, false, md5));
                 return Ok(());
             }
             self.restart();
         }
         self.pin(fresh);
-        self.skip = 0;
-        self.response_end = self.total();
-        self.total_unknown = false;
-        self.md5 = content_md5(&parts.headers);
-        self.body = Some(Box::pin(body));
+        let md5 = content_md5(&parts.headers);
+        self.response = Some(OpenResponse::new(body, 0, self.total(), false, md5));
         Ok(())
     }
 
@@ -118,9 +109,9 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 return self.failed(Failure::Changed(why), None).await;
             }
         }
-        if self.offset == 0 && !self.part {
+        if self.offset == 0 && !self.is_part() {
             self.pin(fresh);
-        } else if !self.part && !self.blob_md5_allows_resume(&parts.headers) {
+        } else if !self.is_part() && !self.blob_md5_allows_resume(&parts.headers) {
             // The stored bytes were never hashed into an MD5 (an earlier run, or a first response without the
             // header): start over rather than skip the check. Once is no failure of the server; again means it
             // announces the MD5 only after byte 0, and counting it keeps such a server from looping forever.
@@ -135,11 +126,9 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             // A size first left as `*` and told now: the object ends there, not at the end of this range.
             pinned.total.get_or_insert(total);
         }
-        self.skip = 0;
-        self.response_end = Some(end);
-        self.total_unknown = total.is_none() && self.total().is_none();
-        self.md5 = content_md5(&parts.headers);
-        self.body = Some(Box::pin(body));
+        let total_unknown = total.is_none() && self.total().is_none();
+        let md5 = content_md5(&parts.headers);
+        self.response = Some(OpenResponse::new(body, 0, Some(end), total_unknown, md5));
         Ok(())
     }
 

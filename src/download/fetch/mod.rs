@@ -1,5 +1,5 @@
 //! The resumable fetch of one object: requests, Range resume, version pinning, retries and verification
-//! (`SPEC.md` §5). Everything above it (streams, sinks, recordings) consumes its events.
+//! (the rules are the module docs' rules 5 to 7). Everything above it (streams, sinks, recordings) consumes its events.
 //!
 //! `mod.rs` holds the state machine, `request.rs` what each request asks for and how its status is dispatched,
 //! `answer.rs` how a 200, a 206 or a 416 is taken apart.
@@ -27,8 +27,8 @@ use super::header::decode_md5;
 use super::location::Destinations;
 use super::resumable_sha256::Sha256Hasher;
 use super::retry::{Failure, RetryState};
-use super::ObjectVersion;
-use crate::BoxError;
+use super::sink::ObjectVersion;
+use crate::{BoxError, Sha256Digest};
 
 /// Redirects followed for one object, in all.
 const MAX_REDIRECTS: u32 = 5;
@@ -48,7 +48,7 @@ pub(crate) enum Event {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finished {
     pub(crate) bytes: u64,
-    pub(crate) sha256: [u8; 32],
+    pub(crate) sha256: Sha256Digest,
 }
 
 /// One object being fetched.
@@ -61,30 +61,19 @@ pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
     /// Bytes handed to the consumer (of the pinned version).
     offset: u64,
     version: Option<ObjectVersion>,
-    body: Option<Pin<Box<S::ResponseBody>>>,
-    /// Bytes still to drop from the current body (a 200 answer to a Range request).
-    skip: u64,
-    /// The offset at which the current response ends, when known.
-    response_end: Option<u64>,
-    /// The current response is a 206 whose `Content-Range` total is `*` (RFC 9110 §14.4): where it ends says
-    /// nothing about where the object ends, so more is asked for until a 416 says there is no more.
-    total_unknown: bool,
-    /// The current response's `Content-MD5`, and the MD5 of its body so far.
-    md5: Option<(Md5, [u8; 16])>,
+    /// The response being read, if any.
+    response: Option<OpenResponse<S::ResponseBody>>,
     /// The whole object's MD5 (`x-ms-blob-content-md5` of the pinned version), checked once every byte arrived.
     blob_md5: Option<[u8; 16]>,
     /// Whether the fetch already restarted once to compute the whole object's MD5 from byte 0.
     restarted_for_md5: bool,
     digest: Digests,
-    /// Whether this fetch hashes what it hands out (a part of a parallel download leaves that to its coordinator).
-    hashing: bool,
-    /// The fetch ends at this offset (exclusive) instead of the object's end: one part of a parallel download.
-    limit: Option<u64>,
+    /// The whole object, or one part of it.
+    mode: Mode,
     /// The first request of the object asks for at most this many bytes (`bytes=0-{n-1}`), so that a parallel
     /// download can take over the rest once the size is known.
     first_request: Option<u64>,
-    /// A part cannot restart alone: a version change ends it with [`ErrorKind::ObjectChanged`] instead.
-    part: bool,
+    /// A part saw its object change: it ends with [`ErrorKind::ObjectChanged`].
     changed: bool,
     no_range: bool,
     retry: RetryState,
@@ -93,6 +82,36 @@ pub(crate) struct Fetch<S: HttpClient<B>, B: RequestBody> {
     done: bool,
     pending: VecDeque<Event>,
     _request_body: PhantomData<fn() -> B>,
+}
+
+/// What a fetch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The whole object, hashed as it is handed out; a version change restarts it from byte 0.
+    Object,
+    /// One part of a parallel download: the bytes up to `end` (exclusive), not hashed (its coordinator hashes the
+    /// parts in order). A part cannot restart alone: a version change ends it with [`ErrorKind::ObjectChanged`].
+    Part { end: u64 },
+}
+
+/// The response being read, and what its head said about its body.
+struct OpenResponse<RB> {
+    body: Pin<Box<RB>>,
+    /// Bytes still to drop from the body (a 200 answer to a Range request).
+    skip: u64,
+    /// The offset at which the response ends, when known.
+    end: Option<u64>,
+    /// The response is a 206 whose `Content-Range` total is `*` (RFC 9110 §14.4): where it ends says nothing about
+    /// where the object ends, so more is asked for until a 416 says there is no more.
+    total_unknown: bool,
+    /// The response's `Content-MD5`, and the MD5 of its body so far.
+    md5: Option<(Md5, [u8; 16])>,
+}
+
+impl<RB> OpenResponse<RB> {
+    fn new(body: RB, skip: u64, end: Option<u64>, total_unknown: bool, md5: Option<(Md5, [u8; 16])>) -> Self {
+        Self { body: Box::pin(body), skip, end, total_unknown, md5 }
+    }
 }
 
 impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
@@ -104,18 +123,12 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             uri,
             offset: 0,
             version: None,
-            body: None,
-            skip: 0,
-            response_end: None,
-            total_unknown: false,
-            md5: None,
+            response: None,
             blob_md5: None,
             restarted_for_md5: false,
             digest: Digests::new(Sha256::new(), None),
-            hashing: true,
-            limit: None,
+            mode: Mode::Object,
             first_request: None,
-            part: false,
             changed: false,
             no_range: false,
             retry,
@@ -158,9 +171,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         self.version = Some(version);
         self.offset = start;
         self.retry.already_delivered(start);
-        self.limit = Some(end);
-        self.part = true;
-        self.hashing = false;
+        self.mode = Mode::Part { end };
         self.scope = self.scope.part(start, end);
         self
     }
@@ -169,15 +180,13 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     /// and leaves hashing to the coordinator. Only before any byte was handed out.
     pub(crate) fn limit_to_first_part(&mut self, end: u64) {
         self.scope = self.scope.part(0, end);
-        self.limit = Some(end);
-        self.part = true;
-        self.hashing = false;
+        self.mode = Mode::Part { end };
     }
 
     /// Whether the current response is a range of the object rather than all of it.
     pub(crate) fn answer_is_ranged(&self) -> bool {
-        match (self.response_end, self.total()) {
-            (Some(end), Some(total)) => self.body.is_some() && end < total,
+        match (self.response.as_ref().and_then(|response| response.end), self.total()) {
+            (Some(end), Some(total)) => end < total,
             _ => false,
         }
     }
@@ -217,7 +226,7 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             if self.changed {
                 return Err(self.object_changed());
             }
-            if self.done && !self.hashing {
+            if self.done && self.is_part() {
                 return Ok(None);
             }
             if self.done {
@@ -231,26 +240,27 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                 }
                 return Ok(None);
             }
-            let Some(body) = self.body.as_mut() else {
+            let read_timeout = self.retry.policy().read_timeout;
+            let Some(response) = self.response.as_mut() else {
                 self.request().await?;
                 continue;
             };
-            let next = async { body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
-            let read_timeout = self.retry.policy().read_timeout;
+            let next = async { response.body.frame().await.map(|frame| frame.map_err(Into::<BoxError>::into)) };
             let frame = match tokio::time::timeout(read_timeout, next).await {
                 Err(_) => {
-                    self.body = None;
+                    self.response = None;
                     self.failed(Failure::Timeout(read_timeout), None).await?;
                     continue;
                 }
                 Ok(Some(Err(error))) => {
-                    self.body = None;
+                    self.response = None;
                     self.failed(Failure::Body(error), None).await?;
                     continue;
                 }
                 Ok(None) => {
-                    self.body = None;
-                    self.response_ended().await?;
+                    if let Some(ended) = self.response.take() {
+                        self.response_ended(ended).await?;
+                    }
                     continue;
                 }
                 Ok(Some(Ok(frame))) => frame,
@@ -258,28 +268,29 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
             let Ok(mut data) = frame.into_data() else {
                 continue; // trailers carry nothing we use
             };
-            if let Some((md5, _)) = &mut self.md5 {
+            if let Some((md5, _)) = &mut response.md5 {
                 md5.update(&data);
             }
-            if self.skip > 0 {
-                let n = data.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            if response.skip > 0 {
+                let n = data.len().min(usize::try_from(response.skip).unwrap_or(usize::MAX));
                 data.advance(n);
-                self.skip -= n as u64;
+                response.skip -= n as u64;
             }
             if data.is_empty() {
                 continue;
             }
-            if let Some(limit) = self.limit {
+            if let Mode::Part { end: limit } = self.mode {
                 // A part ends at its limit, even when the server sends more (a 200 to a Range request).
                 let room = usize::try_from(limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
                 if data.len() >= room {
-                    let response_ends_here = data.len() == room && self.response_end == Some(limit);
+                    let response_ends_here = data.len() == room && response.end == Some(limit);
+                    let md5 = response.md5.take();
                     data.truncate(room);
-                    self.body = None;
+                    self.response = None;
                     self.done = true;
                     // The response ends with the part: its Content-MD5 is checked here, as `response_ended` does
                     // for a whole object, before the last bytes are handed out.
-                    if let Some((md5, expected)) = self.md5.take().filter(|_| response_ends_here) {
+                    if let Some((md5, expected)) = md5.filter(|_| response_ends_here) {
                         if md5.finalize().as_slice() != expected {
                             self.done = false;
                             self.restart();
@@ -294,17 +305,17 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
                     return Ok(Some(Event::Data(data)));
                 }
             }
-            if let Some(end) = self.response_end {
+            if let Some(end) = response.end {
                 if self.offset.saturating_add(data.len() as u64) > end {
                     // More bytes than announced: never hand them out.
-                    self.body = None;
+                    self.response = None;
                     let why = format!("body runs past its announced end at byte {end}");
                     self.restart();
                     self.failed(Failure::BadRange(why), None).await?;
                     continue;
                 }
             }
-            if self.hashing {
+            if !self.is_part() {
                 self.digest.push(data.clone()).await?;
             }
             self.offset = self.offset.saturating_add(data.len() as u64);
@@ -312,30 +323,35 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         }
     }
 
-    /// The current response's body ended cleanly.
-    async fn response_ended(&mut self) -> Result<(), Error> {
+    /// Whether this fetch is one part of a parallel download.
+    fn is_part(&self) -> bool {
+        matches!(self.mode, Mode::Part { .. })
+    }
+
+    /// The body of `ended` ended cleanly.
+    async fn response_ended(&mut self, ended: OpenResponse<S::ResponseBody>) -> Result<(), Error> {
         let total = self.total();
-        let complete_response = match self.response_end {
-            Some(end) => self.offset == end && self.skip == 0,
+        let complete_response = match ended.end {
+            Some(end) => self.offset == end && ended.skip == 0,
             None => true, // a body of unannounced length (chunked): its framing says it ended
         };
         if !complete_response {
-            let expected = self.response_end.unwrap_or(0);
+            let expected = ended.end.unwrap_or(0);
             return self.failed(Failure::Short { at: self.offset, expected }, None).await;
         }
-        if let Some((md5, expected)) = self.md5.take() {
+        if let Some((md5, expected)) = ended.md5 {
             if md5.finalize().as_slice() != expected {
                 self.restart();
                 return self.failed(Failure::Md5Mismatch, None).await;
             }
         }
-        if let Some(limit) = self.limit {
+        if let Mode::Part { end: limit } = self.mode {
             // A part: done at its limit, otherwise ask for the rest of it.
             self.done = self.offset >= limit;
             return Ok(());
         }
         match total {
-            None if self.total_unknown => Ok(()), // a range of an object of unknown size: ask for the rest
+            None if ended.total_unknown => Ok(()), // a range of an object of unknown size: ask for the rest
             Some(total) if self.offset < total => Ok(()), // a shorter range than asked: ask for the rest
             Some(total) if self.offset > total => {
                 self.restart();
@@ -359,9 +375,9 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
 
     /// Forgets everything received: the object changed. A part cannot forget alone: it ends instead.
     fn restart(&mut self) {
-        if self.part {
+        if self.is_part() {
             self.changed = true;
-            self.body = None;
+            self.response = None;
             return;
         }
         let had_bytes = self.offset > 0;
@@ -370,12 +386,8 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
         self.digest = Digests::new(Sha256::new(), None);
         self.blob_md5 = None;
         self.done = false;
-        self.skip = 0;
-        self.response_end = None;
-        self.total_unknown = false;
-        self.md5 = None;
+        self.response = None;
         self.no_range = false;
-        self.body = None;
         if had_bytes {
             self.pending.push_back(Event::Restart);
         }

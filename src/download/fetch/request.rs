@@ -5,7 +5,7 @@ use http::header::{IF_MATCH, IF_UNMODIFIED_SINCE, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use tower::ServiceExt;
 
-use super::{Fetch, MAX_REDIRECTS};
+use super::{Fetch, Mode, MAX_REDIRECTS};
 use crate::download::client::{HttpClient, RequestBody};
 use crate::download::error::{Detail, Error, ErrorKind};
 use crate::download::retry::{is_transient, Failure};
@@ -16,15 +16,17 @@ impl<S: HttpClient<B>, B: RequestBody> Fetch<S, B> {
     pub(super) async fn request(&mut self) -> Result<(), Error> {
         let mut builder = Request::get(self.uri.clone());
         if !self.no_range {
-            let range = match (self.limit, self.first_request) {
-                (Some(limit), _) => format!("bytes={}-{}", self.offset, limit.saturating_sub(1)),
-                (None, Some(first)) if self.offset == 0 && self.version.is_none() => format!("bytes=0-{}", first - 1),
+            let range = match (self.mode, self.first_request) {
+                (Mode::Part { end }, _) => format!("bytes={}-{}", self.offset, end.saturating_sub(1)),
+                (Mode::Object, Some(first)) if self.offset == 0 && self.version.is_none() => {
+                    format!("bytes=0-{}", first - 1)
+                }
                 _ => format!("bytes={}-", self.offset),
             };
             builder = builder.header(RANGE, range);
         }
         if let Some(version) = &self.version {
-            // Pin the version on every request (SPEC §5): a changed object answers 412, never a spliced body.
+            // Pin the version on every request: a changed object answers 412, never a spliced body.
             if let Some(etag) = &version.etag {
                 if let Ok(value) = HeaderValue::from_str(etag) {
                     builder = builder.header(IF_MATCH, value);

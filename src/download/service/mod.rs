@@ -1,9 +1,17 @@
 //! [`ChunkDownloader`]: a recording's chunks, in index order, into a sink.
+//!
+//! `mod.rs` holds the service and its configuration, `chunk.rs` one chunk from its target to its commit,
+//! `media.rs` the media stream (one stream or parallel parts), `metadata.rs` the metadata document, `delete.rs` the
+//! delete after the commit.
+
+mod chunk;
+mod delete;
+mod media;
+mod metadata;
 
 use std::fmt;
-use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,27 +20,25 @@ use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::Empty;
 use tower::Service;
-use tracing::Instrument;
 
 use super::body::ChunkBody;
 use super::client::{HttpClient, RequestBody};
-use super::digest::replayed;
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
 use super::location::Destinations;
-use super::parts::ParallelPolicy;
+use super::parallel::ParallelPolicy;
 use super::retry::{RetryPolicy, RetryState};
-use super::sink::{extension_for_format, ChunkTarget, Existing, Sink, SinkWriter};
-use super::{ChunkManifest, Outcome, Progress, RecordingManifest};
+use super::sink::Sink;
+use super::{ChunkManifest, Progress, RecordingManifest};
 use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
 use crate::signing::AllowList;
-use crate::BoxError;
+use crate::{BoxError, Sha256Digest};
 
 /// The largest metadata document accepted, by default.
-pub const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
+pub(crate) const DEFAULT_METADATA_LIMIT: usize = 1 << 20;
 
 pub(super) type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
@@ -114,7 +120,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     }
 
     /// Sets the ACS endpoint: always an allowed destination, and the base of the legacy URLs for chunks that come
-    /// without locations (`SPEC.md` §3).
+    /// without locations (the 2021 event carried none; see [`legacy_content_location`](super::legacy_content_location)).
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
         let destinations = &mut self.config_mut().destinations;
         *destinations = Arc::new(Destinations { endpoint: Some(endpoint), allow: destinations.allow.clone() });
@@ -155,14 +161,14 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     }
 
     /// Fetches chunks larger than the policy's threshold as parallel ranges (see [`ParallelPolicy`]) when the sink
-    /// supports positional writes (the [`DirectorySink`](super::DirectorySink) does); `None`, the default, keeps one
+    /// supports positional writes (the [`DirectorySink`](super::sink::DirectorySink) does); `None`, the default, keeps one
     /// stream per chunk.
     pub fn parallel(mut self, policy: Option<ParallelPolicy>) -> Self {
         self.config_mut().parallel = policy;
         self
     }
 
-    /// Sets the largest metadata document accepted (default [`DEFAULT_METADATA_LIMIT`]).
+    /// Sets the largest metadata document accepted, in bytes (default 1 MiB, `1 << 20`).
     pub fn metadata_limit(mut self, bytes: usize) -> Self {
         self.config_mut().metadata_limit = bytes;
         self
@@ -223,7 +229,7 @@ pub(super) struct RecordingState {
 /// How a chunk's media stream ended.
 pub(super) enum Streamed {
     /// Every byte is in the writer: its size and SHA-256, and the requests it took.
-    Done { bytes: u64, sha256: [u8; 32], requests: u32 },
+    Done { bytes: u64, sha256: Sha256Digest, requests: u32 },
     /// The object changed under a parallel download, or failed a check: the chunk starts over. The cause ends up
     /// as the source of the error when it happens too often.
     Changed { requests: u32, cause: Option<BoxError> },
@@ -349,200 +355,6 @@ where
     pub(super) fn fetch(&self, scope: Scope, uri: Uri) -> Fetch<S, B> {
         let retry = RetryState::new(self.config.policy, self.config.clock.clone());
         Fetch::new(self.client.clone(), self.config.destinations.clone(), retry, scope, uri)
-    }
-
-    async fn chunk(self, state: Arc<RecordingState>, plan: Planned) -> Result<ChunkManifest, Error> {
-        let span = tracing::info_span!(
-            "chunk",
-            call_id = %state.call_id,
-            document_id = %plan.chunk.document_id(),
-            index = plan.chunk.index(),
-            attempts = tracing::field::Empty,
-            bytes = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-        );
-        let result = self.chunk_inner(&state, &plan).instrument(span.clone()).await;
-        match &result {
-            Ok(manifest) => {
-                span.record("attempts", manifest.attempts);
-                span.record("bytes", manifest.bytes);
-                span.record("outcome", tracing::field::debug(manifest.outcome));
-                span.in_scope(|| tracing::info!("chunk stored"));
-            }
-            Err(error) => span.in_scope(|| tracing::warn!(error = %error, "chunk failed")),
-        }
-        result
-    }
-
-    async fn chunk_inner(&self, state: &RecordingState, plan: &Planned) -> Result<ChunkManifest, Error> {
-        let chunk = &plan.chunk;
-        let scope = Scope::chunk(chunk.index(), chunk.document_id());
-        let mut metadata = None;
-        let extension = match state.format.as_ref().map(RecordingFormatType::as_str) {
-            Some(format) => extension_for_format(Some(format)),
-            None => {
-                let document = self.fetch_metadata(&scope, plan.metadata.clone()).await?;
-                let extension = extension_for_format(
-                    document.parsed.as_ref().and_then(|m| m.format()).map(RecordingFormatType::as_str),
-                );
-                metadata = Some(document);
-                extension
-            }
-        };
-        let target = ChunkTarget {
-            call_id: &state.call_id,
-            recording_id: state.recording_id.as_deref(),
-            document_id: chunk.document_id(),
-            index: chunk.index(),
-            extension,
-        };
-        let sink_error = |e: io::Error| Error::sink(&scope, e);
-        let mut fetch = self.content_fetch(&scope, &plan.content);
-        let mut resume_parts = None;
-        let (mut writer, outcome) = match self.sink.open(&target).await.map_err(sink_error)? {
-            Existing::Complete(stored) => {
-                state.bytes.fetch_add(stored.bytes, Ordering::Relaxed);
-                let deleted = self.delete(&scope, plan.delete.clone()).await?;
-                self.finish_chunk(state, chunk, stored.bytes, Some(stored.bytes));
-                return Ok(ChunkManifest {
-                    document_id: chunk.document_id().to_owned(),
-                    index: chunk.index(),
-                    bytes: stored.bytes,
-                    sha256: stored.sha256,
-                    location: stored.location,
-                    metadata_location: None,
-                    outcome: Outcome::Skipped,
-                    attempts: 0,
-                    deleted,
-                    metadata: None,
-                });
-            }
-            Existing::Absent(writer) => (writer, Outcome::Downloaded),
-            Existing::Partial { mut writer, offset, version } if !writer.stored_extents().is_empty() => {
-                // An earlier parallel download: fetch only the ranges it did not complete, when it can go on so.
-                let extents = writer.stored_extents();
-                match (self.config.parallel, version.total) {
-                    (Some(policy), Some(total)) if writer.positional().is_some() => {
-                        tracing::info!(offset, ranges = extents.len(), "resuming the missing parts of a chunk");
-                        let stored: u64 = extents.iter().map(|(start, end)| end.saturating_sub(*start)).sum();
-                        state.bytes.fetch_add(stored, Ordering::Relaxed);
-                        resume_parts = Some((policy, version, total, extents));
-                        (writer, Outcome::Resumed)
-                    }
-                    _ => {
-                        writer.restart().await.map_err(sink_error)?;
-                        (writer, Outcome::Downloaded)
-                    }
-                }
-            }
-            Existing::Partial { writer, offset, version }
-                if version.content_md5.is_none() && writer.stored_digest().is_some_and(|s| s.bytes() == offset) =>
-            {
-                // The sink kept the hash state of what it stored: go on from it, nothing to read back.
-                let kept = writer.stored_digest().unwrap_or_else(|| unreachable!("checked by the guard"));
-                tracing::info!(offset, "resuming a partial chunk from the hash state its sink kept");
-                fetch.resume_from(offset, version, kept, None);
-                state.bytes.fetch_add(offset, Ordering::Relaxed);
-                (writer, Outcome::Resumed)
-            }
-            Existing::Partial { mut writer, offset, version } => {
-                // The stored bytes feed an MD5 too when the version records the whole object's MD5, so that the
-                // resumed object is still checked against it.
-                match replayed(&mut writer, version.content_md5.is_some()).await {
-                    Ok((sha, md5, replayed)) if replayed == offset => {
-                        tracing::info!(offset, "resuming a partial chunk from an earlier run");
-                        fetch.resume_from(offset, version, sha, md5);
-                        state.bytes.fetch_add(offset, Ordering::Relaxed);
-                        (writer, Outcome::Resumed)
-                    }
-                    _ => {
-                        writer.restart().await.map_err(sink_error)?;
-                        (writer, Outcome::Downloaded)
-                    }
-                }
-            }
-        };
-        let metadata = match metadata {
-            Some(document) => document,
-            None => self.fetch_metadata(&scope, plan.metadata.clone()).await?,
-        };
-        if let Some(parsed) = &metadata.parsed {
-            writer.describe(parsed);
-        }
-        let metadata_location = self.sink.put_metadata(&target, metadata.bytes).await.map_err(sink_error)?;
-
-        let mut requests = 0u32;
-        let mut restarts = 0u32;
-        let (bytes, sha256) = loop {
-            let streamed = match resume_parts.take() {
-                Some((policy, version, total, extents)) => {
-                    self.resume_parts(state, chunk, &scope, &plan.content, &mut writer, policy, version, total, extents)
-                        .await
-                }
-                None => self.stream_into(state, chunk, &scope, &mut fetch, &mut writer, &plan.content).await,
-            };
-            match streamed {
-                Ok(Streamed::Done { bytes, sha256, requests: made }) => {
-                    requests = requests.saturating_add(made);
-                    break (bytes, sha256);
-                }
-                Ok(Streamed::Changed { requests: made, cause }) => {
-                    // The object changed under a part, or a part failed its check: start the chunk over, as a
-                    // single fetch would.
-                    requests = requests.saturating_add(made);
-                    restarts += 1;
-                    if restarts >= self.config.policy.max_attempts.max(1) {
-                        let _ = writer.restart().await;
-                        let error = Error::new(ErrorKind::RetriesExhausted, Detail::ChangedTooOften(restarts))
-                            .in_scope(&scope.at(Location::Content))
-                            .with_host_of(&plan.content)
-                            .with_attempts(restarts);
-                        return Err(match cause {
-                            Some(cause) => error.with_source(cause),
-                            None => error,
-                        });
-                    }
-                    tracing::warn!(restarts, "the object changed during a parallel download: restarting the chunk");
-                    writer.restart().await.map_err(sink_error)?;
-                    state.bytes.store(0, Ordering::Relaxed);
-                    fetch = self.content_fetch(&scope, &plan.content);
-                }
-                Err(error) => {
-                    // A later run would resume from these bytes and trust them: drop them when the fetch took them
-                    // back.
-                    if fetch.taken_back() {
-                        if let Err(restart) = writer.restart().await {
-                            tracing::warn!(error = %restart, "could not discard the bytes of the failed chunk");
-                        }
-                    }
-                    // Keep the bytes already received for a later run; the error is what the caller needs to see.
-                    if let Err(abandon) = writer.abandon().await {
-                        tracing::warn!(error = %abandon, "could not keep the partial chunk");
-                    }
-                    return Err(error);
-                }
-            }
-        };
-        let location = writer.commit(bytes, sha256).await.map_err(sink_error)?;
-        let deleted = self.delete(&scope, plan.delete.clone()).await?;
-        self.finish_chunk(state, chunk, bytes, Some(bytes));
-        Ok(ChunkManifest {
-            document_id: chunk.document_id().to_owned(),
-            index: chunk.index(),
-            bytes,
-            sha256,
-            location,
-            metadata_location,
-            outcome,
-            attempts: requests,
-            deleted,
-            metadata: metadata.parsed,
-        })
-    }
-
-    fn finish_chunk(&self, state: &RecordingState, chunk: &RecordingChunk, bytes: u64, total: Option<u64>) {
-        let chunks_done = state.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
-        self.report(state, chunk, bytes, total, state.bytes.load(Ordering::Relaxed), chunks_done);
     }
 }
 

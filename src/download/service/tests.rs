@@ -1,9 +1,13 @@
 use super::*;
 use crate::download::error::chain_line;
+use crate::download::sink::ChunkTarget;
+use crate::download::Outcome;
+use crate::Sha256Digest;
 use http_body_util::Full;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 
 #[tokio::test]
 async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_rerun() {
@@ -30,7 +34,7 @@ async fn bytes_that_failed_their_check_on_the_last_attempt_are_not_kept_for_a_re
         async move { Ok::<_, Infallible>(response.unwrap()) }
     });
     let dir = tempfile::tempdir().unwrap();
-    let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()))
+    let downloader = ChunkDownloader::new(client, crate::download::sink::DirectorySink::new(dir.path()))
         .retry_policy(RetryPolicy::never());
     let recording = Recording::new("call").format("Wav").chunk(
         RecordingChunk::new("d", 0)
@@ -135,7 +139,7 @@ async fn an_unknown_total_never_ends_a_chunk_early() {
     let dir = tempfile::tempdir().unwrap();
     let downloader = ChunkDownloader::new(
         storage(object.clone(), Quirks { unknown_total: true, ..Quirks::default() }),
-        crate::download::DirectorySink::new(dir.path()),
+        crate::download::sink::DirectorySink::new(dir.path()),
     )
     .retry_policy(quick_retries())
     .parallel(Some(ParallelPolicy::new(32, 16, 4).fast_stream(None)));
@@ -144,8 +148,8 @@ async fn an_unknown_total_never_ends_a_chunk_early() {
         .unwrap()
         .unwrap();
     let stored = std::fs::read(dir.path().join("call/0-d.wav")).unwrap();
-    let want: [u8; 32] = Sha256::digest(&object).into();
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&stored)), want);
+    let want = Sha256Digest::from(Sha256::digest(&object));
+    assert_eq!(Sha256Digest::from(Sha256::digest(&stored)), want);
     assert_eq!((manifest.chunks[0].bytes, manifest.chunks[0].sha256), (100, want));
 }
 
@@ -154,7 +158,7 @@ async fn a_part_that_does_not_match_its_content_md5_is_never_committed() {
     let dir = tempfile::tempdir().unwrap();
     let downloader = ChunkDownloader::new(
         storage(object(100), Quirks { wrong_md5: true, ..Quirks::default() }),
-        crate::download::DirectorySink::new(dir.path()),
+        crate::download::sink::DirectorySink::new(dir.path()),
     )
     .retry_policy(quick_retries())
     .parallel(Some(ParallelPolicy::new(32, 16, 4).fast_stream(None)));
@@ -186,7 +190,7 @@ async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
         async move { Ok::<_, Infallible>(Response::builder().header("etag", "\"a\"").body(Full::new(body)).unwrap()) }
     });
     let dir = tempfile::tempdir().unwrap();
-    let downloader = ChunkDownloader::new(client, crate::download::DirectorySink::new(dir.path()));
+    let downloader = ChunkDownloader::new(client, crate::download::sink::DirectorySink::new(dir.path()));
     let chunk = |id: &str, encoded: &str| {
         RecordingChunk::new(id, 0)
             .with_content_location(format!("https://eu.asm.skype.com/v1/objects/{encoded}/content/audio"))
@@ -209,7 +213,7 @@ async fn chunks_whose_ids_sanitise_alike_are_both_stored() {
 async fn a_partial_file_is_resumed_only_from_the_bytes_its_record_says_were_made_durable() {
     let object = object(100);
     let dir = tempfile::tempdir().unwrap();
-    let sink = crate::download::DirectorySink::new(dir.path());
+    let sink = crate::download::sink::DirectorySink::new(dir.path());
     let target = ChunkTarget::new("call", "d", 0, "wav");
     // After a power loss: 40 bytes were fsynced and recorded; the 30 after them have the right length but lost
     // their contents.

@@ -6,11 +6,25 @@
 //! forgets them when the object changed ([`SinkWriter::restart`]) and makes them final only in
 //! [`SinkWriter::commit`], after every check passed. Bytes that were not committed must never be visible under the
 //! chunk's final name.
+//!
+//! # Example
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use acs_recording::download::sink::{ChunkTarget, DirectorySink};
+//!
+//! // Where the directory sink keeps chunk 0 (`doc`) of call `call-1`, and the hidden manifest beside it.
+//! let sink = DirectorySink::new("/recordings");
+//! let target = ChunkTarget::new("call-1", "doc", 0, "wav");
+//! assert_eq!(sink.media_path(&target), Path::new("/recordings/call-1/0-doc.wav"));
+//! assert_eq!(sink.manifest_path(&target), Path::new("/recordings/call-1/.0-doc.wav.json"));
+//! ```
 
 mod directory;
 #[cfg(feature = "object-store")]
 mod object;
-mod parts;
+mod record;
 mod writer;
 
 use std::future::Future;
@@ -20,10 +34,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use super::Sha256State;
 use crate::recording::RecordingMetadata;
+use crate::Sha256Digest;
+
+/// Names are sanitised alike in every sink and in the journal: the one function lives at the crate root.
+pub use crate::name::sanitize_name;
 
 pub use directory::{DirectorySink, DirectoryWriter};
 #[cfg(feature = "object-store")]
@@ -100,12 +117,12 @@ pub struct Stored {
     /// Its size.
     pub bytes: u64,
     /// Its SHA-256.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 impl Stored {
     /// Describes a stored chunk.
-    pub fn new(location: String, bytes: u64, sha256: [u8; 32]) -> Self {
+    pub fn new(location: String, bytes: u64, sha256: Sha256Digest) -> Self {
         Self { location, bytes, sha256 }
     }
 }
@@ -190,8 +207,8 @@ pub(crate) fn chunk_base_name(target: &ChunkTarget<'_>) -> String {
     if sanitised == target.document_id {
         return format!("{}-{sanitised}", target.index);
     }
-    let digest = sha2::Sha256::digest(target.document_id.as_bytes());
-    format!("{}-{sanitised}-{}", target.index, crate::download::chunk::hex(&digest[..8]))
+    let digest = Sha256Digest::of(target.document_id).to_string();
+    format!("{}-{sanitised}-{}", target.index, &digest[..16])
 }
 
 /// The error of a sink that finds another chunk's committed files under a chunk's name: never taken as this chunk,
@@ -251,8 +268,8 @@ pub trait SinkWriter: Send + 'static {
     }
 
     /// The chunk's metadata document, typed, once fetched and before [`commit`](SinkWriter::commit): a sink may
-    /// record what it needs of it beside the media (the [`DirectorySink`] writes the channel → participant map of
-    /// an unmixed recording into the chunk's manifest). The default ignores it.
+    /// record what it needs of it beside the media (the [`DirectorySink`] and the `ObjectStoreSink` write the
+    /// channel → participant map of an unmixed recording into the chunk's manifest). The default ignores it.
     fn describe(&mut self, metadata: &RecordingMetadata) {
         let _ = metadata;
     }
@@ -267,7 +284,7 @@ pub trait SinkWriter: Send + 'static {
 
     /// Makes the chunk durable under its final name, once all `bytes` (with this SHA-256) were written and
     /// verified; returns where it is.
-    fn commit(self, bytes: u64, sha256: [u8; 32]) -> impl Future<Output = io::Result<String>> + Send;
+    fn commit(self, bytes: u64, sha256: Sha256Digest) -> impl Future<Output = io::Result<String>> + Send;
 }
 
 /// The future of a [`PositionalWriter`] call, boxed because the writer is shared as a trait object.
@@ -285,71 +302,9 @@ pub trait PositionalWriter: Send + Sync + 'static {
     fn complete(&self, start: u64, end: u64) -> WriteFuture<'_>;
 }
 
-/// The media file extension for a `recordingFormatType` (`SPEC.md` §3): `wav`, `mp3`, `mp4`, else `bin`.
-///
-/// ```
-/// use acs_recording::download::extension_for_format;
-/// assert_eq!(extension_for_format(Some("Wav")), "wav");
-/// assert_eq!(extension_for_format(Some("ogg")), "bin");
-/// assert_eq!(extension_for_format(None), "bin");
-/// ```
-pub fn extension_for_format(format: Option<&str>) -> &'static str {
-    match format.map(str::trim) {
-        Some(f) if f.eq_ignore_ascii_case("wav") => "wav",
-        Some(f) if f.eq_ignore_ascii_case("mp3") => "mp3",
-        Some(f) if f.eq_ignore_ascii_case("mp4") => "mp4",
-        _ => "bin",
-    }
-}
-
-/// A name made safe for a file system: `[A-Za-z0-9._-]` only, no `..`, no leading `.`, at most 128 characters,
-/// never empty.
-///
-/// ```
-/// use acs_recording::download::sanitize_name;
-/// assert_eq!(sanitize_name("../../etc/passwd"), "______etc_passwd");
-/// assert_eq!(sanitize_name("a b\u{0}c"), "a_b_c");
-/// assert_eq!(sanitize_name(""), "_");
-/// ```
-pub fn sanitize_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .take(128)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .collect();
-    while out.contains("..") {
-        out = out.replace("..", "__");
-    }
-    if out.starts_with('.') {
-        out.replace_range(..1, "_");
-    }
-    if out.is_empty() {
-        out.push('_');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitized_names_stay_inside_the_folder() {
-        let table = [
-            ("0-eus-d2-3cca2175891f21c6c9a5975a12c0141c", "0-eus-d2-3cca2175891f21c6c9a5975a12c0141c"),
-            ("..", "__"),
-            ("...", "__."),
-            (".hidden", "_hidden"),
-            ("a/b\\c", "a_b_c"),
-            ("x\ny\tz", "x_y_z"),
-            ("é", "_"),
-            ("", "_"),
-        ];
-        for (input, expected) in table {
-            assert_eq!(sanitize_name(input), expected, "{input:?}");
-        }
-        assert_eq!(sanitize_name(&"a".repeat(500)).len(), 128);
-    }
 
     #[test]
     fn ids_that_sanitise_alike_get_names_of_their_own() {
@@ -370,31 +325,5 @@ mod tests {
         let version: ObjectVersion = serde_json::from_slice(old).unwrap();
         assert_eq!(version, ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(5)));
         assert_eq!(version.content_md5, None);
-    }
-
-    #[test]
-    fn extensions_follow_the_format_type() {
-        for (format, ext) in [("Wav", "wav"), ("MP3", "mp3"), ("mp4", "mp4"), ("Unknown", "bin")] {
-            assert_eq!(extension_for_format(Some(format)), ext);
-        }
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn sanitised_names_never_leave_their_folder(name in "\\PC{0,200}") {
-            let safe = sanitize_name(&name);
-            prop_assert!(!safe.is_empty() && safe.len() <= 128);
-            prop_assert!(!safe.starts_with('.') && !safe.contains(".."));
-            prop_assert!(safe.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')));
-            let root = std::path::Path::new("/recordings");
-            let joined = root.join(&safe);
-            prop_assert_eq!(joined.parent(), Some(root));
-        }
     }
 }

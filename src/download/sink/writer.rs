@@ -9,6 +9,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{ChunkTarget, Existing, ObjectVersion, Sink, SinkWriter};
+use crate::Sha256Digest;
 
 /// Writes the media of every chunk into one [`AsyncWrite`] (a file, a pipe, a socket, a `Vec<u8>`), in the order
 /// the chunks are downloaded: `index` order with the default concurrency of 1. Metadata documents are dropped.
@@ -99,7 +100,7 @@ where
         Err(io::Error::new(io::ErrorKind::Unsupported, "a writer cannot be rewound"))
     }
 
-    async fn commit(mut self, _bytes: u64, _sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(mut self, _bytes: u64, _sha256: Sha256Digest) -> io::Result<String> {
         self.guard.flush().await?;
         Ok("writer".to_owned())
     }

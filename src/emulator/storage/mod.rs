@@ -23,8 +23,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use md5::{Digest as _, Md5};
 
+use crate::emulator::iso8601;
 use crate::emulator::media::{Content, Tone, FRAME, SAMPLE_RATE, WAV_HEADER};
 use crate::emulator::metadata::{after, ChunkMetadata};
+use crate::Sha256Digest;
 
 pub(crate) use body::Counted;
 pub use body::StorageBody;
@@ -36,8 +38,8 @@ pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
 pub(crate) use serve::StorageService;
 use serve::{problem, route, serve, Route};
 
-/// The default chunk limit: recordings larger than this arrive in several chunks (`SPEC.md` §3).
-pub const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
+/// The default chunk limit, as ACS's: recordings larger than this arrive in several chunks.
+pub(crate) const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;
 
 /// One request the storage received, as tests assert on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +74,7 @@ pub struct DocumentInfo {
     /// Its current ETag, quotes included.
     pub etag: String,
     /// SHA-256 of its current content.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     /// Whether it was deleted.
     pub deleted: bool,
 }
@@ -536,11 +538,6 @@ fn info(document: &Document) -> DocumentInfo {
 fn short_hash(bytes: &[u8]) -> u64 {
     let digest = sha2::Sha256::digest(bytes);
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
-/// `2026-11-26T08:28:18.000Z` from a system time (UTC).
-pub(crate) fn iso8601(time: SystemTime) -> String {
-    crate::time::format_rfc3339(time, 3)
 }
 
 #[cfg(test)]

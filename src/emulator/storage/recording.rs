@@ -1,6 +1,7 @@
 //! Synthetic recordings in the storage: what to store ([`RecordingSpec`]) and what was stored.
 
 use crate::recording::{ChunkEndReason, Recording, RecordingChunk, RecordingStorageType};
+use crate::Sha256Digest;
 
 use super::short_hash;
 
@@ -23,7 +24,7 @@ pub struct StoredChunk {
     /// Media size in bytes.
     pub size: u64,
     /// SHA-256 of the media.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 /// A recording stored by [`Storage::record`](super::Storage::record).

@@ -32,7 +32,7 @@ pub(super) enum Route {
 }
 
 /// `/v1/objects/{id}/content/{audio|video|acsmetadata}`, `/v1/objects/{id}`, and the legacy
-/// `/recording/download/{id}[/metadata]` (`SPEC.md` §3).
+/// `/recording/download/{id}[/metadata]` that chunks without locations are fetched from.
 pub(super) fn route(path: &str) -> Option<Route> {
     let decode = |s: &str| percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use self::journal::{SimJournal, Store};
-use self::sink::{hex, Held, MemorySink};
+use self::sink::{Held, MemorySink};
 use self::world::{StorageClient, World};
 use super::{Recorder, Webhook};
 use crate::credential::ConnectionString;
@@ -48,6 +48,7 @@ use crate::emulator::eventgrid::{recording_file_status_updated, OutgoingEvent};
 use crate::emulator::{Fault, RecordingSpec, Storage, StoredRecording};
 use crate::journal::{JobId, JobState};
 use crate::signing::AllowList;
+use crate::Sha256Digest;
 
 const STORAGE: &str = "127.0.0.1:9";
 const LEASE: Duration = Duration::from_secs(30);
@@ -330,7 +331,7 @@ fn check(sim: &Sim, recordings: &[(StoredRecording, OutgoingEvent)], delivered: 
                             "job {} is done but chunk {} is {:?} in the sink",
                             job.id,
                             chunk.document_id,
-                            stored.map(|s: [u8; 32]| hex(&s))
+                            stored.map(|s: Sha256Digest| s.to_string())
                         ));
                     }
                 }
@@ -342,7 +343,7 @@ fn check(sim: &Sim, recordings: &[(StoredRecording, OutgoingEvent)], delivered: 
         }
     }
     for (document, (bytes, _)) in &held.finals {
-        let actual: [u8; 32] = Sha256::digest(bytes).into();
+        let actual = Sha256Digest::of(bytes);
         if sim.storage.document(document).map(|info| info.sha256) != Some(actual) {
             violations.push(format!("chunk {document} in the sink holds bytes the storage never had"));
         }
@@ -354,7 +355,7 @@ fn check(sim: &Sim, recordings: &[(StoredRecording, OutgoingEvent)], delivered: 
     digest.update(sim.storage.requests().len().to_le_bytes());
     Outcome {
         violations,
-        digest: hex(&digest.finalize()),
+        digest: Sha256Digest::from(digest.finalize()).to_string(),
         delivered: delivered.iter().filter(|d| **d).count(),
         done,
         failed,

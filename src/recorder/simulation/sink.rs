@@ -6,10 +6,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use super::world::World;
-use crate::download::{ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored, WriteFuture};
+use crate::download::sink::{
+    ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored, WriteFuture,
+};
+use crate::Sha256Digest;
 
 /// A chunk being written: what a partial file and its side record hold.
 #[derive(Debug, Default, Clone)]
@@ -26,7 +28,7 @@ struct Partial {
 #[derive(Debug, Default)]
 pub(super) struct Held {
     /// Final chunks by key: bytes and the SHA-256 the committer gave.
-    pub(super) finals: BTreeMap<String, (Vec<u8>, [u8; 32])>,
+    pub(super) finals: BTreeMap<String, (Vec<u8>, Sha256Digest)>,
     partials: BTreeMap<String, Partial>,
     /// Broken invariants, in the order they were seen.
     pub(super) violations: Vec<String>,
@@ -183,7 +185,7 @@ impl SinkWriter for MemoryWriter {
         Ok(())
     }
 
-    async fn commit(self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(self, bytes: u64, sha256: Sha256Digest) -> io::Result<String> {
         self.world.pause().await;
         if self.world.chance(20) {
             return Err(io::Error::other("simulated fault: the sink cannot commit"));
@@ -193,14 +195,14 @@ impl SinkWriter for MemoryWriter {
             partial.bytes.pop();
         }
         let mut held = lock(&self.held);
-        let actual: [u8; 32] = Sha256::digest(&partial.bytes).into();
+        let actual = Sha256Digest::of(&partial.bytes);
         if partial.bytes.len() as u64 != bytes || actual != sha256 {
             held.violations.push(format!(
                 "chunk {} committed with {} bytes of SHA-256 {} as {bytes} bytes of {}",
                 self.key,
                 partial.bytes.len(),
-                hex(&actual),
-                hex(&sha256)
+                actual,
+                sha256
             ));
         }
         if let Some((existing, _)) = held.finals.get(&self.key) {
@@ -256,8 +258,4 @@ impl PositionalWriter for Positional {
             Ok(())
         })
     }
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -74,7 +74,7 @@ pub(crate) async fn assert_stored(backend: &Backend, recordings: &[&StoredRecord
         let total: u64 = recording.chunks.iter().map(|c| c.size).sum();
         assert_eq!(manifest["bytes"], total, "{manifest}");
         for (index, (listed, chunk)) in chunks.iter().zip(&recording.chunks).enumerate() {
-            let hex: String = chunk.sha256.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = chunk.sha256.to_string();
             assert_eq!(listed["sha256"], hex.as_str(), "{manifest}");
             assert_eq!(listed["bytes"], chunk.size, "{manifest}");
             assert_eq!(listed["location"], media_key(backend, recording, index).as_ref(), "{manifest}");
@@ -93,8 +93,4 @@ pub(crate) async fn assert_stored(backend: &Backend, recordings: &[&StoredRecord
         let size = backend.store().head(&Path::from(key.as_str())).await.unwrap().size;
         assert!(size < 64 * 1024, "{key} holds {size} bytes");
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,8 +4,10 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acs_recording::emulator::eventgrid::{EventGridPublisher, RetryPolicy, Schema};
+use acs_recording::emulator::eventgrid::{EventGridPublisher, RetryPolicy};
+
 use acs_recording::emulator::Emulator;
+use acs_recording::eventgrid::Schema;
 
 use super::Backend;
 

@@ -1,5 +1,7 @@
 //! The directory sink: `<dir>/<call id>/<index>-<document id>.<ext>`, written through a temporary name.
 
+mod partial;
+
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
@@ -7,18 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::parts::{write_state, DirectoryParts, PartialState};
+use super::record::ChunkRecord;
 use super::{
     another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing,
     ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored,
 };
-use crate::download::chunk::{hex, parse_sha256};
 use crate::recording::{ChannelAssignment, RecordingMetadata};
+use crate::Sha256Digest;
+use partial::{write_state, DirectoryParts, PartialState};
 
 /// Bytes gathered before one blocking write; two batches at most are alive (one being written, one filling).
 const BATCH: usize = 1 << 20;
@@ -32,7 +34,7 @@ const CHECKPOINT: usize = 64 << 20;
 /// Writes each chunk to `<dir>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<dir>/<call id>/<index>-<document id>.json`.
 ///
-/// 1. Names are [sanitised](super::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot. A document id
+/// 1. Names are [sanitised](crate::download::sink::sanitize_name): only `[A-Za-z0-9._-]`, no `..`, no leading dot. A document id
 ///    that sanitising changed gets a short hash of itself appended (`<index>-<sanitised>-<16 hex>`), so that two
 ///    ids never share a file; ids that need no sanitising keep their plain name. A final file whose manifest names
 ///    another document id is never taken for this chunk nor overwritten: opening it fails.
@@ -111,23 +113,9 @@ impl DirectorySink {
     }
 }
 
-/// What a commit recorded about a final file, in its manifest.
-#[derive(Debug, Serialize, Deserialize)]
-struct Committed {
-    bytes: u64,
-    /// Lower-case hex.
-    sha256: String,
-    /// The chunk's document id, unsanitised; absent in manifests written before it was recorded.
-    #[serde(default, rename = "documentId", skip_serializing_if = "Option::is_none")]
-    document_id: Option<String>,
-    /// The channel → participant map of an unmixed recording, from the chunk's metadata document.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    channels: Vec<ChannelAssignment>,
-}
-
 /// The size and SHA-256 of a final file that can be trusted, or `None` when it is to be downloaded again; an error
 /// when its manifest names another chunk.
-fn trusted(media: &Path, manifest: &Path, document_id: &str) -> io::Result<Option<(u64, [u8; 32])>> {
+fn trusted(media: &Path, manifest: &Path, document_id: &str) -> io::Result<Option<(u64, Sha256Digest)>> {
     let size = fs::metadata(media)?.len();
     let raw = match fs::read(manifest) {
         Ok(raw) => raw,
@@ -135,13 +123,13 @@ fn trusted(media: &Path, manifest: &Path, document_id: &str) -> io::Result<Optio
         Err(e) if e.kind() == io::ErrorKind::NotFound => return hash_file(media).map(Some),
         Err(e) => return Err(e),
     };
-    let committed = serde_json::from_slice::<Committed>(&raw).ok();
-    if let Some(stored) = committed.as_ref().and_then(|c| c.document_id.as_deref()) {
+    let (committed, owner) = ChunkRecord::read(&raw);
+    if let Some(stored) = owner.as_deref() {
         if stored != document_id {
             return Err(another_chunk(&media.display().to_string(), stored, document_id));
         }
     }
-    let sha256 = committed.filter(|c| c.bytes == size).and_then(|c| parse_sha256(&c.sha256));
+    let sha256 = committed.filter(|c| c.bytes == size).map(|c| c.sha256);
     if sha256.is_none() {
         tracing::warn!(file = %media.display(), size, "final file does not match its manifest: downloading it again");
     }
@@ -265,7 +253,7 @@ impl DirectorySink {
     }
 }
 
-fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+fn hash_file(path: &Path) -> io::Result<(u64, Sha256Digest)> {
     let mut file = File::open(path)?;
     let mut sha = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
@@ -519,7 +507,7 @@ impl SinkWriter for DirectoryWriter {
         Ok(())
     }
 
-    async fn commit(mut self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(mut self, bytes: u64, sha256: Sha256Digest) -> io::Result<String> {
         self.close_parts().await?;
         self.flush_batch().await?;
         self.settle().await?;
@@ -539,9 +527,7 @@ impl SinkWriter for DirectoryWriter {
                 )));
             }
             // The manifest lands before the final name does, so that every final file has one to be checked by.
-            let document_id = Some(paths.document_id.clone());
-            let committed = Committed { bytes, sha256: hex(&sha256), document_id, channels };
-            let raw = serde_json::to_vec(&committed).map_err(io::Error::other)?;
+            let raw = ChunkRecord::new(bytes, sha256, &paths.document_id, channels).to_bytes()?;
             let mut temporary_name = paths.manifest.as_os_str().to_owned();
             temporary_name.push(".partial");
             let temporary = PathBuf::from(temporary_name);

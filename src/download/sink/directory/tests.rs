@@ -8,7 +8,7 @@ fn version() -> ObjectVersion {
     ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(11))
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+fn sha256(bytes: &[u8]) -> Sha256Digest {
     Sha256::digest(bytes).into()
 }
 
@@ -70,7 +70,7 @@ async fn a_final_file_whose_size_differs_from_its_manifest_is_not_complete() {
     let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("call/.0-doc.wav.json")).unwrap()).unwrap();
-    let sha = hex(&sha256(b"hello world"));
+    let sha = sha256(b"hello world").to_string();
     assert_eq!(manifest, serde_json::json!({ "bytes": 11, "sha256": sha, "documentId": "doc" }));
     assert_eq!(sink.manifest_path(&target()), dir.path().join("call/.0-doc.wav.json"));
 
@@ -127,7 +127,7 @@ async fn a_final_file_of_another_chunk_is_neither_taken_nor_overwritten() {
     let location = writer.commit(11, sha256(b"hello world")).await.unwrap();
     // A manifest naming another chunk (written by hand, or by a layout that let names collide).
     let manifest = dir.path().join("call/.0-doc.wav.json");
-    let sha = hex(&sha256(b"hello world"));
+    let sha = sha256(b"hello world").to_string();
     fs::write(&manifest, serde_json::json!({ "bytes": 11, "sha256": sha, "documentId": "other" }).to_string()).unwrap();
     let error = sink.open(&target()).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);

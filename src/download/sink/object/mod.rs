@@ -1,7 +1,7 @@
 //! The object-store sink: `<prefix>/<call id>/<index>-<document id>.<ext>` in any `object_store` backend, each
 //! chunk streamed into a staging object and copied create-only to its final key.
 
-mod parts;
+mod multipart;
 mod writer;
 
 use std::io;
@@ -12,17 +12,17 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use writer::ObjectStoreWriter;
 
+use super::record::ChunkRecord;
 use super::{
     another_chunk, chunk_base_name as base_name, recording_manifest_name, sanitize_name, ChunkTarget, Existing, Sink,
     Stored,
 };
-use crate::download::chunk::{hex, parse_sha256};
 use crate::store::{io_error, put_create, StoreLocation};
+use crate::Sha256Digest;
 
 /// Parts of a multipart upload: 8 MiB, a multiple of what every store accepts (S3's 5 MiB minimum, Azure blocks).
 pub const PART_SIZE: usize = 8 << 20;
@@ -30,12 +30,13 @@ pub const PART_SIZE: usize = 8 << 20;
 /// Writes each chunk to `<prefix>/<call id>/<index>-<document id>.<ext>` and its metadata to
 /// `<prefix>/<call id>/<index>-<document id>.json`, in object storage; several replicas may share one prefix.
 ///
-/// 1. Names are [sanitised](super::sanitize_name), as in the [`DirectorySink`](super::DirectorySink).
+/// 1. Names are [sanitised](crate::download::sink::sanitize_name), as in the [`DirectorySink`](crate::download::sink::DirectorySink).
 /// 2. Media streams into a multipart upload to a staging key unique to the attempt,
 ///    `<call id>/.<index>-<document id>.<ext>.<token>.partial`, in parts of [`PART_SIZE`] with at most two parts in
 ///    flight: memory stays constant whatever the chunk's size. A partial upload never carries the final key.
-/// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size and
-///    SHA-256) is written create-only, the staging object is copied create-only to the final key and deleted. A
+/// 3. On commit the upload completes, the manifest `<call id>/.<index>-<document id>.<ext>.json` (size,
+///    SHA-256, document id and, for an unmixed recording, the channel → participant map, as the directory sink
+///    records it) is written create-only, the staging object is copied create-only to the final key and deleted. A
 ///    final key that already exists means another replica finished first: the commit succeeds.
 /// 4. A final key with its manifest is [`Existing::Complete`]: the chunk is never downloaded again. Staging objects
 ///    older than [`stale_after`](ObjectStoreSink::stale_after) are swept when their call's folder is next opened.
@@ -51,7 +52,7 @@ pub const PART_SIZE: usize = 8 << 20;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use acs_recording::download::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
+/// use acs_recording::download::sink::{ChunkTarget, Existing, ObjectStoreSink, ObjectVersion, Sink, SinkWriter};
 /// use acs_recording::store::StoreLocation;
 /// use bytes::Bytes;
 /// use sha2::{Digest, Sha256};
@@ -165,27 +166,16 @@ impl ObjectStoreSink {
     }
 
     /// The upload an earlier attempt left, when it can go on: read from its record.
-    async fn resumable(&self, record: &ObjectMeta) -> Option<parts::Record> {
+    async fn resumable(&self, record: &ObjectMeta) -> Option<multipart::Record> {
         let raw = self.location.store().get(&record.location).await.ok()?.bytes().await.ok()?;
-        let parsed: parts::Record = serde_json::from_slice(&raw).ok()?;
+        let parsed: multipart::Record = serde_json::from_slice(&raw).ok()?;
         let usable = parsed.is_consistent() && parsed.sha256.bytes() > 0 && parsed.version.is_pinnable();
         usable.then_some(parsed)
     }
 }
 
-/// What a commit records about a final object, in its manifest.
-#[derive(Debug, Serialize, Deserialize)]
-struct Committed {
-    bytes: u64,
-    /// Lower-case hex.
-    sha256: String,
-    /// The chunk's document id, unsanitised; absent in manifests written before it was recorded.
-    #[serde(default, rename = "documentId", skip_serializing_if = "Option::is_none")]
-    document_id: Option<String>,
-}
-
 /// The SHA-256 of an object, streamed (for a final object whose manifest is missing or does not match).
-async fn hash_object(store: &dyn ObjectStore, key: &Path) -> io::Result<(u64, [u8; 32])> {
+async fn hash_object(store: &dyn ObjectStore, key: &Path) -> io::Result<(u64, Sha256Digest)> {
     let mut stream = store.get(key).await.map_err(io_error)?.into_stream();
     let (mut sha, mut bytes) = (Sha256::new(), 0u64);
     while let Some(piece) = stream.next().await {
@@ -208,15 +198,13 @@ impl Sink for ObjectStoreSink {
                     Ok(found) => found.bytes().await.ok(),
                     Err(_) => None,
                 };
-                let committed = manifest.and_then(|raw| serde_json::from_slice::<Committed>(&raw).ok());
-                if let Some(stored) = committed.as_ref().and_then(|c| c.document_id.as_deref()) {
+                let (committed, owner) = manifest.map_or((None, None), |raw| ChunkRecord::read(&raw));
+                if let Some(stored) = owner.as_deref() {
                     if stored != target.document_id {
                         return Err(another_chunk(media.as_ref(), stored, target.document_id));
                     }
                 }
-                let recorded = committed
-                    .filter(|c| c.bytes == meta.size)
-                    .and_then(|c| parse_sha256(&c.sha256).map(|s| (c.bytes, s)));
+                let recorded = committed.filter(|c| c.bytes == meta.size).map(|c| (c.bytes, c.sha256));
                 let (bytes, sha256) = match recorded {
                     Some(recorded) => recorded,
                     None => {
@@ -272,12 +260,6 @@ impl Sink for ObjectStoreSink {
     }
 }
 
-/// The manifest a commit writes: its size, SHA-256 in hex and document id.
-fn manifest_bytes(bytes: u64, sha256: &[u8; 32], document_id: &str) -> io::Result<Bytes> {
-    let committed = Committed { bytes, sha256: hex(sha256), document_id: Some(document_id.to_owned()) };
-    serde_json::to_vec(&committed).map(Bytes::from).map_err(io::Error::other)
-}
-
 /// The store of a sink, shared by its writers.
 type SharedStore = Arc<dyn ObjectStore>;
 
@@ -287,9 +269,44 @@ mod tests {
 
     #[test]
     fn manifests_read_back() {
-        let raw = manifest_bytes(3, &[7u8; 32], "d").unwrap();
-        let committed: Committed = serde_json::from_slice(&raw).unwrap();
-        assert_eq!((committed.bytes, parse_sha256(&committed.sha256)), (3, Some([7u8; 32])));
-        assert_eq!(parse_sha256("xyz"), None);
+        let raw = ChunkRecord::new(3, Sha256Digest::new([7u8; 32]), "d", Vec::new()).to_bytes().unwrap();
+        let (committed, _) = ChunkRecord::read(&raw);
+        let committed = committed.unwrap();
+        assert_eq!((committed.bytes, Some(committed.sha256)), (3, Some(Sha256Digest::new([7u8; 32]))));
+        assert_eq!("xyz".parse::<Sha256Digest>().ok(), None);
+    }
+
+    #[tokio::test]
+    async fn the_channel_map_of_the_metadata_lands_in_the_record() {
+        use crate::download::sink::{ObjectVersion, SinkWriter};
+        use crate::recording::RecordingMetadata;
+
+        let folder = tempfile::tempdir().unwrap();
+        let location = StoreLocation::parse(&format!("file://{}", folder.path().display())).unwrap();
+        let sink = ObjectStoreSink::new(location);
+        let target = ChunkTarget::new("call", "doc", 0, "wav");
+        let Existing::Absent(mut writer) = sink.open(&target).await.unwrap() else { panic!("nothing stored yet") };
+        let metadata: RecordingMetadata = serde_json::from_str(
+            r#"{"participants":[{"participantId":"8:acs:b","channel":1},{"participantId":"8:acs:a","channel":0}]}"#,
+        )
+        .unwrap();
+        writer.describe(&metadata);
+        writer.begin(&ObjectVersion::new(Some("\"0x1\"".to_owned()), None, Some(11))).await.unwrap();
+        writer.write(Bytes::from_static(b"hello world")).await.unwrap();
+        writer.commit(11, Sha256Digest::of(b"hello world")).await.unwrap();
+        let raw = sink.location.store().get(&sink.manifest_key(&target)).await.unwrap().bytes().await.unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({
+                "bytes": 11,
+                "sha256": Sha256Digest::of(b"hello world").to_string(),
+                "documentId": "doc",
+                "channels": [{"channel": 0, "participantId": "8:acs:a"}, {"channel": 1, "participantId": "8:acs:b"}],
+            })
+        );
+        // A record with a channel map still marks the chunk complete.
+        let Existing::Complete(stored) = sink.open(&target).await.unwrap() else { panic!("committed") };
+        assert_eq!((stored.bytes, stored.sha256), (11, Sha256Digest::of(b"hello world")));
     }
 }

@@ -12,11 +12,14 @@ use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{CopyMode, CopyOptions, ObjectStoreExt, WriteMultipart};
 
-use super::parts::{delete_record, PartUpload, Record, PARTS_IN_FLIGHT};
-use super::{manifest_bytes, SharedStore, PART_SIZE};
+use super::multipart::{delete_record, PartUpload, Record, PARTS_IN_FLIGHT};
+use super::{SharedStore, PART_SIZE};
+use crate::download::sink::record::ChunkRecord;
 use crate::download::sink::{ObjectVersion, SinkWriter};
 use crate::download::Sha256State;
+use crate::recording::{ChannelAssignment, RecordingMetadata};
 use crate::store::{io_error, put_create, unique_token};
+use crate::Sha256Digest;
 
 /// The keys one chunk is written under.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct ObjectStoreWriter {
     written: u64,
     /// What a resumed upload had committed, for the downloader to go on hashing from.
     resumed_from: Option<Sha256State>,
+    /// The channel → participant map of the chunk's metadata, for its record.
+    channels: Vec<ChannelAssignment>,
 }
 
 /// The upload of the current attempt.
@@ -66,7 +71,7 @@ impl fmt::Debug for ObjectStoreWriter {
 impl ObjectStoreWriter {
     pub(super) fn new(store: SharedStore, parts: Option<Arc<dyn MultipartStore>>, keys: Keys) -> Self {
         let staging = staging_key(&keys);
-        Self { store, parts, keys, staging, upload: Upload::None, written: 0, resumed_from: None }
+        Self { store, parts, keys, staging, upload: Upload::None, written: 0, resumed_from: None, channels: Vec::new() }
     }
 
     /// Goes on with the upload a record describes; its committed bytes are already written.
@@ -82,6 +87,7 @@ impl ObjectStoreWriter {
             upload: Upload::Parts(Box::new(upload)),
             written: committed.bytes(),
             resumed_from: Some(committed),
+            channels: Vec::new(),
         }
     }
 
@@ -151,6 +157,10 @@ impl SinkWriter for ObjectStoreWriter {
         Ok(())
     }
 
+    fn describe(&mut self, metadata: &RecordingMetadata) {
+        self.channels = metadata.channels();
+    }
+
     fn stored_digest(&self) -> Option<Sha256State> {
         self.resumed_from
     }
@@ -164,7 +174,7 @@ impl SinkWriter for ObjectStoreWriter {
         }
     }
 
-    async fn commit(mut self, bytes: u64, sha256: [u8; 32]) -> io::Result<String> {
+    async fn commit(mut self, bytes: u64, sha256: Sha256Digest) -> io::Result<String> {
         if self.written != bytes {
             return Err(io::Error::other(format!(
                 "`{}` received {} bytes, expected {bytes}",
@@ -181,8 +191,9 @@ impl SinkWriter for ObjectStoreWriter {
         }
         let store = self.store.clone();
         // The manifest lands before the final key does, so that every final object has one to be checked by.
-        put_create(store.as_ref(), &self.keys.manifest, manifest_bytes(bytes, &sha256, &self.keys.document_id)?)
-            .await?;
+        let channels = std::mem::take(&mut self.channels);
+        let record = ChunkRecord::new(bytes, sha256, &self.keys.document_id, channels);
+        put_create(store.as_ref(), &self.keys.manifest, record.to_bytes()?).await?;
         let create_only = CopyOptions::new().with_mode(CopyMode::Create);
         match store.copy_opts(&self.staging, &self.keys.media, create_only).await {
             Ok(()) => {}

@@ -4,11 +4,11 @@
 use bytes::{Bytes, BytesMut};
 use http::Uri;
 
-use super::client::{HttpClient, RequestBody};
-use super::error::{Detail, Error, ErrorKind, Location, Scope};
-use super::fetch::Event;
-use super::service::ChunkDownloader;
-use super::sink::Sink;
+use super::ChunkDownloader;
+use crate::download::client::{HttpClient, RequestBody};
+use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
+use crate::download::fetch::Event;
+use crate::download::sink::Sink;
 use crate::recording::RecordingMetadata;
 
 /// A fetched metadata document: the bytes as sent (for the sink) and their one parse.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ObjectVersion, PositionalWriter, WriteFuture};
+use crate::download::sink::{ObjectVersion, PositionalWriter, WriteFuture};
 
 /// What `.<name>.partial.json` holds: the version being downloaded and, for a parallel download, the byte ranges
 /// already complete, or, for one stream, how many bytes from byte 0 were made durable. Files written before ranges

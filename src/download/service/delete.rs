@@ -1,13 +1,14 @@
-//! `DELETE <deleteLocation>`, with the fetch's retry rules (`SPEC.md` §5).
+//! `DELETE <deleteLocation>`, with the fetch's retry rules. ACS keeps a recording for a limited time; deleting it
+//! once it is stored is the caller's choice, never a default.
 
 use http::{Method, Request, StatusCode, Uri};
 use tower::ServiceExt;
 
-use super::client::{HttpClient, RequestBody};
-use super::error::{Detail, Error, ErrorKind, Location, Scope};
-use super::retry::{is_transient, Failure, RetryState};
-use super::service::ChunkDownloader;
-use super::sink::Sink;
+use super::ChunkDownloader;
+use crate::download::client::{HttpClient, RequestBody};
+use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
+use crate::download::retry::{is_transient, Failure, RetryState};
+use crate::download::sink::Sink;
 use crate::BoxError;
 
 // Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
@@ -18,7 +19,7 @@ where
     B: RequestBody,
     K: Sink,
 {
-    /// `DELETE <deleteLocation>` (`SPEC.md` §5), with the same retry bounds as a fetch; 404 counts as deleted (an
+    /// `DELETE <deleteLocation>`, with the same retry bounds as a fetch; 404 counts as deleted (an
     /// earlier run got there first).
     pub(super) async fn delete(&self, scope: &Scope, uri: Option<Uri>) -> Result<bool, Error> {
         let Some(uri) = uri else { return Ok(false) };
@@ -59,7 +60,7 @@ where
 mod tests {
     use super::*;
     use crate::clock::SharedClock;
-    use crate::download::{RetryPolicy, WriterSink};
+    use crate::download::{sink::WriterSink, RetryPolicy};
     use bytes::Bytes;
     use http::Response;
     use http_body_util::{Empty, Full};

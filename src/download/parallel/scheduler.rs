@@ -1,5 +1,5 @@
-//! The parallel ranged download of one chunk: the part plan, the scheduler, and the SHA-256 over the whole object
-//! computed in order while parts arrive out of order.
+//! The scheduler of a parallel download: runs the parts of one chunk, a bounded number at once, and hashes the
+//! whole object in order while parts arrive out of order.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -9,130 +9,19 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::client::{HttpClient, RequestBody};
-use super::digest::Digests;
-use super::error::{Detail, Error, ErrorKind, Scope, Task};
-use super::fetch::{Event, Fetch};
-use super::sink::PositionalWriter;
-
-/// How a large chunk is fetched as fixed-size ranges, several at once.
-///
-/// The first request of a chunk asks for its first `threshold` bytes. A chunk that is no larger is done in that one
-/// request; a larger one goes on with parts of `part_size` bytes, `parallelism` requests in flight (the first one
-/// included), every part pinned with `If-Match` to the version of the first response. The SHA-256 still covers the
-/// whole object in order: a part that arrives ahead of its turn waits in memory, and no new part starts until one
-/// was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`] bytes of parts however large it is (plus
-/// connection and hashing buffers: 76–81 MiB peak RSS in all with the defaults, at 256 MiB as at 1 GiB, in the
-/// download benchmark).
-///
-/// ```
-/// use acs_recording::download::ParallelPolicy;
-///
-/// let policy = ParallelPolicy::default();
-/// assert_eq!((policy.threshold, policy.part_size, policy.parallelism), (32 << 20, 8 << 20, 8));
-/// assert_eq!(policy.memory_bound(), 56 << 20);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ParallelPolicy {
-    /// Chunks larger than this are fetched in parts; the first request asks for this many bytes.
-    pub threshold: u64,
-    /// The size of every part after the first.
-    pub part_size: u64,
-    /// Requests in flight for one chunk, the first one included.
-    pub parallelism: usize,
-    /// A first response that delivers at least this many bytes per second over its first 4 MiB keeps the chunk to
-    /// two requests at a time: on such a link more connections only compete with the hash for CPU. `None` always
-    /// uses `parallelism`.
-    pub fast_stream: Option<u64>,
-}
-
-impl Default for ParallelPolicy {
-    /// Chunks over 32 MiB in parts of 8 MiB, 8 at once.
-    fn default() -> Self {
-        Self { threshold: 32 << 20, part_size: 8 << 20, parallelism: 8, fast_stream: Some(DEFAULT_FAST_STREAM) }
-    }
-}
-
-impl ParallelPolicy {
-    /// A policy with these sizes (each at least 1).
-    pub fn new(threshold: u64, part_size: u64, parallelism: usize) -> Self {
-        Self {
-            threshold: threshold.max(1),
-            part_size: part_size.max(1),
-            parallelism: parallelism.max(1),
-            fast_stream: Some(DEFAULT_FAST_STREAM),
-        }
-    }
-
-    /// Sets the rate of a first response past which the chunk keeps to two requests at a time (`None`: never).
-    pub fn fast_stream(mut self, bytes_per_second: Option<u64>) -> Self {
-        self.fast_stream = bytes_per_second;
-        self
-    }
-
-    /// The most media bytes one chunk holds in memory: parts received ahead of the hash, at most
-    /// `parallelism - 1` of them.
-    pub fn memory_bound(&self) -> u64 {
-        (self.parallelism.max(1) as u64 - 1).saturating_mul(self.part_size)
-    }
-}
-
-/// 256 MB/s: a single connection this fast already keeps the hash (one core) busy on the machines we measure on.
-pub const DEFAULT_FAST_STREAM: u64 = 256_000_000;
+use super::plan::Missing;
+use crate::download::client::{HttpClient, RequestBody};
+use crate::download::digest::Digests;
+use crate::download::error::{Detail, Error, ErrorKind, Scope, Task};
+use crate::download::fetch::{Event, Fetch};
+use crate::download::sink::PositionalWriter;
+use crate::Sha256Digest;
 
 /// Bytes of the first response after which its rate decides how many requests the chunk uses.
 const PROBE: u64 = 4 << 20;
 
 /// Requests at a time on a fast link: one hashed while the next arrives.
 const FAST_PARALLELISM: usize = 2;
-
-/// The ranges of `from..total` not covered by `done`, cut into parts of at most `part_size` bytes, in order. Lazy:
-/// `total` comes from the server, and a hostile one may announce 2^64 bytes, so the parts are never all listed at
-/// once; only the gaps between done extents are (at most one more than `done`).
-pub(crate) fn missing(total: u64, from: u64, done: &[(u64, u64)], part_size: u64) -> Missing {
-    let mut done: Vec<(u64, u64)> = done.iter().copied().filter(|(start, end)| start < end).collect();
-    done.sort_unstable();
-    let mut gaps = Vec::with_capacity(done.len() + 1);
-    let mut at = from;
-    for (start, end) in done {
-        if start > at {
-            gaps.push((at, start.min(total)));
-        }
-        at = at.max(end);
-    }
-    if at < total {
-        gaps.push((at, total));
-    }
-    gaps.retain(|(start, end)| start < end);
-    Missing { gaps: gaps.into_iter(), current: None, part: part_size.max(1) }
-}
-
-/// The parts [`missing`] yields, one at a time.
-#[derive(Debug)]
-pub(crate) struct Missing {
-    gaps: std::vec::IntoIter<(u64, u64)>,
-    /// What is left of the gap being cut.
-    current: Option<(u64, u64)>,
-    part: u64,
-}
-
-impl Iterator for Missing {
-    type Item = (u64, u64);
-
-    fn next(&mut self) -> Option<(u64, u64)> {
-        loop {
-            match self.current {
-                Some((at, end)) if at < end => {
-                    let stop = end.min(at.saturating_add(self.part));
-                    self.current = Some((stop, end));
-                    return Some((at, stop));
-                }
-                _ => self.current = Some(self.gaps.next()?),
-            }
-        }
-    }
-}
 
 /// What a part task reports.
 enum Message {
@@ -143,7 +32,7 @@ enum Message {
 /// How a parallel download ended.
 pub(crate) enum Parallel {
     /// Every part is stored; the hashes when they were computed on the way.
-    Complete { requests: u32, hashes: Option<([u8; 32], Option<[u8; 16]>)> },
+    Complete { requests: u32, hashes: Option<(Sha256Digest, Option<[u8; 16]>)> },
     /// The object changed under a part, or a part failed its check: the chunk must restart from byte 0.
     Changed { requests: u32, cause: Error },
 }
@@ -351,32 +240,11 @@ mod tests {
     use super::*;
     use http::{Request, Response};
 
-    #[test]
-    fn missing_ranges_are_cut_into_parts_in_order() {
-        let parts = |total, from, done: &[(u64, u64)], part| missing(total, from, done, part).collect::<Vec<_>>();
-        assert_eq!(parts(10, 0, &[], 4), [(0, 4), (4, 8), (8, 10)]);
-        assert_eq!(parts(10, 4, &[], 4), [(4, 8), (8, 10)]);
-        assert_eq!(parts(12, 0, &[(4, 8)], 4), [(0, 4), (8, 12)]);
-        assert_eq!(parts(12, 0, &[(8, 12), (0, 4)], 3), [(4, 7), (7, 8)]);
-        assert_eq!(parts(8, 0, &[(0, 8)], 4), []);
-        assert_eq!(parts(1, 0, &[], 4), [(0, 1)]);
-        assert_eq!(parts(0, 0, &[], 4), []);
-        assert_eq!(parts(10, 0, &[(2, 3), (2, 5)], 100), [(0, 2), (5, 10)]);
-    }
-
-    #[test]
-    fn a_server_announcing_an_object_of_two_to_the_64_bytes_costs_no_memory() {
-        let mut parts = missing(u64::MAX - 1, 0, &[], 1);
-        assert_eq!(parts.next(), Some((0, 1)));
-        assert_eq!(parts.next(), Some((1, 2)));
-        let mut tail = missing(u64::MAX - 1, u64::MAX - 3, &[], 8 << 20);
-        assert_eq!(tail.next(), Some((u64::MAX - 3, u64::MAX - 1)));
-        assert_eq!(tail.next(), None);
-    }
+    use crate::download::ParallelPolicy;
 
     #[tokio::test]
     async fn a_part_whose_task_panics_fails_the_chunk_as_a_task_panic() {
-        use crate::download::{ChunkDownloader, DirectorySink, ErrorKind, Location};
+        use crate::download::{sink::DirectorySink, ChunkDownloader, ErrorKind, Location};
         use crate::recording::{Recording, RecordingChunk};
         use http_body_util::{Empty, Full};
         const OBJECT: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
@@ -413,39 +281,5 @@ mod tests {
         assert_eq!(error.location(), Some(Location::Content));
         crate::download::error::assert_no_repeats(&error);
         assert!(!dir.path().join("call/0-d.wav").exists());
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn the_missing_parts_and_the_done_ranges_cover_the_object_once(
-            total in 0u64..10_000,
-            part in 1u64..1_000,
-            done in proptest::collection::vec((0u64..10_000, 0u64..2_000), 0..8),
-        ) {
-            let done: Vec<(u64, u64)> = done.into_iter().map(|(start, len)| (start.min(total), (start + len).min(total))).collect();
-            let parts: Vec<_> = missing(total, 0, &done, part).collect();
-            let mut covered = vec![0u8; total as usize];
-            for (start, end) in &done {
-                for byte in &mut covered[*start as usize..*end as usize] {
-                    *byte = 1;
-                }
-            }
-            let mut at = 0;
-            for (start, end) in &parts {
-                prop_assert!(start < end && end - start <= part && *start >= at && *end <= total);
-                at = *end;
-                for byte in &mut covered[*start as usize..*end as usize] {
-                    prop_assert_eq!(*byte, 0, "a part overlaps a done range");
-                    *byte = 1;
-                }
-            }
-            prop_assert!(covered.iter().all(|byte| *byte == 1));
-        }
     }
 }

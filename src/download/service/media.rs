@@ -10,17 +10,18 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
-use super::client::{HttpClient, RequestBody};
-use super::digest::{replayed, Digests};
-use super::error::{Detail, Error, ErrorKind, Location, Scope};
-use super::fetch::{Event, Fetch};
-use super::header::decode_md5;
-use super::parts::{missing, Parallel, ParallelPolicy, Scheduler};
-use super::retry::Failure;
-use super::service::ChunkDownloader;
-use super::service::{RecordingState, Streamed};
-use super::sink::Sink;
-use super::sink::{ObjectVersion, PositionalWriter, SinkWriter};
+use super::chunk::MissingParts;
+use super::ChunkDownloader;
+use super::{RecordingState, Streamed};
+use crate::download::client::{HttpClient, RequestBody};
+use crate::download::digest::{replayed, Digests};
+use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
+use crate::download::fetch::{Event, Fetch};
+use crate::download::header::decode_md5;
+use crate::download::parallel::{missing, Parallel, ParallelPolicy, Scheduler};
+use crate::download::retry::Failure;
+use crate::download::sink::Sink;
+use crate::download::sink::{ObjectVersion, PositionalWriter, SinkWriter};
 use crate::recording::RecordingChunk;
 
 // Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.
@@ -75,7 +76,6 @@ where
     }
 
     /// Fetches the ranges an earlier parallel download left missing, then hashes the whole stored object.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn resume_parts(
         &self,
         state: &RecordingState,
@@ -83,11 +83,9 @@ where
         scope: &Scope,
         uri: &Uri,
         writer: &mut K::Writer,
-        policy: ParallelPolicy,
-        version: ObjectVersion,
-        total: u64,
-        extents: Vec<(u64, u64)>,
+        missing_parts: MissingParts,
     ) -> Result<Streamed, Error> {
+        let MissingParts { policy, version, total, extents } = missing_parts;
         let sink_error = |e: io::Error| Error::sink(scope, e);
         let Some(positional) = writer.positional() else {
             return Ok(Streamed::Changed { requests: 0, cause: None });

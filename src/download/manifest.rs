@@ -1,9 +1,8 @@
 //! The downloader's output (a manifest per chunk) and its progress reports; its input is a
 //! [`Recording`](crate::recording::Recording).
 
-use std::fmt;
-
 use crate::recording::RecordingMetadata;
+use crate::Sha256Digest;
 
 /// How a chunk's media ended up in the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +17,7 @@ pub enum Outcome {
 }
 
 /// What was stored for one chunk.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ChunkManifest {
     /// The storage document id.
@@ -28,8 +27,8 @@ pub struct ChunkManifest {
     /// Media bytes stored.
     pub bytes: u64,
     /// SHA-256 of the stored media bytes.
-    pub sha256: [u8; 32],
-    /// Where the sink put the media (a file path for the [`DirectorySink`](super::DirectorySink)).
+    pub sha256: Sha256Digest,
+    /// Where the sink put the media (a file path for the [`DirectorySink`](super::sink::DirectorySink)).
     pub location: String,
     /// Where the sink put the metadata document, when it stores metadata.
     pub metadata_location: Option<String>,
@@ -42,30 +41,6 @@ pub struct ChunkManifest {
     /// The chunk's metadata document, typed (`None` when the chunk was skipped, or when the document did not fit
     /// the known schema): participants and their channels, the audio and video configuration, pauses.
     pub metadata: Option<RecordingMetadata>,
-}
-
-impl ChunkManifest {
-    /// The SHA-256 as lower-case hex.
-    pub fn sha256_hex(&self) -> String {
-        hex(&self.sha256)
-    }
-}
-
-impl fmt::Debug for ChunkManifest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChunkManifest")
-            .field("document_id", &self.document_id)
-            .field("index", &self.index)
-            .field("bytes", &self.bytes)
-            .field("sha256", &self.sha256_hex())
-            .field("location", &self.location)
-            .field("metadata_location", &self.metadata_location)
-            .field("outcome", &self.outcome)
-            .field("attempts", &self.attempts)
-            .field("deleted", &self.deleted)
-            .field("metadata", &self.metadata)
-            .finish()
-    }
 }
 
 /// What was stored for a recording: one manifest per chunk, in `index` order.
@@ -107,27 +82,4 @@ pub struct Progress<'a> {
     pub chunks_done: usize,
     /// Chunks in the recording.
     pub chunks_total: usize,
-}
-
-/// A SHA-256 from its 64 hex digits, as [`hex`] writes it (either case).
-pub(crate) fn parse_sha256(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
 }
