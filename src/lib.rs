@@ -104,7 +104,6 @@ pub mod eventgrid;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod queue;
 mod random;
 pub mod recording;
 mod redact;

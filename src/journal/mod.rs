@@ -43,13 +43,18 @@
 //!    stops when a renewal finds it taken over. The [`FileJournal`] belongs to one process, so its leases are
 //!    exclusive and never expire; the `ObjectStoreJournal` (feature `object-store`) shares jobs between replicas
 //!    with timed leases in the store.
-//! 5. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
+//! 5. The [`MemoryJournal`] keeps jobs in memory only: a crash loses the jobs accepted but not yet done, which
+//!    Event Grid will not deliver again. It is for demos, tests and deployments that accept that.
+//! 6. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
 
 #[cfg(feature = "object-store")]
 mod claim;
+#[cfg(test)]
+mod contract;
 mod file;
 mod job;
 mod lease;
+mod memory;
 #[cfg(feature = "object-store")]
 mod store;
 
@@ -62,6 +67,7 @@ pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
 pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;
+pub use memory::MemoryJournal;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
 
