@@ -7,23 +7,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
 use http_body_util::Empty;
 use tokio::sync::mpsc;
 use tower_layer::Layer;
+use tower_service::Service;
 
 use super::export::ExportedRecordings;
 use super::health::Health;
 use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
+use super::signed::{self, Connect, SignedClient};
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
-use crate::credential::{AccessKey, ConnectionString, Endpoint};
+use crate::credential::Credential;
 use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
 use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
 use crate::journal::{Job, JobId, JobState, Journal};
-#[cfg(feature = "entra")]
-use crate::signing::BearerTokenLayer;
-use crate::signing::{AllowList, HmacSigningLayer};
+use crate::signing::AllowList;
+use crate::BoxError;
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
 pub type Webhook<J> = EventGridWebhook<Intake<J>>;
@@ -32,8 +35,6 @@ pub type Webhook<J> = EventGridWebhook<Intake<J>>;
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
-/// Builds the signing layer once the allow-list is known.
-type SigningFn<A> = Box<dyn FnOnce(AllowList) -> A + Send + Sync>;
 pub(crate) type JobFn = Arc<dyn Fn(&Job) + Send + Sync>;
 
 /// How the workers behave; set through [`RecorderBuilder`].
@@ -49,14 +50,11 @@ pub(crate) struct Settings {
 }
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
-///
-/// `A` is the layer that authenticates the download requests: [`HmacSigningLayer`] for an access key, or
-/// `BearerTokenLayer` for Microsoft Entra ID (feature `entra`, from `Recorder::builder_with_bearer_token`).
 #[must_use]
-pub struct RecorderBuilder<S, K, J, A = HmacSigningLayer> {
-    endpoint: Endpoint,
-    signing: SigningFn<A>,
-    client: S,
+pub struct RecorderBuilder<K, J> {
+    credential: Credential,
+    connect: Connect,
+    signing_clock: Option<SharedClock>,
     sink: K,
     journal: J,
     allow: AllowList,
@@ -71,12 +69,10 @@ pub struct RecorderBuilder<S, K, J, A = HmacSigningLayer> {
     settings: Settings,
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug, A> fmt::Debug for RecorderBuilder<S, K, J, A> {
+impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for RecorderBuilder<K, J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecorderBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("signing", &std::any::type_name::<A>())
-            .field("client", &self.client)
+            .field("credential", &self.credential)
             .field("sink", &self.sink)
             .field("journal", &self.journal)
             .field("allow", &self.allow)
@@ -87,20 +83,24 @@ impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug, A> fmt::Debug for RecorderBuil
 
 /// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
 /// [module docs](super).
-pub struct Recorder<C, K, J> {
-    pub(crate) engine: Arc<Engine<C, K, J>>,
+///
+/// Its type names the sink and the journal only: whatever the [`Credential`], the client is signed and boxed
+/// once when the recorder is built.
+pub struct Recorder<K, J> {
+    pub(crate) engine: Arc<Engine<SignedClient, K, J>>,
     pub(crate) queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
     webhook: EventGridWebhookLayer,
 }
 
-/// What the workers share.
+/// What the workers share. Generic over the client `C` (always the [`SignedClient`] here), so that the worker
+/// futures are proven `Send` from the client's bounds where they are spawned.
 pub(crate) struct Engine<C, K, J> {
     pub(crate) shared: Arc<Shared<J>>,
     pub(crate) downloader: ChunkDownloader<C, K>,
     pub(crate) settings: Settings,
 }
 
-impl<C, K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<C, K, J> {
+impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<K, J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recorder")
             .field("sink", self.engine.downloader.sink())
@@ -110,57 +110,34 @@ impl<C, K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<C, K, J> {
     }
 }
 
-impl Recorder<(), (), ()> {
-    /// Starts a recorder for the ACS resource of `connection_string`, downloading through `client` (any HTTP
-    /// client service, such as hyper-util's; the builder wraps it in the [`HmacSigningLayer`]) into `sink`, with
-    /// `journal` as its durable memory.
-    pub fn builder<S, K, J>(
-        connection_string: &ConnectionString,
+impl Recorder<(), ()> {
+    /// Starts a recorder for the ACS resource of `credential` (a [`Credential`], or a
+    /// [`ConnectionString`](crate::credential::ConnectionString) for its access key), downloading through `client`
+    /// (any HTTP client service, such as hyper-util's; the builder wraps it in the signing layer of the credential)
+    /// into `sink`, with `journal` as its durable memory.
+    pub fn builder<S, RB, K, J>(
+        credential: impl Into<Credential>,
         client: S,
         sink: K,
         journal: J,
-    ) -> RecorderBuilder<S, K, J> {
-        RecorderBuilder::new(
-            connection_string.endpoint().clone(),
-            connection_string.access_key().clone(),
-            client,
-            sink,
-            journal,
-        )
+    ) -> RecorderBuilder<K, J>
+    where
+        S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        RB: Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        RecorderBuilder::with_client(credential.into(), signed::connector(client), sink, journal)
     }
 }
 
-#[cfg(feature = "entra")]
-impl Recorder<(), (), ()> {
-    /// Starts a recorder for the ACS resource of `layer`'s endpoint that authenticates with Microsoft Entra ID:
-    /// `client` is wrapped in `layer` (its allow-list replaced by the builder's) instead of the HMAC layer.
-    pub fn builder_with_bearer_token<S, K, J>(
-        layer: BearerTokenLayer,
-        client: S,
-        sink: K,
-        journal: J,
-    ) -> RecorderBuilder<S, K, J, BearerTokenLayer> {
-        let endpoint = layer.endpoint().clone();
-        RecorderBuilder::with_signing(endpoint, Box::new(move |allow| layer.allow_list(allow)), client, sink, journal)
-    }
-}
-
-impl<S, K, J> RecorderBuilder<S, K, J> {
-    /// A builder for the ACS resource at `endpoint`, signing with `key`.
-    pub fn new(endpoint: Endpoint, key: AccessKey, client: S, sink: K, journal: J) -> Self {
-        let signing_endpoint = endpoint.clone();
-        let signing: SigningFn<HmacSigningLayer> =
-            Box::new(move |allow| HmacSigningLayer::new(signing_endpoint, key).allow_list(allow));
-        Self::with_signing(endpoint, signing, client, sink, journal)
-    }
-}
-
-impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
-    fn with_signing(endpoint: Endpoint, signing: SigningFn<A>, client: S, sink: K, journal: J) -> Self {
+impl<K, J> RecorderBuilder<K, J> {
+    fn with_client(credential: Credential, connect: Connect, sink: K, journal: J) -> Self {
         Self {
-            endpoint,
-            signing,
-            client,
+            credential,
+            connect,
+            signing_clock: None,
             sink,
             journal,
             allow: AllowList::azure_defaults(),
@@ -290,6 +267,13 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
         self
     }
 
+    /// Dates the signatures and reads the token expiries of the download requests with this clock (default the
+    /// system's); the recorder's own clock is set with [`clock`](Self::clock).
+    pub fn signing_clock(mut self, clock: impl Clock) -> Self {
+        self.signing_clock = Some(SharedClock::new(clock));
+        self
+    }
+
     /// Calls `report` as bytes are stored (see [`ChunkDownloader::on_progress`]).
     pub fn on_progress(mut self, report: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
@@ -303,15 +287,14 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     }
 
     /// Builds the recorder. Nothing runs until [`Recorder::run`] and the [`Recorder::webhook`] is served.
-    pub fn build(self) -> Recorder<A::Service, K, J>
+    pub fn build(self) -> Recorder<K, J>
     where
-        A: Layer<S>,
         K: Sink,
         J: Journal,
     {
-        let client = (self.signing)(self.allow.clone()).layer(self.client);
-        let mut downloader: ChunkDownloader<A::Service, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
-            .endpoint(self.endpoint)
+        let client = (self.connect)(&self.credential, self.allow.clone(), self.signing_clock);
+        let mut downloader: ChunkDownloader<SignedClient, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
+            .endpoint(self.credential.endpoint().clone())
             .allow_list(self.allow)
             .retry_policy(self.fetch_policy)
             .with_clock(self.clock.clone())
@@ -342,7 +325,7 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     }
 }
 
-impl<C, K, J: Journal> Recorder<C, K, J> {
+impl<K, J: Journal> Recorder<K, J> {
     /// The webhook service for the Event Grid subscription's route: mount it in axum
     /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
     pub fn webhook(&self) -> Webhook<J> {

@@ -106,6 +106,7 @@ mod intake;
 mod manifest;
 pub mod metrics;
 mod shared;
+mod signed;
 #[cfg(all(test, feature = "emulator"))]
 mod simulation;
 mod worker;

@@ -8,12 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
 use http_body_util::Empty;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
-use tower::Service;
 use tracing::Instrument;
 
 use super::builder::{Engine, Recorder};
@@ -25,7 +22,6 @@ use crate::clock::Clock as _;
 use crate::download::{self, hex, HttpClient, Sink};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
 use crate::recording::Recording;
-use crate::BoxError;
 
 /// The first and the longest wait before reading the journal again when it cannot be read at start.
 const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
@@ -33,16 +29,7 @@ const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Durati
 /// How often done jobs past their retention are pruned while running.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
-impl<C, RB, K, J> Recorder<C, K, J>
-where
-    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-    K: Sink,
-    J: Journal,
-{
+impl<K: Sink, J: Journal> Recorder<K, J> {
     /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
     /// pending or interrupted jobs), then each job the webhook accepts.
     ///
@@ -58,7 +45,23 @@ where
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| io::Error::other("the recorder is already running"))?;
-        let engine = self.engine.clone();
+        self.engine.clone().run(receiver, shutdown).await
+    }
+}
+
+impl<C, K, J> Engine<C, K, J>
+where
+    C: HttpClient<Empty<Bytes>>,
+    K: Sink,
+    J: Journal,
+{
+    /// The workers' run: see [`Recorder::run`].
+    async fn run(
+        self: Arc<Self>,
+        receiver: mpsc::UnboundedReceiver<JobId>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let engine = self;
         let shared = &engine.shared;
         let mut scheduled = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -126,14 +129,7 @@ where
         shared.working.store(false, Ordering::Release);
         Ok(())
     }
-}
 
-impl<C, K, J> Engine<C, K, J>
-where
-    C: HttpClient<Empty<Bytes>>,
-    K: Sink,
-    J: Journal,
-{
     /// Counts the journal's jobs, prunes old done ones and queues every open job (at its due time).
     async fn resume(self: &Arc<Self>, scheduled: &mut JoinSet<()>) -> io::Result<()> {
         let shared = &self.shared;

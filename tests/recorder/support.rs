@@ -14,7 +14,6 @@ pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderB
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
-pub(crate) use hyper_util::client::legacy::connect::HttpConnector;
 pub(crate) use hyper_util::client::legacy::Client;
 pub(crate) use hyper_util::rt::TokioExecutor;
 pub(crate) use sha2::{Digest, Sha256};
@@ -23,7 +22,7 @@ pub(crate) use tokio::task::JoinHandle;
 
 pub(crate) use crate::common::{send, TestServer};
 
-pub(crate) type Builder<J = FileJournal> = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, J>;
+pub(crate) type Builder<J = FileJournal> = RecorderBuilder<DirectorySink, J>;
 
 pub(crate) const SECRET: &str = "recorder-test";
 
