@@ -55,15 +55,8 @@ async fn main() -> Result<(), BoxError> {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     println!("tonic server on http://{address}: gRPC acs.example.Reverse and the webhook at /api/events");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let journal = recorder.journal().clone();
-    let workers = tokio::spawn(async move {
-        recorder
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let workers = recorder.spawn();
+    let journal = recorder.journal();
 
     // gRPC works on that port.
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))?.connect().await?;
@@ -112,8 +105,7 @@ async fn main() -> Result<(), BoxError> {
             return Err("a downloaded chunk differs from the emulator's".into());
         }
     }
-    let _ = stop.send(());
-    workers.await??;
+    workers.shutdown().await?;
     std::fs::remove_dir_all(&out)?;
     Ok(())
 }

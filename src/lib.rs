@@ -54,12 +54,10 @@
 //! let app: axum::Router = axum::Router::new()
 //!     .route_service("/api/events", recorder.webhook()) // journals each delivery, then answers 200
 //!     .route_service("/readyz", recorder.health());
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let workers = tokio::spawn(async move { recorder.run(async { let _ = stopped.await; }).await });
+//! let workers = recorder.spawn();
 //! // axum::serve(listener, app).with_graceful_shutdown(signal).await?;
 //! # let _ = app;
-//! let _ = stop.send(());
-//! workers.await??;
+//! workers.shutdown().await?;
 //! # Ok::<(), acs_recording::BoxError>(())
 //! # }).unwrap();
 //! ```

@@ -407,14 +407,7 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     .build();
     let journal = recorder.journal().clone();
     let server = common::TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(async move {
-        recorder
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let workers = recorder.spawn();
 
     let publisher = EventGridPublisher::new(&server.url("/api/events"), Schema::EventGrid).unwrap();
     assert!(publisher.deliver(&[recording_file_status_updated(&stored)]).await.is_delivered());
@@ -433,6 +426,5 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     }
     assert_eq!(credential.calls(), 1);
     assert!(emulator.storage().requests().iter().all(|request| request.status < 300));
-    let _ = stop.send(());
-    workers.await.unwrap().unwrap();
+    workers.shutdown().await.unwrap();
 }

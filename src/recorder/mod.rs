@@ -40,9 +40,7 @@
 //! let url = format!("http://{}/api/events?code=s3cret", listener.local_addr()?);
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let journal = recorder.journal().clone();
-//! let workers = tokio::spawn(async move { recorder.run(async { let _ = stopped.await; }).await });
+//! let workers = recorder.spawn();
 //!
 //! // Event Grid validates the webhook and delivers; the 200 comes once the job is durable.
 //! let publisher = EventGridPublisher::new(&url, Schema::EventGrid)?;
@@ -51,7 +49,7 @@
 //!
 //! // The job reaches `done`, with every chunk's SHA-256 in the journal.
 //! let job = loop {
-//!     let jobs = journal.list().await?;
+//!     let jobs = recorder.journal().list().await?;
 //!     if jobs.first().is_some_and(|job| job.state == JobState::Done) { break jobs[0].clone() }
 //!     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 //! };
@@ -59,8 +57,7 @@
 //! for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
 //!     assert_eq!(progress.sha256, Some(hex(&chunk.sha256)));
 //! }
-//! let _ = stop.send(());
-//! workers.await??;
+//! workers.shutdown().await?;
 //! # Ok::<(), acs_recording::BoxError>(())
 //! # }).unwrap();
 //! ```
@@ -73,7 +70,7 @@
 //!    again, and a job made durable is queued even when the delivery's caller went away.
 //! 2. **Event by event.** A recording event whose data does not fit is journaled as `rejected` with its reason;
 //!    the valid events of the same delivery are accepted.
-//! 3. **Every open job resumes.** [`Recorder::run`] first queues every pending or interrupted job of the journal;
+//! 3. **Every open job resumes.** The workers ([`Recorder::spawn`] or [`Recorder::run`]) first queues every pending or interrupted job of the journal;
 //!    chunks already stored are not downloaded again, partial ones resume from the sink.
 //! 4. **Retries until the recording expires.** Each request retries per the fetch policy (its budget restarts
 //!    whenever bytes arrive); a failed attempt that can succeed later (resets, timeouts, 5xx, a sink error) is
@@ -84,7 +81,7 @@
 //!    sink; a failed delete is recorded on the chunk and retried, and never holds back the other chunks.
 //! 6. **Several recordings at once** ([`RecorderBuilder::workers`], 4 by default): one slow or failing recording
 //!    never blocks the others.
-//! 7. **Graceful shutdown**: the intake answers 503, running downloads get [`RecorderBuilder::shutdown_grace`]
+//! 7. **Graceful shutdown** ([`RecorderHandle::shutdown`]): the intake answers 503, running downloads get [`RecorderBuilder::shutdown_grace`]
 //!    to finish, then stop where they are and resume on the next start.
 //! 8. **Observable**: the [`metrics`] facade counters and gauges, `tracing` spans per job, and [`Health`] for
 //!    `/healthz` and `/readyz`.
@@ -100,6 +97,7 @@
 mod builder;
 mod export;
 mod future;
+mod handle;
 mod health;
 mod hold;
 mod intake;
@@ -114,5 +112,6 @@ mod worker;
 pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
 pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
+pub use handle::RecorderHandle;
 pub use health::Health;
 pub use intake::Intake;

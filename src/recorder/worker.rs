@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::builder::{Engine, Recorder};
 use super::export::ExportedRecordings;
+use super::handle::RecorderHandle;
 use super::hold::Hold;
 use super::manifest;
 use super::metrics;
@@ -46,6 +47,44 @@ impl<K: Sink, J: Journal> Recorder<K, J> {
             .take()
             .ok_or_else(|| io::Error::other("the recorder is already running"))?;
         self.engine.clone().run(receiver, shutdown).await
+    }
+
+    /// Runs the workers in a tokio task, as [`run`](Recorder::run) does, until
+    /// [`RecorderHandle::shutdown`]. Must be called within a tokio runtime.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::journal::MemoryJournal;
+    /// use acs_recording::recorder::Recorder;
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    /// let workers = recorder.spawn();
+    /// // ... serve recorder.webhook() until the process is asked to stop ...
+    /// workers.shutdown().await?;
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn(&self) -> RecorderHandle {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let receiver = self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            let receiver = receiver.ok_or_else(|| io::Error::other("the recorder is already running"))?;
+            engine
+                .run(receiver, async {
+                    // A dropped handle stops the workers too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        RecorderHandle::new(stop, task)
     }
 }
 

@@ -10,15 +10,13 @@ pub(crate) use acs_recording::emulator::eventgrid::{
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
-pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
+pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, RecorderHandle, Webhook};
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
 pub(crate) use hyper_util::client::legacy::Client;
 pub(crate) use hyper_util::rt::TokioExecutor;
 pub(crate) use sha2::{Digest, Sha256};
-pub(crate) use tokio::sync::oneshot;
-pub(crate) use tokio::task::JoinHandle;
 
 pub(crate) use crate::common::{send, TestServer};
 
@@ -32,8 +30,7 @@ pub(crate) struct Running<J: Journal + Clone = FileJournal> {
     /// The webhook itself, to call as a tower service.
     pub(crate) webhook: Webhook<J>,
     pub(crate) journal: J,
-    stop: Option<oneshot::Sender<()>>,
-    workers: JoinHandle<std::io::Result<()>>,
+    workers: RecorderHandle,
 }
 
 impl Running {
@@ -66,15 +63,8 @@ impl<J: Journal + Clone> Running<J> {
             .route_service("/readyz", recorder.health())
             .route_service("/healthz", recorder.health());
         let server = TestServer::axum(app).await;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let workers = tokio::spawn(async move {
-            recorder
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let running = Self { server, webhook, journal, stop: Some(stop), workers };
+        let workers = recorder.spawn();
+        let running = Self { server, webhook, journal, workers };
         // Ready once the workers counted the journal and run.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -102,9 +92,8 @@ impl<J: Journal + Clone> Running<J> {
     }
 
     /// Stops the workers (after their grace period) and the server.
-    pub(crate) async fn stop(mut self) -> J {
-        let _ = self.stop.take().map(|stop| stop.send(()));
-        (&mut self.workers).await.unwrap().unwrap();
+    pub(crate) async fn stop(self) -> J {
+        self.workers.shutdown().await.unwrap();
         self.server.stop().await;
         self.journal
     }
