@@ -1,53 +1,32 @@
-//! [`RecorderBuilder`] and [`Recorder`]: the pieces composed once.
+//! [`RecorderBuilder`]: the pieces composed once, into a [`Recorder`].
 
 use std::fmt;
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
 use http_body_util::Empty;
 use tokio::sync::mpsc;
-use tower_layer::Layer;
-use tower_service::Service;
 
+use super::engine::{Engine, Settings};
 use super::export::ExportedRecordings;
-use super::health::Health;
-use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
-use super::signed::{self, Connect, SignedClient};
+use super::signed::{Connect, SignedClient};
+use super::Recorder;
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
 use crate::credential::Credential;
 use crate::download::{ChunkDownloader, ParallelPolicy, Progress, RetryPolicy, Sink};
-use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
-use crate::journal::{Job, JobId, JobState, Journal};
+use crate::eventgrid::{Deduplicator, EventGridWebhookLayer};
+use crate::journal::{Job, Journal};
 use crate::signing::AllowList;
-use crate::BoxError;
 
-/// The recorder's webhook service: the Event Grid layer around the [`Intake`].
-pub type Webhook<J> = EventGridWebhook<Intake<J>>;
-
-/// ACS keeps a recording for 24 hours (`SPEC.md` §3).
+/// How long ACS keeps a recording after it was made: 24 hours. Event Grid may deliver its event late, so a
+/// recording's retries stop at its event's time plus this lifetime.
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
-pub(crate) type JobFn = Arc<dyn Fn(&Job) + Send + Sync>;
-
-/// How the workers behave; set through [`RecorderBuilder`].
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) delete_after_download: bool,
-    pub(crate) done_retention: Duration,
-    pub(crate) job_backoff: RetryPolicy,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) on_job: Option<JobFn>,
-    pub(crate) exported: ExportedRecordings,
-}
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
 #[must_use]
@@ -81,59 +60,8 @@ impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for RecorderBuilder<K, J> {
     }
 }
 
-/// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
-/// [module docs](super).
-///
-/// Its type names the sink and the journal only: whatever the [`Credential`], the client is signed and boxed
-/// once when the recorder is built.
-pub struct Recorder<K, J> {
-    pub(crate) engine: Arc<Engine<SignedClient, K, J>>,
-    pub(crate) queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
-    webhook: EventGridWebhookLayer,
-}
-
-/// What the workers share. Generic over the client `C` (always the [`SignedClient`] here), so that the worker
-/// futures are proven `Send` from the client's bounds where they are spawned.
-pub(crate) struct Engine<C, K, J> {
-    pub(crate) shared: Arc<Shared<J>>,
-    pub(crate) downloader: ChunkDownloader<C, K>,
-    pub(crate) settings: Settings,
-}
-
-impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<K, J> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recorder")
-            .field("sink", self.engine.downloader.sink())
-            .field("journal", &self.engine.shared.journal)
-            .field("workers", &self.engine.settings.workers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Recorder<(), ()> {
-    /// Starts a recorder for the ACS resource of `credential` (a [`Credential`], or a
-    /// [`ConnectionString`](crate::credential::ConnectionString) for its access key), downloading through `client`
-    /// (any HTTP client service, such as hyper-util's; the builder wraps it in the signing layer of the credential)
-    /// into `sink`, with `journal` as its durable memory.
-    pub fn builder<S, RB, K, J>(
-        credential: impl Into<Credential>,
-        client: S,
-        sink: K,
-        journal: J,
-    ) -> RecorderBuilder<K, J>
-    where
-        S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
-        RecorderBuilder::with_client(credential.into(), signed::connector(client), sink, journal)
-    }
-}
-
 impl<K, J> RecorderBuilder<K, J> {
-    fn with_client(credential: Credential, connect: Connect, sink: K, journal: J) -> Self {
+    pub(super) fn with_client(credential: Credential, connect: Connect, sink: K, journal: J) -> Self {
         Self {
             credential,
             connect,
@@ -322,42 +250,5 @@ impl<K, J> RecorderBuilder<K, J> {
             queue: Mutex::new(Some(receiver)),
             webhook: self.webhook,
         }
-    }
-}
-
-impl<K, J: Journal> Recorder<K, J> {
-    /// The webhook service for the Event Grid subscription's route: mount it in axum
-    /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
-    pub fn webhook(&self) -> Webhook<J> {
-        self.webhook.layer(Intake::new(self.engine.shared.clone()))
-    }
-
-    /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.
-    pub fn health(&self) -> Health<J> {
-        Health::new(self.engine.shared.clone())
-    }
-
-    /// The journal.
-    pub fn journal(&self) -> &J {
-        &self.engine.shared.journal
-    }
-
-    /// Makes a failed job pending again (attempts start over, its expiry stays): `Ok(false)` when there is no
-    /// failed job with this id.
-    pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
-        let shared = &self.engine.shared;
-        let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
-        if !job.reopen() {
-            return Ok(false);
-        }
-        shared.journal.update(&job).await?;
-        shared.states.moved(JobState::Failed, JobState::Pending);
-        queue(shared, id);
-        Ok(true)
-    }
-
-    /// Stops accepting deliveries (they get 503) without stopping the workers.
-    pub fn stop_intake(&self) {
-        self.engine.shared.accepting.store(false, Ordering::Release);
     }
 }

@@ -191,7 +191,7 @@ async fn admit<J: Journal>(shared: &Shared<J>, plan: Plan) -> Result<Admitted, S
             tracing::warn!(event_id = %job.event_id, reason = job.last_error.as_deref().unwrap_or(""), "recording event rejected");
         } else {
             accepted += 1;
-            queue(shared, &job.id);
+            shared.enqueue(&job.id);
         }
     }
     Ok(Admitted { accepted, duplicates, rejected })
@@ -201,18 +201,13 @@ async fn admit<J: Journal>(shared: &Shared<J>, plan: Plan) -> Result<Admitted, S
 async fn requeue_if_open<J: Journal>(shared: &Shared<J>, id: &JobId) -> Result<(), String> {
     match shared.journal.get(id).await {
         Ok(Some(job)) if job.state.is_open() => {
-            queue(shared, id);
+            shared.enqueue(id);
             Ok(())
         }
         Ok(_) => Ok(()),
         // Unread, the job might be open and unqueued: no 200 until it is known.
         Err(error) => Err(format!("the journal cannot read job {id}: {error}")),
     }
-}
-
-pub(crate) fn queue<J>(shared: &Shared<J>, id: &JobId) {
-    // The workers may not run yet (or any more): the job is durable and resumes when they start.
-    let _ = shared.queue.send(id.clone());
 }
 
 fn unavailable(reason: &str) -> Response<Full<Bytes>> {

@@ -95,6 +95,7 @@
 //!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
 
 mod builder;
+mod engine;
 mod export;
 mod future;
 mod handle;
@@ -109,9 +110,172 @@ mod signed;
 mod simulation;
 mod worker;
 
-pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Empty;
+use tokio::sync::{mpsc, oneshot};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
+use engine::Engine;
 pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
 pub use handle::RecorderHandle;
 pub use health::Health;
 pub use intake::Intake;
+use signed::SignedClient;
+
+use crate::credential::Credential;
+use crate::download::Sink;
+use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
+use crate::journal::{JobId, JobState, Journal};
+use crate::BoxError;
+
+/// The recorder's webhook service: the Event Grid layer around the [`Intake`].
+pub type Webhook<J> = EventGridWebhook<Intake<J>>;
+
+/// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
+/// [module docs](crate::recorder).
+///
+/// Its type names the sink and the journal only: whatever the [`Credential`], the client is signed and boxed
+/// once when the recorder is built.
+pub struct Recorder<K, J> {
+    engine: Arc<Engine<SignedClient, K, J>>,
+    queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
+    webhook: EventGridWebhookLayer,
+}
+
+impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<K, J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("sink", self.engine.downloader.sink())
+            .field("journal", &self.engine.shared.journal)
+            .field("workers", &self.engine.settings.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder<(), ()> {
+    /// Starts a recorder for the ACS resource of `credential` (a [`Credential`], or a
+    /// [`ConnectionString`](crate::credential::ConnectionString) for its access key), downloading through `client`
+    /// (any HTTP client service, such as hyper-util's; the builder wraps it in the signing layer of the credential)
+    /// into `sink`, with `journal` as its durable memory.
+    pub fn builder<S, RB, K, J>(
+        credential: impl Into<Credential>,
+        client: S,
+        sink: K,
+        journal: J,
+    ) -> RecorderBuilder<K, J>
+    where
+        S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        RB: Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        RecorderBuilder::with_client(credential.into(), signed::connector(client), sink, journal)
+    }
+}
+
+impl<K, J: Journal> Recorder<K, J> {
+    /// The webhook service for the Event Grid subscription's route: mount it in axum
+    /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
+    pub fn webhook(&self) -> Webhook<J> {
+        self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.
+    pub fn health(&self) -> Health<J> {
+        Health::new(self.engine.shared.clone())
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.engine.shared.journal
+    }
+
+    /// Makes a failed job pending again (attempts start over, its expiry stays): `Ok(false)` when there is no
+    /// failed job with this id.
+    pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
+        let shared = &self.engine.shared;
+        let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
+        if !job.reopen() {
+            return Ok(false);
+        }
+        shared.journal.update(&job).await?;
+        shared.states.moved(JobState::Failed, JobState::Pending);
+        shared.enqueue(id);
+        Ok(true)
+    }
+
+    /// Stops accepting deliveries (they get 503) without stopping the workers.
+    pub fn stop_intake(&self) {
+        self.engine.shared.accepting.store(false, Ordering::Release);
+    }
+}
+
+impl<K: Sink, J: Journal> Recorder<K, J> {
+    /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
+    /// pending or interrupted jobs), then each job the webhook accepts.
+    ///
+    /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
+    /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
+    /// `run` returns. A journal that cannot be read at start is read again with backoff (100 ms doubling to 30 s)
+    /// until it can or the shutdown comes; `/readyz` answers 503 meanwhile. It fails when the recorder already ran.
+    /// Share the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let receiver = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("the recorder is already running"))?;
+        self.engine.clone().run(receiver, shutdown).await
+    }
+
+    /// Runs the workers in a tokio task, as [`run`](Recorder::run) does, until
+    /// [`RecorderHandle::shutdown`]. Must be called within a tokio runtime.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::journal::MemoryJournal;
+    /// use acs_recording::recorder::Recorder;
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    /// let workers = recorder.spawn();
+    /// // ... serve recorder.webhook() until the process is asked to stop ...
+    /// workers.shutdown().await?;
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn(&self) -> RecorderHandle {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let receiver = self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            let receiver = receiver.ok_or_else(|| io::Error::other("the recorder is already running"))?;
+            engine
+                .run(receiver, async {
+                    // A dropped handle stops the workers too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        RecorderHandle::new(stop, task)
+    }
+}

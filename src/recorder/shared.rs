@@ -122,4 +122,10 @@ impl<J> Shared<J> {
     pub(crate) fn unmark_polled(&self, id: &JobId) {
         self.polled.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
+
+    /// Hands a durable job to the workers.
+    pub(crate) fn enqueue(&self, id: &JobId) {
+        // The workers may not run yet (or any more): the job is durable and resumes when they start.
+        let _ = self.queue.send(id.clone());
+    }
 }

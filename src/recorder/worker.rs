@@ -1,92 +1,25 @@
 //! The workers: every open job, chunk by chunk, checkpointed in the journal, retried until the recording expires.
 
 use std::error::Error as _;
-use std::future::Future;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::builder::{Engine, Recorder};
+use super::engine::Engine;
 use super::export::ExportedRecordings;
-use super::handle::RecorderHandle;
 use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, hex, HttpClient, Sink};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
-use crate::recording::Recording;
-
-/// The first and the longest wait before reading the journal again when it cannot be read at start.
-const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
-
-/// How often done jobs past their retention are pruned while running.
-const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-impl<K: Sink, J: Journal> Recorder<K, J> {
-    /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
-    /// pending or interrupted jobs), then each job the webhook accepts.
-    ///
-    /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
-    /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
-    /// `run` returns. A journal that cannot be read at start is read again with backoff (100 ms doubling to 30 s)
-    /// until it can or the shutdown comes; `/readyz` answers 503 meanwhile. It fails when the recorder already ran.
-    /// Share the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
-    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        let receiver = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| io::Error::other("the recorder is already running"))?;
-        self.engine.clone().run(receiver, shutdown).await
-    }
-
-    /// Runs the workers in a tokio task, as [`run`](Recorder::run) does, until
-    /// [`RecorderHandle::shutdown`]. Must be called within a tokio runtime.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use acs_recording::credential::ConnectionString;
-    /// use acs_recording::download::DirectorySink;
-    /// use acs_recording::journal::MemoryJournal;
-    /// use acs_recording::recorder::Recorder;
-    /// use bytes::Bytes;
-    /// use http_body_util::Empty;
-    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    ///
-    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
-    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
-    /// let workers = recorder.spawn();
-    /// // ... serve recorder.webhook() until the process is asked to stop ...
-    /// workers.shutdown().await?;
-    /// # Ok::<(), acs_recording::BoxError>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn spawn(&self) -> RecorderHandle {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let receiver = self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let engine = self.engine.clone();
-        let task = tokio::spawn(async move {
-            let receiver = receiver.ok_or_else(|| io::Error::other("the recorder is already running"))?;
-            engine
-                .run(receiver, async {
-                    // A dropped handle stops the workers too.
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        RecorderHandle::new(stop, task)
-    }
-}
+use crate::recording::{ExportedRecording, Recording};
 
 impl<C, K, J> Engine<C, K, J>
 where
@@ -94,156 +27,7 @@ where
     K: Sink,
     J: Journal,
 {
-    /// The workers' run: see [`Recorder::run`].
-    async fn run(
-        self: Arc<Self>,
-        receiver: mpsc::UnboundedReceiver<JobId>,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> io::Result<()> {
-        let engine = self;
-        let shared = &engine.shared;
-        let mut scheduled = JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut wait = RESUME_BACKOFF.0;
-        // A journal briefly out at start (a store's outage) must not leave the accepted jobs without workers.
-        while let Err(error) = engine.resume(&mut scheduled).await {
-            tracing::warn!(%error, retry_ms = wait.as_millis() as u64, "cannot read the journal to resume its open jobs; trying again");
-            tokio::select! {
-                () = &mut shutdown => {
-                    shared.accepting.store(false, Ordering::Release);
-                    scheduled.abort_all();
-                    return Ok(());
-                }
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(RESUME_BACKOFF.1);
-        }
-        shared.working.store(true, Ordering::Release);
-        tracing::info!(workers = engine.settings.workers, open = shared.states.open(), "recorder running");
-
-        let receiver = Arc::new(Mutex::new(receiver));
-        let (stop, stopped) = watch::channel(false);
-        let mut workers = JoinSet::new();
-        for _ in 0..engine.settings.workers {
-            workers.spawn(engine.clone().work(receiver.clone(), stopped.clone()));
-        }
-        if let Some(every) = shared.journal.poll_interval() {
-            // Other replicas share the journal: the jobs they accepted (and may have died on) are found here.
-            let poller = engine.clone();
-            scheduled.spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(error) = poller.poll_open().await {
-                        tracing::warn!(%error, "looking for open jobs in the shared journal failed");
-                    }
-                }
-            });
-        }
-        let maintenance = engine.clone();
-        scheduled.spawn(async move {
-            loop {
-                tokio::time::sleep(PRUNE_EVERY).await;
-                if let Err(error) = maintenance.prune().await {
-                    tracing::warn!(%error, "pruning done jobs failed");
-                }
-            }
-        });
-
-        shutdown.await;
-        shared.accepting.store(false, Ordering::Release);
-        let _ = stop.send(true);
-        tracing::info!(grace_ms = engine.settings.shutdown_grace.as_millis() as u64, "shutting down");
-        let drained = tokio::time::timeout(engine.settings.shutdown_grace, async {
-            while workers.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "downloads still running at the end of the grace period stop here and resume on the next start"
-            );
-            workers.abort_all();
-            while workers.join_next().await.is_some() {}
-        }
-        scheduled.abort_all();
-        shared.working.store(false, Ordering::Release);
-        Ok(())
-    }
-
-    /// Counts the journal's jobs, prunes old done ones and queues every open job (at its due time).
-    async fn resume(self: &Arc<Self>, scheduled: &mut JoinSet<()>) -> io::Result<()> {
-        let shared = &self.shared;
-        let _counting = shared.counting.write().await;
-        shared.states.reset();
-        let jobs = shared.journal.list().await?;
-        let now = shared.clock.now();
-        for job in jobs {
-            if self.expired_done(&job, now) {
-                shared.journal.remove(&job.id).await?;
-                continue;
-            }
-            shared.states.add(job.state);
-            shared.seen.first_delivery(&job.event_id);
-            if job.state.is_open() {
-                self.schedule(scheduled, job.id.clone(), job.next_attempt_at);
-            }
-        }
-        Ok(())
-    }
-
-    fn expired_done(&self, job: &Job, now: SystemTime) -> bool {
-        job.state == JobState::Done
-            && job
-                .finished_at
-                .and_then(|at| now.duration_since(at).ok())
-                .is_some_and(|age| age >= self.settings.done_retention)
-    }
-
-    async fn prune(&self) -> io::Result<()> {
-        let now = self.shared.clock.now();
-        for job in self.shared.journal.list().await? {
-            if self.expired_done(&job, now) {
-                self.shared.journal.remove(&job.id).await?;
-                self.shared.states.remove(JobState::Done);
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues every open job that is due and not already queued or running here, whoever accepted it, and sets
-    /// the open counts behind `max_pending` to the shared journal's: jobs another replica finished, or took over
-    /// from this one, leave the count here.
-    async fn poll_open(&self) -> io::Result<()> {
-        let now = self.shared.clock.now();
-        let open = self.shared.journal.list_open().await?;
-        let running = open.iter().filter(|job| job.state == JobState::Running).count();
-        self.shared.states.set_open(open.len() - running, running);
-        for job in open {
-            let due = job.next_attempt_at.is_none_or(|at| at <= now);
-            if job.state.is_open() && due && self.shared.mark_polled(&job.id) {
-                let _ = self.shared.queue.send(job.id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues a job now, or at `due`.
-    fn schedule(self: &Arc<Self>, scheduled: &mut JoinSet<()>, id: JobId, due: Option<SystemTime>) {
-        let wait = due.and_then(|due| due.duration_since(self.shared.clock.now()).ok());
-        match wait {
-            None => {
-                let _ = self.shared.queue.send(id);
-            }
-            Some(wait) => {
-                let queue = self.shared.queue.clone();
-                scheduled.spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    let _ = queue.send(id);
-                });
-            }
-        }
-    }
-
-    async fn work(
+    pub(super) async fn work(
         self: Arc<Self>,
         receiver: Arc<Mutex<mpsc::UnboundedReceiver<JobId>>>,
         mut stopped: watch::Receiver<bool>,
@@ -504,6 +288,36 @@ where
                 (JobState::Failed, None)
             }
         }
+    }
+
+    /// Finishes a job whose recording is in the customer's container without downloading it: records where it is.
+    /// Answers `false` when the journal could not record it (the job stays open and is tried again).
+    async fn record_export(&self, job: &mut Job, previous: JobState, exported: ExportedRecording) -> bool {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        job.state = JobState::Done;
+        job.last_error = None;
+        job.next_attempt_at = None;
+        job.finished_at = Some(now);
+        for chunk in &mut job.chunks {
+            chunk.state = ChunkState::Exported;
+        }
+        tracing::info!(
+            job = %job.id,
+            storage_type = %exported.storage_type,
+            folder = exported.folder_prefix.as_deref().unwrap_or("unknown"),
+            "recording exported to the customer's storage: nothing to download"
+        );
+        job.exported = Some(exported);
+        if let Err(error) = shared.journal.update(job).await {
+            tracing::warn!(job = %job.id, %error, "cannot record the exported recording; trying again later");
+            return false;
+        }
+        shared.states.moved(previous, JobState::Done);
+        if let Some(report) = &self.settings.on_job {
+            report(job);
+        }
+        true
     }
 }
 
