@@ -103,7 +103,7 @@
 //! ```no_run
 //! use acs_recording::credential::ConnectionString;
 //! use acs_recording::download::{ChunkDownloader, DirectorySink};
-//! use acs_recording::journal::{FileJournal, JobState, Journal};
+//! use acs_recording::journal::{FileJournal, Journal};
 //! use acs_recording::signing::{AllowList, HmacSigningLayer};
 //! use bytes::Bytes;
 //! use http_body_util::Empty;
@@ -124,7 +124,7 @@
 //!     let Some(recording) = job.recording.clone() else { continue };
 //!     let manifest = downloader.download(recording).await?;
 //!     println!("{} chunks, {} bytes", manifest.chunks.len(), manifest.bytes());
-//!     job.state = JobState::Done;
+//!     job.finish(std::time::SystemTime::now());
 //!     journal.update(&job).await?;
 //! }
 //! # Ok(()) }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::metrics;
 use crate::clock::SharedClock;
 use crate::eventgrid::Deduplicator;
-use crate::journal::{JobId, JobState};
+use crate::journal::{JobId, JobState, Transition};
 
 /// Counts of jobs per open or final state, mirrored into the `acs_recording_jobs` gauge.
 #[derive(Debug, Default)]
@@ -48,6 +48,11 @@ impl StateCounts {
             self.remove(from);
             self.add(to);
         }
+    }
+
+    /// Counts a job's transition.
+    pub(crate) fn apply(&self, transition: Transition) {
+        self.moved(transition.from, transition.to);
     }
 
     pub(crate) fn get(&self, state: JobState) -> usize {

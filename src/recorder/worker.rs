@@ -17,8 +17,8 @@ use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, hex, HttpClient, Sink};
-use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
+use crate::download::{self, HttpClient, Sink};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Transition};
 use crate::recording::{ExportedRecording, Recording};
 
 impl<C, K, J> Engine<C, K, J>
@@ -130,39 +130,32 @@ where
             }
         };
         let recording = job.recording.clone()?;
-        let previous = job.state;
         if self.settings.exported == ExportedRecordings::Record {
             if let Some(exported) = recording.exported() {
-                return match self.record_export(&mut job, previous, exported).await {
+                return match self.record_export(&mut job, exported).await {
                     true => None,
                     false => Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts.max(1), None)),
                 };
             }
         }
-        job.state = JobState::Running;
-        job.attempts = job.attempts.saturating_add(1);
-        job.next_attempt_at = None;
+        let started = job.begin_attempt();
         if let Err(error) = self.checkpoint(&job, hold).await {
             tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
             return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
         }
-        shared.states.moved(previous, JobState::Running);
+        shared.states.apply(started);
         tracing::info!(event_id = %job.event_id, call_id = %recording.call_id, attempt = job.attempts, "attempt started");
         let mut chunks = recording.chunks.clone();
         chunks.sort_by(|a, b| a.index().cmp(&b.index()).then_with(|| a.document_id().cmp(b.document_id())));
         let mut failure: Option<(String, bool)> = None;
         let mut deletes_pending = false;
         for chunk in &chunks {
-            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
-            if progress.state == ChunkState::Pending {
+            let (index, document_id) = (chunk.index(), chunk.document_id());
+            let Some(state) = chunk_state(&job, index, document_id) else { continue };
+            if state == ChunkState::Pending {
                 match self.downloader.download_chunk(&recording, chunk.clone()).await {
                     Ok(manifest) => {
-                        progress.state = ChunkState::Stored;
-                        progress.bytes = Some(manifest.bytes);
-                        progress.sha256 = Some(hex(&manifest.sha256));
-                        progress.location = Some(manifest.location.clone());
-                        progress.metadata_location = manifest.metadata_location.clone();
-                        progress.last_error = None;
+                        job.chunk_stored(index, document_id, &manifest);
                         if manifest.outcome != download::Outcome::Skipped {
                             metrics::downloaded(manifest.bytes);
                         }
@@ -175,22 +168,21 @@ where
                     Err(error) => {
                         let retryable = error.is_retryable();
                         let reason = describe(&error);
-                        progress.last_error = Some(reason.clone());
+                        job.chunk_failed(index, document_id, reason.clone());
                         failure = Some((reason, retryable));
                         break;
                     }
                 }
             }
-            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
-            if self.settings.delete_after_download && progress.state == ChunkState::Stored {
+            let Some(state) = chunk_state(&job, index, document_id) else { continue };
+            if self.settings.delete_after_download && state == ChunkState::Stored {
                 match self.downloader.delete_chunk(chunk).await {
                     Ok(_) => {
-                        progress.state = ChunkState::Deleted;
-                        progress.last_error = None;
+                        job.chunk_deleted(index, document_id);
                     }
                     Err(error) => {
                         // A failed delete never holds back the other chunks: it is retried with the job.
-                        progress.last_error = Some(format!("delete: {}", describe(&error)));
+                        job.chunk_failed(index, document_id, format!("delete: {}", describe(&error)));
                         deletes_pending = true;
                     }
                 }
@@ -207,16 +199,14 @@ where
             }
         }
         let now = shared.clock.now();
-        let (next, retry_at) = match failure {
+        let (outcome, retry_at) = match failure {
             None if !deletes_pending => {
-                job.state = JobState::Done;
-                job.last_error = None;
-                job.finished_at = Some(now);
+                let done = job.finish(now);
                 if let Ok(age) = now.duration_since(job.received_at) {
                     metrics::completed(age);
                 }
                 tracing::info!(job = %id, chunks = job.chunks.len(), bytes = job.bytes_stored(), "recording stored");
-                (JobState::Done, None)
+                (done, None)
             }
             None => self.retry_or_fail(&mut job, now, "a chunk could not be deleted from storage".to_owned(), true),
             Some((reason, retryable)) => self.retry_or_fail(&mut job, now, reason, retryable),
@@ -227,8 +217,8 @@ where
             shared.states.moved(JobState::Running, JobState::Pending);
             return Some(now + self.settings.job_backoff.delay(job.attempts, None));
         }
-        shared.states.moved(JobState::Running, next);
-        if matches!(next, JobState::Done | JobState::Failed) {
+        shared.states.apply(outcome);
+        if matches!(outcome.to, JobState::Done | JobState::Failed) {
             if let Some(report) = &self.settings.on_job {
                 report(&job);
             }
@@ -254,23 +244,17 @@ where
         now: SystemTime,
         reason: String,
         retryable: bool,
-    ) -> (JobState, Option<SystemTime>) {
+    ) -> (Transition, Option<SystemTime>) {
         let deletes_only = job.chunks.iter().all(|c| c.state != ChunkState::Pending);
         let due = now.checked_add(self.settings.job_backoff.delay(job.attempts, None));
         match due {
             Some(due) if retryable && due < job.expires_at => {
                 tracing::warn!(job = %job.id, attempt = job.attempts, reason = %reason, "attempt failed; retrying");
-                job.state = JobState::Pending;
-                job.last_error = Some(reason);
-                job.next_attempt_at = Some(due);
-                (JobState::Pending, Some(due))
+                (job.retry_at(due, reason), Some(due))
             }
             _ if deletes_only => {
                 // Every chunk is stored: the recording is safe, only the storage clean-up did not happen.
-                job.state = JobState::Done;
-                job.last_error = Some(format!("stored; {reason} (not retried: the recording expires)"));
-                job.finished_at = Some(now);
-                (JobState::Done, None)
+                (job.finish_with_note(now, format!("stored; {reason} (not retried: the recording expires)")), None)
             }
             _ => {
                 let reason = if retryable {
@@ -282,43 +266,37 @@ where
                     reason
                 };
                 tracing::error!(job = %job.id, reason = %reason, "recording failed");
-                job.state = JobState::Failed;
-                job.last_error = Some(reason);
-                job.finished_at = Some(now);
-                (JobState::Failed, None)
+                (job.fail(now, reason), None)
             }
         }
     }
 
     /// Finishes a job whose recording is in the customer's container without downloading it: records where it is.
     /// Answers `false` when the journal could not record it (the job stays open and is tried again).
-    async fn record_export(&self, job: &mut Job, previous: JobState, exported: ExportedRecording) -> bool {
+    async fn record_export(&self, job: &mut Job, exported: ExportedRecording) -> bool {
         let shared = &self.shared;
-        let now = shared.clock.now();
-        job.state = JobState::Done;
-        job.last_error = None;
-        job.next_attempt_at = None;
-        job.finished_at = Some(now);
-        for chunk in &mut job.chunks {
-            chunk.state = ChunkState::Exported;
-        }
         tracing::info!(
             job = %job.id,
             storage_type = %exported.storage_type,
             folder = exported.folder_prefix.as_deref().unwrap_or("unknown"),
             "recording exported to the customer's storage: nothing to download"
         );
-        job.exported = Some(exported);
+        let done = job.mark_exported(shared.clock.now(), exported);
         if let Err(error) = shared.journal.update(job).await {
             tracing::warn!(job = %job.id, %error, "cannot record the exported recording; trying again later");
             return false;
         }
-        shared.states.moved(previous, JobState::Done);
+        shared.states.apply(done);
         if let Some(report) = &self.settings.on_job {
             report(job);
         }
         true
     }
+}
+
+/// Where a job's chunk stands, if the job has it.
+fn chunk_state(job: &Job, index: i64, document_id: &str) -> Option<ChunkState> {
+    job.chunks.iter().find(|c| c.index == index && c.document_id == document_id).map(|c| c.state)
 }
 
 /// An error and its causes on one line, for the journal (download errors never carry secrets or query strings, and
