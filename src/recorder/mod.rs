@@ -67,7 +67,9 @@
 //! 1. **Nothing accepted is lost.** A delivery's recording events are journaled before the 200; a journal that
 //!    cannot write, a full journal ([`RecorderBuilder::max_pending`]) or a shutdown answers 503, and Event Grid
 //!    delivers again. Redeliveries are answered 200 without a second job; an open job a redelivery finds is queued
-//!    again, and a job made durable is queued even when the delivery's caller went away.
+//!    again, and a job made durable is queued even when the delivery's caller went away. Another source of
+//!    events (a queue consumer) admits them through [`Recorder::admit`] or an [`Intake`] with the same guarantee,
+//!    and acknowledges them to its source only once that returned `Ok`.
 //! 2. **Event by event.** A recording event whose data does not fit is journaled as `rejected` with its reason;
 //!    the valid events of the same delivery are accepted.
 //! 3. **Every open job resumes.** The workers ([`Recorder::spawn`] or [`Recorder::run`]) first queues every pending or interrupted job of the journal;
@@ -94,6 +96,7 @@
 //!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
 //!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
 
+mod admission;
 mod builder;
 mod engine;
 mod export;
@@ -124,6 +127,7 @@ use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use admission::{Admission, AdmitError, AdmitErrorKind};
 pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
 use engine::Engine;
 pub use export::ExportedRecordings;
@@ -137,6 +141,7 @@ use crate::credential::Credential;
 use crate::download::Sink;
 use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
 use crate::journal::{JobId, JobState, Journal};
+use crate::recording::RecordingEvents;
 use crate::BoxError;
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
@@ -190,6 +195,17 @@ impl<K, J: Journal> Recorder<K, J> {
     /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
     pub fn webhook(&self) -> Webhook<J> {
         self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// The intake without its HTTP service: [`Intake::admit`] journals recording events from any source.
+    pub fn intake(&self) -> Intake<J> {
+        Intake::new(self.engine.shared.clone())
+    }
+
+    /// Admits a batch of recording events from a source other than the webhook (a queue consumer): see
+    /// [`Intake::admit`]. Acknowledge the batch to its source only once this returned `Ok`.
+    pub async fn admit(&self, events: &RecordingEvents) -> Result<Admission, AdmitError> {
+        self.intake().admit(events).await
     }
 
     /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.

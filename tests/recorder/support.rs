@@ -10,7 +10,9 @@ pub(crate) use acs_recording::emulator::eventgrid::{
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
-pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, RecorderHandle, Webhook};
+pub(crate) use acs_recording::recorder::{
+    ExportedRecordings, Intake, Recorder, RecorderBuilder, RecorderHandle, Webhook,
+};
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
@@ -29,6 +31,8 @@ pub(crate) struct Running<J: Journal + Clone = FileJournal> {
     pub(crate) server: TestServer,
     /// The webhook itself, to call as a tower service.
     pub(crate) webhook: Webhook<J>,
+    /// The intake without HTTP, as another source of events would use it.
+    pub(crate) intake: Intake<J>,
     pub(crate) journal: J,
     workers: RecorderHandle,
 }
@@ -64,7 +68,8 @@ impl<J: Journal + Clone> Running<J> {
             .route_service("/healthz", recorder.health());
         let server = TestServer::axum(app).await;
         let workers = recorder.spawn();
-        let running = Self { server, webhook, journal, workers };
+        let intake = recorder.intake();
+        let running = Self { server, webhook, intake, journal, workers };
         // Ready once the workers counted the journal and run.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
