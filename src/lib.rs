@@ -151,6 +151,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
+mod client;
 pub mod clock;
 pub mod cloud;
 pub mod credential;
@@ -175,6 +176,8 @@ pub mod journal;
 pub mod recorder;
 #[cfg(feature = "object-store")]
 pub mod store;
+
+pub use client::HttpClient;
 
 /// A boxed error, as tower uses for errors of unknown type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -3,11 +3,11 @@
 use http::{Method, Request, StatusCode, Uri};
 use tower::ServiceExt;
 
-use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::retry::{is_transient, Failure, RetryState};
 use super::service::ChunkDownloader;
 use super::sink::Sink;
+use crate::client::{HttpClient, RequestBody};
 use crate::BoxError;
 
 // Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.

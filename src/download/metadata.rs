@@ -4,11 +4,11 @@
 use bytes::{Bytes, BytesMut};
 use http::Uri;
 
-use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::Event;
 use super::service::ChunkDownloader;
 use super::sink::Sink;
+use crate::client::{HttpClient, RequestBody};
 use crate::recording::RecordingMetadata;
 
 /// A fetched metadata document: the bytes as sent (for the sink) and their one parse.

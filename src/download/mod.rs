@@ -129,9 +129,6 @@
 
 mod body;
 mod chunk;
-mod client;
-#[cfg(feature = "recorder")]
-pub(crate) use client::HttpClient;
 mod delete;
 mod digest;
 mod error;

@@ -9,11 +9,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::client::{HttpClient, RequestBody};
 use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::fetch::{Event, Fetch};
 use super::sink::PositionalWriter;
+use crate::client::{HttpClient, RequestBody};
 
 /// How a large chunk is fetched as fixed-size ranges, several at once.
 ///

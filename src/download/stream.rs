@@ -10,7 +10,6 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
-use super::client::{HttpClient, RequestBody};
 use super::digest::{replayed, Digests};
 use super::error::{Detail, Error, ErrorKind, Location, Scope};
 use super::fetch::{Event, Fetch};
@@ -21,6 +20,7 @@ use super::service::ChunkDownloader;
 use super::service::{RecordingState, Streamed};
 use super::sink::Sink;
 use super::sink::{ObjectVersion, PositionalWriter, SinkWriter};
+use crate::client::{HttpClient, RequestBody};
 use crate::recording::RecordingChunk;
 
 // Every method here is crate-private: the bounds name crate-private traits, which no public signature shows.

@@ -16,8 +16,9 @@ use tokio::task::JoinSet;
 use super::export::ExportedRecordings;
 use super::shared::Shared;
 use crate::clock::Clock as _;
-use crate::download::{ChunkDownloader, HttpClient, RetryPolicy, Sink};
+use crate::download::{ChunkDownloader, RetryPolicy, Sink};
 use crate::journal::{Job, JobId, JobState, Journal};
+use crate::HttpClient;
 
 /// The first and the longest wait before reading the journal again when it cannot be read at start.
 const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));

@@ -119,13 +119,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use http_body_util::Empty;
 use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer;
-use tower_service::Service;
 
 pub use admission::{Admission, AdmitError, AdmitErrorKind};
 pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
@@ -142,7 +137,7 @@ use crate::download::Sink;
 use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
 use crate::journal::{JobId, JobState, Journal};
 use crate::recording::RecordingEvents;
-use crate::BoxError;
+use crate::HttpClient;
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
 pub type Webhook<J> = EventGridWebhook<Intake<J>>;
@@ -173,19 +168,12 @@ impl Recorder<(), ()> {
     /// [`ConnectionString`](crate::credential::ConnectionString) for its access key), downloading through `client`
     /// (any HTTP client service, such as hyper-util's; the builder wraps it in the signing layer of the credential)
     /// into `sink`, with `journal` as its durable memory.
-    pub fn builder<S, RB, K, J>(
+    pub fn builder<K, J>(
         credential: impl Into<Credential>,
-        client: S,
+        client: impl HttpClient,
         sink: K,
         journal: J,
-    ) -> RecorderBuilder<K, J>
-    where
-        S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
+    ) -> RecorderBuilder<K, J> {
         RecorderBuilder::with_client(credential.into(), signed::connector(client), sink, journal)
     }
 }

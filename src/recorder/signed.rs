@@ -3,11 +3,10 @@
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 use tower_layer::Layer;
 
 use crate::clock::SharedClock;
@@ -15,7 +14,7 @@ use crate::credential::Credential;
 #[cfg(feature = "entra")]
 use crate::signing::BearerTokenLayer;
 use crate::signing::{AllowList, HmacSigningLayer};
-use crate::BoxError;
+use crate::{BoxError, HttpClient};
 
 /// The body of the signed client's responses: the client's own, boxed once per response.
 pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -27,27 +26,18 @@ pub(crate) type SignedClient = BoxCloneSyncService<Request<Empty<Bytes>>, Respon
 pub(crate) type Connect = Box<dyn FnOnce(&Credential, AllowList, Option<SharedClock>) -> SignedClient + Send + Sync>;
 
 /// Keeps `client` until the recorder is built, then wraps it in the signing layer of the credential.
-pub(crate) fn connector<S, RB>(client: S) -> Connect
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-{
+pub(crate) fn connector(client: impl HttpClient) -> Connect {
     Box::new(move |credential, allow, clock| sign(client, credential, allow, clock))
 }
 
 /// `client` behind the signing layer of `credential`, sending only to its endpoint and the hosts of `allow`;
 /// `clock` (default the system's) dates signatures and reads token expiries.
-fn sign<S, RB>(client: S, credential: &Credential, allow: AllowList, clock: Option<SharedClock>) -> SignedClient
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-{
+fn sign(
+    client: impl HttpClient,
+    credential: &Credential,
+    allow: AllowList,
+    clock: Option<SharedClock>,
+) -> SignedClient {
     match credential {
         Credential::AccessKey { endpoint, key } => {
             let mut layer = HmacSigningLayer::new(endpoint.clone(), key.clone()).allow_list(allow);
@@ -67,14 +57,7 @@ where
     }
 }
 
-fn boxed<C, RB>(client: C) -> SignedClient
-where
-    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-{
+fn boxed(client: impl HttpClient) -> SignedClient {
     BoxCloneSyncService::new(
         client
             .map_response(|response| response.map(|body| body.map_err(Into::into).boxed_unsync()))

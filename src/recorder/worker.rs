@@ -17,9 +17,10 @@ use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, HttpClient, Sink};
+use crate::download::{self, Sink};
 use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Transition};
 use crate::recording::{ExportedRecording, Recording};
+use crate::HttpClient;
 
 impl<C, K, J> Engine<C, K, J>
 where

@@ -1,5 +1,6 @@
 use super::*;
 use crate::download::error::chain_line;
+use http::{Request, Response};
 use http_body_util::Full;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
