@@ -1,10 +1,10 @@
 //! The lossless recorder: Event Grid deliveries in, every recording in the sink, nothing lost on the way
 //! (feature `recorder`).
 //!
-//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`](crate::eventgrid::EventGridWebhookLayer)
-//! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`](crate::journal::Journal) before
+//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`]
+//! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`] before
 //! answering 200, a pool of workers that download every job's chunks with the signed client and the
-//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::Sink). One allow-list
+//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`]. One allow-list
 //! serves both the signing layer and the downloader.
 //!
 //! ```
@@ -90,7 +90,7 @@
 //! 9. **Many replicas on one journal** (feature `object-store`): a worker takes a job's
 //!    [`Lease`](crate::journal::Lease) before working on it and skips a job another replica holds, renews the lease
 //!    every third of its duration and stops, writing nothing more, once a renewal finds it taken over. Every
-//!    [`Journal::poll_interval`](crate::journal::Journal::poll_interval) the workers look for open jobs that any
+//!    [`Journal::poll_interval`] the workers look for open jobs that any
 //!    replica accepted, so that the jobs of a replica that died are finished once its leases expire.
 //! 10. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
 //!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
