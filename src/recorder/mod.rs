@@ -1,11 +1,12 @@
 //! The lossless recorder: Event Grid deliveries in, every recording in the sink, nothing lost on the way
 //! (feature `recorder`).
 //!
-//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`]
-//! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`] before
-//! answering 200, a pool of workers that download every job's chunks with the signed client and the
-//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`]. One allow-list
-//! serves both the signing layer and the downloader.
+//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`] in front of an [`Intake`] that
+//! writes each delivery's jobs to a [`Journal`] before answering 200, a pool of workers that download every job's
+//! chunks with the [`ChunkDownloader`](crate::download::ChunkDownloader) through a client signed for its
+//! [`Credential`] (an access key, or Microsoft Entra ID with feature `entra`), and the [`Sink`]. One allow-list
+//! serves both the signing layer and the downloader. [`Recorder::spawn`] runs the workers until
+//! [`RecorderHandle::shutdown`].
 //!
 //! ```
 //! # #[cfg(feature = "emulator")]
