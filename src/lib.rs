@@ -1,19 +1,20 @@
 //! Tower layers and services to receive and download Azure Communication Services (ACS) call recordings.
 //!
 //! ACS records a call, splits the media into chunks, and tells a webhook through Azure Event Grid when they are
-//! ready. This crate gives each step as a tower piece, so it drops into an axum or tonic app and wraps any HTTP
-//! client:
+//! ready. Event Grid delivers each event until it gets a 200, then never again, and ACS deletes the recording
+//! 24 hours after it was made: a webhook must make every accepted recording durable before it answers 200. The
+//! `Recorder` does that for you (feature `recorder`); the pieces it is made of are tower
+//! layers and services of their own, for those who compose their own:
 //!
 //! | piece | module | role |
 //! |---|---|---|
 //! | `Recorder` | `recorder` | the pieces below composed once, losing nothing: deliveries journaled before the 200, a worker pool retrying until each recording expires (feature `recorder`) |
-//! | `Journal`, `FileJournal` | `journal` | durable jobs and their per-chunk progress (feature `recorder`) |
+//! | `Journal`, `FileJournal`, `MemoryJournal` | `journal` | jobs and their per-chunk progress: durable in a folder, or in memory for demos and tests (feature `recorder`) |
 //! | [`EventGridWebhookLayer`](eventgrid::EventGridWebhookLayer) | [`eventgrid`] | answers Event Grid's handshakes, authenticates deliveries, bounds and parses each body once |
 //! | [`RecordingEvents`](recording::RecordingEvents) | [`recording`] | typed `RecordingFileStatusUpdated` events, an extractor (axum with the `axum` feature) |
 //! | [`RecordingMetadata`](recording::RecordingMetadata) | [`recording`] | a chunk's metadata document typed: participants and channels, audio and video configuration, pauses |
 //! | [`CallAutomationEvents`](recording::CallAutomationEvents) | [`recording`] | Call Automation's `RecordingStateChanged` and `StartRecordingFailed` callbacks, an extractor |
 //! | [`AzureCloud`](cloud::AzureCloud) | [`cloud`] | the public, US Government and China presets: storage hosts, Event Grid origins and applications, Entra |
-//! | [`DownloadQueue`](queue::DownloadQueue) | [`queue`] | in memory: answers 200 at once (503 when full), deduplicates redeliveries, hands jobs to a worker |
 //! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
 //! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
 //! | [`HmacVerifyLayer`](signing::HmacVerifyLayer) | [`signing`] | checks such signatures on a server |
@@ -21,46 +22,95 @@
 //! | `EntraDeliveryCheck` | [`eventgrid`] | requires the Entra token of an Entra-secured Event Grid subscription on every delivery (feature `entra`) |
 //! | `Emulator` | `emulator` | a local ACS storage and Event Grid stand-in (feature `emulator`) |
 //!
-//! Data travels one way: request → webhook layer (parse once, into the request extensions) → extractor →
-//! handler → queue → download service → sink.
+//! Data travels one way: request → webhook layer (parse once, into the request extensions) → intake (the journal,
+//! then the 200) → workers → download service → sink. Composing your own, the extractor and your handler take the
+//! intake's place: persist, then answer 200.
 //!
-//! # Server: receive events in axum
+//! # Server: the recorder in axum
 //!
 //! ```
-//! # #[cfg(feature = "axum")] {
+//! # #[cfg(all(feature = "recorder", feature = "axum"))]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use acs_recording::credential::ConnectionString;
+//! use acs_recording::download::DirectorySink;
 //! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
-//! use acs_recording::queue::DownloadQueue;
-//! use acs_recording::recording::RecordingEvents;
+//! use acs_recording::journal::FileJournal;
+//! use acs_recording::recorder::Recorder;
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//!
+//! let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+//! let folder = tempfile::tempdir()?;
+//! let recorder = Recorder::builder(
+//!     &cs,                                                                // ConnectionString::from_env()?
+//!     Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>(), // an https client on Azure
+//!     DirectorySink::new(folder.path().join("recordings")),
+//!     FileJournal::open(folder.path().join("journal"))?,
+//! )
+//! .webhook_layer(EventGridWebhookLayer::new().require_secret(DeliverySecret::query("s3cret")))
+//! .build();
+//!
+//! let app: axum::Router = axum::Router::new()
+//!     .route_service("/api/events", recorder.webhook()) // journals each delivery, then answers 200
+//!     .route_service("/readyz", recorder.health());
+//! let workers = recorder.spawn();
+//! // axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+//! # let _ = app;
+//! workers.shutdown().await?;
+//! # Ok::<(), acs_recording::BoxError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Composing your own: persist, then answer 200
+//!
+//! The layer parses and authenticates, the extractor types the events; the handler answers 200 only once what it
+//! accepted is durable, here in a `Journal`, and 503 when it cannot, so that Event Grid
+//! delivers again.
+//!
+//! ```
+//! use std::time::SystemTime;
+//!
+//! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
+//! use acs_recording::journal::{FileJournal, Job, Journal};
+//! use acs_recording::recorder::DEFAULT_RECORDING_LIFETIME;
+//! use acs_recording::recording::{Recording, RecordingEvents};
 //! use axum::{extract::State, http::StatusCode, routing::post, Router};
 //!
-//! async fn on_events(State(queue): State<DownloadQueue>, events: RecordingEvents) -> StatusCode {
-//!     match queue.accept(&events) {
-//!         Ok(_) => StatusCode::OK,                           // accepted (or a redelivery): Event Grid is done
-//!         Err(_) => StatusCode::SERVICE_UNAVAILABLE,         // Event Grid will deliver again later
+//! async fn on_events(State(journal): State<FileJournal>, events: RecordingEvents) -> StatusCode {
+//!     let now = SystemTime::now();
+//!     let jobs: Vec<Job> = events
+//!         .iter()
+//!         .map(|event| Job::new(event.id(), Recording::from_event(&event), now, now + DEFAULT_RECORDING_LIFETIME))
+//!         .collect();
+//!     match journal.insert(&jobs).await {
+//!         Ok(_) => StatusCode::OK,                   // durable (or a redelivery): Event Grid is done
+//!         Err(_) => StatusCode::SERVICE_UNAVAILABLE, // Event Grid will deliver again later
 //!     }
 //! }
 //!
-//! let (queue, jobs) = DownloadQueue::new(1024);
+//! # fn main() -> std::io::Result<()> {
+//! # let folder = tempfile::tempdir()?;
+//! let journal = FileJournal::open(folder.path())?;
 //! let webhook = EventGridWebhookLayer::new().require_secret(DeliverySecret::query("s3cret"));
-//! let app: Router = Router::new().route("/api/events", post(on_events).layer(webhook)).with_state(queue);
-//! # let _ = (app, jobs);
-//! # }
+//! let app: Router = Router::new().route("/api/events", post(on_events).layer(webhook)).with_state(journal);
+//! # let _ = app;
+//! # Ok(()) }
 //! ```
 //!
 //! # Client: download with hyper-util
 //!
 //! ```no_run
 //! use acs_recording::credential::ConnectionString;
-//! use acs_recording::download::ChunkDownloader;
-//! use acs_recording::download::sink::DirectorySink;
+//! use acs_recording::download::{sink::DirectorySink, ChunkDownloader};
+//! use acs_recording::journal::{FileJournal, Journal};
 //! use acs_recording::signing::{AllowList, HmacSigningLayer};
 //! use bytes::Bytes;
 //! use http_body_util::Empty;
 //! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 //! use tower::ServiceBuilder;
 //!
-//! # async fn run(mut jobs: acs_recording::queue::DownloadJobs,
-//! #     https: hyper_util::client::legacy::connect::HttpConnector) -> Result<(), acs_recording::BoxError> {
+//! # async fn run(https: hyper_util::client::legacy::connect::HttpConnector) -> Result<(), acs_recording::BoxError> {
 //! let cs = ConnectionString::from_env()?; // ACS_CONNECTION_STRING
 //! let allow = AllowList::azure_defaults();
 //! let client = ServiceBuilder::new()
@@ -69,9 +119,13 @@
 //! let downloader = ChunkDownloader::new(client, DirectorySink::new("recordings"))
 //!     .endpoint(cs.endpoint().clone())
 //!     .allow_list(allow);
-//! while let Some(job) = jobs.recv().await {
-//!     let manifest = downloader.download(job.recording).await?;
+//! let journal = FileJournal::open("journal")?;
+//! for mut job in journal.list_open().await? {
+//!     let Some(recording) = job.recording.clone() else { continue };
+//!     let manifest = downloader.download(recording).await?;
 //!     println!("{} chunks, {} bytes", manifest.chunks.len(), manifest.bytes());
+//!     job.finish(std::time::SystemTime::now());
+//!     journal.update(&job).await?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -97,6 +151,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
+mod client;
 pub mod clock;
 pub mod cloud;
 pub mod credential;
@@ -107,7 +162,6 @@ pub mod eventgrid;
 #[doc(hidden)]
 pub mod fuzzing;
 mod name;
-pub mod queue;
 mod random;
 pub mod recording;
 mod redact;
@@ -125,6 +179,7 @@ pub mod recorder;
 #[cfg(feature = "object-store")]
 pub mod store;
 
+pub use client::HttpClient;
 pub use digest::{ParseDigestError, Sha256Digest};
 
 /// A boxed error, as tower uses for errors of unknown type.

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use acs_recording::credential::Credential;
 use acs_recording::emulator::eventgrid::{
     recording_file_status_updated, DeliveryKind, DeliveryOutcome, EventGridPublisher,
 };
@@ -65,7 +66,7 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{}?code={secret}", listener.local_addr()?, settings.path);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let signing = serve::Signing::Key(emulator.connection_string());
+    let signing = Credential::from(emulator.connection_string());
     let webhook = serve::webhook_layer(&settings)?;
     let journal_dir = settings.journal.clone();
     let service = tokio::spawn(async move {

@@ -37,16 +37,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use acs_recording::cloud::AzureCloud;
-use acs_recording::credential::{ConnectionString, Endpoint};
+use acs_recording::credential::{ConnectionString, Credential, Endpoint};
 use acs_recording::download::ParallelPolicy;
 use acs_recording::eventgrid::Schema;
-use acs_recording::signing::BearerTokenLayer;
 use acs_recording::BoxError;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::entra::EntraCredential;
-use crate::serve::Signing;
 
 /// Receive Azure Communication Services recording events and download every recording.
 ///
@@ -336,10 +334,8 @@ fn env_filter() -> tracing_subscriber::EnvFilter {
 
 async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
     let signing = match target {
-        Target::Key(connection_string) => Signing::Key(connection_string),
-        Target::Entra { endpoint, credential } => {
-            Signing::Entra(BearerTokenLayer::new(endpoint, entra::credential(credential)?))
-        }
+        Target::Key(connection_string) => Credential::from(connection_string),
+        Target::Entra { endpoint, credential } => Credential::entra(endpoint, entra::credential(credential)?),
     };
     let settings = args.settings();
     if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && !args.unauthenticated_webhook {
@@ -363,7 +359,7 @@ async fn real(args: &Args, target: Target) -> Result<ExitCode, BoxError> {
     println!(
         "recorder for {} ({}) listening on http://{}{}{guard}; {}",
         signing.endpoint(),
-        signing.describe(),
+        serve::describe(&signing),
         listener.local_addr()?,
         settings.path,
         settings.storage(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use acs_recording::cloud::AzureCloud;
-use acs_recording::credential::{ConnectionString, Endpoint};
+use acs_recording::credential::Credential;
 use acs_recording::download::{
     sink::{DirectorySink, ObjectStoreSink, Sink},
     ParallelPolicy,
@@ -14,19 +14,17 @@ use acs_recording::download::{
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
 use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};
-use acs_recording::signing::{AllowList, BearerTokenLayer};
+use acs_recording::signing::AllowList;
 use acs_recording::store::StoreLocation;
 use acs_recording::BoxError;
 use bytes::Bytes;
-use http::{HeaderName, Request, Response};
-use http_body::Body;
+use http::HeaderName;
 use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tower::Service;
 
 use crate::progress::ProgressBars;
 
@@ -69,28 +67,11 @@ impl Settings {
     }
 }
 
-/// How the download requests authenticate.
-#[derive(Debug)]
-pub(crate) enum Signing {
-    /// HMAC with the connection string's access key.
-    Key(ConnectionString),
-    /// Microsoft Entra ID tokens.
-    Entra(BearerTokenLayer),
-}
-
-impl Signing {
-    pub(crate) fn endpoint(&self) -> &Endpoint {
-        match self {
-            Signing::Key(connection_string) => connection_string.endpoint(),
-            Signing::Entra(layer) => layer.endpoint(),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> &'static str {
-        match self {
-            Signing::Key(_) => "access key",
-            Signing::Entra(_) => "Entra ID",
-        }
+/// How the download requests authenticate, for the start-up line.
+pub(crate) fn describe(credential: &Credential) -> &'static str {
+    match credential {
+        Credential::Entra { .. } => "Entra ID",
+        _ => "access key",
     }
 }
 
@@ -103,7 +84,7 @@ fn https_client() -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
 /// Serves the webhook on `listener` and downloads every accepted recording until `shutdown` completes.
 pub(crate) async fn run(
     settings: &Settings,
-    signing: Signing,
+    credential: Credential,
     webhook: EventGridWebhookLayer,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -113,7 +94,7 @@ pub(crate) async fn run(
     for host in &settings.allow_hosts {
         allow = allow.allow_host(host)?;
     }
-    let storage = Storage { settings, signing, allow, webhook, listener };
+    let storage = Storage { settings, credential, allow, webhook, listener };
     match &settings.store {
         None => {
             let journal = FileJournal::open(&settings.journal)?;
@@ -131,7 +112,7 @@ pub(crate) async fn run(
 /// Everything but the sink and the journal.
 struct Storage<'a> {
     settings: &'a Settings,
-    signing: Signing,
+    credential: Credential,
     allow: AllowList,
     webhook: EventGridWebhookLayer,
     listener: TcpListener,
@@ -144,27 +125,19 @@ impl Storage<'_> {
         journal: J,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BoxError> {
-        let Self { settings, signing, allow, webhook, listener } = self;
-        match signing {
-            Signing::Key(connection_string) => {
-                let builder = Recorder::builder(&connection_string, https_client(), sink, journal);
-                serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
-            }
-            Signing::Entra(layer) => {
-                let builder = Recorder::builder_with_bearer_token(layer, https_client(), sink, journal);
-                serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
-            }
-        }
+        let Self { settings, credential, allow, webhook, listener } = self;
+        let builder = Recorder::builder(credential, https_client(), sink, journal);
+        serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
     }
 }
 
-/// What the command line sets on the recorder, whichever way it authenticates and stores.
-fn configure<S, K, J, A>(
-    builder: RecorderBuilder<S, K, J, A>,
+/// What the command line sets on the recorder, whichever way it stores.
+fn configure<K, J>(
+    builder: RecorderBuilder<K, J>,
     settings: &Settings,
     allow: AllowList,
     webhook: EventGridWebhookLayer,
-) -> RecorderBuilder<S, K, J, A> {
+) -> RecorderBuilder<K, J> {
     let mut builder = builder
         .allow_list(allow)
         .webhook_layer(webhook)
@@ -206,21 +179,12 @@ fn configure<S, K, J, A>(
 }
 
 /// Serves the recorder's webhook and probes until `shutdown`, running its workers.
-async fn serve<C, RB, K, J>(
-    recorder: Recorder<C, K, J>,
+async fn serve<K: Sink, J: Journal>(
+    recorder: Recorder<K, J>,
     settings: &Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BoxError>
-where
-    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-    K: Sink,
-    J: Journal,
-{
+) -> Result<(), BoxError> {
     let app = axum::Router::new()
         .route_service(&settings.path, recorder.webhook())
         .route_service("/healthz", recorder.health())

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 
-use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::fetch::{Event, Fetch, Finished};
+use crate::client::{HttpClient, RequestBody};
 use crate::Sha256Digest;
 
 /// What the fetch's stream yields: its events, then how it finished.

@@ -131,9 +131,7 @@
 mod attempt;
 mod backoff;
 mod body;
-mod client;
 #[cfg(feature = "recorder")]
-pub(crate) use client::HttpClient;
 mod digest;
 mod error;
 mod fetch;

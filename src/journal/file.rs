@@ -291,6 +291,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_file_journal_keeps_the_journal_contract() {
+        let folder = tempfile::tempdir().unwrap();
+        crate::journal::contract::check(&FileJournal::open(folder.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
     async fn updates_replace_records_and_leave_no_temporary_files() {
         let folder = tempfile::tempdir().unwrap();
         let journal = FileJournal::open(folder.path()).unwrap();

@@ -17,6 +17,8 @@ pub struct Lease {
 
 /// What a renewal or release compares against, per store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Only the shared journal (feature `object-store`) makes timed leases.
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
 pub(crate) enum LeaseVersion {
     /// Held for the journal's lifetime: nothing to compare.
     Exclusive,
@@ -35,6 +37,7 @@ impl Lease {
 
     /// A lease whose claim in the store ends at `expires_at`: computed before the request that wrote the claim was
     /// sent, so that the holder never counts on more than the store grants.
+    #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
     pub(crate) fn timed(
         job: JobId,
         owner: String,
@@ -71,6 +74,7 @@ impl Lease {
     }
 
     /// Renewed until `expires_at`, the expiry of the renewed claim in the store.
+    #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
     pub(crate) fn renewed(&mut self, expires_at: SystemTime, version: LeaseVersion) {
         if self.duration.is_some() {
             self.expires_at = Some(expires_at);

@@ -35,23 +35,31 @@
 //!
 //! 1. A job is keyed by [`JobId::for_event`]: a redelivered event maps to the job it already has, so
 //!    deduplication holds across restarts for as long as the job is kept.
-//! 2. [`Journal::insert`] is create-only and returns only once every new job is durable; [`Journal::update`]
+//! 2. A job moves through its states by the methods of [`Job`] ([`Job::begin_attempt`], [`Job::chunk_stored`],
+//!    [`Job::retry_at`], [`Job::finish`], [`Job::fail`], ...), each answering the [`Transition`] it made.
+//! 3. [`Journal::insert`] is create-only and returns only once every new job is durable; [`Journal::update`]
 //!    replaces a record atomically. A reader never sees half a record.
-//! 3. The [`FileJournal`] writes each record to a temporary name, fsyncs it, links or renames it into place and
+//! 4. The [`FileJournal`] writes each record to a temporary name, fsyncs it, links or renames it into place and
 //!    fsyncs the folder. One process at a time holds a folder (an OS lock, released when the process dies).
-//! 4. Before working on a job a worker takes its [`Lease`] ([`Journal::claim`]), renews it while it works and
+//! 5. Before working on a job a worker takes its [`Lease`] ([`Journal::claim`]), renews it while it works and
 //!    stops when a renewal finds it taken over. The [`FileJournal`] belongs to one process, so its leases are
 //!    exclusive and never expire; the `ObjectStoreJournal` (feature `object-store`) shares jobs between replicas
 //!    with timed leases in the store.
-//! 5. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
+//! 6. The [`MemoryJournal`] keeps jobs in memory only: a crash loses the jobs accepted but not yet done, which
+//!    Event Grid will not deliver again. It is for demos, tests and deployments that accept that.
+//! 7. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
 
 #[cfg(feature = "object-store")]
 mod claim;
+#[cfg(test)]
+mod contract;
 mod file;
 mod job;
 mod lease;
+mod memory;
 #[cfg(feature = "object-store")]
 mod store;
+mod transition;
 
 use std::future::Future;
 use std::io;
@@ -62,8 +70,10 @@ pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
 pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;
+pub use memory::MemoryJournal;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
+pub use transition::Transition;
 
 /// Reports a record that [`Journal::list`] skips because it cannot be read: a damaged record, or one written by a
 /// newer version (an unknown state). Listing goes on with the others; the record stays where it is, for a person

@@ -517,3 +517,15 @@ impl Journal for ObjectStoreJournal {
         Some(self.inner.claims.duration / 2)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_object_store_journal_keeps_the_journal_contract() {
+        let folder = tempfile::tempdir().unwrap();
+        let location = StoreLocation::parse(&format!("file://{}", folder.path().display())).unwrap();
+        crate::journal::contract::check(&ObjectStoreJournal::open(location).await.unwrap()).await;
+    }
+}

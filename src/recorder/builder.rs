@@ -1,62 +1,39 @@
-//! [`RecorderBuilder`] and [`Recorder`]: the pieces composed once.
+//! [`RecorderBuilder`]: the pieces composed once, into a [`Recorder`].
 
 use std::fmt;
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use tokio::sync::mpsc;
-use tower_layer::Layer;
 
+use super::engine::{Engine, Settings};
 use super::export::ExportedRecordings;
-use super::health::Health;
-use super::intake::{queue, Intake};
 use super::shared::{Shared, StateCounts};
+use super::signed::{Connect, SignedClient};
+use super::Recorder;
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
-use crate::credential::{AccessKey, ConnectionString, Endpoint};
+use crate::credential::Credential;
 use crate::download::{sink::Sink, ChunkDownloader, ParallelPolicy, Progress, RetryPolicy};
-use crate::eventgrid::{Deduplicator, EventGridWebhook, EventGridWebhookLayer};
-use crate::journal::{Job, JobId, JobState, Journal};
-#[cfg(feature = "entra")]
-use crate::signing::BearerTokenLayer;
-use crate::signing::{AllowList, HmacSigningLayer};
+use crate::eventgrid::{Deduplicator, EventGridWebhookLayer};
+use crate::journal::{Job, Journal};
+use crate::signing::AllowList;
 
-/// The recorder's webhook service: the Event Grid layer around the [`Intake`].
-pub type Webhook<J> = EventGridWebhook<Intake<J>>;
-
-/// ACS keeps a recording for 24 hours (`SPEC.md` §3).
+/// How long ACS keeps a recording after it was made: 24 hours. Event Grid may deliver its event late, so a
+/// recording's retries stop at its event's time plus this lifetime.
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
-/// Builds the signing layer once the allow-list is known.
-type SigningFn<A> = Box<dyn FnOnce(AllowList) -> A + Send + Sync>;
-pub(crate) type JobFn = Arc<dyn Fn(&Job) + Send + Sync>;
-
-/// How the workers behave; set through [`RecorderBuilder`].
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) delete_after_download: bool,
-    pub(crate) done_retention: Duration,
-    pub(crate) job_backoff: RetryPolicy,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) on_job: Option<JobFn>,
-    pub(crate) exported: ExportedRecordings,
-}
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
-///
-/// `A` is the layer that authenticates the download requests: [`HmacSigningLayer`] for an access key, or
-/// `BearerTokenLayer` for Microsoft Entra ID (feature `entra`, from `Recorder::builder_with_bearer_token`).
 #[must_use]
-pub struct RecorderBuilder<S, K, J, A = HmacSigningLayer> {
-    endpoint: Endpoint,
-    signing: SigningFn<A>,
-    client: S,
+pub struct RecorderBuilder<K, J> {
+    credential: Credential,
+    connect: Connect,
+    signing_clock: Option<SharedClock>,
     sink: K,
     journal: J,
     allow: AllowList,
@@ -71,12 +48,10 @@ pub struct RecorderBuilder<S, K, J, A = HmacSigningLayer> {
     settings: Settings,
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug, A> fmt::Debug for RecorderBuilder<S, K, J, A> {
+impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for RecorderBuilder<K, J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecorderBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("signing", &std::any::type_name::<A>())
-            .field("client", &self.client)
+            .field("credential", &self.credential)
             .field("sink", &self.sink)
             .field("journal", &self.journal)
             .field("allow", &self.allow)
@@ -85,82 +60,12 @@ impl<S: fmt::Debug, K: fmt::Debug, J: fmt::Debug, A> fmt::Debug for RecorderBuil
     }
 }
 
-/// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
-/// [module docs](super).
-pub struct Recorder<C, K, J> {
-    pub(crate) engine: Arc<Engine<C, K, J>>,
-    pub(crate) queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
-    webhook: EventGridWebhookLayer,
-}
-
-/// What the workers share.
-pub(crate) struct Engine<C, K, J> {
-    pub(crate) shared: Arc<Shared<J>>,
-    pub(crate) downloader: ChunkDownloader<C, K>,
-    pub(crate) settings: Settings,
-}
-
-impl<C, K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<C, K, J> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recorder")
-            .field("sink", self.engine.downloader.sink())
-            .field("journal", &self.engine.shared.journal)
-            .field("workers", &self.engine.settings.workers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Recorder<(), (), ()> {
-    /// Starts a recorder for the ACS resource of `connection_string`, downloading through `client` (any HTTP
-    /// client service, such as hyper-util's; the builder wraps it in the [`HmacSigningLayer`]) into `sink`, with
-    /// `journal` as its durable memory.
-    pub fn builder<S, K, J>(
-        connection_string: &ConnectionString,
-        client: S,
-        sink: K,
-        journal: J,
-    ) -> RecorderBuilder<S, K, J> {
-        RecorderBuilder::new(
-            connection_string.endpoint().clone(),
-            connection_string.access_key().clone(),
-            client,
-            sink,
-            journal,
-        )
-    }
-}
-
-#[cfg(feature = "entra")]
-impl Recorder<(), (), ()> {
-    /// Starts a recorder for the ACS resource of `layer`'s endpoint that authenticates with Microsoft Entra ID:
-    /// `client` is wrapped in `layer` (its allow-list replaced by the builder's) instead of the HMAC layer.
-    pub fn builder_with_bearer_token<S, K, J>(
-        layer: BearerTokenLayer,
-        client: S,
-        sink: K,
-        journal: J,
-    ) -> RecorderBuilder<S, K, J, BearerTokenLayer> {
-        let endpoint = layer.endpoint().clone();
-        RecorderBuilder::with_signing(endpoint, Box::new(move |allow| layer.allow_list(allow)), client, sink, journal)
-    }
-}
-
-impl<S, K, J> RecorderBuilder<S, K, J> {
-    /// A builder for the ACS resource at `endpoint`, signing with `key`.
-    pub fn new(endpoint: Endpoint, key: AccessKey, client: S, sink: K, journal: J) -> Self {
-        let signing_endpoint = endpoint.clone();
-        let signing: SigningFn<HmacSigningLayer> =
-            Box::new(move |allow| HmacSigningLayer::new(signing_endpoint, key).allow_list(allow));
-        Self::with_signing(endpoint, signing, client, sink, journal)
-    }
-}
-
-impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
-    fn with_signing(endpoint: Endpoint, signing: SigningFn<A>, client: S, sink: K, journal: J) -> Self {
+impl<K, J> RecorderBuilder<K, J> {
+    pub(super) fn with_client(credential: Credential, connect: Connect, sink: K, journal: J) -> Self {
         Self {
-            endpoint,
-            signing,
-            client,
+            credential,
+            connect,
+            signing_clock: None,
             sink,
             journal,
             allow: AllowList::azure_defaults(),
@@ -290,6 +195,13 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
         self
     }
 
+    /// Dates the signatures and reads the token expiries of the download requests with this clock (default the
+    /// system's); the recorder's own clock is set with [`clock`](Self::clock).
+    pub fn signing_clock(mut self, clock: impl Clock) -> Self {
+        self.signing_clock = Some(SharedClock::new(clock));
+        self
+    }
+
     /// Calls `report` as bytes are stored (see [`ChunkDownloader::on_progress`]).
     pub fn on_progress(mut self, report: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
@@ -303,15 +215,14 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
     }
 
     /// Builds the recorder. Nothing runs until [`Recorder::run`] and the [`Recorder::webhook`] is served.
-    pub fn build(self) -> Recorder<A::Service, K, J>
+    pub fn build(self) -> Recorder<K, J>
     where
-        A: Layer<S>,
         K: Sink,
         J: Journal,
     {
-        let client = (self.signing)(self.allow.clone()).layer(self.client);
-        let mut downloader: ChunkDownloader<A::Service, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
-            .endpoint(self.endpoint)
+        let client = (self.connect)(&self.credential, self.allow.clone(), self.signing_clock);
+        let mut downloader: ChunkDownloader<SignedClient, K, Empty<Bytes>> = ChunkDownloader::new(client, self.sink)
+            .endpoint(self.credential.endpoint().clone())
             .allow_list(self.allow)
             .retry_policy(self.fetch_policy)
             .with_clock(self.clock.clone())
@@ -339,42 +250,5 @@ impl<S, K, J, A> RecorderBuilder<S, K, J, A> {
             queue: Mutex::new(Some(receiver)),
             webhook: self.webhook,
         }
-    }
-}
-
-impl<C, K, J: Journal> Recorder<C, K, J> {
-    /// The webhook service for the Event Grid subscription's route: mount it in axum
-    /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
-    pub fn webhook(&self) -> Webhook<J> {
-        self.webhook.layer(Intake::new(self.engine.shared.clone()))
-    }
-
-    /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.
-    pub fn health(&self) -> Health<J> {
-        Health::new(self.engine.shared.clone())
-    }
-
-    /// The journal.
-    pub fn journal(&self) -> &J {
-        &self.engine.shared.journal
-    }
-
-    /// Makes a failed job pending again (attempts start over, its expiry stays): `Ok(false)` when there is no
-    /// failed job with this id.
-    pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
-        let shared = &self.engine.shared;
-        let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
-        if !job.reopen() {
-            return Ok(false);
-        }
-        shared.journal.update(&job).await?;
-        shared.states.moved(JobState::Failed, JobState::Pending);
-        queue(shared, id);
-        Ok(true)
-    }
-
-    /// Stops accepting deliveries (they get 503) without stopping the workers.
-    pub fn stop_intake(&self) {
-        self.engine.shared.accepting.store(false, Ordering::Release);
     }
 }

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,16 +10,16 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
+use super::admission::{self, Admission, AdmitError};
 use super::future::ResponseFuture;
-use super::metrics;
 use super::shared::Shared;
-use crate::clock::Clock as _;
 use crate::eventgrid::{Events, PROBLEM_CONTENT_TYPE};
-use crate::journal::{Job, JobId, JobState, Journal};
-use crate::recording::{Recording, RecordingEvents};
+use crate::journal::Journal;
+use crate::recording::RecordingEvents;
 
 /// The recorder's intake: the service behind the [`EventGridWebhookLayer`](crate::eventgrid::EventGridWebhookLayer)
-/// that journals each delivery's recording events before answering.
+/// that journals each delivery's recording events before answering, through [`Intake::admit`], which any other
+/// source of events calls too. Cheap to clone; from [`Recorder::intake`](super::Recorder::intake).
 ///
 /// 1. Redeliveries (same event id) are recognised in memory first, then by the journal; they are answered 200 and
 ///    not journaled again. A record the journal finds open is queued again: the delivery that wrote it may have
@@ -56,6 +55,50 @@ impl<J> Intake<J> {
     }
 }
 
+impl<J: Journal> Intake<J> {
+    /// Admits a batch of recording events from any source, as the webhook does for each delivery: journals a job
+    /// for each event not seen before (deduplicated in memory, then by the journal), counts them in the metrics,
+    /// and queues them for the workers. `Ok` means every accepted event is durable: only then may the source
+    /// acknowledge the batch.
+    ///
+    /// A future source (a queue consumer, say) acknowledges its message only after `admit` returned `Ok`; on an
+    /// [`AdmitError`] it leaves the message to be delivered again (every kind is temporary). Redelivering an
+    /// admitted batch is harmless: its events count as duplicates.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::eventgrid::{Events, Schema};
+    /// use acs_recording::journal::{Journal, MemoryJournal};
+    /// use acs_recording::recorder::Recorder;
+    /// use acs_recording::recording::RecordingEvents;
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    ///
+    /// // A message from a queue: the Event Grid events of one delivery.
+    /// let message = br#"[{"id":"e1","subject":"/recording/call/c1/serverCallId/s1/recordingId/r1",
+    ///   "eventType":"Microsoft.Communication.RecordingFileStatusUpdated","eventTime":"2026-11-26T08:00:00Z",
+    ///   "dataVersion":"1.0","data":{"recordingStorageInfo":{"recordingChunks":[{"documentId":"d0","index":0}]},
+    ///   "recordingStartTime":"2026-11-26T07:59:00Z"}}]"#;
+    /// let events = RecordingEvents::from_events(Events::from_slice(Schema::EventGrid, message)?);
+    /// let intake = recorder.intake();
+    /// assert_eq!(intake.admit(&events).await?.accepted, 1); // durable: acknowledge the message now
+    /// assert_eq!(intake.admit(&events).await?.duplicates, 1, "a redelivery adds nothing");
+    /// assert_eq!(recorder.journal().list().await?.len(), 1);
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn admit(&self, events: &RecordingEvents) -> Result<Admission, AdmitError> {
+        admission::admit(&self.shared, events).await
+    }
+}
+
 impl<J: Journal, B> Service<Request<B>> for Intake<J> {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
@@ -66,43 +109,18 @@ impl<J: Journal, B> Service<Request<B>> for Intake<J> {
     }
 
     fn call(&mut self, mut request: Request<B>) -> ResponseFuture {
-        let shared = self.shared.clone();
+        let intake = self.clone();
         let events = request.extensions_mut().remove::<Events>();
-        ResponseFuture::new(async move { accept(shared, events).await })
+        ResponseFuture::new(async move { accept(intake, events).await })
     }
 }
 
-/// What a delivery added.
-struct Admitted {
-    accepted: usize,
-    duplicates: usize,
-    rejected: usize,
-}
-
-async fn accept<J: Journal>(shared: Arc<Shared<J>>, events: Option<Events>) -> Response<Full<Bytes>> {
+async fn accept<J: Journal>(intake: Intake<J>, events: Option<Events>) -> Response<Full<Bytes>> {
     let Some(events) = events else {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "the EventGridWebhookLayer is not in front of the intake");
     };
-    if !shared.accepting.load(Ordering::Acquire) {
-        metrics::delivery("unavailable");
-        return unavailable("the recorder is shutting down");
-    }
-    // The admission runs as a task of its own: when the caller goes away mid-insert (Event Grid gives up after
-    // 30 s and closes the connection, and the server drops this future), a job that became durable is still
-    // queued. Event Grid delivers again and finds it; either way it is worked on.
-    // A delivery whose events were all seen before writes nothing and needs no task.
-    let admitted = match plan(&shared, &RecordingEvents::from_events(events)) {
-        Plan { jobs, fresh: _, duplicates } if jobs.is_empty() => Ok(Admitted { accepted: 0, duplicates, rejected: 0 }),
-        plan => tokio::spawn(async move { admit(&shared, plan).await })
-            .await
-            .unwrap_or_else(|error| Err(format!("the admission task failed: {error}"))),
-    };
-    match admitted {
+    match intake.admit(&RecordingEvents::from_events(events)).await {
         Ok(admitted) => {
-            metrics::delivery(if admitted.accepted + admitted.rejected > 0 { "accepted" } else { "duplicate" });
-            metrics::events("accepted", admitted.accepted);
-            metrics::events("duplicate", admitted.duplicates);
-            metrics::events("rejected", admitted.rejected);
             let body = format!(
                 r#"{{"accepted":{},"duplicates":{},"rejected":{}}}"#,
                 admitted.accepted, admitted.duplicates, admitted.rejected
@@ -111,108 +129,13 @@ async fn accept<J: Journal>(shared: Arc<Shared<J>>, events: Option<Events>) -> R
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
-        Err(reason) => {
-            metrics::delivery("unavailable");
+        Err(error) if error.is_shutting_down() => unavailable(&error.detail()),
+        Err(error) => {
+            let reason = error.detail();
             tracing::warn!(reason = %reason, "delivery refused with 503; Event Grid delivers it again");
             unavailable(&reason)
         }
     }
-}
-
-/// What a delivery would add: a job for each event not seen before (the rejected ones last), and the count of the
-/// others.
-struct Plan {
-    jobs: Vec<Job>,
-    /// How many of `jobs` are recordings to download (the rest are rejected events).
-    fresh: usize,
-    duplicates: usize,
-}
-
-fn plan<J>(shared: &Shared<J>, events: &RecordingEvents) -> Plan {
-    let now = shared.clock.now();
-    let mut jobs = Vec::new();
-    let mut duplicates = 0;
-    for event in events {
-        if shared.seen.contains(event.id()) {
-            duplicates += 1;
-            continue;
-        }
-        // ACS keeps a recording for 24 hours from when it was made; the event time says when. An event
-        // dated in the future cannot extend its own retention: the expiry is at most the lifetime from now.
-        let made = event.time().and_then(crate::time::parse_rfc3339).unwrap_or(now).min(now);
-        let expires = made.checked_add(shared.lifetime).unwrap_or(now);
-        let mut job = Job::new(event.id(), Recording::from_event(&event), now, expires);
-        for field in event.data().malformed_fields() {
-            // Bounded: the value is the sender's, of any size.
-            let value: String = event.data().other().get(field).map(ToString::to_string).unwrap_or_default();
-            let value: String = value.chars().take(64).collect();
-            tracing::warn!(event_id = %event.id(), field, %value, "recording event field does not fit its type; downloading anyway");
-            job.notes.push(format!("`{field}` does not fit its type: {value}"));
-        }
-        jobs.push(job);
-    }
-    let fresh = jobs.len();
-    for (event, rejected) in events.rejected() {
-        if shared.seen.contains(event.id()) {
-            duplicates += 1;
-        } else {
-            jobs.push(Job::rejected(event.id(), rejected.reason(), now));
-        }
-    }
-    Plan { jobs, fresh, duplicates }
-}
-
-/// Writes a delivery's new jobs to the journal and queues them.
-async fn admit<J: Journal>(shared: &Shared<J>, plan: Plan) -> Result<Admitted, String> {
-    let Plan { jobs, fresh, mut duplicates } = plan;
-    // Held while inserting and counting, so that the workers' count at start sees each job exactly once.
-    let _counting = shared.counting.read().await;
-    // A delivery is taken while there is room, whatever its size: a batch larger than the maximum would otherwise
-    // be refused for ever, even with nothing open. The bound is therefore exceeded by at most one batch.
-    if fresh > 0 && shared.is_full() {
-        return Err(format!("the journal holds its maximum of {} open jobs", shared.max_pending));
-    }
-    let written = shared.journal.insert(&jobs).await.map_err(|error| format!("the journal cannot write: {error}"))?;
-    let (mut accepted, mut rejected) = (0, 0);
-    for (job, new) in jobs.iter().zip(written) {
-        if !new {
-            // A record exists: an earlier delivery wrote it, but may not have queued it (its caller went away, or
-            // the insert failed after the record was linked). An open job is queued again; the workers' in-flight
-            // set runs it once.
-            requeue_if_open(shared, &job.id).await?;
-            shared.seen.first_delivery(&job.event_id);
-            duplicates += 1;
-            continue;
-        }
-        shared.seen.first_delivery(&job.event_id);
-        shared.states.add(job.state);
-        if job.state == JobState::Rejected {
-            rejected += 1;
-            tracing::warn!(event_id = %job.event_id, reason = job.last_error.as_deref().unwrap_or(""), "recording event rejected");
-        } else {
-            accepted += 1;
-            queue(shared, &job.id);
-        }
-    }
-    Ok(Admitted { accepted, duplicates, rejected })
-}
-
-/// Queues a job whose record a redelivery found, when it is still open.
-async fn requeue_if_open<J: Journal>(shared: &Shared<J>, id: &JobId) -> Result<(), String> {
-    match shared.journal.get(id).await {
-        Ok(Some(job)) if job.state.is_open() => {
-            queue(shared, id);
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        // Unread, the job might be open and unqueued: no 200 until it is known.
-        Err(error) => Err(format!("the journal cannot read job {id}: {error}")),
-    }
-}
-
-pub(crate) fn queue<J>(shared: &Shared<J>, id: &JobId) {
-    // The workers may not run yet (or any more): the job is durable and resumes when they start.
-    let _ = shared.queue.send(id.clone());
 }
 
 fn unavailable(reason: &str) -> Response<Full<Bytes>> {

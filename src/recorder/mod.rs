@@ -1,11 +1,12 @@
 //! The lossless recorder: Event Grid deliveries in, every recording in the sink, nothing lost on the way
 //! (feature `recorder`).
 //!
-//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`](crate::eventgrid::EventGridWebhookLayer)
-//! in front of an [`Intake`] that writes each delivery's jobs to a [`Journal`](crate::journal::Journal) before
-//! answering 200, a pool of workers that download every job's chunks with the signed client and the
-//! [`ChunkDownloader`](crate::download::ChunkDownloader), and the [`Sink`](crate::download::sink::Sink). One allow-list
-//! serves both the signing layer and the downloader.
+//! [`Recorder`] composes the crate's pieces once: the [`EventGridWebhookLayer`] in front of an [`Intake`] that
+//! writes each delivery's jobs to a [`Journal`] before answering 200, a pool of workers that download every job's
+//! chunks with the [`ChunkDownloader`](crate::download::ChunkDownloader) through a client signed for its
+//! [`Credential`] (an access key, or Microsoft Entra ID with feature `entra`), and the [`Sink`]. One allow-list
+//! serves both the signing layer and the downloader. [`Recorder::spawn`] runs the workers until
+//! [`RecorderHandle::shutdown`].
 //!
 //! ```
 //! # #[cfg(feature = "emulator")]
@@ -41,9 +42,7 @@
 //! let url = format!("http://{}/api/events?code=s3cret", listener.local_addr()?);
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let journal = recorder.journal().clone();
-//! let workers = tokio::spawn(async move { recorder.run(async { let _ = stopped.await; }).await });
+//! let workers = recorder.spawn();
 //!
 //! // Event Grid validates the webhook and delivers; the 200 comes once the job is durable.
 //! let publisher = EventGridPublisher::new(&url, Schema::EventGrid)?;
@@ -52,15 +51,14 @@
 //!
 //! // The job reaches `done`, with every chunk's SHA-256 in the journal.
 //! let job = loop {
-//!     let jobs = journal.list().await?;
+//!     let jobs = recorder.journal().list().await?;
 //!     if jobs.first().is_some_and(|job| job.state == JobState::Done) { break jobs[0].clone() }
 //!     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 //! };
 //! for (progress, chunk) in job.chunks.iter().zip(&stored.chunks) {
 //!     assert_eq!(progress.sha256, Some(chunk.sha256));
 //! }
-//! let _ = stop.send(());
-//! workers.await??;
+//! workers.shutdown().await?;
 //! # Ok::<(), acs_recording::BoxError>(())
 //! # }).unwrap();
 //! ```
@@ -70,10 +68,12 @@
 //! 1. **Nothing accepted is lost.** A delivery's recording events are journaled before the 200; a journal that
 //!    cannot write, a full journal ([`RecorderBuilder::max_pending`]) or a shutdown answers 503, and Event Grid
 //!    delivers again. Redeliveries are answered 200 without a second job; an open job a redelivery finds is queued
-//!    again, and a job made durable is queued even when the delivery's caller went away.
+//!    again, and a job made durable is queued even when the delivery's caller went away. Another source of
+//!    events (a queue consumer) admits them through [`Recorder::admit`] or an [`Intake`] with the same guarantee,
+//!    and acknowledges them to its source only once that returned `Ok`.
 //! 2. **Event by event.** A recording event whose data does not fit is journaled as `rejected` with its reason;
 //!    the valid events of the same delivery are accepted.
-//! 3. **Every open job resumes.** [`Recorder::run`] first queues every pending or interrupted job of the journal;
+//! 3. **Every open job resumes.** The workers ([`Recorder::spawn`] or [`Recorder::run`]) first queues every pending or interrupted job of the journal;
 //!    chunks already stored are not downloaded again, partial ones resume from the sink.
 //! 4. **Retries until the recording expires.** Each request retries per the fetch policy (its budget restarts
 //!    whenever bytes arrive); a failed attempt that can succeed later (resets, timeouts, 5xx, a sink error) is
@@ -84,34 +84,203 @@
 //!    sink; a failed delete is recorded on the chunk and retried, and never holds back the other chunks.
 //! 6. **Several recordings at once** ([`RecorderBuilder::workers`], 4 by default): one slow or failing recording
 //!    never blocks the others.
-//! 7. **Graceful shutdown**: the intake answers 503, running downloads get [`RecorderBuilder::shutdown_grace`]
+//! 7. **Graceful shutdown** ([`RecorderHandle::shutdown`]): the intake answers 503, running downloads get [`RecorderBuilder::shutdown_grace`]
 //!    to finish, then stop where they are and resume on the next start.
 //! 8. **Observable**: the [`metrics`] facade counters and gauges, `tracing` spans per job, and [`Health`] for
 //!    `/healthz` and `/readyz`.
 //! 9. **Many replicas on one journal** (feature `object-store`): a worker takes a job's
 //!    [`Lease`](crate::journal::Lease) before working on it and skips a job another replica holds, renews the lease
 //!    every third of its duration and stops, writing nothing more, once a renewal finds it taken over. Every
-//!    [`Journal::poll_interval`](crate::journal::Journal::poll_interval) the workers look for open jobs that any
+//!    [`Journal::poll_interval`] the workers look for open jobs that any
 //!    replica accepted, so that the jobs of a replica that died are finished once its leases expire.
 //! 10. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
 //!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
 //!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
 
+mod admission;
 mod builder;
+mod engine;
 mod export;
 mod future;
+mod handle;
 mod health;
 mod hold;
 mod intake;
 mod manifest;
 pub mod metrics;
 mod shared;
+mod signed;
 #[cfg(all(test, feature = "emulator"))]
 mod simulation;
 mod worker;
 
-pub use builder::{Recorder, RecorderBuilder, Webhook, DEFAULT_RECORDING_LIFETIME};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tower_layer::Layer;
+
+pub use admission::{Admission, AdmitError, AdmitErrorKind};
+pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
+use engine::Engine;
 pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
+pub use handle::RecorderHandle;
 pub use health::Health;
 pub use intake::Intake;
+use signed::SignedClient;
+
+use crate::credential::Credential;
+use crate::download::sink::Sink;
+use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
+use crate::journal::{JobId, JobState, Journal};
+use crate::recording::RecordingEvents;
+use crate::HttpClient;
+
+/// The recorder's webhook service: the Event Grid layer around the [`Intake`].
+pub type Webhook<J> = EventGridWebhook<Intake<J>>;
+
+/// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
+/// [module docs](crate::recorder).
+///
+/// Its type names the sink and the journal only: whatever the [`Credential`], the client is signed and boxed
+/// once when the recorder is built.
+pub struct Recorder<K, J> {
+    engine: Arc<Engine<SignedClient, K, J>>,
+    queue: Mutex<Option<mpsc::UnboundedReceiver<JobId>>>,
+    webhook: EventGridWebhookLayer,
+}
+
+impl<K: fmt::Debug, J: fmt::Debug> fmt::Debug for Recorder<K, J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("sink", self.engine.downloader.sink())
+            .field("journal", &self.engine.shared.journal)
+            .field("workers", &self.engine.settings.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder<(), ()> {
+    /// Starts a recorder for the ACS resource of `credential` (a [`Credential`], or a
+    /// [`ConnectionString`](crate::credential::ConnectionString) for its access key), downloading through `client`
+    /// (any HTTP client service, such as hyper-util's; the builder wraps it in the signing layer of the credential)
+    /// into `sink`, with `journal` as its durable memory.
+    pub fn builder<K, J>(
+        credential: impl Into<Credential>,
+        client: impl HttpClient,
+        sink: K,
+        journal: J,
+    ) -> RecorderBuilder<K, J> {
+        RecorderBuilder::with_client(credential.into(), signed::connector(client), sink, journal)
+    }
+}
+
+impl<K, J: Journal> Recorder<K, J> {
+    /// The webhook service for the Event Grid subscription's route: mount it in axum
+    /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
+    pub fn webhook(&self) -> Webhook<J> {
+        self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// The intake without its HTTP service: [`Intake::admit`] journals recording events from any source.
+    pub fn intake(&self) -> Intake<J> {
+        Intake::new(self.engine.shared.clone())
+    }
+
+    /// Admits a batch of recording events from a source other than the webhook (a queue consumer): see
+    /// [`Intake::admit`]. Acknowledge the batch to its source only once this returned `Ok`.
+    pub async fn admit(&self, events: &RecordingEvents) -> Result<Admission, AdmitError> {
+        self.intake().admit(events).await
+    }
+
+    /// `GET /healthz` (alive) and `GET /readyz` (journal writable, workers running) as a service.
+    pub fn health(&self) -> Health<J> {
+        Health::new(self.engine.shared.clone())
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.engine.shared.journal
+    }
+
+    /// Makes a failed job pending again (attempts start over, its expiry stays): `Ok(false)` when there is no
+    /// failed job with this id.
+    pub async fn retry(&self, id: &JobId) -> io::Result<bool> {
+        let shared = &self.engine.shared;
+        let Some(mut job) = shared.journal.get(id).await? else { return Ok(false) };
+        if !job.reopen() {
+            return Ok(false);
+        }
+        shared.journal.update(&job).await?;
+        shared.states.moved(JobState::Failed, JobState::Pending);
+        shared.enqueue(id);
+        Ok(true)
+    }
+
+    /// Stops accepting deliveries (they get 503) without stopping the workers.
+    pub fn stop_intake(&self) {
+        self.engine.shared.accepting.store(false, Ordering::Release);
+    }
+}
+
+impl<K: Sink, J: Journal> Recorder<K, J> {
+    /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
+    /// pending or interrupted jobs), then each job the webhook accepts.
+    ///
+    /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
+    /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
+    /// `run` returns. A journal that cannot be read at start is read again with backoff (100 ms doubling to 30 s)
+    /// until it can or the shutdown comes; `/readyz` answers 503 meanwhile. It fails when the recorder already ran.
+    /// Share the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let receiver = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("the recorder is already running"))?;
+        self.engine.clone().run(receiver, shutdown).await
+    }
+
+    /// Runs the workers in a tokio task, as [`run`](Recorder::run) does, until
+    /// [`RecorderHandle::shutdown`]. Must be called within a tokio runtime.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::journal::MemoryJournal;
+    /// use acs_recording::recorder::Recorder;
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    /// let workers = recorder.spawn();
+    /// // ... serve recorder.webhook() until the process is asked to stop ...
+    /// workers.shutdown().await?;
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn(&self) -> RecorderHandle {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let receiver = self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            let receiver = receiver.ok_or_else(|| io::Error::other("the recorder is already running"))?;
+            engine
+                .run(receiver, async {
+                    // A dropped handle stops the workers too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        RecorderHandle::new(stop, task)
+    }
+}

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::metrics;
 use crate::clock::SharedClock;
 use crate::eventgrid::Deduplicator;
-use crate::journal::{JobId, JobState};
+use crate::journal::{JobId, JobState, Transition};
 
 /// Counts of jobs per open or final state, mirrored into the `acs_recording_jobs` gauge.
 #[derive(Debug, Default)]
@@ -48,6 +48,11 @@ impl StateCounts {
             self.remove(from);
             self.add(to);
         }
+    }
+
+    /// Counts a job's transition.
+    pub(crate) fn apply(&self, transition: Transition) {
+        self.moved(transition.from, transition.to);
     }
 
     pub(crate) fn get(&self, state: JobState) -> usize {
@@ -121,5 +126,11 @@ impl<J> Shared<J> {
 
     pub(crate) fn unmark_polled(&self, id: &JobId) {
         self.polled.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Hands a durable job to the workers.
+    pub(crate) fn enqueue(&self, id: &JobId) {
+        // The workers may not run yet (or any more): the job is durable and resumes when they start.
+        let _ = self.queue.send(id.clone());
     }
 }

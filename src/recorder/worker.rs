@@ -1,132 +1,26 @@
 //! The workers: every open job, chunk by chunk, checkpointed in the journal, retried until the recording expires.
 
 use std::error::Error as _;
-use std::future::Future;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
 use http_body_util::Empty;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
-use tower::Service;
 use tracing::Instrument;
 
-use super::builder::{Engine, Recorder};
+use super::engine::Engine;
 use super::export::ExportedRecordings;
 use super::hold::Hold;
 use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
-use crate::download::{self, sink::Sink, HttpClient};
-use crate::journal::{ChunkState, Job, JobId, JobState, Journal};
-use crate::recording::Recording;
-use crate::BoxError;
-
-/// The first and the longest wait before reading the journal again when it cannot be read at start.
-const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
-
-/// How often done jobs past their retention are pruned while running.
-const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-impl<C, RB, K, J> Recorder<C, K, J>
-where
-    C: Service<Request<Empty<Bytes>>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-    K: Sink,
-    J: Journal,
-{
-    /// Runs the workers until `shutdown` completes: first every job the journal holds open (a previous run's
-    /// pending or interrupted jobs), then each job the webhook accepts.
-    ///
-    /// On shutdown the intake answers 503 from then on, running downloads get the grace period to finish (then
-    /// stop where they are: they resume from the journal and the sink's partial files on the next start), and
-    /// `run` returns. A journal that cannot be read at start is read again with backoff (100 ms doubling to 30 s)
-    /// until it can or the shutdown comes; `/readyz` answers 503 meanwhile. It fails when the recorder already ran.
-    /// Share the recorder (an `Arc`) to [`retry`](Recorder::retry) jobs while it runs.
-    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        let receiver = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| io::Error::other("the recorder is already running"))?;
-        let engine = self.engine.clone();
-        let shared = &engine.shared;
-        let mut scheduled = JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut wait = RESUME_BACKOFF.0;
-        // A journal briefly out at start (a store's outage) must not leave the accepted jobs without workers.
-        while let Err(error) = engine.resume(&mut scheduled).await {
-            tracing::warn!(%error, retry_ms = wait.as_millis() as u64, "cannot read the journal to resume its open jobs; trying again");
-            tokio::select! {
-                () = &mut shutdown => {
-                    shared.accepting.store(false, Ordering::Release);
-                    scheduled.abort_all();
-                    return Ok(());
-                }
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(RESUME_BACKOFF.1);
-        }
-        shared.working.store(true, Ordering::Release);
-        tracing::info!(workers = engine.settings.workers, open = shared.states.open(), "recorder running");
-
-        let receiver = Arc::new(Mutex::new(receiver));
-        let (stop, stopped) = watch::channel(false);
-        let mut workers = JoinSet::new();
-        for _ in 0..engine.settings.workers {
-            workers.spawn(engine.clone().work(receiver.clone(), stopped.clone()));
-        }
-        if let Some(every) = shared.journal.poll_interval() {
-            // Other replicas share the journal: the jobs they accepted (and may have died on) are found here.
-            let poller = engine.clone();
-            scheduled.spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(error) = poller.poll_open().await {
-                        tracing::warn!(%error, "looking for open jobs in the shared journal failed");
-                    }
-                }
-            });
-        }
-        let maintenance = engine.clone();
-        scheduled.spawn(async move {
-            loop {
-                tokio::time::sleep(PRUNE_EVERY).await;
-                if let Err(error) = maintenance.prune().await {
-                    tracing::warn!(%error, "pruning done jobs failed");
-                }
-            }
-        });
-
-        shutdown.await;
-        shared.accepting.store(false, Ordering::Release);
-        let _ = stop.send(true);
-        tracing::info!(grace_ms = engine.settings.shutdown_grace.as_millis() as u64, "shutting down");
-        let drained = tokio::time::timeout(engine.settings.shutdown_grace, async {
-            while workers.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "downloads still running at the end of the grace period stop here and resume on the next start"
-            );
-            workers.abort_all();
-            while workers.join_next().await.is_some() {}
-        }
-        scheduled.abort_all();
-        shared.working.store(false, Ordering::Release);
-        Ok(())
-    }
-}
+use crate::download::{self, sink::Sink};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Transition};
+use crate::recording::{ExportedRecording, Recording};
+use crate::HttpClient;
 
 impl<C, K, J> Engine<C, K, J>
 where
@@ -134,81 +28,7 @@ where
     K: Sink,
     J: Journal,
 {
-    /// Counts the journal's jobs, prunes old done ones and queues every open job (at its due time).
-    async fn resume(self: &Arc<Self>, scheduled: &mut JoinSet<()>) -> io::Result<()> {
-        let shared = &self.shared;
-        let _counting = shared.counting.write().await;
-        shared.states.reset();
-        let jobs = shared.journal.list().await?;
-        let now = shared.clock.now();
-        for job in jobs {
-            if self.expired_done(&job, now) {
-                shared.journal.remove(&job.id).await?;
-                continue;
-            }
-            shared.states.add(job.state);
-            shared.seen.first_delivery(&job.event_id);
-            if job.state.is_open() {
-                self.schedule(scheduled, job.id.clone(), job.next_attempt_at);
-            }
-        }
-        Ok(())
-    }
-
-    fn expired_done(&self, job: &Job, now: SystemTime) -> bool {
-        job.state == JobState::Done
-            && job
-                .finished_at
-                .and_then(|at| now.duration_since(at).ok())
-                .is_some_and(|age| age >= self.settings.done_retention)
-    }
-
-    async fn prune(&self) -> io::Result<()> {
-        let now = self.shared.clock.now();
-        for job in self.shared.journal.list().await? {
-            if self.expired_done(&job, now) {
-                self.shared.journal.remove(&job.id).await?;
-                self.shared.states.remove(JobState::Done);
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues every open job that is due and not already queued or running here, whoever accepted it, and sets
-    /// the open counts behind `max_pending` to the shared journal's: jobs another replica finished, or took over
-    /// from this one, leave the count here.
-    async fn poll_open(&self) -> io::Result<()> {
-        let now = self.shared.clock.now();
-        let open = self.shared.journal.list_open().await?;
-        let running = open.iter().filter(|job| job.state == JobState::Running).count();
-        self.shared.states.set_open(open.len() - running, running);
-        for job in open {
-            let due = job.next_attempt_at.is_none_or(|at| at <= now);
-            if job.state.is_open() && due && self.shared.mark_polled(&job.id) {
-                let _ = self.shared.queue.send(job.id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues a job now, or at `due`.
-    fn schedule(self: &Arc<Self>, scheduled: &mut JoinSet<()>, id: JobId, due: Option<SystemTime>) {
-        let wait = due.and_then(|due| due.duration_since(self.shared.clock.now()).ok());
-        match wait {
-            None => {
-                let _ = self.shared.queue.send(id);
-            }
-            Some(wait) => {
-                let queue = self.shared.queue.clone();
-                scheduled.spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    let _ = queue.send(id);
-                });
-            }
-        }
-    }
-
-    async fn work(
+    pub(super) async fn work(
         self: Arc<Self>,
         receiver: Arc<Mutex<mpsc::UnboundedReceiver<JobId>>>,
         mut stopped: watch::Receiver<bool>,
@@ -311,39 +131,32 @@ where
             }
         };
         let recording = job.recording.clone()?;
-        let previous = job.state;
         if self.settings.exported == ExportedRecordings::Record {
             if let Some(exported) = recording.exported() {
-                return match self.record_export(&mut job, previous, exported).await {
+                return match self.record_export(&mut job, exported).await {
                     true => None,
                     false => Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts.max(1), None)),
                 };
             }
         }
-        job.state = JobState::Running;
-        job.attempts = job.attempts.saturating_add(1);
-        job.next_attempt_at = None;
+        let started = job.begin_attempt();
         if let Err(error) = self.checkpoint(&job, hold).await {
             tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
             return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
         }
-        shared.states.moved(previous, JobState::Running);
+        shared.states.apply(started);
         tracing::info!(event_id = %job.event_id, call_id = %recording.call_id, attempt = job.attempts, "attempt started");
         let mut chunks = recording.chunks.clone();
         chunks.sort_by(|a, b| a.index().cmp(&b.index()).then_with(|| a.document_id().cmp(b.document_id())));
         let mut failure: Option<(String, bool)> = None;
         let mut deletes_pending = false;
         for chunk in &chunks {
-            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
-            if progress.state == ChunkState::Pending {
+            let (index, document_id) = (chunk.index(), chunk.document_id());
+            let Some(state) = chunk_state(&job, index, document_id) else { continue };
+            if state == ChunkState::Pending {
                 match self.downloader.download_chunk(&recording, chunk.clone()).await {
                     Ok(manifest) => {
-                        progress.state = ChunkState::Stored;
-                        progress.bytes = Some(manifest.bytes);
-                        progress.sha256 = Some(manifest.sha256);
-                        progress.location = Some(manifest.location.clone());
-                        progress.metadata_location = manifest.metadata_location.clone();
-                        progress.last_error = None;
+                        job.chunk_stored(index, document_id, &manifest);
                         if manifest.outcome != download::Outcome::Skipped {
                             metrics::downloaded(manifest.bytes);
                         }
@@ -356,22 +169,21 @@ where
                     Err(error) => {
                         let retryable = error.is_retryable();
                         let reason = describe(&error);
-                        progress.last_error = Some(reason.clone());
+                        job.chunk_failed(index, document_id, reason.clone());
                         failure = Some((reason, retryable));
                         break;
                     }
                 }
             }
-            let Some(progress) = job.chunk_mut(chunk.index(), chunk.document_id()) else { continue };
-            if self.settings.delete_after_download && progress.state == ChunkState::Stored {
+            let Some(state) = chunk_state(&job, index, document_id) else { continue };
+            if self.settings.delete_after_download && state == ChunkState::Stored {
                 match self.downloader.delete_chunk(chunk).await {
                     Ok(_) => {
-                        progress.state = ChunkState::Deleted;
-                        progress.last_error = None;
+                        job.chunk_deleted(index, document_id);
                     }
                     Err(error) => {
                         // A failed delete never holds back the other chunks: it is retried with the job.
-                        progress.last_error = Some(format!("delete: {}", describe(&error)));
+                        job.chunk_failed(index, document_id, format!("delete: {}", describe(&error)));
                         deletes_pending = true;
                     }
                 }
@@ -388,16 +200,14 @@ where
             }
         }
         let now = shared.clock.now();
-        let (next, retry_at) = match failure {
+        let (outcome, retry_at) = match failure {
             None if !deletes_pending => {
-                job.state = JobState::Done;
-                job.last_error = None;
-                job.finished_at = Some(now);
+                let done = job.finish(now);
                 if let Ok(age) = now.duration_since(job.received_at) {
                     metrics::completed(age);
                 }
                 tracing::info!(job = %id, chunks = job.chunks.len(), bytes = job.bytes_stored(), "recording stored");
-                (JobState::Done, None)
+                (done, None)
             }
             None => self.retry_or_fail(&mut job, now, "a chunk could not be deleted from storage".to_owned(), true),
             Some((reason, retryable)) => self.retry_or_fail(&mut job, now, reason, retryable),
@@ -408,8 +218,8 @@ where
             shared.states.moved(JobState::Running, JobState::Pending);
             return Some(now + self.settings.job_backoff.delay(job.attempts, None));
         }
-        shared.states.moved(JobState::Running, next);
-        if matches!(next, JobState::Done | JobState::Failed) {
+        shared.states.apply(outcome);
+        if matches!(outcome.to, JobState::Done | JobState::Failed) {
             if let Some(report) = &self.settings.on_job {
                 report(&job);
             }
@@ -435,23 +245,17 @@ where
         now: SystemTime,
         reason: String,
         retryable: bool,
-    ) -> (JobState, Option<SystemTime>) {
+    ) -> (Transition, Option<SystemTime>) {
         let deletes_only = job.chunks.iter().all(|c| c.state != ChunkState::Pending);
         let due = now.checked_add(self.settings.job_backoff.delay(job.attempts, None));
         match due {
             Some(due) if retryable && due < job.expires_at => {
                 tracing::warn!(job = %job.id, attempt = job.attempts, reason = %reason, "attempt failed; retrying");
-                job.state = JobState::Pending;
-                job.last_error = Some(reason);
-                job.next_attempt_at = Some(due);
-                (JobState::Pending, Some(due))
+                (job.retry_at(due, reason), Some(due))
             }
             _ if deletes_only => {
                 // Every chunk is stored: the recording is safe, only the storage clean-up did not happen.
-                job.state = JobState::Done;
-                job.last_error = Some(format!("stored; {reason} (not retried: the recording expires)"));
-                job.finished_at = Some(now);
-                (JobState::Done, None)
+                (job.finish_with_note(now, format!("stored; {reason} (not retried: the recording expires)")), None)
             }
             _ => {
                 let reason = if retryable {
@@ -463,13 +267,37 @@ where
                     reason
                 };
                 tracing::error!(job = %job.id, reason = %reason, "recording failed");
-                job.state = JobState::Failed;
-                job.last_error = Some(reason);
-                job.finished_at = Some(now);
-                (JobState::Failed, None)
+                (job.fail(now, reason), None)
             }
         }
     }
+
+    /// Finishes a job whose recording is in the customer's container without downloading it: records where it is.
+    /// Answers `false` when the journal could not record it (the job stays open and is tried again).
+    async fn record_export(&self, job: &mut Job, exported: ExportedRecording) -> bool {
+        let shared = &self.shared;
+        tracing::info!(
+            job = %job.id,
+            storage_type = %exported.storage_type,
+            folder = exported.folder_prefix.as_deref().unwrap_or("unknown"),
+            "recording exported to the customer's storage: nothing to download"
+        );
+        let done = job.mark_exported(shared.clock.now(), exported);
+        if let Err(error) = shared.journal.update(job).await {
+            tracing::warn!(job = %job.id, %error, "cannot record the exported recording; trying again later");
+            return false;
+        }
+        shared.states.apply(done);
+        if let Some(report) = &self.settings.on_job {
+            report(job);
+        }
+        true
+    }
+}
+
+/// Where a job's chunk stands, if the job has it.
+fn chunk_state(job: &Job, index: i64, document_id: &str) -> Option<ChunkState> {
+    job.chunks.iter().find(|c| c.index == index && c.document_id == document_id).map(|c| c.state)
 }
 
 /// An error and its causes on one line, for the journal (download errors never carry secrets or query strings, and

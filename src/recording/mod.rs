@@ -6,27 +6,38 @@
 //! parse or, without the layer, by parsing the body itself.
 //!
 //! ```
-//! # #[cfg(feature = "axum")]
+//! # #[cfg(all(feature = "axum", feature = "recorder"))]
 //! # {
+//! use std::time::{Duration, SystemTime};
+//!
 //! use acs_recording::eventgrid::EventGridWebhookLayer;
+//! use acs_recording::journal::{Job, Journal, MemoryJournal};
 //! use acs_recording::recording::{Recording, RecordingEvents};
-//! use axum::{routing::post, Router};
+//! use axum::{extract::State, routing::post, Router};
 //! use http::StatusCode;
 //!
-//! async fn on_events(events: RecordingEvents) -> StatusCode {
+//! async fn on_events(State(journal): State<MemoryJournal>, events: RecordingEvents) -> StatusCode {
+//!     let now = SystemTime::now();
+//!     let mut jobs = Vec::new();
 //!     for event in &events {
 //!         for chunk in event.data().chunks() {
 //!             println!("chunk {} of {}: {:?}", chunk.index(), event.id(), chunk.content_location());
 //!         }
-//!         // What the download service takes: persist it, then answer 200. Never answer 400 to a recording
-//!         // event: Event Grid would not deliver it again and the recording would be lost.
+//!         // What the download service takes. Never answer 400 to a recording event: Event Grid would not
+//!         // deliver it again and the recording would be lost.
 //!         let recording = Recording::from_event(&event);
-//!         let _ = recording;
+//!         jobs.push(Job::new(event.id(), recording, now, now + Duration::from_secs(24 * 60 * 60)));
 //!     }
-//!     StatusCode::OK
+//!     // Persist, then answer 200 (a `FileJournal` in production: the memory journal is lost with the process).
+//!     match journal.insert(&jobs).await {
+//!         Ok(_) => StatusCode::OK,
+//!         Err(_) => StatusCode::SERVICE_UNAVAILABLE, // Event Grid delivers again later
+//!     }
 //! }
 //!
-//! let app: Router = Router::new().route("/events", post(on_events).layer(EventGridWebhookLayer::new()));
+//! let app: Router = Router::new()
+//!     .route("/events", post(on_events).layer(EventGridWebhookLayer::new()))
+//!     .with_state(MemoryJournal::new());
 //! # let _ = app;
 //! # }
 //! ```

@@ -384,6 +384,7 @@ async fn a_recording_downloads_from_the_emulator_with_a_bearer_token() {
 /// request carrying the token.
 #[tokio::test]
 async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
+    use acs_recording::credential::Credential;
     use acs_recording::download::sink::DirectorySink;
     use acs_recording::emulator::eventgrid::{recording_file_status_updated, EventGridPublisher};
     use acs_recording::emulator::{Emulator, RecordingSpec};
@@ -395,25 +396,18 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     let stored = emulator.storage().record(RecordingSpec::new("call-1", 150_000));
     let out = tempfile::tempdir().unwrap();
     let credential = FakeCredential::new(Duration::from_secs(3600));
-    let layer = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone()).with_clock(wall);
-    let recorder = Recorder::builder_with_bearer_token(
-        layer,
+    let recorder = Recorder::builder(
+        Credential::entra(emulator.endpoint().clone(), credential.clone()),
         support::client::<Empty<Bytes>>(),
         DirectorySink::new(out.path()),
         FileJournal::open(out.path().join(".journal")).unwrap(),
     )
     .allow_list(emulator.allow_list())
+    .signing_clock(wall)
     .build();
     let journal = recorder.journal().clone();
     let server = support::TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(async move {
-        recorder
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let workers = recorder.spawn();
 
     let publisher = EventGridPublisher::new(&server.url("/api/events"), Schema::EventGrid).unwrap();
     assert!(publisher.deliver(&[recording_file_status_updated(&stored)]).await.is_delivered());
@@ -427,6 +421,5 @@ async fn the_recorder_downloads_with_a_bearer_token_instead_of_the_key() {
     }
     assert_eq!(credential.calls(), 1);
     assert!(emulator.storage().requests().iter().all(|request| request.status < 300));
-    let _ = stop.send(());
-    workers.await.unwrap().unwrap();
+    workers.shutdown().await.unwrap();
 }

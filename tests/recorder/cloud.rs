@@ -26,14 +26,7 @@ async fn a_china_recorder_refuses_public_storage_hosts_and_grants_only_the_china
         .build();
     let journal = recorder.journal().clone();
     let server = TestServer::axum(axum::Router::new().route_service("/api/events", recorder.webhook())).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(async move {
-        recorder
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let workers = recorder.spawn();
     let url = server.url("/api/events");
 
     for (origin, status) in [("eventgrid.azure.cn", StatusCode::OK), ("eventgrid.azure.net", StatusCode::FORBIDDEN)] {
@@ -59,7 +52,6 @@ async fn a_china_recorder_refuses_public_storage_hosts_and_grants_only_the_china
              `us-storage.asm.skype.com`: host `us-storage.asm.skype.com` is not on the allow-list"
         )
     );
-    let _ = stop.send(());
-    workers.await.unwrap().unwrap();
+    workers.shutdown().await.unwrap();
     server.stop().await;
 }

@@ -209,3 +209,32 @@ async fn done_jobs_are_pruned_after_their_retention_and_failed_ones_are_kept() {
     assert!(left[0].last_error.as_deref().unwrap_or_default().contains("404"));
     running.stop().await;
 }
+
+/// A source other than the webhook (a queue consumer) admits through the intake: the events are journaled,
+/// deduplicated and their recording stored, as a delivery's would be, with no HTTP on the way.
+#[tokio::test]
+async fn events_admitted_without_http_are_journaled_deduplicated_and_stored() {
+    use acs_recording::eventgrid::{Events, Schema as Envelope};
+    use acs_recording::recording::RecordingEvents;
+
+    let emulator = Emulator::builder().chunk_limit(64 * 1024).start().await.unwrap();
+    let recording = emulator.storage().record(RecordingSpec::new("call-admitted", 150_000));
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |b| b).await;
+    let event = recording_file_status_updated(&recording);
+    let message = serde_json::json!([{
+        "id": event.id, "eventType": event.event_type, "subject": event.subject, "eventTime": event.time,
+        "dataVersion": event.data_version, "data": event.data,
+    }]);
+    let events =
+        RecordingEvents::from_events(Events::from_slice(Envelope::EventGrid, message.to_string().as_bytes()).unwrap());
+
+    let admitted = running.intake.admit(&events).await.unwrap();
+    assert_eq!((admitted.accepted, admitted.duplicates, admitted.rejected), (1, 0, 0));
+    let again = running.intake.admit(&events).await.unwrap();
+    assert_eq!((again.accepted, again.duplicates, again.rejected), (0, 1, 0));
+    let job = finished(&running.journal, &event.id).await;
+    assert_files_right(&job, &recording);
+    assert_eq!(running.journal.list().await.unwrap().len(), 1);
+    running.stop().await;
+}

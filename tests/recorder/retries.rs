@@ -184,19 +184,8 @@ async fn a_failed_job_retried_by_hand_completes() {
     let recorder = Recorder::builder(&emulator.connection_string(), client, DirectorySink::new(out.path()), journal)
         .allow_list(emulator.allow_list())
         .build();
-    let recorder = std::sync::Arc::new(recorder);
     let server = TestServer::axum(axum::Router::new().route_service("/e", recorder.webhook())).await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let workers = tokio::spawn({
-        let recorder = recorder.clone();
-        async move {
-            recorder
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let workers = recorder.spawn();
     let publisher = EventGridPublisher::new(&server.url("/e"), Schema::EventGrid).unwrap().with_retry(once());
     let event = recording_file_status_updated(&recording);
     assert!(publisher.deliver(std::slice::from_ref(&event)).await.is_delivered());
@@ -211,6 +200,5 @@ async fn a_failed_job_retried_by_hand_completes() {
     let job = finished(recorder.journal(), &event.id).await;
     assert_files_right(&job, &recording);
     assert_eq!(job.attempts, 1, "attempts start over");
-    let _ = stop.send(());
-    workers.await.unwrap().unwrap();
+    workers.shutdown().await.unwrap();
 }

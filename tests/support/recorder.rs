@@ -16,21 +16,20 @@ pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredR
 pub(crate) use acs_recording::eventgrid::Schema;
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
-pub(crate) use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder, Webhook};
+pub(crate) use acs_recording::recorder::{
+    ExportedRecordings, Intake, Recorder, RecorderBuilder, RecorderHandle, Webhook,
+};
 pub(crate) use acs_recording::Sha256Digest;
 pub(crate) use bytes::Bytes;
 pub(crate) use http::{Method, StatusCode};
 pub(crate) use http_body_util::Empty;
-pub(crate) use hyper_util::client::legacy::connect::HttpConnector;
 pub(crate) use hyper_util::client::legacy::Client;
 pub(crate) use hyper_util::rt::TokioExecutor;
 pub(crate) use sha2::{Digest, Sha256};
-pub(crate) use tokio::sync::oneshot;
-pub(crate) use tokio::task::JoinHandle;
 
 pub(crate) use super::{eventually, send, TestServer};
 
-pub(crate) type Builder<J = FileJournal> = RecorderBuilder<Client<HttpConnector, Empty<Bytes>>, DirectorySink, J>;
+pub(crate) type Builder<J = FileJournal> = RecorderBuilder<DirectorySink, J>;
 
 pub(crate) const SECRET: &str = "recorder-test";
 
@@ -39,9 +38,10 @@ pub(crate) struct Running<J: Journal + Clone = FileJournal> {
     pub(crate) server: TestServer,
     /// The webhook itself, to call as a tower service.
     pub(crate) webhook: Webhook<J>,
+    /// The intake without HTTP, as another source of events would use it.
+    pub(crate) intake: Intake<J>,
     pub(crate) journal: J,
-    stop: Option<oneshot::Sender<()>>,
-    workers: JoinHandle<std::io::Result<()>>,
+    workers: RecorderHandle,
 }
 
 impl Running {
@@ -74,15 +74,9 @@ impl<J: Journal + Clone> Running<J> {
             .route_service("/readyz", recorder.health())
             .route_service("/healthz", recorder.health());
         let server = TestServer::axum(app).await;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let workers = tokio::spawn(async move {
-            recorder
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let running = Self { server, webhook, journal, stop: Some(stop), workers };
+        let workers = recorder.spawn();
+        let intake = recorder.intake();
+        let running = Self { server, webhook, intake, journal, workers };
         // Ready once the workers counted the journal and run.
         let ready = &running;
         eventually(Duration::from_secs(30), "the recorder becomes ready", || async move {
@@ -107,9 +101,8 @@ impl<J: Journal + Clone> Running<J> {
     }
 
     /// Stops the workers (after their grace period) and the server.
-    pub(crate) async fn stop(mut self) -> J {
-        let _ = self.stop.take().map(|stop| stop.send(()));
-        (&mut self.workers).await.unwrap().unwrap();
+    pub(crate) async fn stop(self) -> J {
+        self.workers.shutdown().await.unwrap();
         self.server.stop().await;
         self.journal
     }

@@ -5,7 +5,7 @@ use http::header::CONTENT_RANGE;
 use http::{HeaderMap, Response};
 
 use super::{Fetch, OpenResponse};
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::error::Error;
 use crate::download::header::{blob_md5, content_length, content_md5, parse_content_range};
 use crate::download::retry::Failure;

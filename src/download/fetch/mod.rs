@@ -20,7 +20,6 @@ use http_body_util::BodyExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::client::{HttpClient, RequestBody};
 use super::digest::Digests;
 use super::error::{Detail, Error, ErrorKind, Scope};
 use super::header::decode_md5;
@@ -28,6 +27,7 @@ use super::location::Destinations;
 use super::resumable_sha256::Sha256Hasher;
 use super::retry::{Failure, RetryState};
 use super::sink::ObjectVersion;
+use crate::client::{HttpClient, RequestBody};
 use crate::{BoxError, Sha256Digest};
 
 /// Redirects followed for one object, in all.

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use tower::ServiceExt;
 
 use super::{Fetch, Mode, MAX_REDIRECTS};
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::error::{Detail, Error, ErrorKind};
 use crate::download::retry::{is_transient, Failure};
 use crate::BoxError;

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::plan::Missing;
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::digest::Digests;
 use crate::download::error::{Detail, Error, ErrorKind, Scope, Task};
 use crate::download::fetch::{Event, Fetch};

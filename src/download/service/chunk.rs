@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use super::{ChunkDownloader, Planned, RecordingState, Streamed};
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::digest::replayed;
 use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::download::fetch::Fetch;

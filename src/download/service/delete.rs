@@ -5,7 +5,7 @@ use http::{Method, Request, StatusCode, Uri};
 use tower::ServiceExt;
 
 use super::ChunkDownloader;
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::download::retry::{is_transient, Failure, RetryState};
 use crate::download::sink::Sink;

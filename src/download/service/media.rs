@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use super::chunk::MissingParts;
 use super::ChunkDownloader;
 use super::{RecordingState, Streamed};
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::digest::{replayed, Digests};
 use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::download::fetch::{Event, Fetch};

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use http::Uri;
 
 use super::ChunkDownloader;
-use crate::download::client::{HttpClient, RequestBody};
+use crate::client::{HttpClient, RequestBody};
 use crate::download::error::{Detail, Error, ErrorKind, Location, Scope};
 use crate::download::fetch::Event;
 use crate::download::sink::Sink;

@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body::Body;
+use http::Uri;
 use http_body_util::Empty;
 use tower::Service;
 
 use super::body::ChunkBody;
-use super::client::{HttpClient, RequestBody};
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
@@ -31,6 +29,7 @@ use super::parallel::ParallelPolicy;
 use super::retry::{RetryPolicy, RetryState};
 use super::sink::Sink;
 use super::{ChunkManifest, Progress, RecordingManifest};
+use crate::client::{HttpClient, RequestBody};
 use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::recording::{Recording, RecordingChunk, RecordingFormatType};
@@ -243,14 +242,10 @@ struct Planned {
     delete: Option<Uri>,
 }
 
-impl<S, B, RB, K> ChunkDownloader<S, K, B>
+impl<S, B, K> ChunkDownloader<S, K, B>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
+    S: HttpClient<B>,
     B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
     K: Sink,
 {
     /// Downloads every chunk of `recording` in `index` order, media and metadata, and returns a manifest per
@@ -358,14 +353,10 @@ where
     }
 }
 
-impl<S, B, RB, K> Service<Recording> for ChunkDownloader<S, K, B>
+impl<S, B, K> Service<Recording> for ChunkDownloader<S, K, B>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
+    S: HttpClient<B>,
     B: Default + Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
     K: Sink,
 {
     type Response = RecordingManifest;

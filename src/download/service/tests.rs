@@ -3,6 +3,7 @@ use crate::download::error::chain_line;
 use crate::download::sink::ChunkTarget;
 use crate::download::Outcome;
 use crate::Sha256Digest;
+use http::{Request, Response};
 use http_body_util::Full;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};

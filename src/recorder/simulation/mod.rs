@@ -34,14 +34,12 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use self::journal::{SimJournal, Store};
 use self::sink::{Held, MemorySink};
 use self::world::{StorageClient, World};
-use super::{Recorder, Webhook};
+use super::{Recorder, RecorderHandle, Webhook};
 use crate::credential::ConnectionString;
 use crate::download::{ParallelPolicy, RetryPolicy};
 use crate::emulator::eventgrid::{recording_file_status_updated, OutgoingEvent};
@@ -56,8 +54,7 @@ const LEASE: Duration = Duration::from_secs(30);
 /// One replica while it runs.
 struct Replica {
     webhook: Webhook<SimJournal>,
-    run: JoinHandle<std::io::Result<()>>,
-    stop: oneshot::Sender<()>,
+    workers: RecorderHandle,
 }
 
 /// A defect planted on purpose, to show that the invariants catch it.
@@ -107,26 +104,17 @@ impl Sim {
             .shutdown_grace(self.world.duration(Duration::from_secs(5)))
             .build();
         let webhook = recorder.webhook();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let run = tokio::spawn(async move {
-            recorder
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        self.replicas.lock().unwrap_or_else(|p| p.into_inner())[replica] = Some(Replica { webhook, run, stop });
+        let workers = recorder.spawn();
+        self.replicas.lock().unwrap_or_else(|p| p.into_inner())[replica] = Some(Replica { webhook, workers });
     }
 
     /// Takes a replica down: a crash (its tasks dropped where they are) or a graceful stop.
     async fn take_down(&self, replica: usize) {
         let Some(running) = self.replicas.lock().unwrap_or_else(|p| p.into_inner())[replica].take() else { return };
         if self.world.chance(500) {
-            running.run.abort();
-        } else {
-            let _ = running.stop.send(());
+            running.workers.abort();
         }
-        let _ = running.run.await;
+        let _ = running.workers.shutdown().await;
     }
 
     fn webhook(&self) -> Option<Webhook<SimJournal>> {
