@@ -247,7 +247,7 @@ impl fmt::Display for Endpoint {
 
 /// Whether `host` (as in a URI authority, IPv6 in brackets) is a loopback host: `localhost`, `127.0.0.0/8` or
 /// `::1`.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
@@ -256,7 +256,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Whether `host` (as in a URI authority) is an IP literal rather than a name.
-pub fn is_ip_literal(host: &str) -> bool {
+pub(crate) fn is_ip_literal(host: &str) -> bool {
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     bare.parse::<IpAddr>().is_ok()
 }

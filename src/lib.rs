@@ -148,7 +148,7 @@
 //!   backend, local files included), shared by many recorder replicas that download each chunk once.
 //!
 //! All are off by default.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod client;

@@ -1,5 +1,5 @@
 //! A gRPC service without generated code: a codec over raw bytes and `acs.example.Reverse/Call`, which answers
-//! with the request's bytes reversed. Shared by `examples/tonic_app.rs` and `tests/webhook_tonic.rs`.
+//! with the request's bytes reversed. Shared by `examples/tonic_app.rs` and `tests/protocol/webhook_tonic.rs`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;

@@ -4,6 +4,9 @@
 //! [`ChunkDownloader`] wraps any HTTP client service — normally hyper-util's client inside the
 //! [`HmacSigningLayer`](crate::signing::HmacSigningLayer) — and stores chunks in a [`Sink`](sink::Sink): the
 //! [`DirectorySink`](sink::DirectorySink) by default, a [`WriterSink`](sink::WriterSink) for any `AsyncWrite`, or your own.
+//! A download is not a delivery's answer: whoever receives the event persists it first (then answers 200) and
+//! downloads from that record, so that a crash mid-download loses nothing. The
+//! [`Recorder`](crate::recorder::Recorder) (feature `recorder`) does both, with retries until the recording expires.
 //!
 //! # Example
 //!

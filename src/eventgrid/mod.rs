@@ -3,6 +3,9 @@
 //!
 //! [`EventGridWebhookLayer`] goes in front of the route that receives events. Its inner service only sees
 //! accepted deliveries, parsed once into [`Events`] in the request extensions, with the original bytes as body.
+//! Whatever the inner service answers goes back to Event Grid, which never delivers an event again after a 200:
+//! persist what a delivery asks for, then answer 200 (or 503, and Event Grid retries). The
+//! [`Recorder`](crate::recorder::Recorder) (feature `recorder`) is this layer in front of a durable journal.
 //!
 //! ```
 //! use std::convert::Infallible;

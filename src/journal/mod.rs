@@ -73,7 +73,7 @@ pub(crate) use lease::LeaseVersion;
 pub use memory::MemoryJournal;
 #[cfg(feature = "object-store")]
 pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
-pub use transition::Transition;
+pub use transition::{StoredMedia, Transition};
 
 /// Reports a record that [`Journal::list`] skips because it cannot be read: a damaged record, or one written by a
 /// newer version (an unknown state). Listing goes on with the others; the record stays where it is, for a person

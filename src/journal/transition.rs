@@ -21,8 +21,8 @@
 use std::time::SystemTime;
 
 use super::{ChunkProgress, ChunkState, Job, JobState};
-use crate::download::ChunkManifest;
 use crate::recording::ExportedRecording;
+use crate::Sha256Digest;
 
 /// A move from one state to another: of a job ([`JobState`], the default) or of one of its chunks
 /// ([`ChunkState`]). `from` and `to` are equal when only the details changed.
@@ -61,13 +61,13 @@ impl Job {
         &mut self,
         index: i64,
         document_id: &str,
-        manifest: &ChunkManifest,
+        stored: &StoredMedia,
     ) -> Option<Transition<ChunkState>> {
         let progress = self.chunk_mut(index, document_id)?;
-        progress.bytes = Some(manifest.bytes);
-        progress.sha256 = Some(manifest.sha256);
-        progress.location = Some(manifest.location.clone());
-        progress.metadata_location = manifest.metadata_location.clone();
+        progress.bytes = Some(stored.bytes);
+        progress.sha256 = Some(stored.sha256);
+        progress.location = Some(stored.location.clone());
+        progress.metadata_location = stored.metadata_location.clone();
         progress.last_error = None;
         Some(chunk_enter(progress, ChunkState::Stored))
     }
@@ -141,12 +141,24 @@ fn chunk_enter(progress: &mut ChunkProgress, to: ChunkState) -> Transition<Chunk
     Transition { from, to }
 }
 
+/// What the sink reported for a stored chunk, as the journal keeps it ([`Job::chunk_stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    /// Media bytes stored.
+    pub bytes: u64,
+    /// SHA-256 of the stored media.
+    pub sha256: Sha256Digest,
+    /// Where the sink put the media.
+    pub location: String,
+    /// Where the sink put the chunk's metadata document, if it wrote one.
+    pub metadata_location: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::download::Outcome;
     use crate::recording::{Recording, RecordingChunk};
     use crate::Sha256Digest;
 
@@ -159,18 +171,12 @@ mod tests {
         Job::new("e", recording, at(0), at(86_400))
     }
 
-    fn manifest() -> ChunkManifest {
-        ChunkManifest {
-            document_id: "d0".to_owned(),
-            index: 0,
+    fn manifest() -> StoredMedia {
+        StoredMedia {
             bytes: 42,
             sha256: Sha256Digest::new([0xab; 32]),
             location: "out/c/0-d0.wav".to_owned(),
             metadata_location: Some("out/c/0-d0.json".to_owned()),
-            outcome: Outcome::Downloaded,
-            attempts: 1,
-            deleted: false,
-            metadata: None,
         }
     }
 

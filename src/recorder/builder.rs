@@ -17,7 +17,7 @@ use super::Recorder;
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
 use crate::credential::Credential;
-use crate::download::{sink::Sink, ChunkDownloader, ParallelPolicy, Progress, RetryPolicy};
+use crate::download::{sink::Sink, Backoff, ChunkDownloader, ParallelPolicy, Progress, RetryPolicy};
 use crate::eventgrid::{Deduplicator, EventGridWebhookLayer};
 use crate::journal::{Job, Journal};
 use crate::signing::AllowList;
@@ -81,9 +81,7 @@ impl<K, J> RecorderBuilder<K, J> {
                 workers: 4,
                 delete_after_download: false,
                 done_retention: Duration::from_secs(48 * 60 * 60),
-                job_backoff: RetryPolicy::default()
-                    .initial_backoff(Duration::from_secs(5))
-                    .max_backoff(Duration::from_secs(300)),
+                job_backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
                 shutdown_grace: Duration::from_secs(30),
                 on_job: None,
                 exported: ExportedRecordings::default(),
@@ -157,7 +155,7 @@ impl<K, J> RecorderBuilder<K, J> {
     /// Sets the wait between attempts of a job after a retryable failure: `initial`, doubling up to `max`, with
     /// jitter (default 5 s up to 5 minutes), until the recording expires.
     pub fn job_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.settings.job_backoff = RetryPolicy::default().initial_backoff(initial).max_backoff(max);
+        self.settings.job_backoff = Backoff::new(initial, max);
         self
     }
 

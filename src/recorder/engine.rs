@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::export::ExportedRecordings;
 use super::shared::Shared;
 use crate::clock::Clock as _;
-use crate::download::{sink::Sink, ChunkDownloader, RetryPolicy};
+use crate::download::{sink::Sink, Backoff, ChunkDownloader};
 use crate::journal::{Job, JobId, JobState, Journal};
 use crate::HttpClient;
 
@@ -34,7 +34,7 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) delete_after_download: bool,
     pub(crate) done_retention: Duration,
-    pub(crate) job_backoff: RetryPolicy,
+    pub(crate) job_backoff: Backoff,
     pub(crate) shutdown_grace: Duration,
     pub(crate) on_job: Option<JobFn>,
     pub(crate) exported: ExportedRecordings,

@@ -18,7 +18,7 @@ use super::manifest;
 use super::metrics;
 use crate::clock::Clock as _;
 use crate::download::{self, sink::Sink};
-use crate::journal::{ChunkState, Job, JobId, JobState, Journal, Transition};
+use crate::journal::{ChunkState, Job, JobId, JobState, Journal, StoredMedia, Transition};
 use crate::recording::{ExportedRecording, Recording};
 use crate::HttpClient;
 
@@ -75,7 +75,7 @@ where
             }
             Err(error) => {
                 tracing::warn!(job = %id, %error, "cannot claim the job; trying again later");
-                return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
+                return Some(shared.clock.now() + self.settings.job_backoff.delay(1));
             }
         };
         let hold = Hold::new(&lease, shared.clock.clone());
@@ -127,7 +127,7 @@ where
             }
             Err(error) => {
                 tracing::warn!(job = %id, %error, "cannot read the job; trying again later");
-                return Some(shared.clock.now() + self.settings.job_backoff.delay(1, None));
+                return Some(shared.clock.now() + self.settings.job_backoff.delay(1));
             }
         };
         let recording = job.recording.clone()?;
@@ -135,14 +135,14 @@ where
             if let Some(exported) = recording.exported() {
                 return match self.record_export(&mut job, exported).await {
                     true => None,
-                    false => Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts.max(1), None)),
+                    false => Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts.max(1))),
                 };
             }
         }
         let started = job.begin_attempt();
         if let Err(error) = self.checkpoint(&job, hold).await {
             tracing::warn!(job = %id, %error, "cannot record the attempt; trying again later");
-            return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts, None));
+            return Some(shared.clock.now() + self.settings.job_backoff.delay(job.attempts));
         }
         shared.states.apply(started);
         tracing::info!(event_id = %job.event_id, call_id = %recording.call_id, attempt = job.attempts, "attempt started");
@@ -156,7 +156,7 @@ where
             if state == ChunkState::Pending {
                 match self.downloader.download_chunk(&recording, chunk.clone()).await {
                     Ok(manifest) => {
-                        job.chunk_stored(index, document_id, &manifest);
+                        job.chunk_stored(index, document_id, &stored_media(&manifest));
                         if manifest.outcome != download::Outcome::Skipped {
                             metrics::downloaded(manifest.bytes);
                         }
@@ -216,7 +216,7 @@ where
             // The journal still says running: the job resumes at the latest on the next start.
             tracing::warn!(job = %id, %error, "cannot record the outcome; trying again later");
             shared.states.moved(JobState::Running, JobState::Pending);
-            return Some(now + self.settings.job_backoff.delay(job.attempts, None));
+            return Some(now + self.settings.job_backoff.delay(job.attempts));
         }
         shared.states.apply(outcome);
         if matches!(outcome.to, JobState::Done | JobState::Failed) {
@@ -247,7 +247,7 @@ where
         retryable: bool,
     ) -> (Transition, Option<SystemTime>) {
         let deletes_only = job.chunks.iter().all(|c| c.state != ChunkState::Pending);
-        let due = now.checked_add(self.settings.job_backoff.delay(job.attempts, None));
+        let due = now.checked_add(self.settings.job_backoff.delay(job.attempts));
         match due {
             Some(due) if retryable && due < job.expires_at => {
                 tracing::warn!(job = %job.id, attempt = job.attempts, reason = %reason, "attempt failed; retrying");
@@ -311,4 +311,14 @@ fn describe(error: &download::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What the journal keeps of a stored chunk's manifest.
+fn stored_media(manifest: &download::ChunkManifest) -> StoredMedia {
+    StoredMedia {
+        bytes: manifest.bytes,
+        sha256: manifest.sha256,
+        location: manifest.location.clone(),
+        metadata_location: manifest.metadata_location.clone(),
+    }
 }

@@ -14,6 +14,11 @@ use crate::BoxError;
 /// the same limits and errors. With the `axum` feature it is an axum extractor (`FromRequest`, so it must be the
 /// handler's last argument); elsewhere call [`RecordingEvents::extract`]. Other event types stay reachable through
 /// [`RecordingEvents::all`].
+///
+/// Event Grid never delivers an event again once it got a 200, and ACS deletes a recording 24 hours after it
+/// announced it: a handler must persist the recordings (a journal, a queue that acknowledges writes) before it
+/// answers 200, and answer 503 when it cannot, so that Event Grid delivers again. The
+/// [`Recorder`](crate::recorder::Recorder) (feature `recorder`) does this for you.
 #[derive(Clone, Debug)]
 pub struct RecordingEvents {
     events: Events,
