@@ -32,7 +32,7 @@
 //! # #[cfg(all(feature = "recorder", feature = "axum"))]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use acs_recording::credential::ConnectionString;
-//! use acs_recording::download::DirectorySink;
+//! use acs_recording::download::sink::DirectorySink;
 //! use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
 //! use acs_recording::journal::FileJournal;
 //! use acs_recording::recorder::Recorder;
@@ -143,7 +143,7 @@
 //!   `eventgrid::EntraDeliveryCheck` validates the tokens of Entra-secured Event Grid deliveries (RS256, the
 //!   tenant's published keys). Its dependencies, `azure_core` 1 and `jsonwebtoken` 12, need Rust 1.88, below this
 //!   crate's 1.89.
-//! - `object-store` (implies `recorder`): `acs_recording::store`, `download::ObjectStoreSink` and
+//! - `object-store` (implies `recorder`): `acs_recording::store`, `download::sink::ObjectStoreSink` and
 //!   `journal::ObjectStoreJournal`: recordings and the journal in Azure Blob Storage (or any `object_store`
 //!   backend, local files included), shared by many recorder replicas that download each chunk once.
 //!

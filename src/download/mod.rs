@@ -134,7 +134,6 @@
 mod attempt;
 mod backoff;
 mod body;
-#[cfg(feature = "recorder")]
 mod digest;
 mod error;
 mod fetch;

@@ -68,7 +68,7 @@ impl<J: Journal> Intake<J> {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use acs_recording::credential::ConnectionString;
-    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::download::sink::DirectorySink;
     /// use acs_recording::eventgrid::{Events, Schema};
     /// use acs_recording::journal::{Journal, MemoryJournal};
     /// use acs_recording::recorder::Recorder;

@@ -252,7 +252,7 @@ impl<K: Sink, J: Journal> Recorder<K, J> {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use acs_recording::credential::ConnectionString;
-    /// use acs_recording::download::DirectorySink;
+    /// use acs_recording::download::sink::DirectorySink;
     /// use acs_recording::journal::MemoryJournal;
     /// use acs_recording::recorder::Recorder;
     /// use bytes::Bytes;
