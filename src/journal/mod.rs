@@ -72,7 +72,7 @@ pub use lease::Lease;
 pub(crate) use lease::LeaseVersion;
 pub use memory::MemoryJournal;
 #[cfg(feature = "object-store")]
-pub use store::{ObjectStoreJournal, DEFAULT_LONGEST_PUT, JOURNAL_FOLDER};
+pub use store::{ObjectStoreJournal, JOURNAL_FOLDER};
 pub use transition::{StoredMedia, Transition};
 
 /// Reports a record that [`Journal::list`] skips because it cannot be read: a damaged record, or one written by a

@@ -23,7 +23,7 @@ const LIST_CONCURRENCY: usize = 16;
 
 /// The longest a PUT to the store takes by default, retries included: object_store's default retry timeout (3
 /// minutes), then one more backoff (at most 15 s) and one more request (timed out after 30 s), rounded up.
-pub const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
+pub(crate) const DEFAULT_LONGEST_PUT: Duration = Duration::from_secs(4 * 60);
 
 /// A [`Journal`] in object storage: `<prefix>/.acs-recording/jobs/<job id>.json`, one object per job, and a lease
 /// per job being worked on in `<prefix>/.acs-recording/claims/`. Every replica opening the same prefix sees every
@@ -143,7 +143,7 @@ impl ObjectStoreJournal {
         self.map_claims(|claims| claims.owner = owner)
     }
 
-    /// Sets the longest a PUT to the store can take, retries included (default [`DEFAULT_LONGEST_PUT`], for
+    /// Sets the longest a PUT to the store can take, retries included (default 4 minutes, for
     /// object_store's default retry settings): a job's `open/` marker without its record is deleted as left behind
     /// only once older than this, since an insert's record PUT may still be on its way. Set it to the store
     /// client's `RetryConfig::retry_timeout` plus a backoff and a request timeout when the client is configured
