@@ -47,8 +47,14 @@ fn sign(
             boxed(layer.layer(client))
         }
         #[cfg(feature = "entra")]
-        Credential::Entra { endpoint, credential } => {
+        Credential::Entra { endpoint, credential, scope, refresh_before } => {
             let mut layer = BearerTokenLayer::new(endpoint.clone(), credential.clone()).allow_list(allow);
+            if let Some(scope) = scope {
+                layer = layer.scope(scope.clone());
+            }
+            if let Some(early) = refresh_before {
+                layer = layer.refresh_before(*early);
+            }
             if let Some(clock) = clock {
                 layer = layer.with_clock(clock);
             }
@@ -63,4 +69,59 @@ fn boxed(client: impl HttpClient) -> SignedClient {
             .map_response(|response| response.map(|body| body.map_err(Into::into).boxed_unsync()))
             .map_err(Into::into),
     )
+}
+
+#[cfg(all(test, feature = "entra"))]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use azure_core::time::{Duration as TimeDuration, OffsetDateTime};
+    use http_body_util::Full;
+    use tower::service_fn;
+
+    use super::*;
+    use crate::credential::Endpoint;
+
+    /// Hands out one token, recording the scopes it was asked for.
+    #[derive(Debug, Default)]
+    struct Scopes(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Scopes {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.0.lock().unwrap().extend(scopes.iter().map(|s| (*s).to_owned()));
+            Ok(AccessToken::new("entra-token", OffsetDateTime::now_utc() + TimeDuration::hours(1)))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entra_credential_with_its_own_scope_asks_for_that_scope_and_sends_its_token() {
+        let scopes = Arc::new(Scopes::default());
+        let endpoint = Endpoint::parse("https://contoso.communication.azure.com/").unwrap();
+        let credential = Credential::Entra {
+            endpoint: endpoint.clone(),
+            credential: scopes.clone(),
+            scope: Some("api://recordings/.default".to_owned()),
+            refresh_before: None,
+        };
+        let seen = Arc::new(Mutex::new(None));
+        let capture = seen.clone();
+        let client = service_fn(move |request: Request<Empty<Bytes>>| {
+            *capture.lock().unwrap() = request.headers().get(http::header::AUTHORIZATION).cloned();
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        });
+        let signed = connector(client)(&credential, AllowList::azure_defaults(), None);
+        let request = Request::get("https://contoso.communication.azure.com/recording/x").body(Empty::new()).unwrap();
+        let response = signed.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(*scopes.0.lock().unwrap(), ["api://recordings/.default"]);
+        assert_eq!(seen.lock().unwrap().as_ref().unwrap(), "Bearer entra-token");
+    }
 }
