@@ -4,6 +4,8 @@
 mod downloader;
 mod parallel;
 mod properties;
+mod resume;
+mod streams;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
