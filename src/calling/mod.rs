@@ -38,8 +38,14 @@
 //! 6. URLs that may carry a secret in their query (the callback, the customer's container) are shown without it in
 //!    `Debug`.
 
+mod client;
+mod error;
 mod identifier;
 mod model;
+mod retry;
+
+pub use client::RecordingClient;
+pub use error::{Error, ErrorKind, Operation};
 
 pub use identifier::{
     CommunicationCloud, CommunicationIdentifier, CommunicationUser, IdentifierKind, MicrosoftTeamsApp,
