@@ -50,10 +50,13 @@ struct Seen {
     body: Bytes,
 }
 
+/// One scripted answer: status, headers, body.
+type Scripted = (StatusCode, Vec<(&'static str, String)>, String);
+
 /// What the server answers, in order, and what it was sent.
 #[derive(Clone, Default)]
 struct Script {
-    answers: Arc<Mutex<VecDeque<(StatusCode, Vec<(&'static str, String)>, String)>>>,
+    answers: Arc<Mutex<VecDeque<Scripted>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
