@@ -90,7 +90,8 @@
 //!    sends no other.
 //! 5. Every `POST` is repeatable: it carries a `Repeatability-Request-ID` (a random UUID, version 4, lower-case)
 //!    and a `Repeatability-First-Sent` (the IMF-fixdate of the first attempt), the same on every attempt of one
-//!    call, so that the service executes a retried request once. `DELETE` and `GET` are idempotent and carry none.
+//!    call, so that the service executes a retried request once. The API declares the pair on start; pause and
+//!    resume carry it too, harmless where it is not read. `DELETE` and `GET` are idempotent and carry none.
 //! 6. 408, 429, 5xx and answers that never came (a failed connection, a timeout) are retried under the
 //!    [`RetryPolicy`](crate::download::RetryPolicy): jittered exponential waits, or the server's `Retry-After`
 //!    (seconds or an HTTP date) when longer, never more than the backoff's maximum; at most `max_attempts`
