@@ -4,12 +4,13 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{HeaderValue, Method, Request};
 use http_body_util::Full;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::error::{Error, ErrorKind, Operation};
+use super::error::{Error, ErrorKind};
 use super::model::{RecordingStatus, StartRecording};
+use super::operation::Operation;
 use super::retry::{send, Repeatability};
 use super::API_VERSION;
 use crate::clock::{Clock, SharedClock};
@@ -96,70 +97,40 @@ impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {
         let body = serde_json::to_vec(request)
             .map(Bytes::from)
             .map_err(|error| Error::new(ErrorKind::InvalidRequest, operation).with_source(error))?;
-        let answer = self
-            .post(operation, "calling/recordings".to_owned(), body, &[StatusCode::OK, StatusCode::ACCEPTED])
-            .await?;
-        serde_json::from_slice(&answer)
-            .map_err(|error| Error::new(ErrorKind::InvalidAnswer, operation).with_source(error))
+        let answer = self.call(operation, "calling/recordings", body).await?;
+        read(operation, &answer)
     }
 
     /// Pauses a recording (202).
     pub async fn pause(&self, recording_id: &str) -> Result<(), Error> {
-        self.post(
-            Operation::Pause,
-            format!("{}:pause", recording_path(recording_id)),
-            Bytes::new(),
-            &[StatusCode::ACCEPTED],
-        )
-        .await
-        .map(drop)
+        let path = format!("{}:pause", recording_path(recording_id));
+        self.call(Operation::Pause, &path, Bytes::new()).await.map(drop)
     }
 
     /// Resumes a paused recording (202).
     pub async fn resume(&self, recording_id: &str) -> Result<(), Error> {
-        self.post(
-            Operation::Resume,
-            format!("{}:resume", recording_path(recording_id)),
-            Bytes::new(),
-            &[StatusCode::ACCEPTED],
-        )
-        .await
-        .map(drop)
+        let path = format!("{}:resume", recording_path(recording_id));
+        self.call(Operation::Resume, &path, Bytes::new()).await.map(drop)
     }
 
     /// Stops a recording (204); ACS then makes it ready for download and says so with a
     /// `RecordingFileStatusUpdated` event.
     pub async fn stop(&self, recording_id: &str) -> Result<(), Error> {
-        let path = recording_path(recording_id);
-        send(&self.inner, &self.policy, &self.clock, Operation::Stop, &[StatusCode::NO_CONTENT], || {
-            self.request(Operation::Stop, Method::DELETE, &path, Bytes::new(), None)
-        })
-        .await
-        .map(drop)
+        self.call(Operation::Stop, &recording_path(recording_id), Bytes::new()).await.map(drop)
     }
 
     /// The state of a recording (200).
     pub async fn state(&self, recording_id: &str) -> Result<RecordingStatus, Error> {
-        let path = recording_path(recording_id);
-        let answer = send(&self.inner, &self.policy, &self.clock, Operation::State, &[StatusCode::OK], || {
-            self.request(Operation::State, Method::GET, &path, Bytes::new(), None)
-        })
-        .await?;
-        serde_json::from_slice(&answer)
-            .map_err(|error| Error::new(ErrorKind::InvalidAnswer, Operation::State).with_source(error))
+        let answer = self.call(Operation::State, &recording_path(recording_id), Bytes::new()).await?;
+        read(Operation::State, &answer)
     }
 
-    /// A repeatable `POST`: one pair of repeatability headers for all its attempts.
-    async fn post(
-        &self,
-        operation: Operation,
-        path: String,
-        body: Bytes,
-        success: &[StatusCode],
-    ) -> Result<Bytes, Error> {
-        let repeatability = Repeatability::new(self.clock.now());
-        send(&self.inner, &self.policy, &self.clock, operation, success, || {
-            self.request(operation, Method::POST, &path, body.clone(), Some(&repeatability))
+    /// Sends `operation` to `path` with `body` until it succeeds or the retries end, and answers the body of the
+    /// success. A `POST` gets one pair of repeatability headers for all its attempts.
+    async fn call(&self, operation: Operation, path: &str, body: Bytes) -> Result<Bytes, Error> {
+        let repeatability = operation.is_repeatable().then(|| Repeatability::new(self.clock.now()));
+        send(&self.inner, &self.policy, &self.clock, operation, || {
+            self.request(operation, path, body.clone(), repeatability.as_ref())
         })
         .await
     }
@@ -168,11 +139,11 @@ impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {
     fn request(
         &self,
         operation: Operation,
-        method: Method,
         path: &str,
         body: Bytes,
         repeatability: Option<&Repeatability>,
     ) -> Result<Request<Full<Bytes>>, Error> {
+        let method = operation.method();
         let uri = format!("{}{path}?api-version={API_VERSION}", self.endpoint.url());
         let mut builder = Request::builder()
             .method(method.clone())
@@ -192,6 +163,11 @@ impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {
         }
         Ok(request)
     }
+}
+
+/// The recording's state in the body of a success.
+fn read(operation: Operation, answer: &[u8]) -> Result<RecordingStatus, Error> {
+    serde_json::from_slice(answer).map_err(|error| Error::new(ErrorKind::InvalidAnswer, operation).with_source(error))
 }
 
 /// `calling/recordings/{id}`, the id encoded as one segment.

@@ -6,42 +6,8 @@ use std::fmt;
 use http::StatusCode;
 
 use super::model::ServiceError;
+use super::operation::Operation;
 use crate::BoxError;
-
-/// A recording operation of Call Automation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// `POST /calling/recordings`.
-    Start,
-    /// `POST /calling/recordings/{id}:pause`.
-    Pause,
-    /// `POST /calling/recordings/{id}:resume`.
-    Resume,
-    /// `DELETE /calling/recordings/{id}`.
-    Stop,
-    /// `GET /calling/recordings/{id}`.
-    State,
-}
-
-impl Operation {
-    /// The operation in words, as errors name it: `start recording`, `get recording state`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Start => "start recording",
-            Operation::Pause => "pause recording",
-            Operation::Resume => "resume recording",
-            Operation::Stop => "stop recording",
-            Operation::State => "get recording state",
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What went wrong, in kinds a caller branches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

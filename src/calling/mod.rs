@@ -106,11 +106,11 @@ mod client;
 mod error;
 mod identifier;
 mod model;
+mod operation;
 mod retry;
 
 pub use client::RecordingClient;
-pub use error::{Error, ErrorKind, Operation};
-
+pub use error::{Error, ErrorKind};
 pub use identifier::{
     CommunicationCloud, CommunicationIdentifier, CommunicationUser, IdentifierKind, MicrosoftTeamsApp,
     MicrosoftTeamsUser, PhoneNumber, TeamsExtensionUser,
@@ -119,6 +119,7 @@ pub use model::{
     CallLocator, CallLocatorKind, ChannelAffinity, ErrorResponse, ExternalStorage, RecordingStatus, ServiceError,
     StartRecording,
 };
+pub use operation::Operation;
 
 /// The Call Automation API version the operations are sent with.
 pub const API_VERSION: &str = "2025-06-15";

@@ -8,8 +8,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::error::{is_transient, Error, ErrorKind, Operation};
+use super::error::{is_transient, Error, ErrorKind};
 use super::model::ErrorResponse;
+use super::operation::Operation;
 use super::{REPEATABILITY_FIRST_SENT, REPEATABILITY_REQUEST_ID};
 use crate::clock::{Clock, SharedClock};
 use crate::download::RetryPolicy;
@@ -66,7 +67,7 @@ enum NoAnswer {
     Transport(BoxError),
 }
 
-/// Sends the request `build` makes until its answer is one of `success` (then answers the body), a status not worth
+/// Sends the request `build` makes until its answer is a success of `operation` (then answers the body), a status not worth
 /// retrying, or the policy's attempts or time run out. Transient statuses (408, 429, 5xx) and transport failures are retried
 /// after the policy's backoff, or the server's `Retry-After` when longer, never more than the backoff's maximum.
 pub(crate) async fn send<S>(
@@ -74,7 +75,6 @@ pub(crate) async fn send<S>(
     policy: &RetryPolicy,
     clock: &SharedClock,
     operation: Operation,
-    success: &[StatusCode],
     build: impl Fn() -> Result<Request<Full<Bytes>>, Error>,
 ) -> Result<Bytes, Error>
 where
@@ -86,7 +86,7 @@ where
         attempts += 1;
         let request = build()?;
         let (failure, retry_after) = match tokio::time::timeout(policy.read_timeout, attempt(service, request)).await {
-            Ok(Ok((status, _, body))) if success.contains(&status) => return Ok(body),
+            Ok(Ok((status, _, body))) if operation.success().contains(&status) => return Ok(body),
             Ok(Ok((status, headers, body))) => {
                 let service_error = serde_json::from_slice::<ErrorResponse>(&body).ok().map(|answer| answer.error);
                 let error = Error::status(operation, status, service_error).with_attempts(attempts);
