@@ -67,9 +67,10 @@ enum NoAnswer {
     Transport(BoxError),
 }
 
-/// Sends the request `build` makes until its answer is a success of `operation` (then answers the body), a status not worth
-/// retrying, or the policy's attempts or time run out. Transient statuses (408, 429, 5xx) and transport failures are retried
-/// after the policy's backoff, or the server's `Retry-After` when longer, never more than the backoff's maximum.
+/// Sends the request `build` makes until its answer is a success of `operation` (then answers the body), a status
+/// not worth retrying, or the policy's attempts or time run out. Transient statuses (408, 429, 5xx) and transport
+/// failures (the policy's `read_timeout` included) are retried after the policy's backoff, or the server's
+/// `Retry-After` when longer, never more than the backoff's maximum.
 pub(crate) async fn send<S>(
     service: &S,
     policy: &RetryPolicy,

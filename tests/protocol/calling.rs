@@ -487,6 +487,31 @@ async fn connection_errors_are_retried_and_reported_as_transport_when_they_persi
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_answer_that_never_comes_times_out_and_counts_as_a_failed_attempt() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let silent = service_fn(move |_: Request<Full<Bytes>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<Result<Response<Full<Bytes>>, Infallible>>()
+    });
+    let endpoint = Endpoint::parse("https://contoso.communication.azure.com").unwrap();
+    let policy = RetryPolicy::default()
+        .max_attempts(2)
+        .backoff(acs_recording::download::Backoff::new(Duration::from_secs(2), Duration::from_secs(2)))
+        .read_timeout(Duration::from_secs(10));
+    let client = RecordingClient::new(silent, endpoint).with_retry_policy(policy);
+    let started = tokio::time::Instant::now();
+    let error = client.state("r1").await.unwrap_err();
+    let elapsed = started.elapsed();
+    // Two attempts of 10 s each and a jittered wait of 1 to 2 s between them.
+    assert!(elapsed >= Duration::from_secs(21) && elapsed <= Duration::from_secs(22), "{elapsed:?}");
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert_eq!(error.to_string(), "get recording state got no answer after 2 attempts");
+    assert_eq!(std::error::Error::source(&error).unwrap().to_string(), "no answer within 10000 ms");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn a_start_naming_no_call_or_two_is_not_sent() {
     let (client, calls) = scripted(vec![]);
