@@ -69,9 +69,11 @@
 //! The emulator stops when the [`Emulator`] is dropped.
 
 mod bearer;
+mod calling;
 pub mod eventgrid;
 mod media;
 mod metadata;
+mod routes;
 mod storage;
 
 use std::convert::Infallible;
@@ -98,6 +100,9 @@ use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::secret::SecretDigest;
 use crate::signing::{AllowList, HmacVerifyLayer, DEFAULT_VERIFY_BODY_LIMIT};
 use bearer::BearerCheck;
+use calling::{Calling, DEFAULT_CALL_RECORDING_BYTES};
+use eventgrid::EventGridPublisher;
+use routes::Routes;
 use storage::{Counted, StorageService};
 
 /// Configures and starts an [`Emulator`].
@@ -108,6 +113,7 @@ pub struct EmulatorBuilder {
     access_key: Option<AccessKey>,
     bearer_token: Option<SecretDigest>,
     endpoint_addr: SocketAddr,
+    call_recording_bytes: u64,
 }
 
 impl EmulatorBuilder {
@@ -128,6 +134,13 @@ impl EmulatorBuilder {
     /// hands out this token. HMAC signatures keep working beside it.
     pub fn bearer_token(mut self, token: impl AsRef<[u8]>) -> Self {
         self.bearer_token = Some(SecretDigest::of(token.as_ref()));
+        self
+    }
+
+    /// Sets how many audio bytes a recording stopped through Call Automation stores (default 96,000: one second of
+    /// the synthetic 48 kHz tone), split at the chunk limit like any recording.
+    pub fn call_recording_bytes(mut self, bytes: u64) -> Self {
+        self.call_recording_bytes = bytes;
         self
     }
 
@@ -156,11 +169,15 @@ impl EmulatorBuilder {
         let storage = Storage::new(format!("http://{storage_addr}"), self.chunk_limit, resource_id);
         let verify = HmacVerifyLayer::new(key.clone(), endpoint.authority());
         let bearer = self.bearer_token;
+        let (calling, callbacks) = Calling::new(storage.clone(), self.call_recording_bytes);
+        let endpoint_routes = Routes { storage: StorageService(storage.clone()), calling: Some(calling.clone()) };
+        let storage_routes = Routes { storage: StorageService(storage.clone()), calling: None };
         let tasks = vec![
-            tokio::spawn(serve(endpoint_listener, storage.clone(), verify.clone(), bearer)),
-            tokio::spawn(serve(storage_listener, storage.clone(), verify, bearer)),
+            tokio::spawn(serve(endpoint_listener, storage.clone(), endpoint_routes, verify.clone(), bearer)),
+            tokio::spawn(serve(storage_listener, storage.clone(), storage_routes, verify, bearer)),
+            callbacks,
         ];
-        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, tasks })
+        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, calling, tasks })
     }
 }
 
@@ -171,6 +188,7 @@ pub struct Emulator {
     bearer: bool,
     storage: Storage,
     storage_addr: SocketAddr,
+    calling: Calling,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -182,6 +200,7 @@ impl Emulator {
             access_key: None,
             bearer_token: None,
             endpoint_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            call_recording_bytes: DEFAULT_CALL_RECORDING_BYTES,
         }
     }
 
@@ -219,6 +238,13 @@ impl Emulator {
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
+
+    /// Subscribes a webhook to the emulator's Event Grid topic: each recording stopped through Call Automation from
+    /// now on is announced to it with a `RecordingFileStatusUpdated` event, delivered with the publisher's retries.
+    /// The subscription handshake is the caller's to run first ([`EventGridPublisher::validate`]).
+    pub fn subscribe(&self, publisher: EventGridPublisher) {
+        self.calling.subscribe(publisher);
+    }
 }
 
 impl fmt::Debug for Emulator {
@@ -246,7 +272,13 @@ fn random_key() -> AccessKey {
 }
 
 /// Accepts connections until aborted; aborting drops the set, which aborts every connection.
-async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer, bearer: Option<SecretDigest>) {
+async fn serve(
+    listener: TcpListener,
+    storage: Storage,
+    routes: Routes,
+    verify: HmacVerifyLayer,
+    bearer: Option<SecretDigest>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -260,18 +292,25 @@ async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer,
         let _ = stream.set_nodelay(true);
         while connections.try_join_next().is_some() {}
         let storage = storage.clone();
-        let verified = verify.layer(StorageService(storage.clone()));
+        let routes = routes.clone();
+        let verified = verify.layer(routes.clone());
         connections.spawn(async move {
             let service = service_fn(move |request: http::Request<Incoming>| {
                 let storage = storage.clone();
+                let routes = routes.clone();
                 let verified = verified.clone();
                 async move {
                     let (index, sent) = storage.log_request(&request);
-                    let response = match bearer::check(request.headers(), bearer.as_ref()) {
+                    let calling = routes.calling_for(request.uri().path()).is_some();
+                    let mut response = match bearer::check(request.headers(), bearer.as_ref()) {
                         BearerCheck::Absent => verified.oneshot(request).await?,
-                        BearerCheck::Accepted => with_token(&storage, request).await,
+                        BearerCheck::Accepted => with_token(routes, request).await,
                         BearerCheck::Rejected => bearer::rejection(),
                     };
+                    // Call Automation answers a failed authentication in its own error shape.
+                    if calling && response.status() == http::StatusCode::UNAUTHORIZED {
+                        response = calling::unauthorized(&response).map(ResponseBody::inner);
+                    }
                     storage.log_status(index, response.status());
                     Ok::<_, Infallible>(response.map(|body| Counted::new(body, sent)))
                 }
@@ -282,12 +321,16 @@ async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer,
 }
 
 /// Serves a request that carried the configured bearer token: its body read under the verifier's limit.
-async fn with_token(storage: &Storage, request: http::Request<Incoming>) -> http::Response<ResponseBody<StorageBody>> {
+async fn with_token(routes: Routes, request: http::Request<Incoming>) -> http::Response<ResponseBody<StorageBody>> {
     let (parts, body) = request.into_parts();
     match Limited::new(body, DEFAULT_VERIFY_BODY_LIMIT).collect().await {
         Ok(collected) => {
             let request = http::Request::from_parts(parts, Full::new(collected.to_bytes()));
-            storage.handle(request).map(ResponseBody::inner)
+            let response = match routes.calling_for(request.uri().path()) {
+                Some(calling) => calling.handle(request).await,
+                None => routes.storage.0.handle(request),
+            };
+            response.map(ResponseBody::inner)
         }
         Err(_) => {
             let mut response = http::Response::new(ResponseBody::full(bytes::Bytes::from_static(
