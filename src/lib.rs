@@ -151,6 +151,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+pub mod calling;
 mod client;
 pub mod clock;
 pub mod cloud;

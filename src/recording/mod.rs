@@ -82,6 +82,8 @@ mod model;
 mod subject;
 mod values;
 
+pub(crate) use open_enum::open_enum;
+
 pub use byos::ExportedRecording;
 pub use callback::{
     RecordingCallback, RecordingKind, RecordingState, RecordingStateChanged, ResultInformation, StartRecordingFailed,

@@ -77,3 +77,6 @@ macro_rules! open_enum {
         }
     };
 }
+
+/// Other modules of the crate (the Call Automation model) declare their open enums with the same macro.
+pub(crate) use open_enum;

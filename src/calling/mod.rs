@@ -1,0 +1,60 @@
+//! Call Automation's recording operations: start, pause, resume, stop and get the state of a call recording.
+//!
+//! [`StartRecording`] is the start request, [`RecordingStatus`] the recording's state as the service answers it,
+//! [`ErrorResponse`] the body of an error answer; identifiers of participants are [`CommunicationIdentifier`]s.
+//!
+//! ```
+//! use acs_recording::calling::{CallLocator, CommunicationIdentifier, ExternalStorage, StartRecording};
+//! use acs_recording::recording::{RecordingChannelType, RecordingContentType, RecordingFormatType};
+//!
+//! let start = StartRecording::call(CallLocator::server_call("aHR0cHM6Ly9za3lwZS5uZXQ="))
+//!     .state_callback("https://app.example/recording-events")
+//!     .content(RecordingContentType::Audio)
+//!     .channels(RecordingChannelType::Unmixed)
+//!     .format(RecordingFormatType::Wav)
+//!     .channel_affinity(0, CommunicationIdentifier::phone_number("+14255550123"))
+//!     .pause_on_start(true)
+//!     .storage(ExternalStorage::azure_blob("https://contoso.blob.core.windows.net/recordings"));
+//! let json = serde_json::to_value(&start).unwrap();
+//! assert_eq!(json["recordingContentType"], "audio");
+//! assert_eq!(json["channelAffinity"][0]["participant"]["phoneNumber"]["value"], "+14255550123");
+//! assert_eq!(json["externalStorage"]["recordingStorageKind"], "azureBlobStorage");
+//! ```
+//!
+//! # Rules
+//!
+//! 1. The operations are those of the stable Call Automation REST API [`API_VERSION`] (`2025-06-15`), on the ACS
+//!    endpoint, with `api-version` in the query: `POST /calling/recordings` starts (200 or 202 with the state),
+//!    `POST /calling/recordings/{id}:pause` and `:resume` answer 202, `DELETE /calling/recordings/{id}` stops (204),
+//!    `GET /calling/recordings/{id}` answers the state (200).
+//! 2. Field names are the API's, camel-cased; unset options are left out so that the service applies its defaults.
+//! 3. Enums are open, as in the event model: a value this version does not know is kept verbatim. The value sets
+//!    the event model has (content, channel, format and storage types, state, kind) are its types; this model
+//!    writes them as the API does (`audioVideo`, `teamsCompliance`) and reads either spelling.
+//! 4. A start request names the call by a [`CallLocator`] or by a call connection id, not both.
+//! 5. Every `POST` is repeatable: it carries a `Repeatability-Request-ID` (a random UUID, version 4) and a
+//!    `Repeatability-First-Sent` (the IMF-fixdate of the first attempt), the same on every attempt of one call, so
+//!    that the service executes a retried request once.
+//! 6. URLs that may carry a secret in their query (the callback, the customer's container) are shown without it in
+//!    `Debug`.
+
+mod identifier;
+mod model;
+
+pub use identifier::{
+    CommunicationCloud, CommunicationIdentifier, CommunicationUser, IdentifierKind, MicrosoftTeamsApp,
+    MicrosoftTeamsUser, PhoneNumber, TeamsExtensionUser,
+};
+pub use model::{
+    CallLocator, CallLocatorKind, ChannelAffinity, ErrorResponse, ExternalStorage, RecordingStatus, ServiceError,
+    StartRecording,
+};
+
+/// The Call Automation API version the operations are sent with.
+pub const API_VERSION: &str = "2025-06-15";
+
+/// The header that makes a `POST` repeatable: a version 4 UUID, the same on every attempt of one request.
+pub const REPEATABILITY_REQUEST_ID: &str = "repeatability-request-id";
+
+/// The header that dates the first attempt of a repeatable request, as an IMF-fixdate.
+pub const REPEATABILITY_FIRST_SENT: &str = "repeatability-first-sent";
