@@ -143,7 +143,9 @@ async fn a_bearer_token_is_accepted_and_a_wrong_one_gets_401() {
 async fn an_unknown_recording_gets_404() {
     let emulator = Emulator::start().await.unwrap();
     let client = signed(&emulator.connection_string());
-    for (method, suffix) in [(Method::GET, ""), (Method::DELETE, ""), (Method::POST, ":pause"), (Method::POST, ":resume")] {
+    for (method, suffix) in
+        [(Method::GET, ""), (Method::DELETE, ""), (Method::POST, ":pause"), (Method::POST, ":resume")]
+    {
         let url = format!("{}calling/recordings/unknown{suffix}?{API}", emulator.endpoint());
         let (status, _, body) = call(&client, method.clone(), &url, &[], Value::Null).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {suffix}");
@@ -281,7 +283,8 @@ async fn a_repeated_pause_is_carried_out_once() {
     assert_eq!(call(&client, Method::POST, &format!("{recording}:pause?{API}"), &pause, Value::Null).await.0, 202);
     let (status, _, state) = call(&client, Method::GET, &format!("{recording}?{API}"), &[], Value::Null).await;
     assert_eq!(status, StatusCode::OK);
-    let expected = json!({ "recordingId": id, "recordingState": "active", "recordingKind": "azureCommunicationServices" });
+    let expected =
+        json!({ "recordingId": id, "recordingState": "active", "recordingKind": "azureCommunicationServices" });
     assert_eq!(serde_json::from_slice::<Value>(&state).unwrap(), expected);
 
     eventually(Duration::from_secs(5), "three callbacks arrived", || async {

@@ -42,9 +42,9 @@ use percent_encoding::percent_decode_str;
 use tokio::task::JoinHandle;
 
 use super::eventgrid::{recording_file_status_updated, EventGridPublisher};
+use super::{iso8601, RecordingSpec, Storage, StorageBody, StoredRecording};
 use crate::calling::RecordingStatus;
 use crate::recording::{RecordingChannelType, RecordingKind};
-use super::{iso8601, RecordingSpec, Storage, StorageBody, StoredRecording};
 use callbacks::{Announcement, Callbacks};
 use lifecycle::{Change, Phase};
 use reply::{error, Replies, Reply};
@@ -165,8 +165,11 @@ impl Calling {
             return Err(error(StatusCode::CONFLICT, "Conflict", "a recording of this call is already in progress"));
         }
         let recording_id = new_recording_id();
-        let recording =
-            CallRecording { phase: Phase::started(start.pause_on_start), start, start_date_time: iso8601(SystemTime::now()) };
+        let recording = CallRecording {
+            phase: Phase::started(start.pause_on_start),
+            start,
+            start_date_time: iso8601(SystemTime::now()),
+        };
         let reply = properties(&recording_id, &recording);
         self.announce(&recording_id, &recording);
         state.recordings.insert(recording_id, recording);

@@ -33,10 +33,10 @@ pub use body::StorageBody;
 pub use fault::Fault;
 pub use link::Link;
 use link::{Latency, Throttle};
-pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
-pub(crate) use serve::StorageService;
 pub(in crate::emulator) use recording::participant_id;
+pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
 pub(in crate::emulator) use serve::problem;
+pub(crate) use serve::StorageService;
 use serve::{route, serve, Route};
 
 /// The default chunk limit, as ACS's: recordings larger than this arrive in several chunks.
