@@ -1,7 +1,62 @@
 //! Call Automation's recording operations: start, pause, resume, stop and get the state of a call recording.
 //!
-//! [`StartRecording`] is the start request, [`RecordingStatus`] the recording's state as the service answers it,
-//! [`ErrorResponse`] the body of an error answer; identifiers of participants are [`CommunicationIdentifier`]s.
+//! [`RecordingClient`] sends the operations through any HTTP client (a tower service, inside a signing layer), and
+//! retries what may succeed later. [`StartRecording`] is the start request, [`RecordingStatus`] the recording's
+//! state as the service answers it, [`ErrorResponse`] the body of an error answer; participants are
+//! [`CommunicationIdentifier`]s.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use acs_recording::calling::{CallLocator, ErrorKind, RecordingClient, StartRecording};
+//! use acs_recording::credential::ConnectionString;
+//! use acs_recording::recording::RecordingState;
+//! use acs_recording::signing::HmacSigningLayer;
+//! use bytes::Bytes;
+//! use http::{Method, Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{service_fn, Layer};
+//!
+//! /// Plays ACS: any HTTP client goes here (hyper-util's, for one).
+//! async fn acs(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     assert!(request.headers()["authorization"].to_str().unwrap().starts_with("HMAC-SHA256 "));
+//!     assert_eq!(request.uri().query(), Some("api-version=2025-06-15"));
+//!     let (status, answer) = match (request.method().clone(), request.uri().path()) {
+//!         (Method::POST, "/calling/recordings") => {
+//!             assert_eq!(request.headers()["repeatability-request-id"].len(), 36);
+//!             let body = request.into_body().collect().await?.to_bytes();
+//!             assert_eq!(&body[..], br#"{"callLocator":{"serverCallId":"aHR0cHM6","kind":"serverCallLocator"},"pauseOnStart":true}"#);
+//!             (StatusCode::OK, r#"{"recordingId":"rec-1","recordingState":"inactive","recordingKind":"azureCommunicationServices"}"#)
+//!         }
+//!         (Method::POST, "/calling/recordings/rec-1:resume") => (StatusCode::ACCEPTED, ""),
+//!         (Method::DELETE, "/calling/recordings/rec-1") => (StatusCode::NO_CONTENT, ""),
+//!         _ => (StatusCode::NOT_FOUND, r#"{"error":{"code":"8522","message":"Recording not found."}}"#),
+//!     };
+//!     let mut response = Response::new(Full::new(Bytes::from(answer)));
+//!     *response.status_mut() = status;
+//!     Ok(response)
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc=".parse()?;
+//! let signed = HmacSigningLayer::from_connection_string(&cs).layer(service_fn(acs));
+//! let client = RecordingClient::new(signed, cs.endpoint().clone());
+//!
+//! let start = StartRecording::call(CallLocator::server_call("aHR0cHM6")).pause_on_start(true);
+//! let status = client.start(&start).await?;
+//! assert_eq!(status.recording_id.as_deref(), Some("rec-1"));
+//! assert_eq!(status.recording_state, Some(RecordingState::Inactive));
+//! client.resume("rec-1").await?;
+//! client.stop("rec-1").await?;
+//!
+//! let error = client.stop("rec-2").await.unwrap_err();
+//! assert_eq!(error.kind(), ErrorKind::NotFound);
+//! assert_eq!(error.to_string(), "stop recording answered 404 not found (8522)");
+//! assert_eq!(error.service_error().unwrap().message, "Recording not found.");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The model on its own:
 //!
 //! ```
 //! use acs_recording::calling::{CallLocator, CommunicationIdentifier, ExternalStorage, StartRecording};
@@ -38,8 +93,14 @@
 //! 6. URLs that may carry a secret in their query (the callback, the customer's container) are shown without it in
 //!    `Debug`.
 
+mod client;
+mod error;
 mod identifier;
 mod model;
+mod retry;
+
+pub use client::RecordingClient;
+pub use error::{Error, ErrorKind, Operation};
 
 pub use identifier::{
     CommunicationCloud, CommunicationIdentifier, CommunicationUser, IdentifierKind, MicrosoftTeamsApp,
