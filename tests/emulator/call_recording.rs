@@ -1,65 +1,53 @@
-//! A recording's whole life through Call Automation on the emulator: start, pause, resume, state and stop over
-//! HTTP, the `RecordingStateChanged` callbacks in order, and on stop the `RecordingFileStatusUpdated` delivered to
-//! an Event Grid subscriber, whose chunks download with the SHA-256 of what the storage holds.
+//! A recording's whole life through Call Automation on the emulator, driven by the crate's `RecordingClient`:
+//! start, pause, resume, state and stop over HTTP, the `RecordingStateChanged` callbacks in order, and on stop
+//! the `RecordingFileStatusUpdated` delivered to an Event Grid subscriber, whose chunks download with the SHA-256
+//! of what the storage holds.
 
 use std::time::Duration;
 
-use crate::calling::{call, receiver, signed, states, API};
+use crate::calling::{receiver, signed, states};
 use crate::support::{download::signed_client, eventually};
+use acs_recording::calling::{
+    CallLocator, CommunicationIdentifier, ErrorKind, RecordingClient, RecordingStatus, StartRecording,
+};
 use acs_recording::download::sink::WriterSink;
 use acs_recording::download::ChunkDownloader;
 use acs_recording::emulator::eventgrid::EventGridPublisher;
 use acs_recording::emulator::Emulator;
 use acs_recording::eventgrid::{Events, Schema};
 use acs_recording::recording::{
-    CallAutomationEvents, Recording, RecordingCallback, RecordingChannelType, RecordingEvents, RecordingKind,
-    RecordingState,
+    CallAutomationEvents, Recording, RecordingCallback, RecordingChannelType, RecordingContentType, RecordingEvents,
+    RecordingFormatType, RecordingKind, RecordingState,
 };
-use http::{Method, Request, StatusCode};
+use http::Request;
 use http_body_util::Full;
-use serde_json::{json, Value};
 
 #[tokio::test]
 async fn a_recording_started_paused_resumed_and_stopped_calls_back_in_order_and_its_chunks_download_intact() {
     let emulator = Emulator::builder().chunk_limit(64 * 1024).call_recording_bytes(150_000).start().await.unwrap();
-    let client = signed(&emulator.connection_string());
+    let client = RecordingClient::new(signed(&emulator.connection_string()), emulator.endpoint().clone());
     let (callbacks, callback_bodies) = receiver().await;
     let (webhook, event_bodies) = receiver().await;
     emulator.subscribe(EventGridPublisher::new(&webhook.url("/events?code=emulated"), Schema::EventGrid).unwrap());
 
-    let start = json!({
-        "callLocator": { "kind": "serverCallLocator", "serverCallId": "aHR0cHM6Ly9jYWxsLzE" },
-        "recordingStateCallbackUri": callbacks.url("/recording?code=cb"),
-        "recordingContentType": "audio",
-        "recordingChannelType": "unmixed",
-        "recordingFormatType": "wav",
-        "audioChannelParticipantOrdering": [
-            { "kind": "communicationUser", "rawId": "8:acs:alice", "communicationUser": { "id": "8:acs:alice" } },
-            { "kind": "phoneNumber", "rawId": "4:+14255550123", "phoneNumber": { "value": "+14255550123" } },
-        ],
-    });
-    let url = format!("{}calling/recordings?{API}", emulator.endpoint());
-    let (status, _, answer) = call(&client, Method::POST, &url, &[], start).await;
-    assert_eq!(status, StatusCode::OK);
-    let answer: Value = serde_json::from_slice(&answer).unwrap();
-    let id = answer["recordingId"].as_str().unwrap().to_owned();
-    assert_eq!(
-        answer,
-        json!({ "recordingId": id, "recordingState": "active", "recordingKind": "azureCommunicationServices" })
-    );
+    let start = StartRecording::call(CallLocator::server_call("aHR0cHM6Ly9jYWxsLzE"))
+        .state_callback(callbacks.url("/recording?code=cb"))
+        .content(RecordingContentType::Audio)
+        .channels(RecordingChannelType::Unmixed)
+        .format(RecordingFormatType::Wav)
+        .participant_order([
+            CommunicationIdentifier::communication_user("8:acs:alice").with_raw_id("8:acs:alice"),
+            CommunicationIdentifier::phone_number("+14255550123").with_raw_id("4:+14255550123"),
+        ]);
+    let status = client.start(&start).await.unwrap();
+    let id = status.recording_id.clone().unwrap();
+    assert_eq!(status, RecordingStatus::new(&id, RecordingState::Active, RecordingKind::AzureCommunicationServices));
 
-    let recording = format!("{}calling/recordings/{id}", emulator.endpoint());
-    let none = Value::Null;
-    assert_eq!(call(&client, Method::POST, &format!("{recording}:pause?{API}"), &[], none.clone()).await.0, 202);
-    let (_, _, state) = call(&client, Method::GET, &format!("{recording}?{API}"), &[], none.clone()).await;
-    assert_eq!(serde_json::from_slice::<Value>(&state).unwrap()["recordingState"], "inactive");
-    assert_eq!(call(&client, Method::POST, &format!("{recording}:resume?{API}"), &[], none.clone()).await.0, 202);
-    let (status, _, state) = call(&client, Method::GET, &format!("{recording}?{API}"), &[], none.clone()).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_slice::<Value>(&state).unwrap()["recordingState"], "active");
-    let (status, _, body) = call(&client, Method::DELETE, &format!("{recording}?{API}"), &[], none).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(body.is_empty());
+    client.pause(&id).await.unwrap();
+    assert_eq!(client.state(&id).await.unwrap().recording_state, Some(RecordingState::Inactive));
+    client.resume(&id).await.unwrap();
+    assert_eq!(client.state(&id).await.unwrap().recording_state, Some(RecordingState::Active));
+    client.stop(&id).await.unwrap();
 
     // The callbacks: four state changes, in order, each parsed by the crate's callback extractor.
     eventually(Duration::from_secs(5), "four callbacks arrived", || async {
@@ -107,4 +95,10 @@ async fn a_recording_started_paused_resumed_and_stopped_calls_back_in_order_and_
         assert_eq!(chunk.bytes, stored.size);
     }
     assert_eq!(manifest.bytes(), 150_000 + 3 * 44);
+
+    // Once stopped, the recording is gone for a state read and in conflict with any further operation.
+    assert_eq!(client.state(&id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    let error = client.pause(&id).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    assert_eq!(error.service_error().unwrap().message, "cannot pause a recording that was stopped");
 }
