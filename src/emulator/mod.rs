@@ -61,6 +61,43 @@
 //! 4. Synthetic media: a deterministic WAV tone split at the chunk limit (1.5 GB by default), each chunk but the
 //!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk.
 //! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
+//! 6. Call Automation's recording operations on the endpoint (`/calling/recordings...`, with `api-version`, under
+//!    the same signature or token): start, pause, resume, state and stop of a call's recording, the
+//!    `RecordingStateChanged` callbacks posted to the start request's callback URI in order, and on stop the
+//!    recording's chunks stored ([`EmulatorBuilder::call_recording_bytes`] of audio, split at the chunk limit) and
+//!    announced with a `RecordingFileStatusUpdated` to each [subscriber](Emulator::subscribe). Errors have the
+//!    service's shape (`{"error":{"code","message"}}`): 400, 401, 404 for an unknown recording, 409 for an
+//!    operation its state refuses (anything after stop). A `POST` repeated with a `Repeatability-Request-ID`
+//!    already answered gets that answer again and is not carried out twice.
+//!
+//! ```
+//! use acs_recording::calling::{CallLocator, RecordingClient, StartRecording};
+//! use acs_recording::emulator::Emulator;
+//! use acs_recording::recording::RecordingState;
+//! use acs_recording::signing::HmacSigningLayer;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::Layer;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let emulator = Emulator::start().await?;
+//! let signed = HmacSigningLayer::from_connection_string(&emulator.connection_string())
+//!     .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//! let client = RecordingClient::new(signed, emulator.endpoint().clone());
+//!
+//! let start = StartRecording::call(CallLocator::server_call("aHR0cHM6Ly9jYWxsLzE")).pause_on_start(true);
+//! let status = client.start(&start).await?;
+//! assert_eq!(status.recording_state, Some(RecordingState::Inactive));
+//! let id = status.recording_id.unwrap();
+//! client.resume(&id).await?;
+//! assert_eq!(client.state(&id).await?.recording_state, Some(RecordingState::Active));
+//! client.stop(&id).await?;
+//! assert!(client.pause(&id).await.unwrap_err().is_conflict());
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).unwrap();
+//! ```
 //!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
 //! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
