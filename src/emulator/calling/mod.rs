@@ -47,7 +47,7 @@ use crate::calling::RecordingStatus;
 use crate::recording::{RecordingChannelType, RecordingKind};
 use callbacks::{Announcement, Callbacks};
 use lifecycle::{Change, Phase};
-use reply::{error, Replies, Reply};
+use reply::{error, Refusal, Replies, Reply};
 use start::Start;
 
 pub(crate) use reply::unauthorized;
@@ -119,17 +119,18 @@ impl Calling {
     pub(crate) async fn handle(&self, request: Request<Full<Bytes>>) -> Response<StorageBody> {
         let (parts, body) = request.into_parts();
         let Some(route) = route(parts.uri.path()) else {
-            return error(StatusCode::NOT_FOUND, "NotFound", "no such operation");
+            return error(StatusCode::NOT_FOUND, "NotFound", "no such operation").into_response();
         };
         let method_allowed = match route {
             Route::Start | Route::Pause(_) | Route::Resume(_) => parts.method == Method::POST,
             Route::Recording(_) => parts.method == Method::GET || parts.method == Method::DELETE,
         };
         if !method_allowed {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed here");
+            return error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed here")
+                .into_response();
         }
-        if let Err(response) = check_api_version(&parts.uri) {
-            return response;
+        if let Err(refusal) = check_api_version(&parts.uri) {
+            return refusal.into_response();
         }
         let request_id = (parts.method == Method::POST).then(|| reply::request_id(&parts.headers)).flatten();
         if let Some(id) = &request_id {
@@ -153,11 +154,11 @@ impl Calling {
                 }
                 reply.into_response(request_id.is_some())
             }
-            Err(response) => response,
+            Err(refusal) => refusal.into_response(),
         }
     }
 
-    fn start(&self, body: &[u8]) -> Result<Reply, Response<StorageBody>> {
+    fn start(&self, body: &[u8]) -> Result<Reply, Refusal> {
         let start = Start::parse(body)?;
         let mut state = self.state();
         let busy = state.recordings.values().any(|r| r.start.call == start.call && r.phase != Phase::Stopped);
@@ -176,7 +177,7 @@ impl Calling {
         Ok(reply)
     }
 
-    fn properties(&self, id: &str) -> Result<Reply, Response<StorageBody>> {
+    fn properties(&self, id: &str) -> Result<Reply, Refusal> {
         match self.state().recordings.get(id) {
             Some(recording) if recording.phase != Phase::Stopped => Ok(properties(id, recording)),
             _ => Err(not_found()),
@@ -188,25 +189,25 @@ impl Calling {
         id: &str,
         operation: &str,
         apply: fn(&mut Phase) -> Result<Change, lifecycle::Conflict>,
-    ) -> Result<Reply, Response<StorageBody>> {
+    ) -> Result<Reply, Refusal> {
         let mut state = self.state();
         let recording = state.recordings.get_mut(id).ok_or_else(not_found)?;
         let change = apply(&mut recording.phase)
-            .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", &conflict.message(operation)))?;
+            .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", conflict.message(operation)))?;
         if change != Change::Unchanged {
             self.announce(id, recording);
         }
         Ok(Reply::empty(StatusCode::ACCEPTED))
     }
 
-    fn stop(&self, id: &str) -> Result<Reply, Response<StorageBody>> {
+    fn stop(&self, id: &str) -> Result<Reply, Refusal> {
         let (stored, subscribers) = {
             let mut state = self.state();
             let recording = state.recordings.get_mut(id).ok_or_else(not_found)?;
             recording
                 .phase
                 .stop()
-                .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", &conflict.message("stop")))?;
+                .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", conflict.message("stop")))?;
             self.announce(id, recording);
             let stored = self.store(id, recording);
             (stored, state.subscribers.clone())
@@ -257,7 +258,7 @@ fn properties(id: &str, recording: &CallRecording) -> Reply {
     Reply::json(Bytes::from(serde_json::to_vec(&status).expect("a status serializes")))
 }
 
-fn not_found() -> Response<StorageBody> {
+fn not_found() -> Refusal {
     error(StatusCode::NOT_FOUND, "RecordingNotFound", "no such recording")
 }
 
@@ -283,7 +284,7 @@ fn route(path: &str) -> Option<Route> {
 }
 
 /// 400 unless the query names an `api-version` shaped like one (`YYYY-MM-DD`, optionally `-preview`).
-fn check_api_version(uri: &Uri) -> Result<(), Response<StorageBody>> {
+fn check_api_version(uri: &Uri) -> Result<(), Refusal> {
     let version = uri
         .query()
         .unwrap_or("")
@@ -299,7 +300,7 @@ fn check_api_version(uri: &Uri) -> Result<(), Response<StorageBody>> {
         && date.bytes().enumerate().all(|(at, b)| if at == 4 || at == 7 { b == b'-' } else { b.is_ascii_digit() });
     if !shaped {
         let message = format!("the api-version `{version}` is not supported");
-        return Err(error(StatusCode::BAD_REQUEST, "UnsupportedApiVersion", &message));
+        return Err(error(StatusCode::BAD_REQUEST, "UnsupportedApiVersion", message));
     }
     Ok(())
 }

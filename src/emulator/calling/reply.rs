@@ -51,12 +51,26 @@ impl Reply {
     }
 }
 
-/// A Call Automation error: the status and `{"error":{"code","message"}}`.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<StorageBody> {
-    let body = serde_json::to_vec(&ErrorResponse::new(code, message)).expect("an error body serializes");
-    let mut response = Reply { status, json: Some(Bytes::from(body)) }.into_response(false);
-    *response.status_mut() = status;
-    response
+/// A refused request: the status, and the code and message of Call Automation's error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// The answer: the status and `{"error":{"code","message"}}`.
+    pub(crate) fn into_response(self) -> Response<StorageBody> {
+        let body = ErrorResponse::new(self.code, self.message);
+        let body = serde_json::to_vec(&body).expect("an error body serializes");
+        Reply { status: self.status, json: Some(Bytes::from(body)) }.into_response(false)
+    }
+}
+
+/// A refusal with this status, code and message.
+pub(crate) fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { status, code, message: message.into() }
 }
 
 /// The answers of repeatable requests, by `Repeatability-Request-ID`.
@@ -92,7 +106,7 @@ pub(crate) fn unauthorized<B>(refusal: &Response<B>) -> Response<StorageBody> {
         Some(rejection) => rejection.to_string(),
         None => "the bearer token is not accepted".to_owned(),
     };
-    let mut response = error(StatusCode::UNAUTHORIZED, "Unauthorized", &message);
+    let mut response = error(StatusCode::UNAUTHORIZED, "Unauthorized", message).into_response();
     if let Some(challenge) = refusal.headers().get(WWW_AUTHENTICATE) {
         response.headers_mut().insert(WWW_AUTHENTICATE, challenge.clone());
     }

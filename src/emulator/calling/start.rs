@@ -1,12 +1,11 @@
 //! What the emulator takes from a start request: the call, the callback URI, the recording's labels and whether
 //! it starts paused, each checked as Call Automation checks it (400 otherwise).
 
-use http::{Response, StatusCode, Uri};
+use http::{StatusCode, Uri};
 
-use super::reply::error;
+use super::reply::{error, Refusal};
 use crate::calling::StartRecording;
 use crate::emulator::storage::participant_id;
-use crate::emulator::StorageBody;
 use crate::recording::{RecordingChannelType, RecordingContentType, RecordingFormatType};
 
 /// A start request, read.
@@ -33,7 +32,7 @@ pub(super) struct Call {
 
 impl Start {
     /// Reads a start request's JSON body.
-    pub(super) fn parse(body: &[u8]) -> Result<Self, Response<StorageBody>> {
+    pub(super) fn parse(body: &[u8]) -> Result<Self, Refusal> {
         let request: StartRecording = serde_json::from_slice(body)
             .map_err(|e| bad_request(&format!("the body is not a start recording request: {e}")))?;
         let call = call(&request)?;
@@ -65,7 +64,7 @@ impl Start {
 }
 
 /// The call of a start request: by locator (one id of its kind) or by call connection id, not both.
-fn call(request: &StartRecording) -> Result<Call, Response<StorageBody>> {
+fn call(request: &StartRecording) -> Result<Call, Refusal> {
     match (&request.call_locator, &request.call_connection_id) {
         (Some(locator), None) => {
             let id = [&locator.server_call_id, &locator.group_call_id, &locator.room_id]
@@ -87,7 +86,7 @@ fn call(request: &StartRecording) -> Result<Call, Response<StorageBody>> {
 }
 
 /// The state callback URI: absolute, `http` or `https`.
-fn callback_uri(value: &str) -> Result<Uri, Response<StorageBody>> {
+fn callback_uri(value: &str) -> Result<Uri, Refusal> {
     let uri: Uri = value.parse().map_err(|_| bad_request("recordingStateCallbackUri is not a URL"))?;
     match (uri.scheme_str(), uri.authority()) {
         (Some("http" | "https"), Some(_)) => Ok(uri),
@@ -95,7 +94,7 @@ fn callback_uri(value: &str) -> Result<Uri, Response<StorageBody>> {
     }
 }
 
-fn bad_request(message: &str) -> Response<StorageBody> {
+fn bad_request(message: &str) -> Refusal {
     error(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 

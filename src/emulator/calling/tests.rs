@@ -32,7 +32,7 @@ fn the_api_version_must_be_present_and_shaped_like_a_date() {
         let uri: Uri = format!("/calling/recordings{query}").parse().unwrap();
         match check_api_version(&uri) {
             Ok(()) => 200,
-            Err(response) => response.status().as_u16(),
+            Err(refusal) => refusal.status.as_u16(),
         }
     };
     let table = [
