@@ -310,3 +310,46 @@ async fn a_recording_started_paused_is_inactive_until_resumed() {
     let (_, _, state) = call(&client, Method::GET, &format!("{recording}?{API}"), &[], Value::Null).await;
     assert_eq!(serde_json::from_slice::<Value>(&state).unwrap()["recordingState"], "active");
 }
+
+#[tokio::test]
+async fn attempts_of_one_start_sent_together_make_one_recording() {
+    let emulator = Emulator::start().await.unwrap();
+    let client = signed(&emulator.connection_string());
+    let url = format!("{}calling/recordings?{API}", emulator.endpoint());
+    let headers = [("repeatability-request-id", "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e")];
+    let attempts = (0..8).map(|_| call(&client, Method::POST, &url, &headers, start_body("c1")));
+    let answers = futures_util::future::join_all(attempts).await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert_eq!(body, &answers[0].2);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_calling_path_gets_404_and_a_wrong_method_405() {
+    let emulator = Emulator::start().await.unwrap();
+    let client = signed(&emulator.connection_string());
+    let table = [
+        (Method::POST, "calling/callConnections", 404, error_body("NotFound", "no such operation")),
+        (Method::POST, "calling/recordings/r1:stop", 404, error_body("NotFound", "no such operation")),
+        (Method::GET, "calling/recordings", 405, error_body("MethodNotAllowed", "method not allowed here")),
+        (Method::PUT, "calling/recordings/r1", 405, error_body("MethodNotAllowed", "method not allowed here")),
+    ];
+    for (method, path, status, body) in table {
+        let url = format!("{}{path}?{API}", emulator.endpoint());
+        let answer = call(&client, method.clone(), &url, &[], Value::Null).await;
+        assert_eq!((answer.0.as_u16(), answer.2), (status, body), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_storage_host_serves_no_recording_operations() {
+    let emulator = Emulator::start().await.unwrap();
+    let client = HmacSigningLayer::from_connection_string(&emulator.connection_string())
+        .allow_list(emulator.allow_list())
+        .layer(Client::builder(TokioExecutor::new()).build_http());
+    let url = format!("{}/calling/recordings?{API}", emulator.storage().base_url());
+    let (status, _, body) = call(&client, Method::POST, &url, &[], start_body("c1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, error_body("not_found", "no such path"));
+}

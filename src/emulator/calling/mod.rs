@@ -24,6 +24,9 @@
 //!    subscriber.
 //! 6. A `POST` with a `Repeatability-Request-ID` already answered with a success gets that answer again, with
 //!    `Repeatability-Result: accepted`; it is not carried out a second time.
+//! 7. The media stored is always the emulator's synthetic WAV tone; the event labels it with the content, channel
+//!    and format types asked for. Callbacks go over plain `http`: an `https` callback URI is accepted, and its
+//!    callbacks are lost (logged), as are those a receiver refuses.
 
 mod callbacks;
 mod lifecycle;
@@ -133,24 +136,25 @@ impl Calling {
             return refusal.into_response();
         }
         let request_id = (parts.method == Method::POST).then(|| reply::request_id(&parts.headers)).flatten();
-        if let Some(id) = &request_id {
-            if let Some(reply) = self.state().replies.get(id) {
-                return reply.into_response(true);
-            }
-        }
         // The body was read whole by the signature check (or the bearer path) before it got here.
         let body = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+        // One lock from the look-up of a repeated request to keeping its answer: two attempts of one request that
+        // arrive together are carried out once.
+        let mut state = self.state();
+        if let Some(reply) = request_id.as_deref().and_then(|id| state.replies.get(id)) {
+            return reply.into_response(true);
+        }
         let outcome = match route {
-            Route::Start => self.start(&body),
-            Route::Recording(id) if parts.method == Method::GET => self.properties(&id),
-            Route::Recording(id) => self.stop(&id),
-            Route::Pause(id) => self.transition(&id, "pause", Phase::pause),
-            Route::Resume(id) => self.transition(&id, "resume", Phase::resume),
+            Route::Start => self.start(&mut state, &body),
+            Route::Recording(id) if parts.method == Method::GET => properties_of(&state, &id),
+            Route::Recording(id) => self.stop(&mut state, &id),
+            Route::Pause(id) => self.transition(&mut state, &id, "pause", Phase::pause),
+            Route::Resume(id) => self.transition(&mut state, &id, "resume", Phase::resume),
         };
         match outcome {
             Ok(reply) => {
-                if let Some(id) = &request_id {
-                    self.state().replies.keep(id.clone(), &reply);
+                if let Some(id) = request_id.clone() {
+                    state.replies.keep(id, &reply);
                 }
                 reply.into_response(request_id.is_some())
             }
@@ -158,9 +162,8 @@ impl Calling {
         }
     }
 
-    fn start(&self, body: &[u8]) -> Result<Reply, Refusal> {
+    fn start(&self, state: &mut State, body: &[u8]) -> Result<Reply, Refusal> {
         let start = Start::parse(body)?;
-        let mut state = self.state();
         let busy = state.recordings.values().any(|r| r.start.call == start.call && r.phase != Phase::Stopped);
         if busy {
             return Err(error(StatusCode::CONFLICT, "Conflict", "a recording of this call is already in progress"));
@@ -177,20 +180,13 @@ impl Calling {
         Ok(reply)
     }
 
-    fn properties(&self, id: &str) -> Result<Reply, Refusal> {
-        match self.state().recordings.get(id) {
-            Some(recording) if recording.phase != Phase::Stopped => Ok(properties(id, recording)),
-            _ => Err(not_found()),
-        }
-    }
-
     fn transition(
         &self,
+        state: &mut State,
         id: &str,
         operation: &str,
         apply: fn(&mut Phase) -> Result<Change, lifecycle::Conflict>,
     ) -> Result<Reply, Refusal> {
-        let mut state = self.state();
         let recording = state.recordings.get_mut(id).ok_or_else(not_found)?;
         let change = apply(&mut recording.phase)
             .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", conflict.message(operation)))?;
@@ -200,20 +196,12 @@ impl Calling {
         Ok(Reply::empty(StatusCode::ACCEPTED))
     }
 
-    fn stop(&self, id: &str) -> Result<Reply, Refusal> {
-        let (stored, subscribers) = {
-            let mut state = self.state();
-            let recording = state.recordings.get_mut(id).ok_or_else(not_found)?;
-            recording
-                .phase
-                .stop()
-                .map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", conflict.message("stop")))?;
-            self.announce(id, recording);
-            let stored = self.store(id, recording);
-            (stored, state.subscribers.clone())
-        };
-        let event = recording_file_status_updated(&stored);
-        for publisher in subscribers {
+    fn stop(&self, state: &mut State, id: &str) -> Result<Reply, Refusal> {
+        let recording = state.recordings.get_mut(id).ok_or_else(not_found)?;
+        recording.phase.stop().map_err(|conflict| error(StatusCode::CONFLICT, "Conflict", conflict.message("stop")))?;
+        self.announce(id, recording);
+        let event = recording_file_status_updated(&self.store(id, recording));
+        for publisher in state.subscribers.clone() {
             let event = event.clone();
             tokio::spawn(async move { publisher.deliver(std::slice::from_ref(&event)).await });
         }
@@ -249,6 +237,14 @@ impl Calling {
             correlation_id: &call.correlation_id,
         });
         self.shared.callbacks.send(uri.clone(), body);
+    }
+}
+
+/// The 200 of a `GET`: the state of a recording that was not stopped.
+fn properties_of(state: &State, id: &str) -> Result<Reply, Refusal> {
+    match state.recordings.get(id) {
+        Some(recording) if recording.phase != Phase::Stopped => Ok(properties(id, recording)),
+        _ => Err(not_found()),
     }
 }
 
