@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::Full;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -169,10 +169,15 @@ impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {
         repeatability: Option<&Repeatability>,
     ) -> Result<Request<Full<Bytes>>, Error> {
         let uri = format!("{}{path}?api-version={API_VERSION}", self.endpoint.url());
-        let mut builder =
-            Request::builder().method(method).uri(uri).header(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
         if !body.is_empty() {
             builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if method == Method::POST {
+            // HTTP clients leave the length out of an empty body; front ends may answer a POST without one 411.
+            builder = builder.header(CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         let mut request = builder
             .body(Full::new(body))

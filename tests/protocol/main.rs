@@ -1,8 +1,9 @@
 //! The protocol pieces behind real servers on loopback: request signing and its verifier, the Event Grid webhook
-//! layer (axum, tonic, tracing, Entra-secured deliveries), the recording events and Call Automation callbacks, and
-//! the cloud presets.
+//! layer (axum, tonic, tracing, Entra-secured deliveries), the recording events and Call Automation callbacks, the
+//! Call Automation recording client, and the cloud presets.
 
 mod call_automation;
+mod calling;
 mod clouds;
 mod recording_formats;
 mod signing;
