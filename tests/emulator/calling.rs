@@ -259,12 +259,15 @@ async fn a_start_repeated_with_the_same_request_id_gets_the_first_answer_and_no_
     let (status, _, _) = call(&client, Method::POST, &url, &other, body).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    eventually(Duration::from_secs(5), "the start callback arrived", || async {
-        (!bodies.lock().unwrap().is_empty()).then_some(())
+    // A pause queues its callback behind any other: once it arrives, every start's callback has arrived too.
+    let id = serde_json::from_slice::<Value>(&first.2).unwrap()["recordingId"].as_str().unwrap().to_owned();
+    let pause = format!("{}calling/recordings/{id}:pause?{API}", emulator.endpoint());
+    assert_eq!(call(&client, Method::POST, &pause, &[], Value::Null).await.0, StatusCode::ACCEPTED);
+    eventually(Duration::from_secs(5), "the pause callback arrived", || async {
+        (bodies.lock().unwrap().len() >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(states(&bodies).await, [RecordingState::Active]);
+    assert_eq!(states(&bodies).await, [RecordingState::Active, RecordingState::Inactive]);
 }
 
 #[tokio::test]
