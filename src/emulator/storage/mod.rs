@@ -35,9 +35,8 @@ pub use link::Link;
 use link::{Latency, Throttle};
 pub(in crate::emulator) use recording::participant_id;
 pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
-pub(in crate::emulator) use serve::problem;
 pub(crate) use serve::StorageService;
-use serve::{route, serve, Route};
+use serve::{problem, route, serve, Route};
 
 /// The default chunk limit, as ACS's: recordings larger than this arrive in several chunks.
 pub(crate) const DEFAULT_CHUNK_LIMIT: u64 = 1_500_000_000;

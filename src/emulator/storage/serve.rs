@@ -46,7 +46,7 @@ pub(super) fn route(path: &str) -> Option<Route> {
     }
 }
 
-pub(in crate::emulator) fn problem(status: StatusCode, code: &str, message: &str) -> Response<StorageBody> {
+pub(super) fn problem(status: StatusCode, code: &str, message: &str) -> Response<StorageBody> {
     let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
     let mut response = Response::new(StorageBody::full(Bytes::from(body)));
     *response.status_mut() = status;
