@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::support::{self, eventually, TestServer};
 use acs_recording::credential::{AccessKey, ConnectionString};
+use acs_recording::emulator::eventgrid::EventGridPublisher;
 use acs_recording::emulator::Emulator;
-use acs_recording::recording::{CallAutomationEvents, RecordingCallback, RecordingState};
+use acs_recording::eventgrid::{Events, Schema};
+use acs_recording::recording::{CallAutomationEvents, RecordingCallback, RecordingEvents, RecordingState};
 use acs_recording::signing::{HmacSigning, HmacSigningLayer};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -355,4 +357,38 @@ async fn the_storage_host_serves_no_recording_operations() {
     let (status, _, body) = call(&client, Method::POST, &url, &[], start_body("c1")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, error_body("not_found", "no such path"));
+}
+
+#[tokio::test]
+async fn a_call_is_recorded_again_once_its_recording_stopped_and_each_keeps_its_chunks() {
+    let emulator = Emulator::start().await.unwrap();
+    let client = signed(&emulator.connection_string());
+    let (webhook, events) = receiver().await;
+    emulator.subscribe(EventGridPublisher::new(&webhook.url("/events"), Schema::EventGrid).unwrap());
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = start(&client, &emulator, start_body("c1")).await;
+        let stop = format!("{}calling/recordings/{id}?{API}", emulator.endpoint());
+        assert_eq!(call(&client, Method::DELETE, &stop, &[], Value::Null).await.0, StatusCode::NO_CONTENT);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    eventually(Duration::from_secs(5), "both recordings were announced", || async {
+        (events.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+    let mut documents = Vec::new();
+    for body in events.lock().unwrap().iter() {
+        let events = RecordingEvents::from_events(Events::from_slice(Schema::EventGrid, body).unwrap());
+        for event in events.iter() {
+            for chunk in event.data().chunks() {
+                let stored = emulator.storage().document(chunk.document_id()).unwrap();
+                assert!(!stored.deleted);
+                documents.push(chunk.document_id().to_owned());
+            }
+        }
+    }
+    documents.sort();
+    documents.dedup();
+    assert_eq!(documents.len(), 2);
 }
