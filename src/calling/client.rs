@@ -85,9 +85,14 @@ impl<S> RecordingClient<S> {
 
 impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {
     /// Starts recording a call: answers the recording's id and state (200, or 202 when the service starts it
-    /// later). A retried start carries the same repeatability headers, so it never starts a second recording.
+    /// later). A retried start carries the same repeatability headers, so it never starts a second recording. A
+    /// request that names no call, or names it twice (locator and call connection id), is not sent.
     pub async fn start(&self, request: &StartRecording) -> Result<RecordingStatus, Error> {
         let operation = Operation::Start;
+        if request.call_locator.is_some() == request.call_connection_id.is_some() {
+            let why = "a start request names the call by a call locator or by a call connection id, one of the two";
+            return Err(Error::new(ErrorKind::InvalidRequest, operation).with_source(why));
+        }
         let body = serde_json::to_vec(request)
             .map(Bytes::from)
             .map_err(|error| Error::new(ErrorKind::InvalidRequest, operation).with_source(error))?;

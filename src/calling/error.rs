@@ -73,7 +73,8 @@ pub struct Error {
     kind: ErrorKind,
     operation: Operation,
     status: Option<StatusCode>,
-    service: Option<ServiceError>,
+    /// Boxed: it is rare, and the error stays small on the happy path's `Result`.
+    service: Option<Box<ServiceError>>,
     attempts: u32,
     source: Option<BoxError>,
 }
@@ -90,7 +91,7 @@ impl Error {
             StatusCode::CONFLICT => ErrorKind::Conflict,
             _ => ErrorKind::Status,
         };
-        Self { status: Some(status), service, ..Self::new(kind, operation) }
+        Self { status: Some(status), service: service.map(Box::new), ..Self::new(kind, operation) }
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -120,7 +121,7 @@ impl Error {
 
     /// The service's error body (`{"error":{"code":..,"message":..}}`) of the last answer, when it sent one.
     pub fn service_error(&self) -> Option<&ServiceError> {
-        self.service.as_ref()
+        self.service.as_deref()
     }
 
     /// How many requests were sent, the first one included.

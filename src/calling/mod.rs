@@ -86,12 +86,21 @@
 //! 3. Enums are open, as in the event model: a value this version does not know is kept verbatim. The value sets
 //!    the event model has (content, channel, format and storage types, state, kind) are its types; this model
 //!    writes them as the API does (`audioVideo`, `teamsCompliance`) and reads either spelling.
-//! 4. A start request names the call by a [`CallLocator`] or by a call connection id, not both.
-//! 5. Every `POST` is repeatable: it carries a `Repeatability-Request-ID` (a random UUID, version 4) and a
-//!    `Repeatability-First-Sent` (the IMF-fixdate of the first attempt), the same on every attempt of one call, so
-//!    that the service executes a retried request once.
-//! 6. URLs that may carry a secret in their query (the callback, the customer's container) are shown without it in
-//!    `Debug`.
+//! 4. A start request names the call by a [`CallLocator`] or by a call connection id, exactly one; the client
+//!    sends no other.
+//! 5. Every `POST` is repeatable: it carries a `Repeatability-Request-ID` (a random UUID, version 4, lower-case)
+//!    and a `Repeatability-First-Sent` (the IMF-fixdate of the first attempt), the same on every attempt of one
+//!    call, so that the service executes a retried request once. The API declares the pair on start; pause and
+//!    resume carry it too, harmless where it is not read. `DELETE` and `GET` are idempotent and carry none.
+//! 6. 408, 429, 5xx and answers that never came (a failed connection, a timeout) are retried under the
+//!    [`RetryPolicy`](crate::download::RetryPolicy): jittered exponential waits, or the server's `Retry-After`
+//!    (seconds or an HTTP date) when longer, never more than the backoff's maximum; at most `max_attempts`
+//!    requests, and no wait that would end past `max_total`. Any other status is final at once.
+//! 7. A failure is an [`Error`] naming the operation, the last status, the service's error code
+//!    (`{"error":{"code":..,"message":..}}`, kept whole in [`Error::service_error`]) and the attempts; 404 and 409
+//!    are kinds of their own. A host the signing layer refuses, or a credential that gives no token, is final.
+//! 8. No message or `Debug` shows a key, a token, a request URL, or the query of a URL that may carry a secret
+//!    (the callback, the customer's container).
 
 mod client;
 mod error;

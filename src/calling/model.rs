@@ -71,7 +71,8 @@ impl CallLocator {
         Self { group_call_id: Some(id.into()), kind: Some(CallLocatorKind::GroupCall), ..Self::default() }
     }
 
-    /// The call of this ACS room.
+    /// The call of this ACS room. The API documents room locators as not supported for starting a recording: use
+    /// the room call's server call id there.
     pub fn room(id: impl Into<String>) -> Self {
         Self { room_id: Some(id.into()), kind: Some(CallLocatorKind::RoomCall), ..Self::default() }
     }

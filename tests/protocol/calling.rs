@@ -17,9 +17,13 @@ use acs_recording::download::RetryPolicy;
 use acs_recording::recording::{
     RecordingChannelType, RecordingContentType, RecordingFormatType, RecordingKind, RecordingState,
 };
-use acs_recording::signing::{compute_signature, content_hash, string_to_sign, HmacSigningLayer};
+use acs_recording::signing::{
+    compute_signature, content_hash, string_to_sign, BearerTokenLayer, HmacSigningLayer, ACS_SCOPE,
+};
 use acs_recording::HttpClient;
 use axum::extract::State;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::time::OffsetDateTime;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -50,10 +54,13 @@ struct Seen {
     body: Bytes,
 }
 
+/// One scripted answer: status, headers, body.
+type Scripted = (StatusCode, Vec<(&'static str, String)>, String);
+
 /// What the server answers, in order, and what it was sent.
 #[derive(Clone, Default)]
 struct Script {
-    answers: Arc<Mutex<VecDeque<(StatusCode, Vec<(&'static str, String)>, String)>>>,
+    answers: Arc<Mutex<VecDeque<Scripted>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -480,6 +487,23 @@ async fn connection_errors_are_retried_and_reported_as_transport_when_they_persi
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
+#[tokio::test]
+async fn a_start_naming_no_call_or_two_is_not_sent() {
+    let (client, calls) = scripted(vec![]);
+    let mut both = StartRecording::call(CallLocator::room("room-1"));
+    both.call_connection_id = Some("c1".into());
+    for start in [StartRecording::default(), both] {
+        let error = client.start(&start).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(error.to_string(), "start recording could not be built");
+        assert_eq!(
+            std::error::Error::source(&error).unwrap().to_string(),
+            "a start request names the call by a call locator or by a call connection id, one of the two"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_host_the_signing_layer_refuses_is_final() {
     let cs: ConnectionString =
@@ -496,5 +520,72 @@ async fn a_host_the_signing_layer_refuses_is_final() {
     assert_eq!(error.kind(), ErrorKind::Credential);
     assert_eq!(error.attempts(), 1);
     assert_eq!(error.to_string(), "stop recording could not be signed");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// Hands out `entra-token-<n>`, valid for an hour of the signing clock, or fails when `fail` is set.
+#[derive(Debug, Default)]
+struct FakeCredential {
+    calls: AtomicUsize,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for FakeCredential {
+    async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+        assert_eq!(scopes, [ACS_SCOPE]);
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail {
+            return Err(azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, "no identity here"));
+        }
+        let expires = OffsetDateTime::from_unix_timestamp(SIGNED_AT as i64 + 3600).unwrap();
+        Ok(AccessToken::new(format!("entra-token-{n}"), expires))
+    }
+}
+
+#[tokio::test]
+async fn the_client_runs_inside_the_bearer_token_layer() {
+    let script =
+        Script::default().answer(200, &[], r#"{"recordingId":"r1","recordingState":"active"}"#).answer(202, &[], "");
+    let app = axum::Router::new().fallback(play_acs).with_state(script.clone());
+    let server = TestServer::axum(app).await;
+    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{}/", server.addr.port())).unwrap();
+    let credential = Arc::new(FakeCredential::default());
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let entra = BearerTokenLayer::new(endpoint.clone(), credential.clone()).with_clock(signed_at).layer(http);
+    let client = RecordingClient::new(entra, endpoint).with_retry_policy(quick());
+
+    client.start(&StartRecording::call(CallLocator::server_call("s1"))).await.unwrap();
+    client.pause("r1").await.unwrap();
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 2);
+    for sent in &seen {
+        assert_eq!(sent.headers["authorization"], "Bearer entra-token-1");
+        assert!(!sent.headers.contains_key("x-ms-content-sha256"));
+        assert_eq!(sent.headers["repeatability-request-id"].len(), 36);
+    }
+    assert_eq!(seen[0].body, r#"{"callLocator":{"serverCallId":"s1","kind":"serverCallLocator"}}"#);
+    assert_eq!(credential.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_credential_that_gives_no_token_is_final() {
+    let (inner, calls) = {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let inner = service_fn(move |_: Request<Full<Bytes>>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        });
+        (inner, calls)
+    };
+    let endpoint = Endpoint::parse("https://contoso.communication.azure.com").unwrap();
+    let credential = Arc::new(FakeCredential { fail: true, ..FakeCredential::default() });
+    let entra = BearerTokenLayer::new(endpoint.clone(), credential).with_clock(signed_at).layer(inner);
+    let error = RecordingClient::new(entra, endpoint).state("r1").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Credential);
+    assert_eq!(error.to_string(), "get recording state could not be signed");
+    assert_eq!(error.attempts(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
