@@ -61,6 +61,43 @@
 //! 4. Synthetic media: a deterministic WAV tone split at the chunk limit (1.5 GB by default), each chunk but the
 //!    last ending with `ChunkMaximumSizeExceeded`, with a metadata JSON per chunk.
 //! 5. [Faults](Fault) per document and a [request log](LoggedRequest) for tests.
+//! 6. Call Automation's recording operations on the endpoint (`/calling/recordings...`, with `api-version`, under
+//!    the same signature or token): start, pause, resume, state and stop of a call's recording, the
+//!    `RecordingStateChanged` callbacks posted to the start request's callback URI in order, and on stop the
+//!    recording's chunks stored ([`EmulatorBuilder::call_recording_bytes`] of audio, split at the chunk limit) and
+//!    announced with a `RecordingFileStatusUpdated` to each [subscriber](Emulator::subscribe). Errors have the
+//!    service's shape (`{"error":{"code","message"}}`): 400, 401, 404 for an unknown recording, 409 for an
+//!    operation its state refuses (anything after stop). A `POST` repeated with a `Repeatability-Request-ID`
+//!    already answered gets that answer again and is not carried out twice.
+//!
+//! ```
+//! use acs_recording::calling::{CallLocator, RecordingClient, StartRecording};
+//! use acs_recording::emulator::Emulator;
+//! use acs_recording::recording::RecordingState;
+//! use acs_recording::signing::HmacSigningLayer;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::Layer;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let emulator = Emulator::start().await?;
+//! let signed = HmacSigningLayer::from_connection_string(&emulator.connection_string())
+//!     .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//! let client = RecordingClient::new(signed, emulator.endpoint().clone());
+//!
+//! let start = StartRecording::call(CallLocator::server_call("aHR0cHM6Ly9jYWxsLzE")).pause_on_start(true);
+//! let status = client.start(&start).await?;
+//! assert_eq!(status.recording_state, Some(RecordingState::Inactive));
+//! let id = status.recording_id.unwrap();
+//! client.resume(&id).await?;
+//! assert_eq!(client.state(&id).await?.recording_state, Some(RecordingState::Active));
+//! client.stop(&id).await?;
+//! assert!(client.pause(&id).await.unwrap_err().is_conflict());
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).unwrap();
+//! ```
 //!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
 //! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
@@ -69,9 +106,11 @@
 //! The emulator stops when the [`Emulator`] is dropped.
 
 mod bearer;
+mod calling;
 pub mod eventgrid;
 mod media;
 mod metadata;
+mod routes;
 mod storage;
 
 use std::convert::Infallible;
@@ -98,6 +137,9 @@ use crate::credential::{AccessKey, ConnectionString, Endpoint};
 use crate::secret::SecretDigest;
 use crate::signing::{AllowList, HmacVerifyLayer, DEFAULT_VERIFY_BODY_LIMIT};
 use bearer::BearerCheck;
+use calling::{Calling, DEFAULT_CALL_RECORDING_BYTES};
+use eventgrid::EventGridPublisher;
+use routes::Routes;
 use storage::{Counted, StorageService};
 
 /// Configures and starts an [`Emulator`].
@@ -108,6 +150,7 @@ pub struct EmulatorBuilder {
     access_key: Option<AccessKey>,
     bearer_token: Option<SecretDigest>,
     endpoint_addr: SocketAddr,
+    call_recording_bytes: u64,
 }
 
 impl EmulatorBuilder {
@@ -128,6 +171,13 @@ impl EmulatorBuilder {
     /// hands out this token. HMAC signatures keep working beside it.
     pub fn bearer_token(mut self, token: impl AsRef<[u8]>) -> Self {
         self.bearer_token = Some(SecretDigest::of(token.as_ref()));
+        self
+    }
+
+    /// Sets how many audio bytes a recording stopped through Call Automation stores (default 96,000: one second of
+    /// the synthetic 48 kHz tone), split at the chunk limit like any recording.
+    pub fn call_recording_bytes(mut self, bytes: u64) -> Self {
+        self.call_recording_bytes = bytes;
         self
     }
 
@@ -156,11 +206,15 @@ impl EmulatorBuilder {
         let storage = Storage::new(format!("http://{storage_addr}"), self.chunk_limit, resource_id);
         let verify = HmacVerifyLayer::new(key.clone(), endpoint.authority());
         let bearer = self.bearer_token;
+        let (calling, callbacks) = Calling::new(storage.clone(), self.call_recording_bytes);
+        let endpoint_routes = Routes { storage: StorageService(storage.clone()), calling: Some(calling.clone()) };
+        let storage_routes = Routes { storage: StorageService(storage.clone()), calling: None };
         let tasks = vec![
-            tokio::spawn(serve(endpoint_listener, storage.clone(), verify.clone(), bearer)),
-            tokio::spawn(serve(storage_listener, storage.clone(), verify, bearer)),
+            tokio::spawn(serve(endpoint_listener, storage.clone(), endpoint_routes, verify.clone(), bearer)),
+            tokio::spawn(serve(storage_listener, storage.clone(), storage_routes, verify, bearer)),
+            callbacks,
         ];
-        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, tasks })
+        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, calling, tasks })
     }
 }
 
@@ -171,6 +225,7 @@ pub struct Emulator {
     bearer: bool,
     storage: Storage,
     storage_addr: SocketAddr,
+    calling: Calling,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -182,6 +237,7 @@ impl Emulator {
             access_key: None,
             bearer_token: None,
             endpoint_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            call_recording_bytes: DEFAULT_CALL_RECORDING_BYTES,
         }
     }
 
@@ -219,6 +275,13 @@ impl Emulator {
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
+
+    /// Subscribes a webhook to the emulator's Event Grid topic: each recording stopped through Call Automation from
+    /// now on is announced to it with a `RecordingFileStatusUpdated` event, delivered with the publisher's retries.
+    /// The subscription handshake is the caller's to run first ([`EventGridPublisher::validate`]).
+    pub fn subscribe(&self, publisher: EventGridPublisher) {
+        self.calling.subscribe(publisher);
+    }
 }
 
 impl fmt::Debug for Emulator {
@@ -246,7 +309,13 @@ fn random_key() -> AccessKey {
 }
 
 /// Accepts connections until aborted; aborting drops the set, which aborts every connection.
-async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer, bearer: Option<SecretDigest>) {
+async fn serve(
+    listener: TcpListener,
+    storage: Storage,
+    routes: Routes,
+    verify: HmacVerifyLayer,
+    bearer: Option<SecretDigest>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -260,18 +329,25 @@ async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer,
         let _ = stream.set_nodelay(true);
         while connections.try_join_next().is_some() {}
         let storage = storage.clone();
-        let verified = verify.layer(StorageService(storage.clone()));
+        let routes = routes.clone();
+        let verified = verify.layer(routes.clone());
         connections.spawn(async move {
             let service = service_fn(move |request: http::Request<Incoming>| {
                 let storage = storage.clone();
+                let routes = routes.clone();
                 let verified = verified.clone();
                 async move {
                     let (index, sent) = storage.log_request(&request);
-                    let response = match bearer::check(request.headers(), bearer.as_ref()) {
+                    let calling = routes.calling_for(request.uri().path()).is_some();
+                    let mut response = match bearer::check(request.headers(), bearer.as_ref()) {
                         BearerCheck::Absent => verified.oneshot(request).await?,
-                        BearerCheck::Accepted => with_token(&storage, request).await,
+                        BearerCheck::Accepted => with_token(routes, request).await,
                         BearerCheck::Rejected => bearer::rejection(),
                     };
+                    // Call Automation answers a failed authentication in its own error shape.
+                    if calling && response.status() == http::StatusCode::UNAUTHORIZED {
+                        response = calling::unauthorized(&response).map(ResponseBody::inner);
+                    }
                     storage.log_status(index, response.status());
                     Ok::<_, Infallible>(response.map(|body| Counted::new(body, sent)))
                 }
@@ -282,12 +358,16 @@ async fn serve(listener: TcpListener, storage: Storage, verify: HmacVerifyLayer,
 }
 
 /// Serves a request that carried the configured bearer token: its body read under the verifier's limit.
-async fn with_token(storage: &Storage, request: http::Request<Incoming>) -> http::Response<ResponseBody<StorageBody>> {
+async fn with_token(routes: Routes, request: http::Request<Incoming>) -> http::Response<ResponseBody<StorageBody>> {
     let (parts, body) = request.into_parts();
     match Limited::new(body, DEFAULT_VERIFY_BODY_LIMIT).collect().await {
         Ok(collected) => {
             let request = http::Request::from_parts(parts, Full::new(collected.to_bytes()));
-            storage.handle(request).map(ResponseBody::inner)
+            let response = match routes.calling_for(request.uri().path()) {
+                Some(calling) => calling.handle(request).await,
+                None => routes.storage.0.handle(request),
+            };
+            response.map(ResponseBody::inner)
         }
         Err(_) => {
             let mut response = http::Response::new(ResponseBody::full(bytes::Bytes::from_static(

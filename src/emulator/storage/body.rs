@@ -34,11 +34,11 @@ pub(super) enum Kind {
 pub(super) const FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
 impl StorageBody {
-    pub(super) fn empty() -> Self {
+    pub(in crate::emulator) fn empty() -> Self {
         Self { kind: Kind::Full(None), throttle: None }
     }
 
-    pub(super) fn full(bytes: Bytes) -> Self {
+    pub(in crate::emulator) fn full(bytes: Bytes) -> Self {
         Self { kind: Kind::Full(Some(bytes)), throttle: None }
     }
 

@@ -33,7 +33,7 @@ pub use body::StorageBody;
 pub use fault::Fault;
 pub use link::Link;
 use link::{Latency, Throttle};
-use recording::participant_id;
+pub(in crate::emulator) use recording::participant_id;
 pub use recording::{RecordingSpec, StoredChunk, StoredRecording};
 pub(crate) use serve::StorageService;
 use serve::{problem, route, serve, Route};
@@ -273,7 +273,9 @@ impl Storage {
         let per_chunk = (self.shared.chunk_limit.saturating_sub(WAV_HEADER as u64).max(2)) & !1;
         let total = spec.bytes & !1;
         let count = total.div_ceil(per_chunk).max(1);
-        let stem = short_hash(spec.call_id.as_bytes());
+        // Chunks are named after the recording when it has an id of its own, so that two recordings of one call
+        // do not overwrite each other's documents.
+        let stem = short_hash(spec.recording_id.as_deref().unwrap_or(&spec.call_id).as_bytes());
         let start_time = iso8601(self.shared.epoch);
         let participants = match &spec.participants {
             Some(participants) => participants.clone(),
@@ -313,7 +315,10 @@ impl Storage {
         }
         StoredRecording {
             server_call_id: format!("aHR0cHM6Ly9lbXVsYXRvci8{stem:016x}"),
-            recording_id: format!("{:016x}", short_hash(format!("recording:{}", spec.call_id).as_bytes())),
+            recording_id: match spec.recording_id {
+                Some(recording_id) => recording_id,
+                None => format!("{:016x}", short_hash(format!("recording:{}", spec.call_id).as_bytes())),
+            },
             call_id: spec.call_id,
             start_time,
             duration_ms: total * 1000 / (u64::from(SAMPLE_RATE) * 2),

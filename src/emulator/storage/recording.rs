@@ -98,12 +98,15 @@ pub struct RecordingSpec {
     /// The `storageType` the event announces (`AzureBlob` for a recording exported to the customer's storage,
     /// `acsstorage` when the export failed); `None` leaves it out, as before bring your own storage.
     pub storage_type: Option<String>,
+    /// The recording id the event names, which also keeps the chunks of two recordings of one call apart; `None`
+    /// derives one from the call id.
+    pub recording_id: Option<String>,
 }
 
 impl RecordingSpec {
     /// A mixed recording of `call_id` with `bytes` of audio.
     pub fn new(call_id: impl Into<String>, bytes: u64) -> Self {
-        Self { call_id: call_id.into(), bytes, participants: None, storage_type: None }
+        Self { call_id: call_id.into(), bytes, participants: None, storage_type: None, recording_id: None }
     }
 
     /// Makes the recording unmixed: participant `i` of `participants` on channel `i` (ACS allows up to 5).
@@ -117,9 +120,15 @@ impl RecordingSpec {
         self.storage_type = Some(storage_type.into());
         self
     }
+
+    /// Sets the recording id (default: one derived from the call id); its chunks get document ids of their own.
+    pub fn recording_id(mut self, recording_id: impl Into<String>) -> Self {
+        self.recording_id = Some(recording_id.into());
+        self
+    }
 }
 
 /// A made-up ACS raw id for participant `n` of a call.
-pub(super) fn participant_id(call_id: &str, n: u64) -> String {
+pub(in crate::emulator) fn participant_id(call_id: &str, n: u64) -> String {
     format!("8:acs:{:016x}", short_hash(call_id.as_bytes()) ^ n)
 }

@@ -64,3 +64,15 @@ fn recordings_split_at_the_chunk_limit() {
     assert_eq!(value["chunkIndex"], 1);
     assert_eq!(value["recordingInfo"]["format"], "wav");
 }
+
+#[test]
+fn two_recordings_of_one_call_with_their_own_ids_keep_their_chunks_apart() {
+    let storage = Storage::new("http://127.0.0.1:1".into(), 1000, "r".into());
+    let first = storage.record(RecordingSpec::new("call", 100).recording_id("rec-1"));
+    let second = storage.record(RecordingSpec::new("call", 100).recording_id("rec-2"));
+    assert_eq!((first.recording_id.as_str(), second.recording_id.as_str()), ("rec-1", "rec-2"));
+    assert_ne!(first.chunks[0].document_id, second.chunks[0].document_id);
+    assert_eq!(first.call_id, second.call_id);
+    let unnamed = storage.record(RecordingSpec::new("call", 100));
+    assert_eq!(unnamed.recording_id, storage.record(RecordingSpec::new("call", 100)).recording_id);
+}
