@@ -1,8 +1,9 @@
 //! The delivery span: what it records, and what it never records.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Once;
 
 use crate::support::fixture;
 use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
@@ -13,12 +14,22 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::MakeWriter;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// What the subscriber wrote for this thread, while a test captures it.
+    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
 
-impl Write for Captured {
+/// Writes into the capture of the thread that logs, if it has one; anything else is dropped.
+#[derive(Clone, Copy, Default)]
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURED.with(|captured| {
+            if let Some(buffer) = captured.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -27,25 +38,36 @@ impl Write for Captured {
     }
 }
 
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
+impl<'a> MakeWriter<'a> for ThreadCapture {
+    type Writer = ThreadCapture;
 
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
+    fn make_writer(&'a self) -> ThreadCapture {
+        *self
     }
+}
+
+/// Captures what the crate logs on this thread while `run` runs (a current-thread runtime keeps the service's work
+/// on it). The subscriber is the process's global one: with a per-test default, another test's thread could cache
+/// the span's callsite as disabled while this one registers, and the span would go unrecorded.
+async fn capture<F: std::future::Future>(run: F) -> (F::Output, String) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(ThreadCapture)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in this binary");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let output = run.await;
+    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take()).unwrap_or_default();
+    (output, String::from_utf8(bytes).unwrap())
 }
 
 #[tokio::test]
 async fn each_delivery_gets_a_span_with_aeg_headers_and_count_but_no_secret_or_query() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::CLOSE)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-
     let handler =
         service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) });
     let webhook = ServiceBuilder::new()
@@ -58,10 +80,9 @@ async fn each_delivery_gets_a_span_with_aeg_headers_and_count_but_no_secret_or_q
         .header("aeg-subscription-name", "RECORDINGS")
         .body(Full::new(fixture("mixed_batch.eventgrid.json")))
         .unwrap();
-    let response = webhook.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (response, output) = capture(webhook.oneshot(request)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
 
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let close =
         output.lines().find(|line| line.contains("eventgrid_delivery") && line.contains("close")).expect(&output);
     assert!(
