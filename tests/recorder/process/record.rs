@@ -126,3 +126,27 @@ async fn record_against_an_unreachable_endpoint_fails_with_one_line_naming_no_se
     assert!(stderr.starts_with("error: start recording got no answer after 2 attempts"), "{stderr}");
     assert!(!stderr.contains(key) && !stderr.contains("api-version"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_demo_records_a_call_through_call_automation_and_downloads_what_the_emulator_announces() {
+    let out = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(recorder_binary())
+        .args(["--no-progress", "--demo-chunks", "2", "--demo-chunk-size", "262144", "--out"])
+        .arg(out.path())
+        .env_remove("ACS_CONNECTION_STRING")
+        .env_remove("ACS_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let steps: Vec<&str> = stdout.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    for step in ["start", "pause", "resume", "stop", "announced"] {
+        assert!(steps.contains(&step), "{step}: {stdout}");
+    }
+    assert!(stdout.contains("pause     inactive\nresume    active\n"), "{stdout}");
+    assert!(stdout.contains("deliveries        2 of the recording's event, answered 200 OK, 200 OK"), "{stdout}");
+    assert!(stdout.contains("jobs journaled    1 "), "{stdout}");
+    assert!(stdout.contains("2 chunks, ") && stdout.contains("every SHA-256 matches the emulator"), "{stdout}");
+}
