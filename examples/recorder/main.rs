@@ -206,8 +206,8 @@ struct Args {
     #[arg(long, default_value = "eventgrid", value_parser = acs_recording::emulator::eventgrid::parse_schema)]
     demo_schema: Schema,
 
-    /// Demo: serve the storage without faults (by default a connection drops mid-chunk and a chunk answers 503
-    /// twice, to show the resume and the retries).
+    /// Demo: serve the storage without faults (by default it answers 503 while the recording is stored, a
+    /// connection drops mid-chunk and a chunk answers 503 twice, to show the resume and the retries).
     #[arg(long)]
     demo_no_faults: bool,
 }

@@ -150,3 +150,59 @@ async fn the_demo_records_a_call_through_call_automation_and_downloads_what_the_
     assert!(stdout.contains("jobs journaled    1 "), "{stdout}");
     assert!(stdout.contains("2 chunks, ") && stdout.contains("every SHA-256 matches the emulator"), "{stdout}");
 }
+
+#[tokio::test]
+async fn record_start_by_room_reports_the_services_refusal_in_one_line() {
+    let emulator = Emulator::start().await.unwrap();
+    let (code, stdout, stderr) = record_on(&emulator, &["start", "--room-id", "99412345"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "error: start recording answered 400 bad request (BadRequest): a room call locator cannot start a recording; \
+         use the call's server call id\n"
+    );
+}
+
+#[tokio::test]
+async fn record_start_by_call_connection_posts_its_state_changes_to_the_callback_uri() {
+    let emulator = Emulator::start().await.unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/recording",
+        axum::routing::post(move |body: String| async move {
+            kept.lock().unwrap().push(body);
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/recording", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (code, stdout, stderr) = record_on(
+        &emulator,
+        &[
+            "start",
+            "--call-connection-id",
+            "421f0b00-2a3c-4d5e-8f90-0a1b2c3d4e5f",
+            "--callback-uri",
+            &callback,
+            "--blob-container",
+            "https://contoso.blob.core.windows.net/recordings",
+            "--pause-on-start",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(json_line(&stdout)["recordingState"], "inactive");
+    let body = eventually(Duration::from_secs(10), "the state callback arrives", || {
+        std::future::ready(bodies.lock().unwrap().first().cloned())
+    })
+    .await;
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["type"], "Microsoft.Communication.RecordingStateChanged");
+    // Call Automation's callbacks spell the state either way; the value is what counts.
+    assert!(events[0]["data"]["state"].as_str().is_some_and(|state| state.eq_ignore_ascii_case("inactive")), "{body}");
+    assert_eq!(events[0]["data"]["callConnectionId"], "421f0b00-2a3c-4d5e-8f90-0a1b2c3d4e5f");
+    server.abort();
+}
