@@ -124,18 +124,17 @@ pub(crate) enum Format {
 impl StartArgs {
     /// The start request; an error unless exactly one way of naming the call was given.
     fn request(&self) -> Result<StartRecording, BoxError> {
-        let named = [&self.server_call_id, &self.group_call_id, &self.room_id, &self.call_connection_id];
-        if named.iter().filter(|id| id.is_some()).count() != 1 {
+        let named = [
+            self.server_call_id.as_deref().map(|id| StartRecording::call(CallLocator::server_call(id))),
+            self.group_call_id.as_deref().map(|id| StartRecording::call(CallLocator::group_call(id))),
+            self.room_id.as_deref().map(|id| StartRecording::call(CallLocator::room(id))),
+            self.call_connection_id.as_deref().map(StartRecording::call_connection),
+        ];
+        let mut named = named.into_iter().flatten();
+        let (Some(mut start), None) = (named.next(), named.next()) else {
             return Err("name the call with exactly one of --server-call-id, --group-call-id, --room-id and \
                         --call-connection-id"
                 .into());
-        }
-        let mut start = match (&self.server_call_id, &self.group_call_id, &self.room_id, &self.call_connection_id) {
-            (Some(id), ..) => StartRecording::call(CallLocator::server_call(id)),
-            (_, Some(id), ..) => StartRecording::call(CallLocator::group_call(id)),
-            (_, _, Some(id), _) => StartRecording::call(CallLocator::room(id)),
-            (.., Some(id)) => StartRecording::call_connection(id),
-            (None, None, None, None) => unreachable!("exactly one is set"),
         };
         if let Some(content) = self.content {
             start = start.content(match content {
