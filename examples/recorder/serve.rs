@@ -89,11 +89,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    // Without --cloud, the storage hosts of every cloud the official SDKs know.
-    let mut allow = settings.cloud.map_or_else(AllowList::azure_defaults, AllowList::for_cloud);
-    for host in &settings.allow_hosts {
-        allow = allow.allow_host(host)?;
-    }
+    let allow = allow_list(settings.cloud, &settings.allow_hosts)?;
     let storage = Storage { settings, credential, allow, webhook, listener };
     match &settings.store {
         None => {
@@ -107,6 +103,16 @@ pub(crate) async fn run(
             storage.start(ObjectStoreSink::new(location), journal, shutdown).await
         }
     }
+}
+
+/// The hosts signed requests may go to besides the endpoint: the storage hosts of `cloud` (without one, of every
+/// cloud the official SDKs know) and `hosts` (`--allow-host`).
+pub(crate) fn allow_list(cloud: Option<AzureCloud>, hosts: &[String]) -> Result<AllowList, BoxError> {
+    let mut allow = cloud.map_or_else(AllowList::azure_defaults, AllowList::for_cloud);
+    for host in hosts {
+        allow = allow.allow_host(host)?;
+    }
+    Ok(allow)
 }
 
 /// Everything but the sink and the journal.

@@ -3,4 +3,5 @@
 
 mod abuse;
 mod lifecycle;
+mod record;
 mod soak;
