@@ -15,6 +15,7 @@
 //! | [`RecordingMetadata`](recording::RecordingMetadata) | [`recording`] | a chunk's metadata document typed: participants and channels, audio and video configuration, pauses |
 //! | [`CallAutomationEvents`](recording::CallAutomationEvents) | [`recording`] | Call Automation's `RecordingStateChanged` and `StartRecordingFailed` callbacks, an extractor |
 //! | [`AzureCloud`](cloud::AzureCloud) | [`cloud`] | the public, US Government and China presets: storage hosts, Event Grid origins and applications, Entra |
+//! | [`RecordingClient`](calling::RecordingClient) | [`calling`] | starts, pauses, resumes and stops call recordings through Call Automation, with repeatable starts and retries |
 //! | [`ChunkDownloader`](download::ChunkDownloader) | [`download`] | streams every chunk, resumes with `Range` + `If-Match`, verifies, writes atomically |
 //! | [`HmacSigningLayer`](signing::HmacSigningLayer) | [`signing`] | signs each request (HMAC-SHA256), only for allowed hosts |
 //! | [`HmacVerifyLayer`](signing::HmacVerifyLayer) | [`signing`] | checks such signatures on a server |
