@@ -59,6 +59,7 @@ mod lease;
 mod memory;
 #[cfg(feature = "object-store")]
 mod store;
+mod timestamp;
 mod transition;
 
 use std::future::Future;
@@ -66,7 +67,7 @@ use std::io;
 use std::time::Duration;
 
 pub use file::FileJournal;
-pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
+pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState, TrackedRecording};
 pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;

@@ -99,6 +99,7 @@
 
 mod admission;
 mod builder;
+mod callbacks;
 mod engine;
 mod export;
 mod future;
@@ -112,6 +113,7 @@ mod shared;
 mod signed;
 #[cfg(all(test, feature = "emulator"))]
 mod simulation;
+mod tracking;
 mod worker;
 
 use std::fmt;
@@ -124,7 +126,8 @@ use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer;
 
 pub use admission::{Admission, AdmitError, AdmitErrorKind};
-pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
+pub use builder::{RecorderBuilder, DEFAULT_MISSING_EVENT_WINDOW, DEFAULT_RECORDING_LIFETIME};
+pub use callbacks::CallbackIntake;
 use engine::Engine;
 pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
@@ -135,13 +138,16 @@ use signed::SignedClient;
 
 use crate::credential::Credential;
 use crate::download::sink::Sink;
-use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
-use crate::journal::{JobId, JobState, Journal};
+use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer, Schema};
+use crate::journal::{JobId, JobState, Journal, TrackedRecording};
 use crate::recording::RecordingEvents;
 use crate::HttpClient;
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
 pub type Webhook<J> = EventGridWebhook<Intake<J>>;
+
+/// The recorder's callback service: the Event Grid layer's authentication around the [`CallbackIntake`].
+pub type Callbacks<J> = EventGridWebhook<CallbackIntake<J>>;
 
 /// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
 /// [module docs](crate::recorder).
@@ -184,6 +190,28 @@ impl<K, J: Journal> Recorder<K, J> {
     /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
     pub fn webhook(&self) -> Webhook<J> {
         self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// The service for Call Automation's callback route (the `recordingStateCallbackUri` of a start request):
+    /// `RecordingStateChanged` callbacks track their recordings until their events come (see [`CallbackIntake`]).
+    /// It authenticates as the [`webhook`](Self::webhook) does (the delivery secret and checks of the
+    /// [`RecorderBuilder::webhook_layer`]) and reads every body as CloudEvents, as Call Automation sends them.
+    pub fn callbacks(&self) -> Callbacks<J> {
+        self.webhook.clone().read_as(Schema::CloudEvents).layer(CallbackIntake::new(self.engine.shared.clone()))
+    }
+
+    /// Tracks a recording the application started (from its start answer: [`TrackedRecording::from_status`])
+    /// until its `RecordingFileStatusUpdated` event comes: a record `awaiting` in the journal, durable when this
+    /// returns. Tracking it again adds what was not known (the call ids) and changes nothing else.
+    pub async fn track_started(&self, recording: TrackedRecording) -> io::Result<()> {
+        tracking::track(&self.engine.shared, recording).await
+    }
+
+    /// Marks a tracked recording stopped now: once [`RecorderBuilder::missing_event_window`] passed without its
+    /// event, it is reported `missing`. `Ok(false)` when the recording is not tracked.
+    pub async fn track_stopped(&self, recording_id: &str) -> io::Result<bool> {
+        let now = crate::clock::Clock::now(&self.engine.shared.clock);
+        tracking::stopped(&self.engine.shared, recording_id, now).await
     }
 
     /// The intake without its HTTP service: [`Intake::admit`] journals recording events from any source.

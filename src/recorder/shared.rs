@@ -15,7 +15,7 @@ use crate::journal::{JobId, JobState, Transition};
 /// Counts of jobs per open or final state, mirrored into the `acs_recording_jobs` gauge.
 #[derive(Debug, Default)]
 pub(crate) struct StateCounts {
-    counts: [AtomicUsize; 5],
+    counts: [AtomicUsize; 8],
 }
 
 fn slot(state: JobState) -> usize {
@@ -24,12 +24,23 @@ fn slot(state: JobState) -> usize {
         JobState::Running => 1,
         JobState::Done => 2,
         JobState::Failed => 3,
+        JobState::Awaiting => 5,
+        JobState::Missing => 6,
+        JobState::Linked => 7,
         _ => 4,
     }
 }
 
-const STATES: [JobState; 5] =
-    [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed, JobState::Rejected];
+const STATES: [JobState; 8] = [
+    JobState::Pending,
+    JobState::Running,
+    JobState::Done,
+    JobState::Failed,
+    JobState::Rejected,
+    JobState::Awaiting,
+    JobState::Missing,
+    JobState::Linked,
+];
 
 impl StateCounts {
     pub(crate) fn add(&self, state: JobState) {
@@ -93,6 +104,8 @@ pub(crate) struct Shared<J> {
     /// Set while the workers run.
     pub(crate) working: AtomicBool,
     pub(crate) lifetime: Duration,
+    /// How long a stopped recording's event may take before the recording is reported missing.
+    pub(crate) missing_window: Duration,
     pub(crate) clock: SharedClock,
     /// Jobs a worker holds now, so that a job queued twice runs once.
     pub(crate) in_flight: Mutex<HashSet<JobId>>,
