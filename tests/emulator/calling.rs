@@ -214,6 +214,10 @@ async fn a_start_request_without_a_call_or_with_a_bad_callback_gets_400() {
         (json!({}), "callLocator or callConnectionId is required"),
         (json!({ "callLocator": { "kind": "serverCallLocator" } }), "the call locator names no call"),
         (
+            json!({ "callLocator": { "kind": "roomCallLocator", "roomId": "room-1" } }),
+            "a room call locator cannot start a recording; use the call's server call id",
+        ),
+        (
             json!({ "callLocator": { "serverCallId": "c1" }, "callConnectionId": "cc1" }),
             "give either callLocator or callConnectionId, not both",
         ),

@@ -9,10 +9,11 @@
 //!    signature or bearer token as the storage.
 //! 2. Every operation needs the `api-version` query parameter (a date such as `2024-09-15`, optionally
 //!    `-preview`); without one the answer is 400 `MissingApiVersionParameter`. Errors have Call Automation's shape,
-//!    `{"error":{"code":"...","message":"..."}}`: 400 for a body that is not a start request, 401 for a failed
-//!    signature or token, 404 for a recording the emulator does not know (or a stopped one, on `GET`), 409 for an
-//!    operation the recording's state does not allow (anything on a stopped recording, a second start for a call
-//!    being recorded).
+//!    `{"error":{"code":"...","message":"..."}}`: 400 for a body that is not a start request (or names the call
+//!    by a room locator, which the API does not start recordings from), 401 for a failed signature or token, 404
+//!    for a recording the emulator does not know (or a stopped one, on `GET`), 409 for an operation the
+//!    recording's state does not allow (anything on a stopped recording, a second start for a call being
+//!    recorded).
 //! 3. A recording is active, or inactive while paused (from the start with `pauseOnStart`); resume makes it
 //!    active again; stop ends it. Pausing a paused recording or resuming an active one is accepted and changes
 //!    nothing.

@@ -4,7 +4,7 @@
 use http::{StatusCode, Uri};
 
 use super::reply::{error, Refusal};
-use crate::calling::StartRecording;
+use crate::calling::{CallLocatorKind, StartRecording};
 use crate::emulator::storage::participant_id;
 use crate::recording::{RecordingChannelType, RecordingContentType, RecordingFormatType};
 
@@ -66,8 +66,12 @@ impl Start {
 /// The call of a start request: by locator (one id of its kind) or by call connection id, not both.
 fn call(request: &StartRecording) -> Result<Call, Refusal> {
     match (&request.call_locator, &request.call_connection_id) {
+        (Some(locator), None) if locator.kind == Some(CallLocatorKind::RoomCall) || locator.room_id.is_some() => {
+            // The API does not start a recording from a room locator: the room call's server call id does.
+            Err(bad_request("a room call locator cannot start a recording; use the call's server call id"))
+        }
         (Some(locator), None) => {
-            let id = [&locator.server_call_id, &locator.group_call_id, &locator.room_id]
+            let id = [&locator.server_call_id, &locator.group_call_id]
                 .into_iter()
                 .flatten()
                 .find(|id| !id.is_empty())
