@@ -257,6 +257,7 @@ impl<K, J> RecorderBuilder<K, J> {
             in_flight: Mutex::default(),
             polled: Mutex::default(),
             counting: tokio::sync::RwLock::new(()),
+            tracking: tokio::sync::Mutex::new(()),
         });
         Recorder {
             engine: Arc::new(Engine { shared, downloader, settings: self.settings }),

@@ -113,6 +113,9 @@ pub(crate) struct Shared<J> {
     pub(crate) polled: Mutex<HashSet<JobId>>,
     /// The intake holds it to read while it inserts and counts; the count at start holds it to write.
     pub(crate) counting: tokio::sync::RwLock<()>,
+    /// Held to read, change and write a tracked recording's record: a callback and the recording's event may
+    /// arrive together, and neither may write over what the other wrote.
+    pub(crate) tracking: tokio::sync::Mutex<()>,
 }
 
 impl<J> Shared<J> {

@@ -40,6 +40,7 @@ impl TrackedRecording {
 /// Tracks a recording durably: a new record `awaiting` its event, or what `seen` adds to the record it has.
 pub(crate) async fn track<J: Journal>(shared: &Shared<J>, seen: TrackedRecording) -> io::Result<()> {
     let _counting = shared.counting.read().await;
+    let _tracking = shared.tracking.lock().await;
     let job = Job::awaiting(seen.clone(), shared.clock.now());
     if shared.journal.insert(std::slice::from_ref(&job)).await?.first() == Some(&true) {
         shared.states.add(job.state);
@@ -58,14 +59,18 @@ pub(crate) async fn track<J: Journal>(shared: &Shared<J>, seen: TrackedRecording
 
 /// Marks a tracked recording stopped at `at`: `false` when it is not tracked.
 pub(crate) async fn stopped<J: Journal>(shared: &Shared<J>, recording_id: &str, at: SystemTime) -> io::Result<bool> {
-    let Some(record) = shared.journal.get(&TrackedRecording::job_id(recording_id)).await? else { return Ok(false) };
-    let Some(tracked) = record.tracked else { return Ok(false) };
+    let record = {
+        let _tracking = shared.tracking.lock().await;
+        shared.journal.get(&TrackedRecording::job_id(recording_id)).await?
+    };
+    let Some(tracked) = record.and_then(|record| record.tracked) else { return Ok(false) };
     track(shared, tracked.stopped(at)).await?;
     Ok(true)
 }
 
 /// Fails the record of a tracked recording that did not start, with the reason: `false` when it is not tracked.
 pub(crate) async fn start_failed<J: Journal>(shared: &Shared<J>, recording_id: &str, reason: &str) -> io::Result<bool> {
+    let _tracking = shared.tracking.lock().await;
     let Some(mut record) = shared.journal.get(&TrackedRecording::job_id(recording_id)).await? else { return Ok(false) };
     if !matches!(record.state, JobState::Awaiting | JobState::Missing) {
         return Ok(true);
@@ -83,6 +88,7 @@ pub(crate) async fn link<J: Journal>(shared: &Shared<J>, download: &Job) {
         return;
     };
     let linked = async {
+        let _tracking = shared.tracking.lock().await;
         let Some(mut record) = shared.journal.get(&TrackedRecording::job_id(recording_id)).await? else {
             return Ok(());
         };
@@ -118,28 +124,40 @@ pub(crate) async fn sweep<J: Journal>(shared: &Shared<J>) -> io::Result<()> {
     let now = shared.clock.now();
     for job in &jobs {
         let Some(tracked) = job.tracked.as_ref() else { continue };
-        if !matches!(job.state, JobState::Awaiting | JobState::Missing) {
+        let download = downloads.get(tracked.recording_id.as_str());
+        let unlinked = matches!(job.state, JobState::Awaiting | JobState::Missing) && download.is_some();
+        if !(unlinked || job.event_overdue(now, shared.missing_window)) {
             continue;
         }
-        let mut record = job.clone();
-        if let Some(download) = downloads.get(tracked.recording_id.as_str()) {
+        // Read again under the lock: a callback or the event may have changed it since the listing.
+        let _tracking = shared.tracking.lock().await;
+        let Some(mut record) = shared.journal.get(&job.id).await? else { continue };
+        if let Some(download) = download {
             link_record(shared, &mut record, (*download).clone()).await?;
-        } else if job.event_overdue(now, shared.missing_window) {
-            let minutes = shared.missing_window.as_secs() / 60;
-            let transition = record.mark_missing(format!(
-                "stopped and no RecordingFileStatusUpdated event came within {minutes} minutes ({} s)",
-                shared.missing_window.as_secs()
-            ));
-            shared.journal.update(&record).await?;
-            shared.states.apply(transition);
-            tracing::warn!(
-                recording_id = %tracked.recording_id,
-                server_call_id = tracked.server_call_id.as_deref().unwrap_or("-"),
-                call_connection_id = tracked.call_connection_id.as_deref().unwrap_or("-"),
-                window_s = shared.missing_window.as_secs(),
-                "recording stopped and its RecordingFileStatusUpdated event did not come: its files may be lost"
-            );
+        } else if record.event_overdue(now, shared.missing_window) {
+            report_missing(shared, record).await?;
         }
+    }
+    Ok(())
+}
+
+async fn report_missing<J: Journal>(shared: &Shared<J>, mut record: Job) -> io::Result<()> {
+    let window = shared.missing_window;
+    let transition = record.mark_missing(format!(
+        "stopped and no RecordingFileStatusUpdated event came within {} minutes ({} s)",
+        window.as_secs() / 60,
+        window.as_secs()
+    ));
+    shared.journal.update(&record).await?;
+    shared.states.apply(transition);
+    if let Some(tracked) = &record.tracked {
+        tracing::warn!(
+            recording_id = %tracked.recording_id,
+            server_call_id = tracked.server_call_id.as_deref().unwrap_or("-"),
+            call_connection_id = tracked.call_connection_id.as_deref().unwrap_or("-"),
+            window_s = window.as_secs(),
+            "recording stopped and its RecordingFileStatusUpdated event did not come: its files may be lost"
+        );
     }
     Ok(())
 }
