@@ -48,6 +48,9 @@
 //! 6. The [`MemoryJournal`] keeps jobs in memory only: a crash loses the jobs accepted but not yet done, which
 //!    Event Grid will not deliver again. It is for demos, tests and deployments that accept that.
 //! 7. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
+//! 8. A recording known to have started before its event came is a record too ([`Job::awaiting`], keyed by
+//!    [`TrackedRecording::job_id`]), in states of its own (`awaiting`, `missing`, `linked`) that no worker
+//!    downloads; a record written before these existed reads as before.
 
 #[cfg(feature = "object-store")]
 mod claim;

@@ -96,6 +96,19 @@
 //! 10. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
 //!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
 //!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
+//! 11. **Every started recording accounted for.** A recording the application started
+//!     ([`Recorder::track_started`], from the start answer with
+//!     [`TrackedRecording::from_status`](crate::journal::TrackedRecording::from_status)) or that a
+//!     `RecordingStateChanged` callback names ([`Recorder::callbacks`], the start request's state callback route,
+//!     authenticated as the webhook is) is kept in the journal as a record of its own, `awaiting` its
+//!     `RecordingFileStatusUpdated` event. The event, matched by the recording id of its subject or data, links
+//!     the record to its download job (`linked`), which runs as any other. A recording that stopped (an
+//!     `inactive` callback, or [`Recorder::track_stopped`]) and whose event did not come within
+//!     [`RecorderBuilder::missing_event_window`] (30 minutes by default) is reported: `missing` in the journal,
+//!     in the `acs_recording_jobs{state="missing"}` gauge and in a warning with the recording and call ids; a
+//!     late event still links it. An `inactive` callback does not tell a pause from a stop: a recording paused
+//!     longer than the window is reported too, and awaits again when it records again. Events of recordings
+//!     never tracked are handled as before.
 
 mod admission;
 mod builder;
