@@ -362,4 +362,14 @@ mod tests {
         assert_eq!(JobId::parse("not-an-id"), None);
         assert_eq!(JobId::parse(&"A".repeat(32)), None);
     }
+
+    #[test]
+    fn a_record_written_before_tracking_existed_reads_with_nothing_tracked() {
+        let old = r#"{"id":"0123456789abcdef0123456789abcdef","eventId":"e1","recording":{"callId":"c","chunks":[]},
+            "receivedAt":"2025-12-01T08:00:00.000000Z","expiresAt":"2025-12-02T08:00:00.000000Z","state":"done",
+            "attempts":1,"chunks":[],"finishedAt":"2025-12-01T08:01:00.000000Z"}"#;
+        let job: Job = serde_json::from_str(old).unwrap();
+        assert_eq!((job.state, job.tracked.as_ref()), (JobState::Done, None));
+        assert!(!serde_json::to_string(&job).unwrap().contains("tracked"), "written as before");
+    }
 }
