@@ -303,9 +303,9 @@ impl Job {
     }
 
     /// Makes a failed job pending again: attempts start over, the expiry stays. `false` (and no change) for a job
-    /// in any other state.
+    /// in any other state, and for a tracked recording that did not start (it has nothing to download).
     pub fn reopen(&mut self) -> bool {
-        if self.state != JobState::Failed {
+        if self.state != JobState::Failed || self.tracked.is_some() {
             return false;
         }
         self.state = JobState::Pending;

@@ -405,5 +405,8 @@ mod tests {
         assert!(!job.link(JobId::for_event("event-2"), at(6)).is_change());
         assert_eq!(job.tracked.as_ref().unwrap().linked_job.as_ref(), Some(&download));
         assert!(!self::job().link(download, at(7)).is_change(), "a download job links to nothing");
+        let mut failed = tracked(0);
+        failed.fail(at(8), "the recording did not start");
+        assert!(!failed.reopen(), "a recording that did not start has nothing to download");
     }
 }

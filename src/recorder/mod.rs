@@ -216,6 +216,34 @@ impl<K, J: Journal> Recorder<K, J> {
     /// Tracks a recording the application started (from its start answer: [`TrackedRecording::from_status`])
     /// until its `RecordingFileStatusUpdated` event comes: a record `awaiting` in the journal, durable when this
     /// returns. Tracking it again adds what was not known (the call ids) and changes nothing else.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::SystemTime;
+    /// use acs_recording::calling::RecordingStatus;
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::sink::DirectorySink;
+    /// use acs_recording::journal::{JobState, Journal, MemoryJournal, TrackedRecording};
+    /// use acs_recording::recorder::Recorder;
+    /// use acs_recording::recording::{RecordingKind, RecordingState};
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    ///
+    /// // What `RecordingClient::start` answered for the call `server-call-1`.
+    /// let status = RecordingStatus::new("rec-1", RecordingState::Active, RecordingKind::AzureCommunicationServices);
+    /// let started = TrackedRecording::from_status(&status, SystemTime::now()).unwrap().server_call("server-call-1");
+    /// recorder.track_started(started).await?;
+    /// let record = recorder.journal().get(&TrackedRecording::job_id("rec-1")).await?.unwrap();
+    /// assert_eq!(record.state, JobState::Awaiting);
+    /// assert!(recorder.track_stopped("rec-1").await?, "the window for its event starts now");
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn track_started(&self, recording: TrackedRecording) -> io::Result<()> {
         tracking::track(&self.engine.shared, recording).await
     }

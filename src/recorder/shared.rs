@@ -150,3 +150,20 @@ impl<J> Shared<J> {
         let _ = self.queue.send(id.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracked_recordings_are_counted_apart_from_jobs_to_download() {
+        let counts = StateCounts::default();
+        counts.add(JobState::Awaiting);
+        counts.apply(Transition { from: JobState::Awaiting, to: JobState::Missing });
+        counts.add(JobState::Rejected);
+        counts.add(JobState::Linked);
+        let states = [JobState::Awaiting, JobState::Missing, JobState::Rejected, JobState::Linked, JobState::Pending];
+        assert_eq!(states.map(|state| counts.get(state)), [0, 1, 1, 1, 0]);
+        assert_eq!(counts.open(), 0, "nothing a worker has to do, nothing against max_pending");
+    }
+}

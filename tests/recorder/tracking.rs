@@ -175,3 +175,21 @@ async fn an_event_for_a_recording_never_started_through_the_recorder_is_download
     assert_eq!(jobs, [job], "no tracking record is made for it");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_tracked_recording_that_did_not_start_is_failed_with_the_reason() {
+    let emulator = Emulator::builder().start().await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(&emulator, out.path(), |builder| builder).await;
+    running.recorder.track_started(TrackedRecording::new("rec-failed", SystemTime::now())).await.unwrap();
+    let body = r#"[{"id":"cb-9","source":"calling/callConnections/conn-9","specversion":"1.0",
+        "type":"Microsoft.Communication.StartRecordingFailed",
+        "data":{"recordingId":"rec-failed","callConnectionId":"conn-9",
+        "resultInformation":{"code":400,"subCode":8583,"message":"the call is not established"}}}]"#;
+    let reply = send(Method::POST, &running.callback_url(), &[("content-type", "application/json")], body).await;
+    assert_eq!((reply.status, reply.text()), (StatusCode::OK, r#"{"tracked":1}"#));
+    let record = running.journal.get(&TrackedRecording::job_id("rec-failed")).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Failed);
+    assert_eq!(record.last_error.as_deref(), Some("the recording did not start: the call is not established"));
+    running.stop().await;
+}
