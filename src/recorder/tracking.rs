@@ -115,6 +115,10 @@ async fn link_record<J: Journal>(shared: &Shared<J>, record: &mut Job, download:
 /// without an event: `missing` in the journal (and the `acs_recording_jobs{state="missing"}` gauge), and a warning
 /// with the recording and call ids.
 pub(crate) async fn sweep<J: Journal>(shared: &Shared<J>) -> io::Result<()> {
+    // Listing reads every record: not while nothing is tracked.
+    if shared.states.get(JobState::Awaiting) + shared.states.get(JobState::Missing) == 0 {
+        return Ok(());
+    }
     let jobs = shared.journal.list().await?;
     let downloads: HashMap<&str, &JobId> = jobs
         .iter()
