@@ -23,7 +23,7 @@
 //! cargo run --example recorder                      # the demo
 //! cargo run --example recorder -- --auth entra --endpoint https://<resource>.communication.azure.com/
 //! cargo run --example recorder -- --help
-//! cargo run --example recorder -- status            # pending and failed jobs, with their reasons
+//! cargo run --example recorder -- status            # open, failed and missing jobs, with their reasons
 //! cargo run --example recorder -- retry <job id>    # a failed job, again
 //! cargo run --example recorder -- record start --server-call-id <id>   # prints {"recordingId":..,"recordingState":..}
 //! cargo run --example recorder -- record stop <recording id>

@@ -193,6 +193,9 @@ async fn serve<K: Sink, J: Journal>(
 ) -> Result<(), BoxError> {
     let app = axum::Router::new()
         .route_service(&settings.path, recorder.webhook())
+        // Call Automation's recording callbacks (give this URL as the start request's `recordingStateCallbackUri`):
+        // each started recording is tracked until its event comes, and reported when it does not.
+        .route_service("/api/callbacks", recorder.callbacks())
         .route_service("/healthz", recorder.health())
         .route_service("/readyz", recorder.health());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();

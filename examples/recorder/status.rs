@@ -38,7 +38,9 @@ async fn reopen(journal: &impl Journal, id: &JobId) -> Result<(), BoxError> {
 
 async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxError> {
     let jobs = journal.list().await?;
-    let shown: Vec<_> = jobs.iter().filter(|job| all || job.state != JobState::Done).collect();
+    // Done downloads and tracked recordings whose event came are settled: shown with `--all` only.
+    let shown: Vec<_> =
+        jobs.iter().filter(|job| all || !matches!(job.state, JobState::Done | JobState::Linked)).collect();
     println!("{} jobs in {place} ({} shown)", jobs.len(), shown.len());
     for job in shown {
         let call = job.recording.as_ref().map_or("-", |r| r.call_id.as_str());
@@ -51,6 +53,16 @@ async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxE
             job.chunks.len(),
             job.attempts
         );
+        if let Some(tracked) = &job.tracked {
+            let call = tracked.server_call_id.as_deref().or(tracked.call_connection_id.as_deref()).unwrap_or("-");
+            let stopped = tracked.stopped_at.map_or("recording".to_owned(), |at| format!("stopped {}", ago(at)));
+            match &tracked.linked_job {
+                Some(download) => {
+                    println!("    recording {} of call {call}: event came, job {download}", tracked.recording_id)
+                }
+                None => println!("    recording {} of call {call}: {stopped}, no event yet", tracked.recording_id),
+            }
+        }
         if let Some(reason) = &job.last_error {
             println!("    {reason}");
         }
@@ -69,4 +81,10 @@ pub(crate) async fn retry(journal: &Path, id: &str) -> Result<(), BoxError> {
     reopen(&journal, &id).await?;
     println!("job {id} is pending again; the recorder downloads it on its next start");
     Ok(())
+}
+
+/// How long ago `at` was, in whole seconds.
+fn ago(at: std::time::SystemTime) -> String {
+    let seconds = at.elapsed().map_or(0, |elapsed| elapsed.as_secs());
+    format!("{seconds} s ago")
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::auth::DeliveryCheck;
 use super::check::AsyncDeliveryCheck;
 use super::read::DEFAULT_MAX_BODY_BYTES;
+use super::Schema;
 
 /// The CloudEvents origins granted by default: Event Grid in the public, US government and China clouds.
 pub(crate) const DEFAULT_ALLOWED_ORIGINS: [&str; 3] =
@@ -23,6 +24,9 @@ pub(crate) struct Config {
     pub(crate) allowed_rate: Option<u32>,
     pub(crate) checks: Vec<Arc<dyn DeliveryCheck>>,
     pub(crate) async_checks: Vec<Arc<dyn AsyncDeliveryCheck>>,
+    /// Reads every delivery as this schema, whatever its JSON content type (Call Automation labels its
+    /// CloudEvents `application/json`); `None` decides by the content type.
+    pub(crate) schema: Option<Schema>,
 }
 
 impl Default for Config {
@@ -35,6 +39,7 @@ impl Default for Config {
             allowed_rate: None,
             checks: Vec::new(),
             async_checks: Vec::new(),
+            schema: None,
         }
     }
 }
@@ -48,6 +53,7 @@ impl fmt::Debug for Config {
             .field("allowed_rate", &self.allowed_rate)
             .field("checks", &self.checks.len())
             .field("async_checks", &self.async_checks.len())
+            .field("schema", &self.schema)
             .finish()
     }
 }

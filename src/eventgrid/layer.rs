@@ -9,6 +9,7 @@ use super::auth::{DeliveryCheck, DeliverySecret};
 use super::check::AsyncDeliveryCheck;
 use super::config::Config;
 use super::service::EventGridWebhook;
+use super::Schema;
 use crate::cloud::AzureCloud;
 
 /// Puts an Event Grid webhook in front of a service: handshakes, delivery authentication, limits and parsing.
@@ -88,6 +89,13 @@ impl EventGridWebhookLayer {
     /// ([`AzureCloud::webhook_origin`]; by default the public, US Government and China origins are all granted).
     pub fn cloud(self, cloud: AzureCloud) -> Self {
         self.allowed_origins([cloud.webhook_origin()])
+    }
+
+    /// Reads every delivery as `schema` whatever its JSON content type: for a route of callbacks whose sender
+    /// labels CloudEvents `application/json`.
+    pub(crate) fn read_as(mut self, schema: Schema) -> Self {
+        self.config_mut().schema = Some(schema);
+        self
     }
 
     /// Grants at most this many requests per minute when a CloudEvents handshake asks for a rate; by default `*`.

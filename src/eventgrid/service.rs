@@ -92,6 +92,7 @@ where
             return ResponseFuture::respond(error.to_response(), span.exit());
         }
         let precheck = schema_of(&parts.headers).and_then(|schema| {
+            let schema = self.config.schema.unwrap_or(schema);
             check_content_length(&parts.headers, self.config.max_body_bytes)?;
             Ok(schema)
         });

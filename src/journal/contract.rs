@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Job, JobId, JobState, Journal};
+use super::{Job, JobId, JobState, Journal, TrackedRecording};
 use crate::recording::{Recording, RecordingChunk};
 
 /// A pending job for `event`, received `second` seconds after a fixed instant.
@@ -38,6 +38,16 @@ pub(crate) async fn check(journal: &impl Journal) {
     journal.remove(&b.id).await.unwrap();
     journal.remove(&b.id).await.unwrap();
     assert_eq!(journal.get(&b.id).await.unwrap(), None);
-    assert_eq!(journal.list().await.unwrap(), [changed]);
+    assert_eq!(journal.list().await.unwrap(), std::slice::from_ref(&changed));
+
+    // A tracked recording is a record like any other, and no worker's work.
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_576_100);
+    let mut tracked = Job::awaiting(TrackedRecording::new("r1", at), at);
+    assert_eq!(journal.insert(std::slice::from_ref(&tracked)).await.unwrap(), [true]);
+    assert_eq!(journal.get(&TrackedRecording::job_id("r1")).await.unwrap().as_ref(), Some(&tracked));
+    assert_eq!(journal.list_open().await.unwrap(), []);
+    tracked.mark_missing("no event");
+    journal.update(&tracked).await.unwrap();
+    assert_eq!(journal.list().await.unwrap(), [changed, tracked]);
     journal.check_writable().await.unwrap();
 }

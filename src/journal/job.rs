@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::timestamp;
 use crate::recording::{ExportedRecording, Recording};
 use crate::Sha256Digest;
 
@@ -68,6 +69,14 @@ pub enum JobState {
     Failed,
     /// The event's data did not fit the schema: nothing to download, kept with the reason.
     Rejected,
+    /// A recording known to have started ([`Job::tracked`]) whose `RecordingFileStatusUpdated` event has not come
+    /// yet: nothing to download until it does.
+    Awaiting,
+    /// A tracked recording that stopped and whose event did not come within the recorder's window: reported, and
+    /// still linked should the event come late.
+    Missing,
+    /// A tracked recording whose event came: its download is the job [`TrackedRecording::linked_job`].
+    Linked,
 }
 
 impl JobState {
@@ -79,6 +88,9 @@ impl JobState {
             JobState::Done => "done",
             JobState::Failed => "failed",
             JobState::Rejected => "rejected",
+            JobState::Awaiting => "awaiting",
+            JobState::Missing => "missing",
+            JobState::Linked => "linked",
         }
     }
 
@@ -137,6 +149,55 @@ pub struct ChunkProgress {
     pub last_error: Option<String>,
 }
 
+/// A recording known to have started, tracked until its `RecordingFileStatusUpdated` event comes: the
+/// [`Job::tracked`] of a record in state `awaiting`, `missing` or `linked` (see [`Job::awaiting`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TrackedRecording {
+    /// The recording id, which the event's subject or data carries.
+    pub recording_id: String,
+    /// The call connection that started it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_connection_id: Option<String>,
+    /// The server call id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_call_id: Option<String>,
+    /// When it started.
+    #[serde(with = "timestamp")]
+    pub started_at: SystemTime,
+    /// When it stopped (or paused): the window for its event runs from here. `None` while it records.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::optional")]
+    pub stopped_at: Option<SystemTime>,
+    /// The job that downloads it, once its event came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_job: Option<JobId>,
+}
+
+impl TrackedRecording {
+    /// A recording `recording_id` that started at `started_at`.
+    pub fn new(recording_id: impl Into<String>, started_at: SystemTime) -> Self {
+        Self {
+            recording_id: recording_id.into(),
+            call_connection_id: None,
+            server_call_id: None,
+            started_at,
+            stopped_at: None,
+            linked_job: None,
+        }
+    }
+
+    /// The id of the record that tracks recording `recording_id` (see [`Job::awaiting`]).
+    pub fn job_id(recording_id: &str) -> JobId {
+        JobId::for_event(&Self::key(recording_id))
+    }
+
+    /// What stands in the record's `event_id`: no Event Grid event id looks like it.
+    pub(crate) fn key(recording_id: &str) -> String {
+        format!("recording-started:{recording_id}")
+    }
+}
+
 /// One accepted event and its download: what the journal stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,6 +239,10 @@ pub struct Job {
     /// did not fit its type (`recordingDurationMs: -1`, say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The recording this record tracks from its start until its event comes (states `awaiting`, `missing`,
+    /// `linked`); `None` for a job made from an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<TrackedRecording>,
 }
 
 impl Job {
@@ -213,6 +278,7 @@ impl Job {
             finished_at: None,
             exported: None,
             notes: Vec::new(),
+            tracked: None,
         }
     }
 
@@ -232,13 +298,14 @@ impl Job {
             finished_at: Some(received_at),
             exported: None,
             notes: Vec::new(),
+            tracked: None,
         }
     }
 
     /// Makes a failed job pending again: attempts start over, the expiry stays. `false` (and no change) for a job
-    /// in any other state.
+    /// in any other state, and for a tracked recording that did not start (it has nothing to download).
     pub fn reopen(&mut self) -> bool {
-        if self.state != JobState::Failed {
+        if self.state != JobState::Failed || self.tracked.is_some() {
             return false;
         }
         self.state = JobState::Pending;
@@ -261,42 +328,6 @@ impl Job {
     /// Media bytes already in the sink.
     pub fn bytes_stored(&self) -> u64 {
         self.chunks.iter().filter_map(|c| c.bytes).sum()
-    }
-}
-
-/// `SystemTime` as an RFC 3339 string in UTC with microseconds.
-mod timestamp {
-    use std::time::SystemTime;
-
-    use serde::{de, Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&crate::time::format_rfc3339(*time, 6))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        crate::time::parse_rfc3339(&text)
-            .ok_or_else(|| de::Error::custom(format_args!("`{text}` is not an RFC 3339 time")))
-    }
-
-    pub(super) mod optional {
-        use std::time::SystemTime;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub(crate) fn serialize<S: Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
-            match time {
-                Some(time) => super::serialize(time, serializer),
-                None => serializer.serialize_none(),
-            }
-        }
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
-            #[derive(Deserialize)]
-            struct Wrapped(#[serde(with = "super")] SystemTime);
-            Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(time)| time))
-        }
     }
 }
 
@@ -330,5 +361,15 @@ mod tests {
         assert!(JobId::for_event("x\0/y").as_str().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(JobId::parse("not-an-id"), None);
         assert_eq!(JobId::parse(&"A".repeat(32)), None);
+    }
+
+    #[test]
+    fn a_record_written_before_tracking_existed_reads_with_nothing_tracked() {
+        let old = r#"{"id":"0123456789abcdef0123456789abcdef","eventId":"e1","recording":{"callId":"c","chunks":[]},
+            "receivedAt":"2025-12-01T08:00:00.000000Z","expiresAt":"2025-12-02T08:00:00.000000Z","state":"done",
+            "attempts":1,"chunks":[],"finishedAt":"2025-12-01T08:01:00.000000Z"}"#;
+        let job: Job = serde_json::from_str(old).unwrap();
+        assert_eq!((job.state, job.tracked.as_ref()), (JobState::Done, None));
+        assert!(!serde_json::to_string(&job).unwrap().contains("tracked"), "written as before");
     }
 }

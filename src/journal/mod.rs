@@ -48,6 +48,9 @@
 //! 6. The [`MemoryJournal`] keeps jobs in memory only: a crash loses the jobs accepted but not yet done, which
 //!    Event Grid will not deliver again. It is for demos, tests and deployments that accept that.
 //! 7. Implement [`Journal`] to keep jobs elsewhere (a database): the recorder needs nothing more.
+//! 8. A recording known to have started before its event came is a record too ([`Job::awaiting`], keyed by
+//!    [`TrackedRecording::job_id`]), in states of its own (`awaiting`, `missing`, `linked`) that no worker
+//!    downloads; a record written before these existed reads as before.
 
 #[cfg(feature = "object-store")]
 mod claim;
@@ -59,6 +62,7 @@ mod lease;
 mod memory;
 #[cfg(feature = "object-store")]
 mod store;
+mod timestamp;
 mod transition;
 
 use std::future::Future;
@@ -66,7 +70,7 @@ use std::io;
 use std::time::Duration;
 
 pub use file::FileJournal;
-pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState};
+pub use job::{ChunkProgress, ChunkState, Job, JobId, JobState, TrackedRecording};
 pub use lease::Lease;
 #[cfg(test)]
 pub(crate) use lease::LeaseVersion;

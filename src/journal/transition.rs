@@ -20,7 +20,7 @@
 
 use std::time::SystemTime;
 
-use super::{ChunkProgress, ChunkState, Job, JobState};
+use super::{ChunkProgress, ChunkState, Job, JobId, JobState, TrackedRecording};
 use crate::recording::ExportedRecording;
 use crate::Sha256Digest;
 
@@ -133,6 +133,76 @@ impl Job {
         }
         self.exported = Some(exported);
         self.enter(JobState::Done)
+    }
+}
+
+/// A tracked recording's lifecycle: `awaiting` its event, `missing` once it stopped and the event did not come in
+/// time, `linked` to the job that downloads it once the event came (late ones too).
+impl Job {
+    /// The record that tracks a recording known to have started, `awaiting` its event. Its id is
+    /// [`TrackedRecording::job_id`]: tracking the same recording again finds this record. It has nothing to
+    /// download and no expiry of its own.
+    pub fn awaiting(recording: TrackedRecording, received_at: SystemTime) -> Self {
+        let mut job = Job::rejected(&TrackedRecording::key(&recording.recording_id), "", received_at);
+        job.state = JobState::Awaiting;
+        job.last_error = None;
+        job.finished_at = None;
+        job.tracked = Some(recording);
+        job
+    }
+
+    /// Records what a later report of the same recording adds: the call ids not known yet, and whether it records.
+    /// A recording that stopped keeps when it first stopped; one that records again (resumed after a pause) is
+    /// `awaiting` again with no stop time. No change for a record that tracks nothing or is `linked`.
+    pub fn recording_seen(&mut self, seen: &TrackedRecording) -> Transition {
+        let unchanged = Transition { from: self.state, to: self.state };
+        if !matches!(self.state, JobState::Awaiting | JobState::Missing) {
+            return unchanged;
+        }
+        let Some(tracked) = self.tracked.as_mut() else { return unchanged };
+        if tracked.call_connection_id.is_none() {
+            tracked.call_connection_id.clone_from(&seen.call_connection_id);
+        }
+        if tracked.server_call_id.is_none() {
+            tracked.server_call_id.clone_from(&seen.server_call_id);
+        }
+        match seen.stopped_at {
+            Some(at) => {
+                tracked.stopped_at.get_or_insert(at);
+                unchanged
+            }
+            None => {
+                tracked.stopped_at = None;
+                self.last_error = None;
+                self.enter(JobState::Awaiting)
+            }
+        }
+    }
+
+    /// Links a tracked recording to the job that downloads it, its event having come: `linked` at `now`. No
+    /// change for a record that is not `awaiting` or `missing`.
+    pub fn link(&mut self, download: JobId, now: SystemTime) -> Transition {
+        if !matches!(self.state, JobState::Awaiting | JobState::Missing) {
+            return Transition { from: self.state, to: self.state };
+        }
+        let Some(tracked) = self.tracked.as_mut() else { return Transition { from: self.state, to: self.state } };
+        tracked.linked_job = Some(download);
+        self.last_error = None;
+        self.finished_at = Some(now);
+        self.enter(JobState::Linked)
+    }
+
+    /// Whether a tracked recording stopped at least `window` before `now` and is still `awaiting` its event.
+    pub fn event_overdue(&self, now: SystemTime, window: std::time::Duration) -> bool {
+        let stopped = self.tracked.as_ref().and_then(|tracked| tracked.stopped_at);
+        self.state == JobState::Awaiting
+            && stopped.and_then(|at| now.duration_since(at).ok()).is_some_and(|waited| waited >= window)
+    }
+
+    /// Reports a tracked recording whose event did not come in time: `missing`, with the reason.
+    pub fn mark_missing(&mut self, reason: impl Into<String>) -> Transition {
+        self.last_error = Some(reason.into());
+        self.enter(JobState::Missing)
     }
 }
 
@@ -277,5 +347,66 @@ mod tests {
         assert!(job.chunks.iter().all(|chunk| chunk.state == ChunkState::Exported));
         assert_eq!((job.next_attempt_at, job.last_error, job.finished_at), (None, None, Some(at(1))));
         assert_eq!(job.exported, Some(exported));
+    }
+
+    fn tracked(seconds: u64) -> Job {
+        Job::awaiting(TrackedRecording::new("r1", at(seconds)), at(seconds))
+    }
+
+    #[test]
+    fn a_started_recording_awaits_its_event_under_an_id_of_its_own() {
+        let job = tracked(0);
+        assert_eq!((job.state, job.id.clone()), (JobState::Awaiting, TrackedRecording::job_id("r1")));
+        assert_eq!((job.recording.as_ref(), job.chunks.len(), job.finished_at), (None, 0, None));
+        assert!(!job.state.is_open(), "no worker downloads a recording whose event has not come");
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains(r#""state":"awaiting""#) && text.contains(r#""recordingId":"r1""#), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+    }
+
+    #[test]
+    fn a_stopped_recording_is_overdue_only_once_the_window_passed() {
+        let mut job = tracked(0);
+        let window = Duration::from_secs(1800);
+        assert!(!job.event_overdue(at(10_000), window), "still recording");
+        let mut stopped = TrackedRecording::new("r1", at(0));
+        stopped.stopped_at = Some(at(100));
+        stopped.server_call_id = Some("s1".to_owned());
+        assert!(!job.recording_seen(&stopped).is_change());
+        assert_eq!(job.tracked.as_ref().unwrap().server_call_id.as_deref(), Some("s1"));
+        assert!(!job.event_overdue(at(1899), window));
+        assert!(job.event_overdue(at(1900), window));
+        assert_eq!(job.mark_missing("no event"), moved(JobState::Awaiting, JobState::Missing));
+        assert!(!job.event_overdue(at(5000), window), "reported once");
+    }
+
+    #[test]
+    fn a_recording_that_records_again_awaits_again_without_a_stop_time() {
+        let mut job = tracked(0);
+        let mut stopped = TrackedRecording::new("r1", at(0));
+        stopped.stopped_at = Some(at(100));
+        job.recording_seen(&stopped);
+        job.mark_missing("no event");
+        assert_eq!(
+            job.recording_seen(&TrackedRecording::new("r1", at(0))),
+            moved(JobState::Missing, JobState::Awaiting)
+        );
+        assert_eq!((job.tracked.as_ref().unwrap().stopped_at, job.last_error), (None, None));
+    }
+
+    #[test]
+    fn an_event_links_an_awaiting_or_missing_recording_once() {
+        let download = JobId::for_event("event-1");
+        let mut job = tracked(0);
+        job.mark_missing("no event");
+        assert_eq!(job.link(download.clone(), at(5)), moved(JobState::Missing, JobState::Linked));
+        assert_eq!(job.tracked.as_ref().unwrap().linked_job.as_ref(), Some(&download));
+        assert_eq!((job.finished_at, job.last_error.as_deref()), (Some(at(5)), None));
+        assert!(!job.link(JobId::for_event("event-2"), at(6)).is_change());
+        assert_eq!(job.tracked.as_ref().unwrap().linked_job.as_ref(), Some(&download));
+        assert!(!self::job().link(download, at(7)).is_change(), "a download job links to nothing");
+        let mut failed = tracked(0);
+        failed.fail(at(8), "the recording did not start");
+        assert!(!failed.reopen(), "a recording that did not start has nothing to download");
     }
 }

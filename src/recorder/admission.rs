@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::metrics;
 use super::shared::Shared;
+use super::tracking;
 use crate::clock::Clock as _;
 use crate::journal::{Job, JobId, JobState, Journal};
 use crate::recording::{Recording, RecordingEvents};
@@ -208,6 +209,7 @@ async fn write<J: Journal>(shared: &Shared<J>, plan: Plan) -> Result<Admission, 
         } else {
             accepted += 1;
             shared.enqueue(&job.id);
+            tracking::link(shared, job).await;
         }
     }
     Ok(Admission { accepted, duplicates, rejected })

@@ -26,6 +26,10 @@ use crate::signing::AllowList;
 /// recording's retries stop at its event's time plus this lifetime.
 pub const DEFAULT_RECORDING_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long after a tracked recording stopped its `RecordingFileStatusUpdated` event may take before the recording
+/// is reported missing: 30 minutes.
+pub const DEFAULT_MISSING_EVENT_WINDOW: Duration = Duration::from_secs(30 * 60);
+
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 /// Builds a [`Recorder`]; from [`Recorder::builder`].
@@ -40,6 +44,7 @@ pub struct RecorderBuilder<K, J> {
     webhook: EventGridWebhookLayer,
     max_pending: usize,
     lifetime: Duration,
+    missing_window: Duration,
     fetch_policy: RetryPolicy,
     parallel: Option<ParallelPolicy>,
     progress: Option<ProgressFn>,
@@ -72,6 +77,7 @@ impl<K, J> RecorderBuilder<K, J> {
             webhook: EventGridWebhookLayer::new(),
             max_pending: 10_000,
             lifetime: DEFAULT_RECORDING_LIFETIME,
+            missing_window: DEFAULT_MISSING_EVENT_WINDOW,
             fetch_policy: RetryPolicy::default(),
             parallel: Some(ParallelPolicy::default()),
             progress: None,
@@ -130,6 +136,14 @@ impl<K, J> RecorderBuilder<K, J> {
     /// Sets how long after its event a recording stays downloadable (default 24 hours): retries stop then.
     pub fn recording_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// Sets how long after a tracked recording stopped its `RecordingFileStatusUpdated` event may take (default
+    /// [`DEFAULT_MISSING_EVENT_WINDOW`]); past it the recording is reported `missing` (see
+    /// [`Recorder::track_started`]). The workers look for such recordings every half window, at most every minute.
+    pub fn missing_event_window(mut self, window: Duration) -> Self {
+        self.missing_window = window;
         self
     }
 
@@ -238,10 +252,12 @@ impl<K, J> RecorderBuilder<K, J> {
             accepting: AtomicBool::new(true),
             working: AtomicBool::new(false),
             lifetime: self.lifetime,
+            missing_window: self.missing_window,
             clock: self.clock,
             in_flight: Mutex::default(),
             polled: Mutex::default(),
             counting: tokio::sync::RwLock::new(()),
+            tracking: tokio::sync::Mutex::new(()),
         });
         Recorder {
             engine: Arc::new(Engine { shared, downloader, settings: self.settings }),

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::export::ExportedRecordings;
 use super::shared::Shared;
+use super::tracking;
 use crate::clock::Clock as _;
 use crate::download::{sink::Sink, Backoff, ChunkDownloader};
 use crate::journal::{Job, JobId, JobState, Journal};
@@ -99,6 +100,18 @@ where
                 }
             });
         }
+        let sweeper = engine.clone();
+        scheduled.spawn(async move {
+            // Half the window, so that a recording is reported at most half a window late; at most a minute apart
+            // so that a long window still reports soon after it ends.
+            let every = (sweeper.shared.missing_window / 2).clamp(Duration::from_millis(10), Duration::from_secs(60));
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(error) = tracking::sweep(&sweeper.shared).await {
+                    tracing::warn!(%error, "looking for recordings whose event did not come failed");
+                }
+            }
+        });
         let maintenance = engine.clone();
         scheduled.spawn(async move {
             loop {
@@ -151,7 +164,7 @@ where
     }
 
     fn expired_done(&self, job: &Job, now: SystemTime) -> bool {
-        job.state == JobState::Done
+        matches!(job.state, JobState::Done | JobState::Linked)
             && job
                 .finished_at
                 .and_then(|at| now.duration_since(at).ok())
@@ -163,7 +176,7 @@ where
         for job in self.shared.journal.list().await? {
             if self.expired_done(&job, now) {
                 self.shared.journal.remove(&job.id).await?;
-                self.shared.states.remove(JobState::Done);
+                self.shared.states.remove(job.state);
             }
         }
         Ok(())

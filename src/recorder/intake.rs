@@ -138,13 +138,13 @@ async fn accept<J: Journal>(intake: Intake<J>, events: Option<Events>) -> Respon
     }
 }
 
-fn unavailable(reason: &str) -> Response<Full<Bytes>> {
+pub(super) fn unavailable(reason: &str) -> Response<Full<Bytes>> {
     let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, reason);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     response
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response<Full<Bytes>> {
+pub(super) fn problem(status: StatusCode, detail: &str) -> Response<Full<Bytes>> {
     #[derive(serde::Serialize)]
     struct Problem<'a> {
         status: u16,

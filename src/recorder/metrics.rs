@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `acs_recording_deliveries_total` | counter | `outcome`: `accepted`, `duplicate`, `unavailable` |
 //! | `acs_recording_events_total` | counter | `outcome`: `accepted`, `duplicate`, `rejected` |
-//! | `acs_recording_jobs` | gauge | `state`: `pending`, `running`, `done`, `failed`, `rejected` |
+//! | `acs_recording_jobs` | gauge | `state`: `pending`, `running`, `done`, `failed`, `rejected`, `awaiting`, `missing`, `linked` |
 //! | `acs_recording_downloaded_bytes_total` | counter | |
 //! | `acs_recording_retries_total` | counter | |
 //! | `acs_recording_event_to_download_seconds` | histogram | |
@@ -19,7 +19,7 @@ use crate::journal::JobState;
 pub const DELIVERIES: &str = "acs_recording_deliveries_total";
 /// Events by outcome.
 pub const EVENTS: &str = "acs_recording_events_total";
-/// Jobs by state.
+/// Jobs by state; `missing` counts the started recordings whose event did not come in time.
 pub const JOBS: &str = "acs_recording_jobs";
 /// Media bytes stored.
 pub const DOWNLOADED_BYTES: &str = "acs_recording_downloaded_bytes_total";

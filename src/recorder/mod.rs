@@ -96,9 +96,23 @@
 //! 10. **Bring your own storage**: a recording that ACS exported to the customer's container is not downloaded
 //!     again by default ([`ExportedRecordings`]): its job is done with where the recording is
 //!     ([`Job::exported`](crate::journal::Job::exported)); a failed export is downloaded from ACS as usual.
+//! 11. **Every started recording accounted for.** A recording the application started
+//!     ([`Recorder::track_started`], from the start answer with
+//!     [`TrackedRecording::from_status`](crate::journal::TrackedRecording::from_status)) or that a
+//!     `RecordingStateChanged` callback names ([`Recorder::callbacks`], the start request's state callback route,
+//!     authenticated as the webhook is) is kept in the journal as a record of its own, `awaiting` its
+//!     `RecordingFileStatusUpdated` event. The event, matched by the recording id of its subject or data, links
+//!     the record to its download job (`linked`), which runs as any other. A recording that stopped (an
+//!     `inactive` callback, or [`Recorder::track_stopped`]) and whose event did not come within
+//!     [`RecorderBuilder::missing_event_window`] (30 minutes by default) is reported: `missing` in the journal,
+//!     in the `acs_recording_jobs{state="missing"}` gauge and in a warning with the recording and call ids; a
+//!     late event still links it. An `inactive` callback does not tell a pause from a stop: a recording paused
+//!     longer than the window is reported too, and awaits again when it records again. Events of recordings
+//!     never tracked are handled as before.
 
 mod admission;
 mod builder;
+mod callbacks;
 mod engine;
 mod export;
 mod future;
@@ -112,6 +126,7 @@ mod shared;
 mod signed;
 #[cfg(all(test, feature = "emulator"))]
 mod simulation;
+mod tracking;
 mod worker;
 
 use std::fmt;
@@ -124,7 +139,8 @@ use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer;
 
 pub use admission::{Admission, AdmitError, AdmitErrorKind};
-pub use builder::{RecorderBuilder, DEFAULT_RECORDING_LIFETIME};
+pub use builder::{RecorderBuilder, DEFAULT_MISSING_EVENT_WINDOW, DEFAULT_RECORDING_LIFETIME};
+pub use callbacks::CallbackIntake;
 use engine::Engine;
 pub use export::ExportedRecordings;
 pub use future::ResponseFuture;
@@ -135,13 +151,16 @@ use signed::SignedClient;
 
 use crate::credential::Credential;
 use crate::download::sink::Sink;
-use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer};
-use crate::journal::{JobId, JobState, Journal};
+use crate::eventgrid::{EventGridWebhook, EventGridWebhookLayer, Schema};
+use crate::journal::{JobId, JobState, Journal, TrackedRecording};
 use crate::recording::RecordingEvents;
 use crate::HttpClient;
 
 /// The recorder's webhook service: the Event Grid layer around the [`Intake`].
 pub type Webhook<J> = EventGridWebhook<Intake<J>>;
+
+/// The recorder's callback service: the Event Grid layer's authentication around the [`CallbackIntake`].
+pub type Callbacks<J> = EventGridWebhook<CallbackIntake<J>>;
 
 /// The lossless recorder: the webhook intake, the journal and a pool of download workers; see the
 /// [module docs](crate::recorder).
@@ -184,6 +203,56 @@ impl<K, J: Journal> Recorder<K, J> {
     /// (`Router::route_service`), tonic or bare hyper. Clones share the recorder.
     pub fn webhook(&self) -> Webhook<J> {
         self.webhook.layer(Intake::new(self.engine.shared.clone()))
+    }
+
+    /// The service for Call Automation's callback route (the `recordingStateCallbackUri` of a start request):
+    /// `RecordingStateChanged` callbacks track their recordings until their events come (see [`CallbackIntake`]).
+    /// It authenticates as the [`webhook`](Self::webhook) does (the delivery secret and checks of the
+    /// [`RecorderBuilder::webhook_layer`]) and reads every body as CloudEvents, as Call Automation sends them.
+    pub fn callbacks(&self) -> Callbacks<J> {
+        self.webhook.clone().read_as(Schema::CloudEvents).layer(CallbackIntake::new(self.engine.shared.clone()))
+    }
+
+    /// Tracks a recording the application started (from its start answer: [`TrackedRecording::from_status`])
+    /// until its `RecordingFileStatusUpdated` event comes: a record `awaiting` in the journal, durable when this
+    /// returns. Tracking it again adds what was not known (the call ids) and changes nothing else.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::SystemTime;
+    /// use acs_recording::calling::RecordingStatus;
+    /// use acs_recording::credential::ConnectionString;
+    /// use acs_recording::download::sink::DirectorySink;
+    /// use acs_recording::journal::{JobState, Journal, MemoryJournal, TrackedRecording};
+    /// use acs_recording::recorder::Recorder;
+    /// use acs_recording::recording::{RecordingKind, RecordingState};
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    ///
+    /// // What `RecordingClient::start` answered for the call `server-call-1`.
+    /// let status = RecordingStatus::new("rec-1", RecordingState::Active, RecordingKind::AzureCommunicationServices);
+    /// let started = TrackedRecording::from_status(&status, SystemTime::now()).unwrap().server_call("server-call-1");
+    /// recorder.track_started(started).await?;
+    /// let record = recorder.journal().get(&TrackedRecording::job_id("rec-1")).await?.unwrap();
+    /// assert_eq!(record.state, JobState::Awaiting);
+    /// assert!(recorder.track_stopped("rec-1").await?, "the window for its event starts now");
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn track_started(&self, recording: TrackedRecording) -> io::Result<()> {
+        tracking::track(&self.engine.shared, recording).await
+    }
+
+    /// Marks a tracked recording stopped now: once [`RecorderBuilder::missing_event_window`] passed without its
+    /// event, it is reported `missing`. `Ok(false)` when the recording is not tracked.
+    pub async fn track_stopped(&self, recording_id: &str) -> io::Result<bool> {
+        let now = crate::clock::Clock::now(&self.engine.shared.clock);
+        tracking::stopped(&self.engine.shared, recording_id, now).await
     }
 
     /// The intake without its HTTP service: [`Intake::admit`] journals recording events from any source.

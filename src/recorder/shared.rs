@@ -15,7 +15,7 @@ use crate::journal::{JobId, JobState, Transition};
 /// Counts of jobs per open or final state, mirrored into the `acs_recording_jobs` gauge.
 #[derive(Debug, Default)]
 pub(crate) struct StateCounts {
-    counts: [AtomicUsize; 5],
+    counts: [AtomicUsize; 8],
 }
 
 fn slot(state: JobState) -> usize {
@@ -24,12 +24,23 @@ fn slot(state: JobState) -> usize {
         JobState::Running => 1,
         JobState::Done => 2,
         JobState::Failed => 3,
+        JobState::Awaiting => 5,
+        JobState::Missing => 6,
+        JobState::Linked => 7,
         _ => 4,
     }
 }
 
-const STATES: [JobState; 5] =
-    [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed, JobState::Rejected];
+const STATES: [JobState; 8] = [
+    JobState::Pending,
+    JobState::Running,
+    JobState::Done,
+    JobState::Failed,
+    JobState::Rejected,
+    JobState::Awaiting,
+    JobState::Missing,
+    JobState::Linked,
+];
 
 impl StateCounts {
     pub(crate) fn add(&self, state: JobState) {
@@ -93,6 +104,8 @@ pub(crate) struct Shared<J> {
     /// Set while the workers run.
     pub(crate) working: AtomicBool,
     pub(crate) lifetime: Duration,
+    /// How long a stopped recording's event may take before the recording is reported missing.
+    pub(crate) missing_window: Duration,
     pub(crate) clock: SharedClock,
     /// Jobs a worker holds now, so that a job queued twice runs once.
     pub(crate) in_flight: Mutex<HashSet<JobId>>,
@@ -100,6 +113,9 @@ pub(crate) struct Shared<J> {
     pub(crate) polled: Mutex<HashSet<JobId>>,
     /// The intake holds it to read while it inserts and counts; the count at start holds it to write.
     pub(crate) counting: tokio::sync::RwLock<()>,
+    /// Held to read, change and write a tracked recording's record: a callback and the recording's event may
+    /// arrive together, and neither may write over what the other wrote.
+    pub(crate) tracking: tokio::sync::Mutex<()>,
 }
 
 impl<J> Shared<J> {
@@ -132,5 +148,22 @@ impl<J> Shared<J> {
     pub(crate) fn enqueue(&self, id: &JobId) {
         // The workers may not run yet (or any more): the job is durable and resumes when they start.
         let _ = self.queue.send(id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracked_recordings_are_counted_apart_from_jobs_to_download() {
+        let counts = StateCounts::default();
+        counts.add(JobState::Awaiting);
+        counts.apply(Transition { from: JobState::Awaiting, to: JobState::Missing });
+        counts.add(JobState::Rejected);
+        counts.add(JobState::Linked);
+        let states = [JobState::Awaiting, JobState::Missing, JobState::Rejected, JobState::Linked, JobState::Pending];
+        assert_eq!(states.map(|state| counts.get(state)), [0, 1, 1, 1, 0]);
+        assert_eq!(counts.open(), 0, "nothing a worker has to do, nothing against max_pending");
     }
 }

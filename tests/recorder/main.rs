@@ -14,4 +14,5 @@ mod retries;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
+mod tracking;
 mod webhook_to_download;

@@ -15,7 +15,7 @@ pub(crate) use acs_recording::emulator::eventgrid::{
 pub(crate) use acs_recording::emulator::{Emulator, Fault, RecordingSpec, StoredRecording};
 pub(crate) use acs_recording::eventgrid::Schema;
 pub(crate) use acs_recording::eventgrid::{DeliverySecret, EventGridWebhookLayer};
-pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal};
+pub(crate) use acs_recording::journal::{ChunkState, FileJournal, Job, JobId, JobState, Journal, TrackedRecording};
 pub(crate) use acs_recording::recorder::{
     ExportedRecordings, Intake, Recorder, RecorderBuilder, RecorderHandle, Webhook,
 };
@@ -41,6 +41,8 @@ pub(crate) struct Running<J: Journal + Clone = FileJournal> {
     /// The intake without HTTP, as another source of events would use it.
     pub(crate) intake: Intake<J>,
     pub(crate) journal: J,
+    /// The recorder, for the calls an application makes ([`Recorder::track_started`], ...).
+    pub(crate) recorder: Recorder<DirectorySink, J>,
     workers: RecorderHandle,
 }
 
@@ -71,12 +73,13 @@ impl<J: Journal + Clone> Running<J> {
         let webhook = recorder.webhook();
         let app = axum::Router::new()
             .route_service("/api/events", recorder.webhook())
+            .route_service("/api/callbacks", recorder.callbacks())
             .route_service("/readyz", recorder.health())
             .route_service("/healthz", recorder.health());
         let server = TestServer::axum(app).await;
         let workers = recorder.spawn();
         let intake = recorder.intake();
-        let running = Self { server, webhook, intake, journal, workers };
+        let running = Self { server, webhook, intake, journal, recorder, workers };
         // Ready once the workers counted the journal and run.
         let ready = &running;
         eventually(Duration::from_secs(30), "the recorder becomes ready", || async move {
@@ -98,6 +101,11 @@ impl<J: Journal + Clone> Running<J> {
         EventGridPublisher::new(&self.server.url(&format!("/api/events?code={SECRET}")), schema)
             .unwrap()
             .with_retry(retry)
+    }
+
+    /// The callback route's URL, with the delivery secret.
+    pub(crate) fn callback_url(&self) -> String {
+        self.server.url(&format!("/api/callbacks?code={SECRET}"))
     }
 
     /// Stops the workers (after their grace period) and the server.

@@ -332,3 +332,23 @@ fn webhook_entra_needs_a_tenant_and_an_audience_together() {
     assert_eq!(stderr, "error: `common` names no tenant: give the directory (tenant) id\n");
     assert!(!out.path().join(".acs-recording").exists());
 }
+
+#[tokio::test]
+async fn status_lists_a_started_recording_whose_event_did_not_come_as_missing_with_its_ids() {
+    let out = tempfile::tempdir().unwrap();
+    {
+        let journal = FileJournal::open(journal_dir(out.path())).unwrap();
+        let now = std::time::SystemTime::now();
+        let mut recording = acs_recording::journal::TrackedRecording::new("rec-lost", now);
+        recording.server_call_id = Some("server-lost".to_owned());
+        recording.stopped_at = Some(now);
+        let mut record = Job::awaiting(recording, now);
+        record.mark_missing("stopped and no RecordingFileStatusUpdated event came within 30 minutes (1800 s)");
+        journal.insert(std::slice::from_ref(&record)).await.unwrap();
+    }
+    let (ok, listed) = subcommand(out.path(), &["status"]);
+    assert!(ok, "{listed}");
+    assert!(listed.contains("  missing "), "{listed}");
+    assert!(listed.contains("recording rec-lost of call server-lost: stopped"), "{listed}");
+    assert!(listed.contains("no RecordingFileStatusUpdated event came within 30 minutes"), "{listed}");
+}
