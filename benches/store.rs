@@ -31,6 +31,9 @@ use tower::Layer;
 /// The Azurite the object-store tests use, found or installed and started the same way.
 #[path = "../tests/support/azurite.rs"]
 mod azurite;
+/// The npm bootstrap `azurite` installs with.
+#[path = "../tests/support/npm.rs"]
+mod npm;
 
 const SIZE_ENV: &str = "ACS_BENCH_STORE_BYTES";
 const CASE_ENV: &str = "ACS_BENCH_STORE_CASE";

@@ -3,6 +3,7 @@
 
 mod call_recording;
 mod calling;
+mod official_sdk;
 mod publisher;
 mod storage;
 #[allow(dead_code)]

@@ -6,16 +6,13 @@
 //! 1. `AZURITE_BLOB_STORAGE_URL` set (CI: `.ci/run` starts Azurite and sets it): that Azurite, which must answer
 //!    within 30 s, or the tests fail.
 //! 2. Not set: Azurite [`VERSION`] from npm under `<repo>/.tools/azurite`, installed once per checkout however many
-//!    test binaries start at the same moment. The install runs under an exclusive lock on `.tools/azurite.lock`
-//!    (the system releases it when its holder ends, however it ends), into a folder of its own that is renamed to
-//!    `.tools/azurite` once npm has finished: a half-finished install never has that name.
+//!    test binaries start at the same moment (the rules of `npm.rs`, which a mount of this file mounts beside it).
 //! 3. The private Azurite listens on a free loopback port and keeps its data in a temporary folder. A shell watches
 //!    it: it holds the reading end of a pipe whose only writer is this process, so when this process ends (however
 //!    it ends) the read returns and the shell stops Azurite and removes its data. Nothing outlives `cargo test`.
 //! 4. The one thing a newcomer must provide is npm (with Node.js 20 or later); without it the panic says so.
 
-use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
@@ -55,56 +52,14 @@ pub(crate) fn url() -> &'static str {
 
 /// `.tools/azurite/node_modules/.bin/azurite-blob`, installed if it is not yet.
 fn install() -> PathBuf {
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools");
-    let home = tools.join("azurite");
-    let binary = home.join("node_modules").join(".bin").join("azurite-blob");
-    if binary.exists() {
-        return binary;
-    }
-    fs::create_dir_all(&tools).unwrap_or_else(|error| panic!("{}: {error}", tools.display()));
-    let lock_path = tools.join("azurite.lock");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|error| panic!("{}: {error}", lock_path.display()));
-    lock.lock().unwrap_or_else(|error| panic!("locking {}: {error}", lock_path.display()));
-    // Another test binary may have installed it while this one waited for the lock.
-    if binary.exists() {
-        return binary;
-    }
-    // Whatever is there is unfinished: an install folder of a process that died, or an interrupted install in place.
-    for entry in fs::read_dir(&tools).unwrap().map_while(Result::ok) {
-        if entry.file_name().to_string_lossy().starts_with("azurite.installing-") {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-    let _ = fs::remove_dir_all(&home);
-    let staging = tools.join(format!("azurite.installing-{}", std::process::id()));
-    // Straight to the process's standard error, past the test harness's capture: the install takes a while.
-    let _ = writeln!(std::io::stderr(), "installing Azurite {VERSION} with npm under {} (once)", home.display());
-    let npm = Command::new("npm")
-        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&staging)
-        .arg(format!("azurite@{VERSION}"))
-        .stdin(Stdio::null())
-        .output();
-    match npm {
-        Err(error) if error.kind() == ErrorKind::NotFound => {
-            panic!("npm not found: install Node.js 20 or later with npm to run the object-store tests")
-        }
-        Err(error) => panic!("npm does not run: {error}"),
-        Ok(output) if !output.status.success() => panic!(
-            "npm could not install azurite@{VERSION}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Ok(_) => {}
-    }
-    fs::rename(&staging, &home).unwrap_or_else(|error| panic!("{} to {}: {error}", staging.display(), home.display()));
-    assert!(binary.exists(), "npm installed no {}", binary.display());
-    binary
+    let marker = Path::new("node_modules").join(".bin").join("azurite-blob");
+    let home = super::npm::install(
+        "azurite",
+        &format!("azurite@{VERSION}"),
+        marker.to_str().expect("utf-8"),
+        "the object-store tests",
+    );
+    home.join(marker)
 }
 
 /// Starts a private Azurite from `binary` under its watching shell; answers its URL.

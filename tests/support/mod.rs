@@ -9,6 +9,8 @@ pub(crate) mod download;
 #[cfg(feature = "emulator")]
 pub(crate) mod emulator;
 mod eventually;
+#[cfg(any(feature = "object-store", feature = "emulator"))]
+pub(crate) mod npm;
 pub(crate) mod process;
 #[cfg(all(feature = "emulator", feature = "recorder"))]
 pub(crate) mod recorder;
