@@ -86,7 +86,18 @@ async fn the_official_sdk_records_a_call_through_the_emulator() {
 
     // What the SDK sent, and that the emulator accepted each: its signature, its api-version, its headers.
     let requests: Vec<&Value> = lines.iter().filter_map(|line| line.get("request")).collect();
-    let recording = format!("/calling/recordings/{recording_id}");
+    // The SDK percent-encodes the id in the path as JavaScript's `encodeURIComponent` does: the emulator's ids are
+    // base64, whose padding `=` goes as `%3D` (and which the emulator decodes).
+    let encoded: String = recording_id
+        .chars()
+        .map(|c| match c {
+            '=' => "%3D".to_owned(),
+            '+' => "%2B".to_owned(),
+            '/' => "%2F".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    let recording = format!("/calling/recordings/{encoded}");
     let sent: Vec<(&str, String, u64)> = requests
         .iter()
         .map(|r| (r["method"].as_str().unwrap(), r["path"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))

@@ -36,6 +36,8 @@ const observer = {
 
 const client = new CallAutomationClient(connectionString, {
   additionalPolicies: [{ policy: observer, position: "perRetry" }],
+  // The emulator listens on plain http over loopback; the SDK's pipeline refuses http unless told otherwise.
+  allowInsecureConnection: true,
   // A failed step fails the test at once instead of retrying for a minute.
   retryOptions: { maxRetries: 0 },
 });
