@@ -117,9 +117,12 @@ async fn the_official_sdk_records_a_call_through_the_emulator() {
         assert_eq!(request["signed"], true, "{request}");
         assert_eq!(request["apiVersion"], SDK_API_VERSION, "{request}");
     }
-    // The SDK makes its start, the one operation that is not idempotent, repeatable.
+    // The SDK makes its start repeatable, and only its start (pause, resume and stop go without the headers).
     assert!(requests[0]["repeatabilityRequestId"].is_string(), "{}", requests[0]);
     assert!(requests[0]["repeatabilityFirstSent"].is_string(), "{}", requests[0]);
+    for request in &requests[1..] {
+        assert_eq!(request["repeatabilityRequestId"], Value::Null, "{request}");
+    }
 
     let announced = eventually(Duration::from_secs(10), "the four state callbacks", || async {
         let states = states(&bodies).await;
