@@ -163,6 +163,7 @@ pub mod eventgrid;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod inner;
 mod name;
 mod random;
 pub mod recording;

@@ -16,6 +16,7 @@ use super::API_VERSION;
 use crate::clock::{Clock, SharedClock};
 use crate::credential::Endpoint;
 use crate::download::RetryPolicy;
+use crate::inner::inner_service_accessors;
 use crate::HttpClient;
 
 /// What a path segment keeps unencoded: the unreserved characters. A recording id is base64 (`+`, `/`, `=`), and
@@ -68,20 +69,7 @@ impl<S> RecordingClient<S> {
         &self.policy
     }
 
-    /// The inner client.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner client, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner client.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S: HttpClient<Full<Bytes>>> RecordingClient<S> {

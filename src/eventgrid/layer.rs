@@ -9,6 +9,7 @@ use super::auth::{DeliveryCheck, DeliverySecret};
 use super::check::AsyncDeliveryCheck;
 use super::config::Config;
 use super::service::EventGridWebhook;
+#[cfg(feature = "recorder")]
 use super::Schema;
 use crate::cloud::AzureCloud;
 
@@ -92,7 +93,8 @@ impl EventGridWebhookLayer {
     }
 
     /// Reads every delivery as `schema` whatever its JSON content type: for a route of callbacks whose sender
-    /// labels CloudEvents `application/json`.
+    /// labels CloudEvents `application/json` (the recorder's callback route).
+    #[cfg(feature = "recorder")]
     pub(crate) fn read_as(mut self, schema: Schema) -> Self {
         self.config_mut().schema = Some(schema);
         self

@@ -15,6 +15,7 @@ use super::future::ResponseFuture;
 use super::handshake::{self, AEG_DELIVERY_COUNT, AEG_EVENT_TYPE, AEG_SUBSCRIPTION_NAME, WEBHOOK_REQUEST_ORIGIN};
 use super::read::{check_content_length, schema_of};
 use crate::body::ResponseBody;
+use crate::inner::{inner_service_accessors, take_ready};
 use crate::BoxError;
 
 /// An Event Grid webhook in front of `S`; built by [`EventGridWebhookLayer`](super::EventGridWebhookLayer).
@@ -34,20 +35,7 @@ impl<S> EventGridWebhook<S> {
         Self { inner, config }
     }
 
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, B, ResBody> Service<Request<B>> for EventGridWebhook<S>
@@ -99,8 +87,7 @@ where
         if !self.config.async_checks.is_empty() {
             // An unauthenticated request learns nothing, not even that its content type is wrong: the checks that
             // may wait come first, and the header checks are answered after them.
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
+            let inner = take_ready(&mut self.inner);
             return ResponseFuture::authenticate(self.config.clone(), body, parts, inner, precheck, span.exit());
         }
         let schema = match precheck {
@@ -111,8 +98,7 @@ where
             }
         };
         // The ready service goes into the future; a clone takes its place (tower's guidance).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = take_ready(&mut self.inner);
         ResponseFuture::read(body, parts, inner, schema, &self.config, span.exit())
     }
 }

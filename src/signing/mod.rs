@@ -179,7 +179,6 @@ mod bearer;
 mod body;
 mod error;
 mod hmac;
-mod inner;
 mod sign;
 mod signer;
 mod target;

@@ -9,8 +9,8 @@ use tower_service::Service;
 
 use super::future::BearerFuture;
 use super::token::TokenCache;
+use crate::inner::{inner_service_accessors, take_ready};
 use crate::signing::error::Error;
-use crate::signing::inner::{inner_service_accessors, take_ready};
 use crate::signing::target::Target;
 use crate::BoxError;
 

@@ -7,9 +7,9 @@ use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use crate::inner::{inner_service_accessors, take_ready};
 use crate::signing::body::{ContentHash, SignableBody};
 use crate::signing::error::Error;
-use crate::signing::inner::{inner_service_accessors, take_ready};
 use crate::signing::sign::EMPTY_CONTENT_HASH;
 use crate::signing::signer::HmacSigner;
 use crate::BoxError;

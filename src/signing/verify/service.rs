@@ -12,7 +12,7 @@ use super::config::VerifyConfig;
 use super::future::VerifyFuture;
 use super::rejection::VerifyRejection;
 use crate::body::ResponseBody;
-use crate::signing::inner::{inner_service_accessors, take_ready};
+use crate::inner::{inner_service_accessors, take_ready};
 use crate::BoxError;
 
 /// A server service that answers requests without a valid ACS signature with 401 and passes the others, body

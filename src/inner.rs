@@ -1,4 +1,4 @@
-//! What every middleware of this module does with its inner service.
+//! What every middleware of the crate does with its inner service.
 
 /// Moves the ready inner service out for the response future and leaves a clone in its place.
 ///
