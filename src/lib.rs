@@ -176,6 +176,8 @@ mod time;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 #[cfg(feature = "recorder")]
+pub mod intake;
+#[cfg(feature = "recorder")]
 pub mod journal;
 #[cfg(feature = "recorder")]
 pub mod recorder;

@@ -44,8 +44,9 @@ async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxE
     println!("{} jobs in {place} ({} shown)", jobs.len(), shown.len());
     for job in shown {
         let call = job.recording.as_ref().map_or("-", |r| r.call_id.as_str());
+        let source = job.source.as_deref().unwrap_or("-");
         println!(
-            "{}  {:<8} call {call}  event {}  chunks {}/{}  attempts {}",
+            "{}  {:<8} call {call}  event {}  chunks {}/{}  attempts {}  from {source}",
             job.id,
             job.state,
             job.event_id,
@@ -65,6 +66,11 @@ async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxE
         }
         if let Some(reason) = &job.last_error {
             println!("    {reason}");
+        }
+        if let Some(message) = &job.message {
+            // The text as sent, on one line and cut short: `status --all` is for a person's eyes.
+            let text: String = message.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
+            println!("    message: {text}");
         }
         if let Some(exported) = &job.exported {
             let folder = exported.folder_prefix.as_deref().unwrap_or("(folder not known from the event)");

@@ -243,6 +243,14 @@ pub struct Job {
     /// `linked`); `None` for a job made from an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracked: Option<TrackedRecording>,
+    /// Where the event came from, as [`Source`](crate::recorder::Source)'s text form (`webhook`,
+    /// `queue:acs-events`); `None` for a record written without one (and by versions before sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The text of a message that could not be read as events (state `rejected`), kept so that a person can look
+    /// at it: at most [`Job::MESSAGE_LIMIT`] bytes, invalid UTF-8 replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Job {
@@ -279,6 +287,8 @@ impl Job {
             exported: None,
             notes: Vec::new(),
             tracked: None,
+            source: None,
+            message: None,
         }
     }
 
@@ -299,7 +309,32 @@ impl Job {
             exported: None,
             notes: Vec::new(),
             tracked: None,
+            source: None,
+            message: None,
         }
+    }
+
+    /// The most bytes of a rejected message's text kept in its record (Storage queue messages hold at most 64 KiB).
+    pub const MESSAGE_LIMIT: usize = 64 * 1024;
+
+    /// The record of a message from a source that can never be events (not JSON, not an event, not a recording
+    /// event's shape), with the reason and the message's text. Its id comes from the text's SHA-256, so the same
+    /// message delivered again is recognised as a duplicate.
+    ///
+    /// ```
+    /// use acs_recording::journal::{Job, JobState};
+    /// let job = Job::rejected_message(b"not json", "not a JSON document", std::time::SystemTime::UNIX_EPOCH);
+    /// assert_eq!(job.state, JobState::Rejected);
+    /// assert_eq!(job.message.as_deref(), Some("not json"));
+    /// assert_eq!(job.id, Job::rejected_message(b"not json", "other", std::time::SystemTime::UNIX_EPOCH).id);
+    /// ```
+    pub fn rejected_message(message: &[u8], reason: impl Into<String>, received_at: SystemTime) -> Self {
+        let event_id = format!("message-{}", Sha256Digest::of(message));
+        // A character cut at the limit reads as U+FFFD, as any other invalid byte does.
+        let kept = &message[..message.len().min(Self::MESSAGE_LIMIT)];
+        let mut job = Self::rejected(&event_id, reason, received_at);
+        job.message = Some(String::from_utf8_lossy(kept).into_owned());
+        job
     }
 
     /// Makes a failed job pending again: attempts start over, the expiry stays. `false` (and no change) for a job

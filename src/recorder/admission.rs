@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::metrics;
 use super::shared::Shared;
+use super::source::{Source, SourceOutcome};
 use super::tracking;
 use crate::clock::Clock as _;
 use crate::journal::{Job, JobId, JobState, Journal};
@@ -101,6 +102,7 @@ impl std::error::Error for AdmitError {
 /// Journals, deduplicates, counts and queues a batch of recording events; see [`Intake::admit`](super::Intake::admit).
 pub(crate) async fn admit<J: Journal>(
     shared: &Arc<Shared<J>>,
+    source: Option<&Source>,
     events: &RecordingEvents,
 ) -> Result<Admission, AdmitError> {
     if !shared.accepting.load(Ordering::Acquire) {
@@ -111,7 +113,7 @@ pub(crate) async fn admit<J: Journal>(
     // 30 s and closes the connection, and the server drops this future), a job that became durable is still
     // queued. Event Grid delivers again and finds it; either way it is worked on.
     // A delivery whose events were all seen before writes nothing and needs no task.
-    let admitted = match plan(shared, events) {
+    let admitted = match plan(shared, source, events) {
         Plan { jobs, fresh: _, duplicates } if jobs.is_empty() => {
             Ok(Admission { accepted: 0, duplicates, rejected: 0 })
         }
@@ -128,6 +130,11 @@ pub(crate) async fn admit<J: Journal>(
             metrics::events("accepted", admitted.accepted);
             metrics::events("duplicate", admitted.duplicates);
             metrics::events("rejected", admitted.rejected);
+            if let Some(source) = source {
+                source.count(SourceOutcome::Journaled, admitted.accepted);
+                source.count(SourceOutcome::Duplicate, admitted.duplicates);
+                source.count(SourceOutcome::Rejected, admitted.rejected);
+            }
         }
         Err(_) => metrics::delivery("unavailable"),
     }
@@ -143,7 +150,7 @@ struct Plan {
     duplicates: usize,
 }
 
-fn plan<J>(shared: &Shared<J>, events: &RecordingEvents) -> Plan {
+fn plan<J>(shared: &Shared<J>, source: Option<&Source>, events: &RecordingEvents) -> Plan {
     let now = shared.clock.now();
     let mut jobs = Vec::new();
     let mut duplicates = 0;
@@ -174,7 +181,57 @@ fn plan<J>(shared: &Shared<J>, events: &RecordingEvents) -> Plan {
             jobs.push(Job::rejected(event.id(), rejected.reason(), now));
         }
     }
+    if let Some(source) = source {
+        let source = source.to_string();
+        for job in &mut jobs {
+            job.source = Some(source.clone());
+        }
+    }
     Plan { jobs, fresh, duplicates }
+}
+
+/// Journals a message that can never be events as rejected, with its text; see
+/// [`Intake::reject_message`](super::Intake::reject_message).
+pub(crate) async fn reject_message<J: Journal>(
+    shared: &Arc<Shared<J>>,
+    source: &Source,
+    message: &[u8],
+    reason: &str,
+) -> Result<bool, AdmitError> {
+    if !shared.accepting.load(Ordering::Acquire) {
+        return Err(AdmitError::new(AdmitErrorKind::ShuttingDown, "the recorder is shutting down", None));
+    }
+    let mut job = Job::rejected_message(message, reason, shared.clock.now());
+    job.source = Some(source.to_string());
+    if shared.seen.contains(&job.event_id) {
+        source.count(SourceOutcome::Duplicate, 1);
+        return Ok(false);
+    }
+    let shared = shared.clone();
+    let written = tokio::spawn(async move {
+        let new = shared
+            .journal
+            .insert(std::slice::from_ref(&job))
+            .await
+            .map_err(|error| AdmitError::journal("the journal cannot write", error))?;
+        shared.seen.first_delivery(&job.event_id);
+        let new = new.first().copied().unwrap_or(false);
+        if new {
+            shared.states.add(job.state);
+            tracing::warn!(
+                source = job.source.as_deref().unwrap_or(""),
+                reason = job.last_error.as_deref().unwrap_or(""),
+                "message rejected"
+            );
+        }
+        Ok::<_, AdmitError>(new)
+    })
+    .await
+    .unwrap_or_else(|error| {
+        Err(AdmitError::new(AdmitErrorKind::Interrupted, "the admission task failed", Some(error.into())))
+    })?;
+    source.count(if written { SourceOutcome::Rejected } else { SourceOutcome::Duplicate }, 1);
+    Ok(written)
 }
 
 /// Writes a delivery's new jobs to the journal and queues them.

@@ -13,6 +13,7 @@ use tower_service::Service;
 use super::admission::{self, Admission, AdmitError};
 use super::future::ResponseFuture;
 use super::shared::Shared;
+use super::source::Source;
 use crate::eventgrid::{Events, PROBLEM_CONTENT_TYPE};
 use crate::journal::Journal;
 use crate::recording::RecordingEvents;
@@ -95,7 +96,73 @@ impl<J: Journal> Intake<J> {
     /// # }).unwrap();
     /// ```
     pub async fn admit(&self, events: &RecordingEvents) -> Result<Admission, AdmitError> {
-        admission::admit(&self.shared, events).await
+        admission::admit(&self.shared, None, events).await
+    }
+
+    /// [`Intake::admit`] for events from `source`: each new job records the source, and the source's metrics
+    /// count what was journaled, what was a duplicate and what was rejected.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use acs_recording::credential::ConnectionString;
+    /// # use acs_recording::download::sink::DirectorySink;
+    /// # use acs_recording::eventgrid::{Events, Schema};
+    /// # use acs_recording::journal::{Journal, MemoryJournal};
+    /// # use acs_recording::recorder::Recorder;
+    /// # use acs_recording::recording::RecordingEvents;
+    /// # use bytes::Bytes;
+    /// # use http_body_util::Empty;
+    /// # use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    /// # let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// # let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// # let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    /// use acs_recording::recorder::{Source, SourceKind};
+    ///
+    /// let message = br#"{"id":"e1","subject":"/recording/call/c1/serverCallId/s1/recordingId/r1",
+    ///   "eventType":"Microsoft.Communication.RecordingFileStatusUpdated","eventTime":"2026-11-26T08:00:00Z",
+    ///   "dataVersion":"1.0","data":{"recordingStorageInfo":{"recordingChunks":[{"documentId":"d0","index":0}]},
+    ///   "recordingStartTime":"2026-11-26T07:59:00Z"}}"#;
+    /// let events = RecordingEvents::from_events(Events::from_slice(Schema::EventGrid, message)?);
+    /// let queue = Source::new(SourceKind::StorageQueue, "acs-events");
+    /// recorder.intake().admit_from(&queue, &events).await?; // durable: delete the message now
+    /// let jobs = recorder.journal().list().await?;
+    /// assert_eq!(jobs[0].source.as_deref(), Some("queue:acs-events"));
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn admit_from(&self, source: &Source, events: &RecordingEvents) -> Result<Admission, AdmitError> {
+        admission::admit(&self.shared, Some(source), events).await
+    }
+
+    /// Journals a message from `source` that can never be events (not JSON, not in an event schema) as a
+    /// `rejected` record holding its text and `reason`, so that nothing a source delivered is dropped silently;
+    /// the source may acknowledge the message once this returned `Ok`. `Ok(false)`: the same text was rejected
+    /// before (the record's id comes from the text's SHA-256).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use acs_recording::credential::ConnectionString;
+    /// # use acs_recording::download::sink::DirectorySink;
+    /// # use acs_recording::journal::{Journal, JobState, MemoryJournal};
+    /// # use acs_recording::recorder::Recorder;
+    /// # use bytes::Bytes;
+    /// # use http_body_util::Empty;
+    /// # use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    /// # let cs: ConnectionString = "endpoint=https://contoso.communication.azure.com/;accesskey=cHc9PQ==".parse()?;
+    /// # let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    /// # let recorder = Recorder::builder(&cs, client, DirectorySink::new("recordings"), MemoryJournal::new()).build();
+    /// use acs_recording::recorder::{Source, SourceKind};
+    ///
+    /// let queue = Source::new(SourceKind::StorageQueue, "acs-events");
+    /// assert!(recorder.intake().reject_message(&queue, b"{oops", "not JSON").await?);
+    /// assert!(!recorder.intake().reject_message(&queue, b"{oops", "not JSON").await?, "the same text again");
+    /// let jobs = recorder.journal().list().await?;
+    /// assert_eq!((jobs[0].state, jobs[0].message.as_deref()), (JobState::Rejected, Some("{oops")));
+    /// # Ok::<(), acs_recording::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn reject_message(&self, source: &Source, message: &[u8], reason: &str) -> Result<bool, AdmitError> {
+        admission::reject_message(&self.shared, source, message, reason).await
     }
 }
 
@@ -119,7 +186,7 @@ async fn accept<J: Journal>(intake: Intake<J>, events: Option<Events>) -> Respon
     let Some(events) = events else {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "the EventGridWebhookLayer is not in front of the intake");
     };
-    match intake.admit(&RecordingEvents::from_events(events)).await {
+    match intake.admit_from(&Source::webhook(), &RecordingEvents::from_events(events)).await {
         Ok(admitted) => {
             let body = format!(
                 r#"{{"accepted":{},"duplicates":{},"rejected":{}}}"#,

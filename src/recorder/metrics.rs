@@ -10,6 +10,8 @@
 //! | `acs_recording_retries_total` | counter | |
 //! | `acs_recording_event_to_download_seconds` | histogram | |
 //! | `acs_recording_journal_unreadable_records_total` | counter | |
+//! | `acs_recording_source_messages_total` | counter | `source` (`webhook`, `queue`, `pull`, `dead-letters`), `name`, `outcome` (`received`, `journaled`, `duplicate`, `rejected`, `poisoned`, `acknowledged`, `released`) |
+//! | `acs_recording_source_oldest_message_seconds` | gauge | `source`, `name` |
 
 use std::time::Duration;
 
@@ -27,6 +29,10 @@ pub const DOWNLOADED_BYTES: &str = "acs_recording_downloaded_bytes_total";
 pub const RETRIES: &str = "acs_recording_retries_total";
 /// Journal records skipped because they cannot be read (damaged, or from a newer version).
 pub const UNREADABLE_RECORDS: &str = crate::journal::UNREADABLE_RECORDS;
+/// Messages per source and outcome; see [`Source::count`](super::Source::count).
+pub const SOURCE_MESSAGES: &str = "acs_recording_source_messages_total";
+/// The age of the oldest message waiting in a source, where the service tells it.
+pub const SOURCE_OLDEST_MESSAGE: &str = "acs_recording_source_oldest_message_seconds";
 /// Seconds from the webhook's acceptance of an event to its last chunk in the sink.
 pub const EVENT_TO_DOWNLOAD: &str = "acs_recording_event_to_download_seconds";
 
@@ -54,4 +60,15 @@ pub(crate) fn retry() {
 
 pub(crate) fn completed(after: Duration) {
     metrics::histogram!(EVENT_TO_DOWNLOAD).record(after.as_secs_f64());
+}
+
+pub(crate) fn source_messages(source: &'static str, name: &str, outcome: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!(SOURCE_MESSAGES, "source" => source, "name" => name.to_owned(), "outcome" => outcome)
+            .increment(n as u64);
+    }
+}
+
+pub(crate) fn source_oldest(source: &'static str, name: &str, age: Duration) {
+    metrics::gauge!(SOURCE_OLDEST_MESSAGE, "source" => source, "name" => name.to_owned()).set(age.as_secs_f64());
 }

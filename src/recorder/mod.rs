@@ -126,6 +126,7 @@ mod shared;
 mod signed;
 #[cfg(all(test, feature = "emulator"))]
 mod simulation;
+mod source;
 mod tracking;
 mod worker;
 
@@ -148,6 +149,7 @@ pub use handle::RecorderHandle;
 pub use health::Health;
 pub use intake::Intake;
 use signed::SignedClient;
+pub use source::{Source, SourceKind, SourceOutcome};
 
 use crate::credential::Credential;
 use crate::download::sink::Sink;
