@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use acs_recording::emulator::eventgrid::{recording_file_status_updated, OutgoingEvent};
 use acs_recording::emulator::{Emulator, RecordingSpec, StoredRecording};
-use acs_recording::journal::{FileJournal, Job, JobId, JobState, Journal};
+use acs_recording::journal::{FileJournal, Job, JobId, JobState, Journal, ObjectStoreJournal};
 use bytes::Bytes;
 use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt as _, PutPayload};
@@ -299,4 +299,116 @@ async fn serving_recorder_watches_a_dead_letter_container_in_azurite() {
     assert!(ok, "{stdout}");
     assert_eq!(summary(&stdout)[..3], ["blobs read: 0", "blobs skipped as processed: 2", "blobs unreadable: 0"]);
     assert_eq!(served(&emulator, &recording.chunks[0].document_id), recording.chunks[0].size);
+}
+
+/// A serving recorder that watches `dead_letters` every second, with `extra` arguments; no webhook route.
+async fn watcher(emulator: &Emulator, backend: &Backend, out: &Path, dead_letters: &str, extra: &[&str]) -> Recorder {
+    let mut command = std::process::Command::new(recorder_binary());
+    command
+        .args(["--listen", "127.0.0.1:0", "--no-progress", "--parallelism", "1"])
+        .args(["--dead-letters", dead_letters, "--dead-letters-interval", "1"])
+        .args(extra)
+        .args(["--allow-host", &emulator.storage_authority(), "--out"])
+        .arg(out)
+        .envs(backend.env.iter().map(|(k, v)| (k, v)))
+        .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string());
+    let Listening { child, addr, stdout, stderr } = spawn_listening(command, "a watching recorder").await;
+    Recorder { child: Some(child), addr, stdout, stderr }
+}
+
+/// `count` recordings, each dead-lettered in a blob of its own under `deadletters/ACS-SUB/`; answers them and
+/// their events.
+async fn dead_lettered(emulator: &Emulator, backend: &Backend, count: u64) -> Vec<(StoredRecording, OutgoingEvent)> {
+    let mut made = Vec::new();
+    for n in 0..count {
+        let recording = emulator.storage().record(RecordingSpec::new(format!("call-{n:02}"), 40_000 + n * 100));
+        let event = recording_file_status_updated(&recording);
+        let key = Key::parse(format!("deadletters/ACS-SUB/2026/11/27/8/{n:02}.json")).unwrap();
+        backend.store().put(&key, PutPayload::from(basic_event_grid_blob(&[&event]))).await.unwrap();
+        made.push((recording, event));
+    }
+    made
+}
+
+async fn markers(backend: &Backend) -> usize {
+    use futures_util::TryStreamExt as _;
+    let prefix = Key::from("deadletters/.acs-recording-processed");
+    backend.store().list(Some(&prefix)).try_collect::<Vec<_>>().await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_container_and_a_shared_journal_download_each_chunk_once() {
+    let emulator = Emulator::builder().start().await.unwrap();
+    let backend = Backend::azurite("dead_letters_replicas");
+    let container = backend.url.strip_prefix("az://").and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+    let made = dead_lettered(&emulator, &backend, 8).await;
+    let url = format!("az://{container}/deadletters");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shared = ["--store", backend.url.as_str(), "--lease-seconds", "5"];
+    let replicas = [
+        watcher(&emulator, &backend, a.path(), &url, &shared).await,
+        watcher(&emulator, &backend, b.path(), &url, &shared).await,
+    ];
+
+    let journal = ObjectStoreJournal::open(backend.location.clone()).await.unwrap();
+    let journal = &journal;
+    eventually(Duration::from_secs(90), "every dead-lettered recording is stored", || async move {
+        let jobs = journal.list().await.unwrap();
+        (jobs.len() == 8 && jobs.iter().all(|job| job.state == JobState::Done)).then_some(())
+    })
+    .await;
+    let recordings: Vec<&StoredRecording> = made.iter().map(|(recording, _)| recording).collect();
+    crate::support::store::checks::assert_stored(&backend, &recordings).await;
+    for recording in &recordings {
+        for chunk in &recording.chunks {
+            assert_eq!(
+                served(&emulator, &chunk.document_id),
+                chunk.size,
+                "chunk {} downloaded once",
+                chunk.document_id
+            );
+        }
+    }
+    eventually(Duration::from_secs(30), "every blob is marked", || async {
+        (markers(&backend).await == 8).then_some(())
+    })
+    .await;
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_recorder_killed_mid_pass_loses_no_dead_lettered_recording() {
+    let emulator = Emulator::builder().start().await.unwrap();
+    let backend = Backend::azurite("dead_letters_killed");
+    let container = backend.url.strip_prefix("az://").and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+    let made = dead_lettered(&emulator, &backend, 24).await;
+    let url = format!("az://{container}/deadletters");
+    let out = tempfile::tempdir().unwrap();
+
+    let first = watcher(&emulator, &backend, out.path(), &url, &[]).await;
+    let backend_ref = &backend;
+    eventually(Duration::from_secs(60), "the first blob is marked", || async move {
+        (markers(backend_ref).await > 0).then_some(())
+    })
+    .await;
+    first.kill();
+    let marked_at_kill = markers(&backend).await;
+    // Each blob costs a journal write and a marker: the kill lands mid-pass (2 of 24 marked, typically).
+    assert!(marked_at_kill < 24, "the pass ended before the kill");
+
+    let second = watcher(&emulator, &backend, out.path(), &url, &[]).await;
+    let out_path = out.path();
+    eventually(Duration::from_secs(90), "every dead-lettered recording is stored", || async move {
+        let jobs = FileJournal::open_read_only(out_path.join(".acs-recording")).ok()?.list().await.ok()?;
+        (jobs.len() == 24 && jobs.iter().all(|job| job.state == JobState::Done)).then_some(())
+    })
+    .await;
+    for (recording, _) in &made {
+        assert_stored(out.path(), recording);
+    }
+    eventually(Duration::from_secs(30), "every blob is marked", || async {
+        (markers(&backend).await == 24).then_some(())
+    })
+    .await;
+    drop(second);
 }
