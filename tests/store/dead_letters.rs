@@ -205,6 +205,16 @@ async fn replay_journals_both_tiers_and_schemas_and_a_rerun_reads_only_new_blobs
         root.join(".acs-recording-processed/ACS-SUB/2026/11/27/9/0d.json").is_file(),
         "the unreadable blob is marked"
     );
+    let status = std::process::Command::new(recorder_binary())
+        .arg("--out")
+        .arg(out.path())
+        .args(["status", "--all"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    let line = status.lines().position(|line| line.starts_with(first.id.as_str())).expect("the job is listed");
+    assert!(status.lines().nth(line).unwrap().ends_with(&format!("from {source}")), "{status}");
+    assert_eq!(status.lines().nth(line + 1), Some(format!("    note: {}", basic_note(30)).as_str()), "{status}");
 
     // A later blob holds the first recording's event again (a second subscription dead-lettered it too).
     write(root, "ACS-SUB/2026/11/27/10/0e.json", &basic_event_grid_blob(&[&events[0]]));

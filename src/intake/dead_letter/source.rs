@@ -53,7 +53,8 @@ pub struct Replayed {
     pub blobs_unreadable: usize,
     /// Recording events journaled as new jobs.
     pub events_journaled: usize,
-    /// Recording events the journal already held (from the webhook, another source or an earlier pass).
+    /// Recording events the journal already held (from the webhook, another source or an earlier pass), and
+    /// unreadable text rejected before.
     pub duplicates: usize,
     /// Events journaled as rejected: unreadable entries and recording events whose data does not fit.
     pub rejected: usize,
@@ -293,11 +294,15 @@ impl DeadLetterSource {
         replayed: &mut Replayed,
     ) -> Result<(), Error> {
         tracing::warn!(source = %self.source, blob = name, %reason, "unreadable dead-letter entry journaled as rejected");
-        intake
+        let new = intake
             .reject_message(&self.source, raw, reason)
             .await
             .map_err(|error| Error::new(ErrorKind::Admit, name, error))?;
-        replayed.rejected += 1;
+        // The same text rejected before (another copy of the blob): reported once.
+        match new {
+            true => replayed.rejected += 1,
+            false => replayed.duplicates += 1,
+        }
         Ok(())
     }
 }
