@@ -27,7 +27,12 @@
 //! cargo run --example recorder -- retry <job id>    # a failed job, again
 //! cargo run --example recorder -- record start --server-call-id <id>   # prints {"recordingId":..,"recordingState":..}
 //! cargo run --example recorder -- record stop <recording id>
+//! cargo run --example recorder -- replay-dead-letters az://<container>/<SUBSCRIPTION NAME>
 //! ```
+//!
+//! `replay-dead-letters` journals and downloads the recording events Event Grid dead-lettered to a container (after
+//! an outage longer than its retries), then prints what it did; `--dead-letters <URL>` watches such a container
+//! while serving.
 //!
 //! `record start|pause|resume|stop|state` drive a call's recording through Call Automation (`record.rs`), with
 //! the same connection string, `--auth` and `--allow-host` as the service.
@@ -37,6 +42,7 @@ mod entra;
 mod listen;
 mod progress;
 mod record;
+mod replay;
 mod serve;
 mod status;
 
@@ -186,6 +192,15 @@ struct Args {
     #[arg(long, default_value_t = acs_recording::download::ParallelPolicy::default().fast_stream.unwrap_or_default())]
     fast_stream: u64,
 
+    /// Watch a dead-letter container (`az://<container>/<prefix>`, Azure settings as for --store, or
+    /// `file:///<absolute path>`) and journal the recording events Event Grid dead-lettered there.
+    #[arg(long, value_name = "URL")]
+    dead_letters: Option<String>,
+
+    /// With --dead-letters: seconds between two listings of the container.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    dead_letters_interval: u64,
+
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -241,6 +256,13 @@ enum Command {
         /// The job id, as `status` prints it.
         job: String,
     },
+    /// Journal the recording events Event Grid dead-lettered (`az://<container>/<prefix>` or `file:///<path>`),
+    /// download them, and print what was done; blobs are marked processed, so a rerun reads only new ones.
+    ReplayDeadLetters {
+        /// The dead-letter container and prefix, or a local copy of it.
+        #[arg(value_name = "URL")]
+        url: String,
+    },
     /// Start, pause, resume, stop or read a call's recording through Call Automation; prints one JSON line.
     Record {
         #[command(subcommand)]
@@ -273,6 +295,15 @@ impl Args {
                 .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
             store: self.store.clone(),
             lease: std::time::Duration::from_secs(self.lease_seconds),
+            // A webhook with a delivery check, an open one on purpose, or (the demo) no pull source to serve instead.
+            webhook: self.webhook_secret.is_some()
+                || self.webhook_entra_tenant.is_some()
+                || self.unauthenticated_webhook
+                || !self.pull_sources(),
+            dead_letters: self
+                .dead_letters
+                .clone()
+                .map(|url| (url, std::time::Duration::from_secs(self.dead_letters_interval))),
         }
     }
 
@@ -310,6 +341,12 @@ impl Args {
         }
     }
 
+    /// Whether sources that the recorder reads by itself were given (`--dead-letters`): with them and no
+    /// delivery check, no webhook route is served.
+    fn pull_sources(&self) -> bool {
+        self.dead_letters.is_some()
+    }
+
     fn journal_dir(&self) -> PathBuf {
         self.journal.clone().unwrap_or_else(|| self.out.join(".acs-recording"))
     }
@@ -334,6 +371,10 @@ async fn main() -> ExitCode {
             None => status::retry(&args.journal_dir(), job).await,
         }
         .map(|()| ExitCode::SUCCESS),
+        Some(Command::ReplayDeadLetters { url }) => match args.credential() {
+            Ok(credential) => replay::run(&args.settings(), credential, url).await,
+            Err(error) => Err(error),
+        },
         Some(Command::Record { command }) => match args.credential() {
             Ok(credential) => match serve::allow_list(args.cloud, &args.allow_hosts) {
                 Ok(allow) => record::run(command, credential, allow).await.map(|()| ExitCode::SUCCESS),
@@ -372,7 +413,11 @@ fn env_filter(quiet: bool) -> tracing_subscriber::EnvFilter {
 async fn real(args: &Args) -> Result<ExitCode, BoxError> {
     let signing = args.credential()?;
     let settings = args.settings();
-    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && !args.unauthenticated_webhook {
+    if settings.webhook_secret.is_none()
+        && settings.webhook_entra.is_none()
+        && !args.unauthenticated_webhook
+        && !args.pull_sources()
+    {
         return Err("no delivery check: give --webhook-secret (or ACS_WEBHOOK_SECRET) or --webhook-entra-tenant, or \
                     --unauthenticated-webhook to serve an open webhook on purpose"
             .into());
@@ -398,7 +443,7 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
         settings.path,
         settings.storage(),
     );
-    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
+    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && args.unauthenticated_webhook {
         eprintln!(
             "warning: --unauthenticated-webhook: anyone who can reach the webhook can make the recorder download"
         );

@@ -12,6 +12,7 @@ use acs_recording::download::{
     ParallelPolicy,
 };
 use acs_recording::eventgrid::{DeliverySecret, EntraDeliveryCheck, EventGridWebhookLayer};
+use acs_recording::intake::dead_letter::DeadLetterSource;
 use acs_recording::journal::{FileJournal, JobState, Journal, ObjectStoreJournal};
 use acs_recording::recorder::{ExportedRecordings, Recorder, RecorderBuilder};
 use acs_recording::signing::AllowList;
@@ -55,6 +56,10 @@ pub(crate) struct Settings {
     pub(crate) store: Option<String>,
     /// `--lease-seconds`: how long a claim on a job lasts without renewal.
     pub(crate) lease: Duration,
+    /// Whether the webhook route is served (not for pull sources alone without a delivery check).
+    pub(crate) webhook: bool,
+    /// `--dead-letters` and `--dead-letters-interval`: a dead-letter container to watch.
+    pub(crate) dead_letters: Option<(String, Duration)>,
 }
 
 impl Settings {
@@ -76,7 +81,7 @@ pub(crate) fn describe(credential: &Credential) -> &'static str {
 }
 
 /// https for Azure; plain http only reaches hosts named with --allow-host (the signing layers refuse others).
-fn https_client() -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
+pub(crate) fn https_client() -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
     let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
     Client::builder(TokioExecutor::new()).build(https)
 }
@@ -138,7 +143,7 @@ impl Storage<'_> {
 }
 
 /// What the command line sets on the recorder, whichever way it stores.
-fn configure<K, J>(
+pub(crate) fn configure<K, J>(
     builder: RecorderBuilder<K, J>,
     settings: &Settings,
     allow: AllowList,
@@ -191,13 +196,20 @@ async fn serve<K: Sink, J: Journal>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let app = axum::Router::new()
-        .route_service(&settings.path, recorder.webhook())
+    let mut app = axum::Router::new();
+    if settings.webhook {
+        app = app.route_service(&settings.path, recorder.webhook());
+    }
+    let app = app
         // Call Automation's recording callbacks (give this URL as the start request's `recordingStateCallbackUri`):
         // each started recording is tracked until its event comes, and reported when it does not.
         .route_service("/api/callbacks", recorder.callbacks())
         .route_service("/healthz", recorder.health())
         .route_service("/readyz", recorder.health());
+    let dead_letters = match &settings.dead_letters {
+        Some((url, every)) => Some(DeadLetterSource::open(url)?.interval(*every)),
+        None => None,
+    };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let max_connections = settings.max_connections;
     let server = tokio::spawn(async move {
@@ -206,8 +218,23 @@ async fn serve<K: Sink, J: Journal>(
         })
         .await
     });
+    // The pull sources stop with the recorder: each finishes the message in hand.
+    let (stop_sources, sources_stopped) = tokio::sync::watch::channel(false);
+    let watcher = dead_letters.map(|source| {
+        let (intake, mut stopped) = (recorder.intake(), sources_stopped.clone());
+        tokio::spawn(source.run(intake, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_sources.send(true);
+    };
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
+    if let Some(watcher) = watcher {
+        watcher.await??;
+    }
     let _ = stop_server.send(());
     server.await??;
     Ok(())

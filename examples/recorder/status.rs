@@ -67,6 +67,9 @@ async fn list(journal: &impl Journal, place: &str, all: bool) -> Result<(), BoxE
         if let Some(reason) = &job.last_error {
             println!("    {reason}");
         }
+        for note in &job.notes {
+            println!("    note: {note}");
+        }
         if let Some(message) = &job.message {
             // The text as sent, on one line and cut short: `status --all` is for a person's eyes.
             let text: String = message.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();

@@ -105,6 +105,16 @@ pub(crate) async fn admit<J: Journal>(
     source: Option<&Source>,
     events: &RecordingEvents,
 ) -> Result<Admission, AdmitError> {
+    admit_noted(shared, source, events, &[]).await
+}
+
+/// [`admit`], adding `notes` to each new job: what the source knows about the events (why they came late, say).
+pub(crate) async fn admit_noted<J: Journal>(
+    shared: &Arc<Shared<J>>,
+    source: Option<&Source>,
+    events: &RecordingEvents,
+    notes: &[String],
+) -> Result<Admission, AdmitError> {
     if !shared.accepting.load(Ordering::Acquire) {
         metrics::delivery("unavailable");
         return Err(AdmitError::new(AdmitErrorKind::ShuttingDown, "the recorder is shutting down", None));
@@ -113,7 +123,7 @@ pub(crate) async fn admit<J: Journal>(
     // 30 s and closes the connection, and the server drops this future), a job that became durable is still
     // queued. Event Grid delivers again and finds it; either way it is worked on.
     // A delivery whose events were all seen before writes nothing and needs no task.
-    let admitted = match plan(shared, source, events) {
+    let admitted = match plan(shared, source, events, notes) {
         Plan { jobs, fresh: _, duplicates } if jobs.is_empty() => {
             Ok(Admission { accepted: 0, duplicates, rejected: 0 })
         }
@@ -150,7 +160,7 @@ struct Plan {
     duplicates: usize,
 }
 
-fn plan<J>(shared: &Shared<J>, source: Option<&Source>, events: &RecordingEvents) -> Plan {
+fn plan<J>(shared: &Shared<J>, source: Option<&Source>, events: &RecordingEvents, notes: &[String]) -> Plan {
     let now = shared.clock.now();
     let mut jobs = Vec::new();
     let mut duplicates = 0;
@@ -171,6 +181,7 @@ fn plan<J>(shared: &Shared<J>, source: Option<&Source>, events: &RecordingEvents
             tracing::warn!(event_id = %event.id(), field, %value, "recording event field does not fit its type; downloading anyway");
             job.notes.push(format!("`{field}` does not fit its type: {value}"));
         }
+        job.notes.extend(notes.iter().cloned());
         jobs.push(job);
     }
     let fresh = jobs.len();

@@ -134,6 +134,18 @@ impl<J: Journal> Intake<J> {
         admission::admit(&self.shared, Some(source), events).await
     }
 
+    /// [`Intake::admit_from`], adding `notes` to each new job (shown by `status` with the job): what the source
+    /// knows about these events that the events do not say, such as why they came late. A duplicate keeps the notes
+    /// of its first admission.
+    pub async fn admit_with_notes(
+        &self,
+        source: &Source,
+        events: &RecordingEvents,
+        notes: &[String],
+    ) -> Result<Admission, AdmitError> {
+        admission::admit_noted(&self.shared, Some(source), events, notes).await
+    }
+
     /// Journals a message from `source` that can never be events (not JSON, not in an event schema) as a
     /// `rejected` record holding its text and `reason`, so that nothing a source delivered is dropped silently;
     /// the source may acknowledge the message once this returned `Ok`. `Ok(false)`: the same text was rejected

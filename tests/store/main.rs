@@ -2,6 +2,8 @@
 //! network faults, and recorder replicas (processes) scaling out over one store. Without `AZURITE_BLOB_STORAGE_URL`
 //! the tests install and start their own Azurite (see `support::azurite`).
 
+#[cfg(unix)]
+mod dead_letters;
 mod faults;
 mod object_store;
 #[cfg(unix)]
