@@ -59,8 +59,9 @@ fn schema_of(json: &[u8]) -> Result<Schema, Undecodable> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Probe {
-        One(Fields),
+        // First: serde reads a struct from an array too (its fields by position), so `One` would take an array.
         Many(Vec<Fields>),
+        One(Fields),
     }
     let probe: Probe = serde_json::from_slice(json)
         .map_err(|_| Undecodable("the message is not a JSON event object or array".to_owned()))?;
