@@ -55,9 +55,40 @@ pub(crate) struct Settings {
     pub(crate) store: Option<String>,
     /// `--lease-seconds`: how long a claim on a job lasts without renewal.
     pub(crate) lease: Duration,
+    /// `--unauthenticated-webhook`: serve the webhook without a delivery check on purpose.
+    pub(crate) unauthenticated_webhook: bool,
+    /// `--queue` and its options.
+    pub(crate) queues: crate::queue::QueueSettings,
 }
 
 impl Settings {
+    /// Whether any source other than the webhook is given (queues, pull subscriptions, dead-letter watches).
+    pub(crate) fn pull_sources(&self) -> bool {
+        !self.queues.urls.is_empty()
+    }
+
+    /// Whether the webhook (and callback) routes are served: always without pull sources; with them, only when a
+    /// delivery check (or `--unauthenticated-webhook`) says the webhook is wanted, so that a recorder reading a
+    /// queue opens no door it does not use.
+    pub(crate) fn webhook_route(&self) -> bool {
+        !self.pull_sources()
+            || self.webhook_secret.is_some()
+            || self.webhook_entra.is_some()
+            || self.unauthenticated_webhook
+    }
+
+    /// The pull sources, for the start-up line.
+    pub(crate) fn describe_pull_sources(&self) -> String {
+        let queues: Vec<String> = self
+            .queues
+            .urls
+            .iter()
+            .filter_map(|url| acs_recording::intake::queue::QueueUrl::parse(url).ok())
+            .map(|url| format!("; reading queue {url}"))
+            .collect();
+        queues.concat()
+    }
+
     /// Where recordings and the journal go, for the start-up line.
     pub(crate) fn storage(&self) -> String {
         match &self.store {
@@ -191,13 +222,32 @@ async fn serve<K: Sink, J: Journal>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let app = axum::Router::new()
-        .route_service(&settings.path, recorder.webhook())
-        // Call Automation's recording callbacks (give this URL as the start request's `recordingStateCallbackUri`):
-        // each started recording is tracked until its event comes, and reported when it does not.
-        .route_service("/api/callbacks", recorder.callbacks())
-        .route_service("/healthz", recorder.health())
-        .route_service("/readyz", recorder.health());
+    let mut app = axum::Router::new();
+    if settings.webhook_route() {
+        app = app
+            .route_service(&settings.path, recorder.webhook())
+            // Call Automation's recording callbacks (give this URL as the start request's
+            // `recordingStateCallbackUri`): each started recording is tracked until its event comes, and reported
+            // when it does not.
+            .route_service("/api/callbacks", recorder.callbacks());
+    }
+    let app = app.route_service("/healthz", recorder.health()).route_service("/readyz", recorder.health());
+    // The pull sources stop when `shutdown` completes, before the recorder finishes its downloads.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut pulls = Vec::new();
+    for source in settings.queues.sources()? {
+        pulls.push(tokio::spawn(source.run(recorder.intake(), until_stopped())));
+    }
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let max_connections = settings.max_connections;
     let server = tokio::spawn(async move {
@@ -208,6 +258,9 @@ async fn serve<K: Sink, J: Journal>(
     });
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
+    for pull in pulls {
+        pull.await??;
+    }
     let _ = stop_server.send(());
     server.await??;
     Ok(())
