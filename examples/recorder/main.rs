@@ -420,7 +420,7 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
         (None, Some((tenant, _))) => format!(" (deliveries must carry an Entra token of {tenant})"),
         (None, None) => String::new(),
     };
-    let route = if settings.webhook_route() { settings.path.as_str() } else { " (probes only: no webhook route)" };
+    let route = if settings.webhook_route() { settings.path.as_str() } else { "/healthz (no webhook route)" };
     println!(
         "recorder for {} ({}) listening on http://{}{route}{guard}; {}{}",
         signing.endpoint(),

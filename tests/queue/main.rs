@@ -1,5 +1,10 @@
-//! The Storage queue source against Azurite's queue service.
+//! The Storage queue source against Azurite's queue service: the client's signed calls, and the recorder example
+//! reading a queue (one replica and two, a journal that fails, a replica killed while it holds messages). Without
+//! `AZURITE_QUEUE_STORAGE_URL` the tests start their own Azurite queue service (see `support::azurite`).
 
+mod client;
+#[cfg(unix)]
+mod process;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
