@@ -120,5 +120,16 @@ pub(crate) async fn start_recorder(
         command.args(["--store", url]).envs(env.iter().map(|(k, v)| (k, v)));
     }
     let Listening { child, addr, stdout, stderr } = spawn_listening(command, "the queue recorder").await;
+    // The start-up line comes before the journal is open; the probes answer once the recorder runs.
+    let healthz = format!("http://{addr}/healthz");
+    let healthz = &healthz;
+    eventually(Duration::from_secs(60), "the queue recorder's probe answers", || async move {
+        let response = Client::builder(TokioExecutor::new())
+            .build_http::<http_body_util::Empty<Bytes>>()
+            .get(healthz.parse().unwrap())
+            .await;
+        response.ok().map(drop)
+    })
+    .await;
     Recorder { child: Some(child), addr, stdout, stderr }
 }
