@@ -31,24 +31,18 @@ pub(crate) fn parse_messages(xml: &str) -> Result<Vec<QueueMessage>, Error> {
                     text.clear();
                 }
             }
-            Event::Text(chunk) => {
-                if field.is_some() {
-                    text.push_str(&chunk.decode().map_err(|error| bad(&error))?);
-                }
+            Event::Text(chunk) if field.is_some() => {
+                text.push_str(&chunk.decode().map_err(|error| bad(&error))?);
             }
-            Event::CData(chunk) => {
-                if field.is_some() {
-                    // CDATA is literal: escape it so that the one unescape below gives it back unchanged.
-                    let raw = chunk.decode().map_err(|error| bad(&error))?;
-                    text.push_str(&quick_xml::escape::escape(raw.as_ref()));
-                }
+            Event::CData(chunk) if field.is_some() => {
+                // CDATA is literal: escape it so that the one unescape below gives it back unchanged.
+                let raw = chunk.decode().map_err(|error| bad(&error))?;
+                text.push_str(&quick_xml::escape::escape(raw.as_ref()));
             }
-            Event::GeneralRef(reference) => {
-                if field.is_some() {
-                    text.push('&');
-                    text.push_str(&reference.decode().map_err(|error| bad(&error))?);
-                    text.push(';');
-                }
+            Event::GeneralRef(reference) if field.is_some() => {
+                text.push('&');
+                text.push_str(&reference.decode().map_err(|error| bad(&error))?);
+                text.push(';');
             }
             Event::End(end) => {
                 let name = end.local_name();
