@@ -17,7 +17,7 @@ use crate::support::emulator::served;
 use crate::support::queue::{
     assert_drained, base64, cloud_event, event_grid, new_queue, start_recorder, wait_for_message,
 };
-use crate::support::recorder_process::{journal_dir, media_path, wait_for_job};
+use crate::support::recorder_process::{free_port, journal_dir, media_path, wait_for_job};
 use crate::support::store::checks::{assert_stored, wait_for_done};
 use crate::support::store::proxy::{FaultProxy, Partition};
 use crate::support::store::Backend;
@@ -74,8 +74,9 @@ async fn messages_in_every_shape_land_byte_identical_and_garbage_is_rejected_wit
     queue.put("%% not an event %%").await.unwrap();
 
     let out = tempfile::tempdir().unwrap();
-    let recorder =
-        start_recorder(&emulator, &queue, out.path(), None, &["--queue-visibility-timeout", VISIBILITY_ARG]).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let extra = ["--queue-visibility-timeout", VISIBILITY_ARG, "--metrics", &metrics];
+    let recorder = start_recorder(&emulator, &queue, out.path(), None, &extra).await;
     for (recording, event) in recordings.iter().zip(&events) {
         let job =
             wait_for_job(out.path(), event, "the queued recording is downloaded", |job| job.state == JobState::Done)
@@ -103,6 +104,26 @@ async fn messages_in_every_shape_land_byte_identical_and_garbage_is_rejected_wit
     let base = format!("http://{}", recorder.addr);
     assert_eq!(send(Method::POST, &format!("{base}/api/events"), &[], "[]").await.status, StatusCode::NOT_FOUND);
     assert_eq!(send(Method::GET, &format!("{base}/healthz"), &[], "").await.status, StatusCode::OK);
+
+    // What the source did, per outcome, in the metrics.
+    let scraped = send(Method::GET, &format!("http://{metrics}/metrics"), &[], "").await;
+    let name = format!("name=\"{}\"", queue.url().queue());
+    for (outcome, count) in [("received", 5), ("acknowledged", 5), ("journaled", 4), ("rejected", 1)] {
+        let found = scraped.text().lines().any(|line| {
+            line.starts_with("acs_recording_source_messages_total{")
+                && line.contains("source=\"queue\"")
+                && line.contains(&name)
+                && line.contains(&format!("outcome=\"{outcome}\""))
+                && line.ends_with(&format!(" {count}"))
+        });
+        assert!(found, "{outcome} {count} missing from:\n{}", scraped.text());
+    }
+    assert!(scraped.text().contains("acs_recording_source_oldest_message_seconds{"), "{}", scraped.text());
+
+    // SIGTERM: the queue source stops with the recorder, which exits 0.
+    recorder.signal("TERM");
+    let (status, _, stderr) = recorder.exited().await;
+    assert!(status.success(), "exit {status}: {stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
