@@ -8,6 +8,8 @@ mod client;
 #[cfg(unix)]
 mod entra;
 #[cfg(unix)]
+mod full;
+#[cfg(unix)]
 mod process;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]

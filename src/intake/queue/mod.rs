@@ -39,7 +39,9 @@
 //!    queue delivery encodes it so); one event per message, in the Event Grid schema or, when the event has
 //!    `specversion`, the CloudEvents schema. Events that are not recording events are acknowledged.
 //! 3. A message whose processing failed on its `max_dequeue`th delivery (the queue counts deliveries in
-//!    `DequeueCount`) is put, text unchanged, to `<queue>-poison` (created when first needed), then deleted.
+//!    `DequeueCount`) is put, text unchanged, to `<queue>-poison` (created when first needed), then deleted. A
+//!    journal that holds its maximum of open jobs is backpressure, not a failure of the message: the batch is left
+//!    to come back, nothing is poisoned for it, and the next receive waits 30 s.
 //! 4. An empty queue is asked again after 1 s, doubling to 30 s, and at once after a batch.
 //! 5. The Storage service's rules this relies on: Get Messages hides each message it returns for the visibility
 //!    timeout and counts its delivery; Delete Message needs the pop receipt of the latest receive (404 or 400 once

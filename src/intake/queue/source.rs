@@ -62,6 +62,8 @@ enum Outcome {
     Left,
     Poisoned,
     Stopping,
+    /// Left, and so will the rest of the batch be: the journal holds its maximum of open jobs.
+    Full,
 }
 
 impl<C: HttpClient<Full<Bytes>>> QueueSource<C> {
@@ -115,6 +117,7 @@ impl<C: HttpClient<Full<Bytes>>> QueueSource<C> {
             }
             idle = self.options.min_idle_wait;
             self.source.count(SourceOutcome::Received, messages.len());
+            let mut full = false;
             for message in messages {
                 if shutdown.as_mut().now_or_never().is_some() {
                     return Ok(());
@@ -124,7 +127,19 @@ impl<C: HttpClient<Full<Bytes>>> QueueSource<C> {
                     Outcome::Poisoned => self.source.count(SourceOutcome::Poisoned, 1),
                     Outcome::Left => self.source.count(SourceOutcome::Released, 1),
                     Outcome::Stopping => return Ok(()),
+                    Outcome::Full => {
+                        self.source.count(SourceOutcome::Released, 1);
+                        full = true;
+                        break;
+                    }
                 }
+            }
+            if full {
+                // The rest of the batch comes back after the visibility timeout; ask again after a wait.
+                if wait(&mut shutdown, self.options.max_idle_wait).await {
+                    return Ok(());
+                }
+                continue;
             }
             self.measure_oldest().await;
         }
@@ -145,6 +160,12 @@ impl<C: HttpClient<Full<Bytes>>> QueueSource<C> {
         match admitted {
             Ok(()) => self.delete(message).await,
             Err(error) if error.is_shutting_down() => Outcome::Stopping,
+            // Backpressure is not the message's fault: it is never poisoned for it, and the batch waits.
+            Err(error) if error.is_full() => {
+                tracing::warn!(queue = %self.client.url(), error = %error.detail(),
+                    "the journal holds its maximum of open jobs; the queue's messages wait");
+                Outcome::Full
+            }
             Err(error) if message.dequeue_count >= self.options.max_dequeue => {
                 self.move_to_poison(message, &error, poison_ready).await
             }
