@@ -41,6 +41,7 @@ mod demo;
 mod entra;
 mod listen;
 mod progress;
+mod queue;
 mod record;
 mod replay;
 mod serve;
@@ -201,6 +202,22 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     dead_letters_interval: u64,
 
+    /// A Storage queue that an Event Grid subscription delivers the recording events to, read with outbound HTTPS
+    /// only; repeatable. `https://<account>.queue.core.windows.net/<queue>` (a SAS may follow; else the account key
+    /// from AZURE_STORAGE_ACCOUNT_KEY, or `--auth entra`), or `http://127.0.0.1:10001/devstoreaccount1/<queue>` for
+    /// Azurite. Given only pull sources and no delivery check, the recorder serves no webhook route.
+    #[arg(long = "queue", value_name = "QUEUE_URL")]
+    queues: Vec<String>,
+
+    /// With --queue: how long a received message stays hidden from other replicas; one not deleted by then (its
+    /// replica died) comes back.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    queue_visibility_timeout: u64,
+
+    /// With --queue: a message whose events fail to be journaled on this many deliveries moves to `<queue>-poison`.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    queue_max_dequeue: u32,
+
     /// Serve Prometheus metrics on this address (`http://<addr>/metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -295,15 +312,17 @@ impl Args {
                 .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
             store: self.store.clone(),
             lease: std::time::Duration::from_secs(self.lease_seconds),
-            // A webhook with a delivery check, an open one on purpose, or (the demo) no pull source to serve instead.
-            webhook: self.webhook_secret.is_some()
-                || self.webhook_entra_tenant.is_some()
-                || self.unauthenticated_webhook
-                || !self.pull_sources(),
+            unauthenticated_webhook: self.unauthenticated_webhook,
             dead_letters: self
                 .dead_letters
                 .clone()
                 .map(|url| (url, std::time::Duration::from_secs(self.dead_letters_interval))),
+            queues: queue::QueueSettings {
+                urls: self.queues.clone(),
+                visibility_timeout: std::time::Duration::from_secs(self.queue_visibility_timeout),
+                max_dequeue: self.queue_max_dequeue,
+                entra: (self.auth == Auth::Entra).then_some(self.entra_credential),
+            },
         }
     }
 
@@ -339,12 +358,6 @@ impl Args {
                          with --endpoint"
                 .into()),
         }
-    }
-
-    /// Whether sources that the recorder reads by itself were given (`--dead-letters`): with them and no
-    /// delivery check, no webhook route is served.
-    fn pull_sources(&self) -> bool {
-        self.dead_letters.is_some()
     }
 
     fn journal_dir(&self) -> PathBuf {
@@ -413,10 +426,12 @@ fn env_filter(quiet: bool) -> tracing_subscriber::EnvFilter {
 async fn real(args: &Args) -> Result<ExitCode, BoxError> {
     let signing = args.credential()?;
     let settings = args.settings();
-    if settings.webhook_secret.is_none()
+    // Queues are checked before anything listens; they are built again where the journal's type is known.
+    settings.queues.sources()?;
+    if !settings.pull_sources()
+        && settings.webhook_secret.is_none()
         && settings.webhook_entra.is_none()
         && !args.unauthenticated_webhook
-        && !args.pull_sources()
     {
         return Err("no delivery check: give --webhook-secret (or ACS_WEBHOOK_SECRET) or --webhook-entra-tenant, or \
                     --unauthenticated-webhook to serve an open webhook on purpose"
@@ -435,15 +450,16 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
         (None, Some((tenant, _))) => format!(" (deliveries must carry an Entra token of {tenant})"),
         (None, None) => String::new(),
     };
+    let route = if settings.webhook_route() { settings.path.as_str() } else { "/healthz (no webhook route)" };
     println!(
-        "recorder for {} ({}) listening on http://{}{}{guard}; {}",
+        "recorder for {} ({}) listening on http://{}{route}{guard}; {}{}",
         signing.endpoint(),
         serve::describe(&signing),
         listener.local_addr()?,
-        settings.path,
         settings.storage(),
+        settings.describe_pull_sources(),
     );
-    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && args.unauthenticated_webhook {
+    if settings.webhook_route() && settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
         eprintln!(
             "warning: --unauthenticated-webhook: anyone who can reach the webhook can make the recorder download"
         );

@@ -56,13 +56,43 @@ pub(crate) struct Settings {
     pub(crate) store: Option<String>,
     /// `--lease-seconds`: how long a claim on a job lasts without renewal.
     pub(crate) lease: Duration,
-    /// Whether the webhook route is served (not for pull sources alone without a delivery check).
-    pub(crate) webhook: bool,
+    /// `--unauthenticated-webhook`: serve the webhook without a delivery check on purpose.
+    pub(crate) unauthenticated_webhook: bool,
+    /// `--queue` and its options.
+    pub(crate) queues: crate::queue::QueueSettings,
     /// `--dead-letters` and `--dead-letters-interval`: a dead-letter container to watch.
     pub(crate) dead_letters: Option<(String, Duration)>,
 }
 
 impl Settings {
+    /// Whether any source other than the webhook is given (queues, pull subscriptions, dead-letter watches).
+    pub(crate) fn pull_sources(&self) -> bool {
+        !self.queues.urls.is_empty() || self.dead_letters.is_some()
+    }
+
+    /// Whether the webhook (and callback) routes are served: always without pull sources; with them, only when a
+    /// delivery check (or `--unauthenticated-webhook`) says the webhook is wanted, so that a recorder reading a
+    /// queue opens no door it does not use.
+    pub(crate) fn webhook_route(&self) -> bool {
+        !self.pull_sources()
+            || self.webhook_secret.is_some()
+            || self.webhook_entra.is_some()
+            || self.unauthenticated_webhook
+    }
+
+    /// The pull sources, for the start-up line.
+    pub(crate) fn describe_pull_sources(&self) -> String {
+        let queues: Vec<String> = self
+            .queues
+            .urls
+            .iter()
+            .filter_map(|url| acs_recording::intake::queue::QueueUrl::parse(url).ok())
+            .map(|url| format!("; reading queue {url}"))
+            .collect();
+        let dead_letters = self.dead_letters.iter().map(|(url, _)| format!("; watching dead letters in {url}"));
+        queues.into_iter().chain(dead_letters).collect()
+    }
+
     /// Where recordings and the journal go, for the start-up line.
     pub(crate) fn storage(&self) -> String {
         match &self.store {
@@ -197,18 +227,35 @@ async fn serve<K: Sink, J: Journal>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let mut app = axum::Router::new();
-    if settings.webhook {
-        app = app.route_service(&settings.path, recorder.webhook());
+    if settings.webhook_route() {
+        app = app
+            .route_service(&settings.path, recorder.webhook())
+            // Call Automation's recording callbacks (give this URL as the start request's
+            // `recordingStateCallbackUri`): each started recording is tracked until its event comes, and reported
+            // when it does not.
+            .route_service("/api/callbacks", recorder.callbacks());
     }
-    let app = app
-        // Call Automation's recording callbacks (give this URL as the start request's `recordingStateCallbackUri`):
-        // each started recording is tracked until its event comes, and reported when it does not.
-        .route_service("/api/callbacks", recorder.callbacks())
-        .route_service("/healthz", recorder.health())
-        .route_service("/readyz", recorder.health());
-    let dead_letters = match &settings.dead_letters {
-        Some((url, every)) => Some(DeadLetterSource::open(url)?.interval(*every)),
-        None => None,
+    let app = app.route_service("/healthz", recorder.health()).route_service("/readyz", recorder.health());
+    // The pull sources stop when `shutdown` completes, before the recorder finishes its downloads.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut pulls = Vec::new();
+    for source in settings.queues.sources()? {
+        pulls.push(tokio::spawn(source.run(recorder.intake(), until_stopped())));
+    }
+    let mut watchers = Vec::new();
+    if let Some((url, every)) = &settings.dead_letters {
+        let source = DeadLetterSource::open(url)?.interval(*every);
+        watchers.push(tokio::spawn(source.run(recorder.intake(), until_stopped())));
+    }
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
     };
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let max_connections = settings.max_connections;
@@ -218,21 +265,12 @@ async fn serve<K: Sink, J: Journal>(
         })
         .await
     });
-    // The pull sources stop with the recorder: each finishes the message in hand.
-    let (stop_sources, sources_stopped) = tokio::sync::watch::channel(false);
-    let watcher = dead_letters.map(|source| {
-        let (intake, mut stopped) = (recorder.intake(), sources_stopped.clone());
-        tokio::spawn(source.run(intake, async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }))
-    });
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop_sources.send(true);
-    };
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
-    if let Some(watcher) = watcher {
+    for pull in pulls {
+        pull.await??;
+    }
+    for watcher in watchers {
         watcher.await??;
     }
     let _ = stop_server.send(());

@@ -14,3 +14,5 @@
 
 #[cfg(feature = "object-store")]
 pub mod dead_letter;
+#[cfg(feature = "storage-queue")]
+pub mod queue;

@@ -188,9 +188,13 @@ pub use crate::body::ResponseBody;
 pub use allow::{AllowList, InvalidHost, Refused, RefusedReason};
 #[cfg(feature = "entra")]
 pub use bearer::{BearerFuture, BearerToken, BearerTokenLayer, ACS_SCOPE};
+#[cfg(all(feature = "entra", feature = "storage-queue"))]
+pub(crate) use bearer::{TokenCache, DEFAULT_REFRESH_BEFORE};
 pub use body::{ContentHash, SignableBody};
 pub use error::{Error, ErrorKind};
 pub use hmac::{HmacSigning, HmacSigningLayer, ResponseFuture};
+#[cfg(feature = "storage-queue")]
+pub(crate) use sign::HmacKey;
 pub use sign::{compute_signature, content_hash, format_date, string_to_sign, EMPTY_CONTENT_HASH};
 pub use signer::HmacSigner;
 #[cfg(feature = "emulator")]

@@ -37,17 +37,41 @@ pub(crate) fn url() -> &'static str {
     URL.get_or_init(|| {
         let (url, whose) = match std::env::var("AZURITE_BLOB_STORAGE_URL") {
             Ok(url) => (url.trim_end_matches('/').to_owned(), "AZURITE_BLOB_STORAGE_URL"),
-            Err(_) => (start(&install()), "the one started from .tools/azurite"),
+            Err(_) => (start_service(&install(), "blob"), "the one started from .tools/azurite"),
         };
-        let authority = url.trim_start_matches("http://").to_owned();
-        // The port is free until Azurite binds it, which takes Node a moment (seconds on a busy machine).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&authority).is_err() {
-            assert!(Instant::now() < deadline, "Azurite does not answer at {url} ({whose})");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(&url, whose);
         url
     })
+}
+
+/// The queue service URL of the Azurite this process uses, e.g. `http://127.0.0.1:10001`, answering: the one
+/// `AZURITE_QUEUE_STORAGE_URL` names (CI), or else a private `azurite-queue` from the same install as the blobs'.
+#[cfg(feature = "storage-queue")]
+#[allow(dead_code)] // The store bench mounts this file for the blob service alone.
+pub(crate) fn queue_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let (url, whose) = match std::env::var("AZURITE_QUEUE_STORAGE_URL") {
+            Ok(url) => (url.trim_end_matches('/').to_owned(), "AZURITE_QUEUE_STORAGE_URL"),
+            Err(_) => (
+                start_service(&install().with_file_name("azurite-queue"), "queue"),
+                "the one started from .tools/azurite",
+            ),
+        };
+        wait_for(&url, whose);
+        url
+    })
+}
+
+/// Waits (bounded) until something accepts connections at `url`.
+fn wait_for(url: &str, whose: &str) {
+    let authority = url.trim_start_matches("http://").to_owned();
+    // The port is free until Azurite binds it, which takes Node a moment (seconds on a busy machine).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&authority).is_err() {
+        assert!(Instant::now() < deadline, "Azurite does not answer at {url} ({whose})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `.tools/azurite/node_modules/.bin/azurite-blob`, installed if it is not yet.
@@ -62,12 +86,13 @@ fn install() -> PathBuf {
     home.join(marker)
 }
 
-/// Starts a private Azurite from `binary` under its watching shell; answers its URL.
-fn start(binary: &Path) -> String {
+/// Starts a private Azurite `service` (`blob`, `queue`) from `binary` under its watching shell; answers its URL.
+fn start_service(binary: &Path, service: &str) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let data = tempfile::tempdir().unwrap().keep();
-    // `$0` Azurite, `$1` the port, `$2` its data. `read` returns when this process's end of the pipe closes.
-    let script = r#""$0" --blobHost 127.0.0.1 --blobPort "$1" --location "$2" --skipApiVersionCheck \
+    // `$0` Azurite, `$1` the port, `$2` its data, `$3` the service. `read` returns when this process's end of the
+    // pipe closes.
+    let script = r#""$0" --"$3"Host 127.0.0.1 --"$3"Port "$1" --location "$2" --skipApiVersionCheck \
         --disableTelemetry --silent >/dev/null 2>&1 &
         pid=$!; read _; kill "$pid"; wait "$pid"; rm -rf "$2""#;
     // Never waited for: it lives as long as this process, whose end closes its input and so stops it.
@@ -77,11 +102,13 @@ fn start(binary: &Path) -> String {
         .arg(binary)
         .arg(port.to_string())
         .arg(&data)
+        .arg(service)
         .stdin(Stdio::piped())
         .spawn()
         .expect("start Azurite");
-    static WATCHED: OnceLock<Mutex<ChildStdin>> = OnceLock::new();
-    let _ = WATCHED.set(Mutex::new(shell.stdin.take().expect("piped")));
+    // One watched pipe per service this process started (the blob and the queue service).
+    static WATCHED: Mutex<Vec<ChildStdin>> = Mutex::new(Vec::new());
+    WATCHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(shell.stdin.take().expect("piped"));
     format!("http://127.0.0.1:{port}")
 }
 

@@ -12,6 +12,8 @@ mod eventually;
 #[cfg(any(feature = "object-store", feature = "emulator"))]
 pub(crate) mod npm;
 pub(crate) mod process;
+#[cfg(all(unix, feature = "storage-queue", feature = "object-store", feature = "emulator"))]
+pub(crate) mod queue;
 #[cfg(all(feature = "emulator", feature = "recorder"))]
 pub(crate) mod recorder;
 #[cfg(all(unix, feature = "emulator", feature = "recorder"))]

@@ -9,3 +9,5 @@ mod token;
 pub use future::BearerFuture;
 pub use layer::{BearerTokenLayer, ACS_SCOPE};
 pub use service::BearerToken;
+#[cfg(feature = "storage-queue")]
+pub(crate) use {layer::DEFAULT_REFRESH_BEFORE, token::TokenCache};
