@@ -134,6 +134,7 @@
 mod attempt;
 mod backoff;
 mod body;
+mod budget;
 mod digest;
 mod error;
 mod fetch;
@@ -149,6 +150,7 @@ pub mod sink;
 
 pub use backoff::Backoff;
 pub use body::ChunkBody;
+pub use budget::{MemoryBudget, DEFAULT_MEMORY_BUDGET};
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};

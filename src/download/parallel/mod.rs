@@ -2,6 +2,7 @@
 //! missing (`plan.rs`), and the scheduler that runs them and hashes the whole object in order while parts arrive
 //! out of order (`scheduler.rs`).
 
+mod in_order;
 mod plan;
 mod scheduler;
 

@@ -135,6 +135,8 @@ where
             parallelism: policy.parallelism,
             fast_stream: policy.fast_stream,
             total,
+            budget: self.config.budget.clone(),
+            keep_ahead: policy.part_size.saturating_mul(2),
         }
     }
 
