@@ -170,3 +170,98 @@ impl InOrder {
         self.digests.finish().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::download::sink::{ReadFuture, WriteFuture};
+    use crate::download::MemoryBudget;
+
+    /// A writer over bytes already all written, counting what is read back.
+    struct Written {
+        bytes: Vec<u8>,
+        readable: bool,
+        read: AtomicU64,
+        reads: Mutex<Vec<(u64, usize)>>,
+    }
+
+    impl PositionalWriter for Written {
+        fn write_at(&self, _: u64, _: Vec<Bytes>) -> WriteFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn complete(&self, _: u64, _: u64) -> WriteFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn readable(&self) -> bool {
+            self.readable
+        }
+        fn read_at(&self, offset: u64, len: usize) -> ReadFuture<'_> {
+            self.read.fetch_add(len as u64, Ordering::Relaxed);
+            self.reads.lock().unwrap().push((offset, len));
+            let at = offset as usize;
+            let bytes = Bytes::copy_from_slice(&self.bytes[at..at + len]);
+            Box::pin(async move { Ok(bytes) })
+        }
+    }
+
+    /// Four parts of 1000 bytes arriving last part first, in frames of 100, with a budget of 250 bytes; `window`
+    /// bytes ahead of the hash at most are kept.
+    async fn hash_backwards(readable: bool, window: u64) -> (Sha256Digest, Sha256Digest, Arc<Written>, MemoryBudget) {
+        let object: Vec<u8> = (0..4000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let writer = Arc::new(Written { bytes: object.clone(), readable, read: 0.into(), reads: Mutex::default() });
+        let budget = MemoryBudget::new(250);
+        let mut parts = Parts::new();
+        for start in (0..4000).step_by(1000) {
+            // A writer that cannot read back covers its parts ahead with reservations of their own.
+            let whole = !readable && start > 0;
+            let part = Part { end: start + 1000, done: false, free: start == 0, whole, reservation: budget.hold() };
+            parts.insert(start, part);
+        }
+        let mut hash = InOrder::new(Digests::new(Sha256::new(), None), budget.hold(), window, readable);
+        let scope = Scope::default();
+        for start in [3000u64, 2000, 1000, 0] {
+            for at in (start..start + 1000).step_by(100) {
+                let frame = Bytes::copy_from_slice(&object[at as usize..at as usize + 100]);
+                hash.receive(at, frame, &parts, &*writer, &scope).await.unwrap();
+                assert!(budget.available() <= budget.capacity());
+            }
+            parts.get_mut(&start).unwrap().done = true;
+            hash.advance(&parts, &*writer, &scope).await.unwrap();
+        }
+        assert_eq!(hash.next(), 4000);
+        let (sha, _) = hash.finish(4000, &scope).await.unwrap();
+        (sha, Sha256Digest::from(Sha256::digest(&object)), writer, budget)
+    }
+
+    #[tokio::test]
+    async fn bytes_ahead_beyond_the_budget_are_read_back_and_hash_like_one_pass() {
+        let (sha, want, writer, budget) = hash_backwards(true, u64::MAX).await;
+        assert_eq!(sha, want);
+        // 250 bytes of budget keep two frames of 100: the other 2800 bytes ahead came back from the writer, each
+        // part's run of them in one entry.
+        assert_eq!(writer.read.load(Ordering::Relaxed), 2800);
+        assert_eq!(*writer.reads.lock().unwrap(), [(1000, 1000), (2000, 1000), (3200, 800)]);
+        assert_eq!((budget.peak(), budget.available()), (200, 250));
+    }
+
+    #[tokio::test]
+    async fn bytes_beyond_the_window_are_read_back_even_with_budget_to_spare() {
+        let (sha, want, writer, budget) = hash_backwards(true, 0).await;
+        assert_eq!(sha, want);
+        assert_eq!(writer.read.load(Ordering::Relaxed), 3000);
+        assert_eq!((budget.peak(), budget.available()), (0, 250));
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_cannot_read_back_keeps_its_covered_parts_in_memory() {
+        let (sha, want, writer, budget) = hash_backwards(false, u64::MAX).await;
+        assert_eq!(sha, want);
+        assert_eq!(writer.read.load(Ordering::Relaxed), 0);
+        assert_eq!(budget.peak(), 0, "the parts' own reservations cover their bytes");
+    }
+}

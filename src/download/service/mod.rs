@@ -21,11 +21,11 @@ use http_body_util::Empty;
 use tower::Service;
 
 use super::body::ChunkBody;
+use super::budget::MemoryBudget;
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
 use super::location::Destinations;
-use super::budget::MemoryBudget;
 use super::parallel::ParallelPolicy;
 use super::retry::{RetryPolicy, RetryState};
 use super::sink::Sink;
