@@ -14,7 +14,7 @@ use crate::download::sink::PositionalWriter;
 use crate::Sha256Digest;
 
 /// Bytes read back from disk at once.
-const READ_BACK: u64 = 1 << 20;
+const READ_BACK: u64 = 64 << 10;
 
 /// A part started and not yet retired (done and hashed).
 pub(super) struct Part {

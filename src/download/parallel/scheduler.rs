@@ -38,6 +38,9 @@ pub(crate) enum Parallel {
     Changed { requests: u32, cause: Error },
 }
 
+/// Frames on their way from the parts to the hash: outside the budget, so few (a frame is up to a few hundred KiB).
+const REPORTS: usize = 8;
+
 /// Bytes gathered before one positional write.
 const WRITE_BATCH: usize = 1 << 20;
 
@@ -120,7 +123,7 @@ impl<F> Scheduler<F> {
         S: HttpClient<B>,
         B: RequestBody,
     {
-        let (report, mut reports) = mpsc::channel::<Message>(32);
+        let (report, mut reports) = mpsc::channel::<Message>(REPORTS);
         let mut tasks = JoinSet::new();
         let mut queue = queue.peekable();
         let mut parts = Parts::new();
