@@ -35,6 +35,9 @@ type States = (Sha256Hasher, Option<Md5>);
 /// budget, nothing).
 type Hold = (Option<Held>, Option<OwnedSemaphorePermit>);
 
+/// The queue to the hashing thread, and the thread.
+type Pipe = (mpsc::Sender<(Vec<Bytes>, Hold)>, JoinHandle<States>);
+
 /// SHA-256 (and, when announced, MD5) of the bytes handed out, in order.
 ///
 /// The hash is the most expensive step of a download (SHA-256 is sequential: one core hashes one object), so it
@@ -44,7 +47,7 @@ type Hold = (Option<Held>, Option<OwnedSemaphorePermit>);
 pub(crate) struct Digests {
     /// The states while no thread took them (before the first full batch).
     states: Option<States>,
-    pipe: Option<(mpsc::Sender<(Vec<Bytes>, Hold)>, JoinHandle<States>)>,
+    pipe: Option<Pipe>,
     /// With a budget, batches queued past the first [`FREE_QUEUE`] hold budget for their bytes until hashed.
     budget: Option<(MemoryBudget, Arc<Semaphore>)>,
     batch: Vec<Bytes>,
@@ -206,6 +209,21 @@ mod tests {
         let (sha, md5) = digest_of(&frames, true).await;
         assert_eq!(sha, Sha256Digest::from(Sha256::digest(&whole)));
         assert_eq!(md5, Some(<[u8; 16]>::from(Md5::digest(&whole))));
+    }
+
+    #[tokio::test]
+    async fn bytes_queued_for_the_hash_hold_budget_and_go_on_without_it() {
+        // 20 MiB through a budget of 3 MiB: some batches hold budget, the rest wait for the free places.
+        let whole: Vec<u8> = (0..20 * 1024 * 1024 + 7).map(|i| (i * 13 % 251) as u8).collect();
+        let budget = MemoryBudget::new(3 << 20);
+        let mut digests = Digests::new(Sha256::new(), None).with_budget(budget.clone());
+        for frame in whole.chunks(256 * 1024) {
+            digests.push(Bytes::copy_from_slice(frame)).await.unwrap();
+        }
+        let (sha, _) = digests.finish().await.unwrap();
+        assert_eq!(sha, Sha256Digest::from(Sha256::digest(&whole)));
+        assert!(budget.peak() > 0 && budget.peak() <= 3 << 20, "peak {}", budget.peak());
+        assert_eq!(budget.available(), 3 << 20);
     }
 
     #[tokio::test]
