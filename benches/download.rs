@@ -1,15 +1,18 @@
 //! Downloading one large chunk over loopback from the emulator's storage: the whole stack (signing layer,
-//! hyper-util client, `ChunkDownloader`, `DirectorySink`) next to the floor (a bare hyper-util client writing the
+//! hyper-util client, `ChunkDownloader`, `DirectorySink`) next to the floors (a bare hyper-util client writing the
 //! same response into a file with blocking `std::fs` writes; also with SHA-256 computed inline, with SHA-256 on a
-//! second thread, and with an fsync) and `curl -o`, in the same run, for the single stream and for the parallel
-//! ranges of the default [`ParallelPolicy`]; the CPU time per GiB of each (process and children, the in-process
-//! server included); then the same chunk over a link limited to 40 MB/s per connection, single stream against
-//! parallel ranges; then the peak RSS of a downloading process at 256 MiB and 1.5 GiB, both ways.
+//! second thread, and with an fsync; `curl -o`; and SHA-256 of the same number of bytes from memory, the ceiling of
+//! any hashed stream), in the same run, for the single stream and for the parallel ranges of the default
+//! [`ParallelPolicy`]; the rate, its ratio to the floors and the CPU time per GiB of each (process and children, the
+//! in-process server included); then the same chunk over a link limited to 40 MB/s per connection, single stream
+//! against parallel ranges; then, in child processes that only download, the peak RSS (`VmHWM`) on loopback at
+//! 256 MiB and 1.5 GiB, and on the slow link with the rate: one stream, one chunk in parallel ranges and four chunks
+//! in parallel ranges at once (sharing the default memory budget), each printed with its target.
 //!
 //! `ACS_BENCH_DOWNLOAD_BYTES` sets the loopback size (default 1 GiB) and `ACS_BENCH_SLOW_BYTES` the slow-link size
-//! (default 512 MiB); CI runs them smaller with `-- --quick`. Runtime: tokio multi-thread, 2 workers, client and
-//! server in the same process. The peak-RSS child uses a current-thread runtime (plus tokio's blocking pool for
-//! file writes and hashing).
+//! (default 512 MiB; 0 runs the loopback rows only, for a profile); CI runs them smaller with `-- --quick`.
+//! Runtime: tokio multi-thread, 2 workers, client and server in the same process. The peak-RSS child uses a
+//! current-thread runtime (plus tokio's blocking pool for file writes and hashing).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -40,8 +43,8 @@ const PARALLEL_ENV: &str = "ACS_BENCH_RSS_PARALLEL";
 /// The bandwidth of one connection on the slow link: a long cross-region path.
 const SLOW_LINK: u64 = 40_000_000;
 
-/// CPU seconds and bytes of each benchmark, for the CPU-per-GiB summary.
-static CPU: Mutex<BTreeMap<&'static str, (f64, u64)>> = Mutex::new(BTreeMap::new());
+/// CPU seconds, bytes and wall seconds of each benchmark, for the summary.
+static CPU: Mutex<BTreeMap<&'static str, (f64, u64, f64)>> = Mutex::new(BTreeMap::new());
 
 /// CPU seconds used so far by this process and the children it waited for (`/proc/self/stat`, in clock ticks of
 /// 10 ms).
@@ -55,11 +58,12 @@ fn cpu_seconds() -> f64 {
     fields.get(11..15).map_or(0.0, |times| times.iter().sum::<f64>() / 100.0)
 }
 
-fn record_cpu(name: &'static str, seconds: f64, bytes: u64) {
+fn record_cpu(name: &'static str, seconds: f64, bytes: u64, wall: Duration) {
     let mut table = CPU.lock().unwrap();
     let entry = table.entry(name).or_default();
     entry.0 += seconds;
     entry.1 += bytes;
+    entry.2 += wall.as_secs_f64();
 }
 
 fn main() {
@@ -112,8 +116,9 @@ fn main() {
                         );
                         let (start, cpu) = (Instant::now(), cpu_seconds());
                         let manifest = downloader.download(recording).await.unwrap();
-                        total += start.elapsed();
-                        record_cpu(name, cpu_seconds() - cpu, info.size);
+                        let wall = start.elapsed();
+                        total += wall;
+                        record_cpu(name, cpu_seconds() - cpu, info.size, wall);
                         assert_eq!(manifest.chunks[0].bytes, info.size);
                         std::fs::remove_dir_all(&dir).unwrap();
                     }
@@ -143,8 +148,9 @@ fn main() {
                         let request = signed_request(emulator.endpoint(), emulator.access_key(), &location).await;
                         let (start, cpu) = (Instant::now(), cpu_seconds());
                         let written = floor(&client, request, &path, durable, hash).await;
-                        total += start.elapsed();
-                        record_cpu(name, cpu_seconds() - cpu, written);
+                        let wall = start.elapsed();
+                        total += wall;
+                        record_cpu(name, cpu_seconds() - cpu, written, wall);
                         assert_eq!(written, info.size);
                         std::fs::remove_file(&path).unwrap();
                     }
@@ -170,8 +176,9 @@ fn main() {
                     command.arg(&location);
                     let (start, cpu) = (Instant::now(), cpu_seconds());
                     let status = command.status().unwrap();
-                    total += start.elapsed();
-                    record_cpu("curl", cpu_seconds() - cpu, info.size);
+                    let wall = start.elapsed();
+                    total += wall;
+                    record_cpu("curl", cpu_seconds() - cpu, info.size, wall);
                     assert!(status.success());
                     assert_eq!(std::fs::metadata(&path).unwrap().len(), info.size);
                     std::fs::remove_file(&path).unwrap();
@@ -182,14 +189,38 @@ fn main() {
     } else {
         println!("curl not found: skipping the curl comparison");
     }
+    // The ceiling of any hashed stream: one core hashing the same number of bytes already in memory (a 16 MiB
+    // buffer over and over: SHA-256's speed does not depend on the bytes).
+    group.bench_function("floor_sha256_memory", |b| {
+        let buffer = vec![0x5au8; 16 << 20];
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let (start, cpu) = (Instant::now(), cpu_seconds());
+                let mut sha = Sha256::new();
+                let mut left = info.size;
+                while left > 0 {
+                    let n = left.min(buffer.len() as u64) as usize;
+                    sha.update(&buffer[..n]);
+                    left -= n as u64;
+                }
+                std::hint::black_box(sha.finalize());
+                let wall = start.elapsed();
+                total += wall;
+                record_cpu("floor_sha256_memory", cpu_seconds() - cpu, info.size, wall);
+            }
+            total
+        })
+    });
     group.finish();
-    for (name, (seconds, bytes)) in CPU.lock().unwrap().iter() {
-        let per_gib = seconds / (*bytes as f64 / f64::from(1u32 << 30));
-        println!("CPU per GiB, {name}: {per_gib:.2} s (process and children, the in-process server included)");
-    }
+    summary();
 
     // A link that is slow per connection: what parallel ranges are for.
     let slow_size: u64 = std::env::var(SLOW_SIZE_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(512 << 20);
+    if slow_size == 0 {
+        // Only the loopback rows: what a profile of one of them wants.
+        return;
+    }
     let slow = emulator.storage().put_tone("slow", slow_size.saturating_sub(44));
     emulator.storage().set_document_link("slow", Link::unlimited().bandwidth(SLOW_LINK));
     println!("slow link: {} bytes at {} MB/s per connection", slow.size, SLOW_LINK / 1_000_000);
@@ -229,28 +260,128 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    for (rss_size, parallel) in [(256u64 << 20, false), (1536 << 20, false), (256 << 20, true), (1536 << 20, true)] {
-        let id = format!("rss-{rss_size}-{parallel}");
+    // Peak RSS of a process that only downloads (`VmHWM` of a child), on loopback at two sizes: the single stream
+    // stays within its target whatever the size.
+    for (rss_size, mode) in [(256u64 << 20, Mode::Single), (1536 << 20, Mode::Single), (256 << 20, Mode::Parallel)] {
+        let id = format!("rss-{rss_size}-{}", matches!(mode, Mode::Parallel));
         emulator.storage().put_tone(&id, rss_size - 44);
-        let dir = work.path().join(&id);
-        let mut child = Command::new(std::env::current_exe().unwrap());
-        if parallel {
-            child.env(PARALLEL_ENV, "1");
+        let run = rss_run(&emulator, work.path(), &[id], mode);
+        let target = match mode {
+            Mode::Single => format!(" (target <= {SINGLE_RSS_TARGET} MiB)"),
+            _ => String::new(),
+        };
+        println!(
+            "peak RSS downloading {} MiB over loopback, {}: {} MiB{target}",
+            rss_size >> 20,
+            mode.name(),
+            run.rss_mib
+        );
+    }
+
+    // The same on the slow link, with the rate of each way: one chunk one stream, one chunk in parallel ranges, and
+    // four chunks in parallel ranges at once (as four recorder workers would), all sharing the default budget.
+    let one = rss_run(&emulator, work.path(), &["slow".to_owned()], Mode::Single);
+    let parallel = rss_run(&emulator, work.path(), &["slow".to_owned()], Mode::Parallel);
+    let four: Vec<String> = (0..4).map(|n| format!("slow-{n}")).collect();
+    for id in &four {
+        emulator.storage().put_tone(id, slow_size.saturating_sub(44));
+        emulator.storage().set_document_link(id, Link::unlimited().bandwidth(SLOW_LINK));
+    }
+    let many = rss_run(&emulator, work.path(), &four, Mode::Parallel);
+    let mib = slow.size >> 20;
+    println!("slow link ({} MB/s per connection), peak RSS and rate of a downloading process:", SLOW_LINK / 1_000_000);
+    println!(
+        "  one {mib} MiB chunk, single stream: {} MiB (target <= {SINGLE_RSS_TARGET} MiB), {:.0} MB/s",
+        one.rss_mib,
+        one.rate / 1e6
+    );
+    println!(
+        "  one {mib} MiB chunk, parallel ranges: {} MiB (target <= 64 MiB; budget peak {} MiB), {:.0} MB/s = {:.1}x one stream (target >= 4x)",
+        parallel.rss_mib,
+        parallel.budget_mib,
+        parallel.rate / 1e6,
+        parallel.rate / one.rate
+    );
+    println!(
+        "  four {mib} MiB chunks at once, parallel ranges: {} MiB (target <= 96 MiB; budget peak {} MiB), {:.0} MB/s in all",
+        many.rss_mib,
+        many.budget_mib,
+        many.rate / 1e6
+    );
+}
+
+/// Peak RSS target of the single stream, MiB.
+const SINGLE_RSS_TARGET: u64 = 24;
+
+/// How the peak-RSS child downloads.
+#[derive(Clone, Copy)]
+enum Mode {
+    Single,
+    Parallel,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Single => "single stream",
+            Mode::Parallel => "parallel ranges",
         }
-        let output = child
-            .env(CHILD_ENV, "1")
-            .env("ACS_BENCH_ENDPOINT", emulator.endpoint().url())
-            .env("ACS_BENCH_KEY", emulator.access_key().to_base64())
-            .env("ACS_BENCH_STORAGE", emulator.storage_authority())
-            .env("ACS_BENCH_LOCATION", emulator.storage().content_location(&id))
-            .env("ACS_BENCH_METADATA", emulator.storage().metadata_location(&id))
-            .env("ACS_BENCH_DIR", &dir)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let way = if parallel { "parallel ranges" } else { "single stream" };
-        print!("peak RSS downloading {} MiB, {way}: {}", rss_size >> 20, String::from_utf8_lossy(&output.stdout));
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// What a peak-RSS child measured.
+struct RssRun {
+    rss_mib: u64,
+    /// Bytes per second, every chunk together.
+    rate: f64,
+    /// The most the memory budget lent at once.
+    budget_mib: u64,
+}
+
+/// Downloads the documents `ids` (as the chunks of one recording, all at once) in a child process.
+fn rss_run(emulator: &Emulator, work: &Path, ids: &[String], mode: Mode) -> RssRun {
+    let dir = work.join(format!("rss-{}", ids[0]));
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if matches!(mode, Mode::Parallel) {
+        child.env(PARALLEL_ENV, "1");
+    }
+    let locations: Vec<String> = ids.iter().map(|id| emulator.storage().content_location(id)).collect();
+    let metadata: Vec<String> = ids.iter().map(|id| emulator.storage().metadata_location(id)).collect();
+    let output = child
+        .env(CHILD_ENV, "1")
+        .env("ACS_BENCH_ENDPOINT", emulator.endpoint().url())
+        .env("ACS_BENCH_KEY", emulator.access_key().to_base64())
+        .env("ACS_BENCH_STORAGE", emulator.storage_authority())
+        .env("ACS_BENCH_LOCATION", locations.join("\n"))
+        .env("ACS_BENCH_METADATA", metadata.join("\n"))
+        .env("ACS_BENCH_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    let (kib, bytes, seconds) = (fields.next().unwrap(), fields.next().unwrap(), fields.next().unwrap());
+    let budget_mib = (fields.next().unwrap() / f64::from(1u32 << 20)).ceil() as u64;
+    RssRun { rss_mib: (kib / 1024.0).ceil() as u64, rate: bytes / seconds, budget_mib }
+}
+
+/// Throughput, its ratio to the floors and CPU per GiB of every loopback row.
+fn summary() {
+    let table = CPU.lock().unwrap();
+    let rate = |name: &str| table.get(name).map(|(_, bytes, wall)| *bytes as f64 / wall);
+    for (name, (seconds, bytes, _)) in table.iter() {
+        let per_gib = seconds / (*bytes as f64 / f64::from(1u32 << 30));
+        let mb_s = rate(name).unwrap_or_default() / 1e6;
+        println!(
+            "{name}: {mb_s:.0} MB/s, CPU per GiB {per_gib:.2} s (process and children, the in-process server included)"
+        );
+    }
+    if let (Some(ours), Some(sha)) = (rate("acs_recording"), rate("floor_sha256_memory")) {
+        println!("single stream / SHA-256 of the same bytes from memory: {:.3} (target >= 0.95)", ours / sha);
+    }
+    if let (Some(ours), Some(curl)) = (rate("acs_recording"), rate("curl")) {
+        println!("single stream / curl -o: {:.3} (target >= 0.9)", ours / curl);
     }
 }
 
@@ -330,30 +461,41 @@ fn curl_available() -> bool {
     Command::new("curl").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// The child process of the peak-RSS measurement: one download, then `VmHWM` from `/proc/self/status`.
+/// The child process of the peak-RSS measurement: one download (of one or several chunks, all at once), then
+/// `VmHWM` from `/proc/self/status` in KiB, the bytes and the seconds it took.
 fn rss_child() {
     let var = |name: &str| std::env::var(name).unwrap();
     let endpoint = Endpoint::parse(&var("ACS_BENCH_ENDPOINT")).unwrap();
     let key = AccessKey::from_base64(&var("ACS_BENCH_KEY")).unwrap();
     let allow = AllowList::empty().allow_host(&var("ACS_BENCH_STORAGE")).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
+    let (bytes, seconds) = runtime.block_on(async {
         let client = HmacSigningLayer::new(endpoint.clone(), key)
             .allow_list(allow.clone())
             .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
         let parallel = std::env::var_os(PARALLEL_ENV).is_some().then(ParallelPolicy::default);
+        let (locations, metadata) = (var("ACS_BENCH_LOCATION"), var("ACS_BENCH_METADATA"));
+        let chunks: Vec<(&str, &str)> = locations.lines().zip(metadata.lines()).collect();
         let downloader = ChunkDownloader::new(client, DirectorySink::new(var("ACS_BENCH_DIR")))
             .endpoint(endpoint)
             .allow_list(allow)
-            .parallel(parallel);
-        let recording = Recording::new("rss").format("Wav").chunk(
-            RecordingChunk::new("rss", 0)
-                .with_content_location(var("ACS_BENCH_LOCATION"))
-                .with_metadata_location(var("ACS_BENCH_METADATA")),
-        );
-        downloader.download(recording).await.unwrap();
+            .parallel(parallel)
+            .concurrency(chunks.len());
+        let mut recording = Recording::new("rss").format("Wav");
+        for (index, (content, metadata)) in chunks.iter().enumerate() {
+            recording = recording.chunk(
+                RecordingChunk::new(format!("rss-{index}"), index as i64)
+                    .with_content_location(*content)
+                    .with_metadata_location(*metadata),
+            );
+        }
+        let start = Instant::now();
+        let manifest = downloader.download(recording).await.unwrap();
+        (manifest.chunks.iter().map(|c| c.bytes).sum::<u64>(), start.elapsed().as_secs_f64())
     });
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
-    println!("{}", peak.trim_start_matches("VmHWM:").trim());
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    let kib = peak.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim();
+    let budget = acs_recording::download::MemoryBudget::global().peak();
+    println!("{kib} {bytes} {seconds} {budget}");
 }

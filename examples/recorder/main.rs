@@ -188,6 +188,10 @@ struct Args {
     #[arg(long, default_value_t = 32 << 20)]
     parallel_threshold: u64,
 
+    /// Bytes that the parallel ranges of all workers together may hold in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = acs_recording::download::DEFAULT_MEMORY_BUDGET)]
+    memory_budget: u64,
+
     /// A first response at least this fast (bytes per second) keeps a large chunk to two requests at a time; 0 always
     /// uses --parallelism.
     #[arg(long, default_value_t = acs_recording::download::ParallelPolicy::default().fast_stream.unwrap_or_default())]
@@ -310,6 +314,7 @@ impl Args {
             parallel: (self.parallelism > 1)
                 .then(|| ParallelPolicy::new(self.parallel_threshold, self.part_size, self.parallelism))
                 .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
+            memory_budget: self.memory_budget,
             store: self.store.clone(),
             lease: std::time::Duration::from_secs(self.lease_seconds),
             unauthenticated_webhook: self.unauthenticated_webhook,

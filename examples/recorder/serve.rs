@@ -52,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) progress: bool,
     pub(crate) metrics: Option<SocketAddr>,
     pub(crate) parallel: Option<ParallelPolicy>,
+    /// Bytes the parallel ranges of all workers may hold together.
+    pub(crate) memory_budget: u64,
     /// `--store`: recordings and the journal in object storage instead of `out`.
     pub(crate) store: Option<String>,
     /// `--lease-seconds`: how long a claim on a job lasts without renewal.
@@ -190,6 +192,7 @@ pub(crate) fn configure<K, J>(
             false => ExportedRecordings::Record,
         })
         .parallel(settings.parallel)
+        .memory_budget(acs_recording::download::MemoryBudget::new(settings.memory_budget))
         .on_job(|job| match (&job.exported, job.state) {
             (Some(exported), _) => println!(
                 "recording of call {} (event {}): exported by ACS to your storage ({}), not downloaded: {}",

@@ -3,12 +3,15 @@
 
 use std::io;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::budget::{Held, MemoryBudget};
 use super::error::{Detail, Error, ErrorKind, Scope, Task};
 use super::resumable_sha256::Sha256Hasher;
 use super::sink::SinkWriter;
@@ -21,8 +24,19 @@ const HASH_BATCH: usize = 1 << 20;
 /// catches up with a burst, and at most this many MiB (plus the batch being filled) wait in memory.
 const HASH_QUEUE: usize = 8;
 
+/// Batches queued for the hashing thread without drawing from a [`MemoryBudget`]: what a budgeted download may
+/// always have waiting for the hash, so that it goes on when the budget is spent.
+const FREE_QUEUE: usize = 2;
+
 /// The hash states: SHA-256 always, MD5 when the whole object's MD5 is to be checked.
 type States = (Sha256Hasher, Option<Md5>);
+
+/// What a queued batch holds until it is hashed: budget, or one of the free places in the queue (or, without a
+/// budget, nothing).
+type Hold = (Option<Held>, Option<OwnedSemaphorePermit>);
+
+/// The queue to the hashing thread, and the thread.
+type Pipe = (mpsc::Sender<(Vec<Bytes>, Hold)>, JoinHandle<States>);
 
 /// SHA-256 (and, when announced, MD5) of the bytes handed out, in order.
 ///
@@ -33,7 +47,9 @@ type States = (Sha256Hasher, Option<Md5>);
 pub(crate) struct Digests {
     /// The states while no thread took them (before the first full batch).
     states: Option<States>,
-    pipe: Option<(mpsc::Sender<Vec<Bytes>>, JoinHandle<States>)>,
+    pipe: Option<Pipe>,
+    /// With a budget, batches queued past the first [`FREE_QUEUE`] hold budget for their bytes until hashed.
+    budget: Option<(MemoryBudget, Arc<Semaphore>)>,
     batch: Vec<Bytes>,
     batch_len: usize,
     pub(crate) result: Option<Sha256Digest>,
@@ -45,11 +61,19 @@ impl Digests {
         Self {
             states: Some((sha256.into(), md5)),
             pipe: None,
+            budget: None,
             batch: Vec::new(),
             batch_len: 0,
             result: None,
             md5_result: None,
         }
+    }
+
+    /// Makes the bytes queued for the hash draw from `budget`, past a queue of [`FREE_QUEUE`] batches: bytes
+    /// waiting for the hash count as held in memory.
+    pub(crate) fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = Some((budget, Arc::new(Semaphore::new(FREE_QUEUE))));
+        self
     }
 
     /// Adds the next bytes; waits only when the hashing thread is a full queue behind.
@@ -67,17 +91,34 @@ impl Digests {
     async fn send(&mut self, batch: Vec<Bytes>) -> Result<(), Error> {
         if self.pipe.is_none() {
             let mut states = self.states.take().unwrap_or_default();
-            let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
+            let (sender, mut receiver) = mpsc::channel::<(Vec<Bytes>, Hold)>(HASH_QUEUE);
             let handle = tokio::task::spawn_blocking(move || {
-                while let Some(batch) = receiver.blocking_recv() {
+                // What a batch holds is given back once it is hashed, when it is dropped here.
+                while let Some((batch, _hold)) = receiver.blocking_recv() {
                     update(&mut states, &batch);
                 }
                 states
             });
             self.pipe = Some((sender, handle));
         }
+        let hold = match &self.budget {
+            None => (None, None),
+            Some((budget, free)) => {
+                let mut held = budget.hold();
+                let bytes = batch.iter().map(|b| b.len() as u64).sum();
+                if held.try_grow(bytes) {
+                    (Some(held), None)
+                } else {
+                    // The budget is spent: wait for a free place, which only this download's own hash frees.
+                    match free.clone().acquire_owned().await {
+                        Ok(permit) => (None, Some(permit)),
+                        Err(_) => return Err(stopped()),
+                    }
+                }
+            }
+        };
         let Some((sender, _)) = &self.pipe else { unreachable!("the pipe was just set") };
-        if sender.send(batch).await.is_err() {
+        if sender.send((batch, hold)).await.is_err() {
             // The thread ended early: it panicked. Its handle says so.
             return Err(self.join().await.err().unwrap_or_else(stopped));
         }
@@ -168,6 +209,21 @@ mod tests {
         let (sha, md5) = digest_of(&frames, true).await;
         assert_eq!(sha, Sha256Digest::from(Sha256::digest(&whole)));
         assert_eq!(md5, Some(<[u8; 16]>::from(Md5::digest(&whole))));
+    }
+
+    #[tokio::test]
+    async fn bytes_queued_for_the_hash_hold_budget_and_go_on_without_it() {
+        // 20 MiB through a budget of 3 MiB: some batches hold budget, the rest wait for the free places.
+        let whole: Vec<u8> = (0..20 * 1024 * 1024 + 7).map(|i| (i * 13 % 251) as u8).collect();
+        let budget = MemoryBudget::new(3 << 20);
+        let mut digests = Digests::new(Sha256::new(), None).with_budget(budget.clone());
+        for frame in whole.chunks(256 * 1024) {
+            digests.push(Bytes::copy_from_slice(frame)).await.unwrap();
+        }
+        let (sha, _) = digests.finish().await.unwrap();
+        assert_eq!(sha, Sha256Digest::from(Sha256::digest(&whole)));
+        assert!(budget.peak() > 0 && budget.peak() <= 3 << 20, "peak {}", budget.peak());
+        assert_eq!(budget.available(), 3 << 20);
     }
 
     #[tokio::test]

@@ -86,9 +86,13 @@
 //!    [`ParallelPolicy::parallelism`] requests in flight, each pinned with `If-Match` to the first response's
 //!    version and resumed inside its own range after a cut. Parts are written with positional writes
 //!    ([`PositionalWriter`](sink::PositionalWriter)); each completed range is recorded beside the partial file, so that a rerun fetches only
-//!    the missing ranges. The SHA-256 covers the whole object in order: parts that arrive ahead wait in memory, and
-//!    no part starts until an earlier one was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`]
-//!    bytes (56 MiB by default) plus a constant. A version change on any part (412, another ETag or size) restarts
+//!    the missing ranges. The SHA-256 covers the whole object in order. Memory is one [`MemoryBudget`] for every
+//!    parallel download of the process (64 MiB by default, [`ChunkDownloader::memory_budget`]): each part in
+//!    flight but one per chunk holds some of it for its buffers, and bytes that arrive ahead of the hash wait in
+//!    memory only while the budget holds them (and within one part of the hash), otherwise they are read back from
+//!    the written file in their turn (a sink that cannot read back makes each part reserve all its bytes before it
+//!    starts). When the budget is spent a chunk goes on with fewer parts, at least one, so chunks sharing a budget
+//!    never wait on each other for good. A version change on any part (412, another ETag or size) restarts
 //!    the chunk from byte 0. A sink without positional writes gets the rest as one stream. A first response that
 //!    runs at [`ParallelPolicy::fast_stream`] or faster over its first 4 MiB (256 MB/s by default) keeps the chunk
 //!    to two requests at a time: on such a link more connections only compete with the hash for CPU.
@@ -134,6 +138,7 @@
 mod attempt;
 mod backoff;
 mod body;
+mod budget;
 mod digest;
 mod error;
 mod fetch;
@@ -149,6 +154,7 @@ pub mod sink;
 
 pub use backoff::Backoff;
 pub use body::ChunkBody;
+pub use budget::{MemoryBudget, DEFAULT_MEMORY_BUDGET};
 pub use error::{Error, ErrorKind, Location};
 pub use future::ResponseFuture;
 pub use location::{legacy_content_location, legacy_metadata_location, LEGACY_API_VERSION};

@@ -17,7 +17,7 @@ use super::Recorder;
 use crate::clock::{Clock, SharedClock};
 use crate::cloud::AzureCloud;
 use crate::credential::Credential;
-use crate::download::{sink::Sink, Backoff, ChunkDownloader, ParallelPolicy, Progress, RetryPolicy};
+use crate::download::{sink::Sink, Backoff, ChunkDownloader, MemoryBudget, ParallelPolicy, Progress, RetryPolicy};
 use crate::eventgrid::{Deduplicator, EventGridWebhookLayer};
 use crate::journal::{Job, Journal};
 use crate::signing::AllowList;
@@ -47,6 +47,7 @@ pub struct RecorderBuilder<K, J> {
     missing_window: Duration,
     fetch_policy: RetryPolicy,
     parallel: Option<ParallelPolicy>,
+    budget: MemoryBudget,
     progress: Option<ProgressFn>,
     seen: Deduplicator,
     clock: SharedClock,
@@ -80,6 +81,7 @@ impl<K, J> RecorderBuilder<K, J> {
             missing_window: DEFAULT_MISSING_EVENT_WINDOW,
             fetch_policy: RetryPolicy::default(),
             parallel: Some(ParallelPolicy::default()),
+            budget: MemoryBudget::global(),
             progress: None,
             seen: Deduplicator::default(),
             clock: SharedClock::system(),
@@ -166,6 +168,13 @@ impl<K, J> RecorderBuilder<K, J> {
         self
     }
 
+    /// Sets the memory budget that the parallel parts of every worker draw from together (default
+    /// [`MemoryBudget::global`], 64 MiB for the whole process).
+    pub fn memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// Sets the wait between attempts of a job after a retryable failure: `initial`, doubling up to `max`, with
     /// jitter (default 5 s up to 5 minutes), until the recording expires.
     pub fn job_backoff(mut self, initial: Duration, max: Duration) -> Self {
@@ -238,7 +247,8 @@ impl<K, J> RecorderBuilder<K, J> {
             .allow_list(self.allow)
             .retry_policy(self.fetch_policy)
             .with_clock(self.clock.clone())
-            .parallel(self.parallel);
+            .parallel(self.parallel)
+            .memory_budget(self.budget);
         if let Some(progress) = self.progress {
             downloader = downloader.on_progress(move |p| progress(p));
         }

@@ -1,7 +1,8 @@
 //! The parallel ranged download of one chunk: its policy ([`ParallelPolicy`]), the plan of the parts still
-//! missing (`plan.rs`), and the scheduler that runs them and hashes the whole object in order while parts arrive
-//! out of order (`scheduler.rs`).
+//! missing (`plan.rs`), the scheduler that runs them within the [`MemoryBudget`](crate::download::MemoryBudget)
+//! (`scheduler.rs`), and the in-order hash of the whole object while parts arrive out of order (`in_order.rs`).
 
+mod in_order;
 mod plan;
 mod scheduler;
 
@@ -13,9 +14,9 @@ pub(crate) use scheduler::{Parallel, Scheduler};
 /// The first request of a chunk asks for its first `threshold` bytes. A chunk that is no larger is done in that one
 /// request; a larger one goes on with parts of `part_size` bytes, `parallelism` requests in flight (the first one
 /// included), every part pinned with `If-Match` to the version of the first response. The SHA-256 still covers the
-/// whole object in order: a part that arrives ahead of its turn waits in memory, and no new part starts until one
-/// was hashed, so a chunk holds at most [`ParallelPolicy::memory_bound`] bytes of parts however large it is (plus
-/// connection and hashing buffers).
+/// whole object in order: bytes that arrive ahead of their turn wait in memory while the process's
+/// [`MemoryBudget`](crate::download::MemoryBudget) holds them, and are otherwise read back from the written file in
+/// their turn; when the budget is spent a chunk goes on with fewer parts in flight, at least one.
 ///
 /// ```
 /// use acs_recording::download::ParallelPolicy;
@@ -63,8 +64,9 @@ impl ParallelPolicy {
         self
     }
 
-    /// The most media bytes one chunk holds in memory: parts received ahead of the hash, at most
-    /// `parallelism - 1` of them.
+    /// The media bytes of the parts one chunk has in flight besides the one being hashed (`parallelism - 1`
+    /// parts): what it could hold ahead of the hash without a budget. The
+    /// [`MemoryBudget`](crate::download::MemoryBudget) bounds what every chunk of the process holds together.
     pub fn memory_bound(&self) -> u64 {
         (self.parallelism.max(1) as u64 - 1).saturating_mul(self.part_size)
     }

@@ -1,7 +1,6 @@
 //! The scheduler of a parallel download: runs the parts of one chunk, a bounded number at once, and hashes the
 //! whole object in order while parts arrive out of order.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
@@ -9,8 +8,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::in_order::{InOrder, Part, Parts};
 use super::plan::Missing;
 use crate::client::{HttpClient, RequestBody};
+use crate::download::budget::MemoryBudget;
 use crate::download::digest::Digests;
 use crate::download::error::{Detail, Error, ErrorKind, Scope, Task};
 use crate::download::fetch::{Event, Fetch};
@@ -37,8 +38,14 @@ pub(crate) enum Parallel {
     Changed { requests: u32, cause: Error },
 }
 
+/// Frames on their way from the parts to the hash: outside the budget, so few (a frame is up to a few hundred KiB).
+const REPORTS: usize = 8;
+
 /// Bytes gathered before one positional write.
 const WRITE_BATCH: usize = 1 << 20;
+
+/// What one part in flight holds, whatever happens to its bytes: its write batch and its connection's buffers.
+const PART_STREAM: u64 = WRITE_BATCH as u64 + (512 << 10);
 
 /// One part: its fetch, into the positional writer, its bytes reported for the in-order hash.
 async fn run_part<S, B>(
@@ -90,17 +97,25 @@ pub(crate) struct Scheduler<F> {
     pub(crate) fast_stream: Option<u64>,
     /// The object's size.
     pub(crate) total: u64,
+    /// What parts in flight and bytes ahead of the hash draw from.
+    pub(crate) budget: MemoryBudget,
+    /// Bytes this far ahead of the hash at most are kept in memory (budget permitting) rather than read back.
+    pub(crate) keep_ahead: u64,
 }
 
 impl<F> Scheduler<F> {
     /// Fetches `parts` (and the open `first` fetch of `0..first_end`, when given) into the writer. With `digests`,
     /// hashes every byte from 0 in order (`parts` and `first` must then cover the whole object); `progress` gets the
     /// bytes as they arrive.
+    ///
+    /// Every part but one holds budget while it runs: its streaming buffers, or, when its bytes cannot be read back
+    /// from the writer, all its bytes. The one part a chunk may always run without budget keeps it going when the
+    /// budget is spent, so that chunks sharing a budget never wait on each other for good.
     pub(crate) async fn run<S, B>(
         self,
         first: Option<(Fetch<S, B>, u64)>,
-        parts: Missing,
-        mut digests: Option<Digests>,
+        queue: Missing,
+        digests: Option<Digests>,
         mut progress: impl FnMut(u64),
     ) -> Result<Parallel, Error>
     where
@@ -108,39 +123,50 @@ impl<F> Scheduler<F> {
         S: HttpClient<B>,
         B: RequestBody,
     {
-        let (report, mut reports) = mpsc::channel::<Message>(32);
+        let (report, mut reports) = mpsc::channel::<Message>(REPORTS);
         let mut tasks = JoinSet::new();
-        let mut queue = parts.peekable();
-        // Parts started and not yet hashed (or, without hashing, not yet done), by their end.
-        let mut open: Vec<u64> = Vec::new();
-        let mut running = 0usize;
-        let spawn = |tasks: &mut JoinSet<Result<(), Error>>, fetch: Fetch<S, B>, range: (u64, u64)| {
-            let future = run_part(fetch, range, self.scope.clone(), self.writer.clone(), report.clone());
+        let mut queue = queue.peekable();
+        let mut parts = Parts::new();
+        let readable = self.writer.readable();
+        // Parts whose bytes ahead of the hash cannot go to disk must reserve all of them.
+        let whole = digests.is_some() && !readable;
+        let mut hash = digests.map(|d| InOrder::new(d, self.budget.hold(), self.keep_ahead, readable));
+        let (mut running, mut free_running) = (0usize, false);
+        let start_part = |parts: &mut Parts, tasks: &mut JoinSet<_>, fetch, (start, end), free, reservation| {
+            let future = run_part(fetch, (start, end), self.scope.clone(), self.writer.clone(), report.clone());
             tasks.spawn(future);
+            parts.insert(start, Part { end, done: false, free, whole: whole && !free, reservation });
         };
         // While the first response shows how fast one connection is, no other part starts.
         let mut limit = self.parallelism.max(1);
         let mut probe = None;
         let mut first_end = 0;
         if let Some((fetch, end)) = first {
-            spawn(&mut tasks, fetch, (0, end));
-            open.push(end);
-            running += 1;
-            first_end = end;
+            start_part(&mut parts, &mut tasks, fetch, (0, end), true, self.budget.hold());
+            (running, free_running, first_end) = (1, true, end);
             if let Some(fast) = self.fast_stream {
                 probe = Some((fast, tokio::time::Instant::now(), 0u64));
                 limit = 1;
             }
         }
-        let mut next_hash = 0u64;
-        let mut waiting: BTreeMap<u64, Bytes> = BTreeMap::new();
         let mut requests = 0u32;
         loop {
-            while open.len() < limit {
-                let Some((start, end)) = queue.next() else { break };
-                spawn(&mut tasks, (self.part)(start, end), (start, end));
-                open.push(end);
+            while running < limit {
+                let Some(&(start, end)) = queue.peek() else { break };
+                // Without reservations a part of a writer that cannot read back must be the next to hash, so it
+                // may start only when nothing else runs.
+                let free = !free_running && (!whole || running == 0);
+                let mut reservation = self.budget.hold();
+                if !free {
+                    let need = if whole { end - start } else { (end - start).min(PART_STREAM) };
+                    if !reservation.try_grow(need) {
+                        break;
+                    }
+                }
+                queue.next();
+                start_part(&mut parts, &mut tasks, (self.part)(start, end), (start, end), free, reservation);
                 running += 1;
+                free_running |= free;
             }
             if running == 0 && queue.peek().is_none() {
                 break;
@@ -158,22 +184,8 @@ impl<F> Scheduler<F> {
                                 }
                             }
                         }
-                        if let Some(digests) = digests.as_mut() {
-                            if offset == next_hash {
-                                next_hash += bytes.len() as u64;
-                                digests.push(bytes).await?;
-                                while let Some(entry) = waiting.first_entry() {
-                                    if *entry.key() != next_hash {
-                                        break;
-                                    }
-                                    let bytes = entry.remove();
-                                    next_hash += bytes.len() as u64;
-                                    digests.push(bytes).await?;
-                                }
-                                open.retain(|end| *end > next_hash);
-                            } else {
-                                waiting.insert(offset, bytes);
-                            }
+                        if let Some(hash) = hash.as_mut() {
+                            hash.receive(offset, bytes, &parts, &*self.writer, &self.scope).await?;
                         }
                     }
                     Some(Message::Done { start, requests: made }) => {
@@ -182,11 +194,20 @@ impl<F> Scheduler<F> {
                             limit = self.decide(fast, since, seen);
                         }
                         running -= 1;
-                        if digests.is_none() {
-                            // Without hashing, a part's slot frees once it is stored; the smallest end is as good as
-                            // its own, since only the count matters.
-                            open.pop();
+                        if let Some(part) = parts.get_mut(&start) {
+                            part.done = true;
+                            free_running &= !part.free;
+                            // Its bytes are stored: only a reservation that covers bytes waiting for the hash stays.
+                            if !part.whole {
+                                part.reservation = self.budget.hold();
+                            }
                         }
+                        if let Some(hash) = hash.as_mut() {
+                            hash.advance(&parts, &*self.writer, &self.scope).await?;
+                        }
+                        // Done and hashed: nothing of it waits any more.
+                        let hashed = hash.as_ref().map_or(u64::MAX, InOrder::next);
+                        parts.retain(|_, part| !part.done || part.end > hashed);
                     }
                     None => break,
                 },
@@ -211,14 +232,8 @@ impl<F> Scheduler<F> {
                 return Err(error);
             }
         }
-        let hashes = match digests.as_mut() {
-            Some(digests) => {
-                if next_hash != self.total {
-                    let detail = Detail::HashedShort { hashed: next_hash, total: self.total };
-                    return Err(Error::new(ErrorKind::Sink, detail).in_scope(&self.scope));
-                }
-                Some(digests.finish().await?)
-            }
+        let hashes = match hash {
+            Some(hash) => Some(hash.finish(self.total, &self.scope).await?),
             None => None,
         };
         Ok(Parallel::Complete { requests, hashes })

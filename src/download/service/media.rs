@@ -59,7 +59,7 @@ where
         first.limit_to_first_part(first_end);
         let parts = missing(total, first_end, &[], policy.part_size);
         let md5 = version.content_md5.as_deref().and_then(decode_md5);
-        let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new()));
+        let digests = Digests::new(Sha256::new(), md5.map(|_| Md5::new())).with_budget(self.config.budget.clone());
         let scheduler = self.scheduler(scope, uri, &policy, &version, positional, total);
         let progress = self.part_progress(state, chunk, total);
         match scheduler.run(Some((first, first_end)), parts, Some(digests), progress).await? {
@@ -135,6 +135,8 @@ where
             parallelism: policy.parallelism,
             fast_stream: policy.fast_stream,
             total,
+            budget: self.config.budget.clone(),
+            keep_ahead: policy.part_size,
         }
     }
 

@@ -21,6 +21,7 @@ use http_body_util::Empty;
 use tower::Service;
 
 use super::body::ChunkBody;
+use super::budget::MemoryBudget;
 use super::error::{Detail, Error, ErrorKind, Location, Scope, Task};
 use super::fetch::Fetch;
 use super::future::ResponseFuture;
@@ -49,6 +50,7 @@ pub(super) struct Config {
     pub(super) delete_after_write: bool,
     pub(super) metadata_limit: usize,
     pub(super) parallel: Option<ParallelPolicy>,
+    pub(super) budget: MemoryBudget,
     pub(super) progress: Option<ProgressFn>,
     pub(super) clock: SharedClock,
 }
@@ -88,6 +90,7 @@ impl<S: fmt::Debug, K: fmt::Debug, B> fmt::Debug for ChunkDownloader<S, K, B> {
             .field("policy", &self.config.policy)
             .field("concurrency", &self.config.concurrency)
             .field("delete_after_write", &self.config.delete_after_write)
+            .field("budget", &self.config.budget)
             .finish()
     }
 }
@@ -107,6 +110,7 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
                 delete_after_write: false,
                 metadata_limit: DEFAULT_METADATA_LIMIT,
                 parallel: None,
+                budget: MemoryBudget::global(),
                 progress: None,
                 clock: SharedClock::system(),
             }),
@@ -164,6 +168,13 @@ impl<S, K, B> ChunkDownloader<S, K, B> {
     /// stream per chunk.
     pub fn parallel(mut self, policy: Option<ParallelPolicy>) -> Self {
         self.config_mut().parallel = policy;
+        self
+    }
+
+    /// Sets the memory budget the parts of parallel downloads draw from (default [`MemoryBudget::global`], shared by
+    /// every downloader of the process): give several downloaders one budget to bound them together.
+    pub fn memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.config_mut().budget = budget;
         self
     }
 

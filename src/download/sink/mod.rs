@@ -300,7 +300,24 @@ pub trait PositionalWriter: Send + Sync + 'static {
     /// Bytes `start..end` are all written: makes them durable and records them, so that a later run only fetches
     /// the ranges still missing ([`SinkWriter::stored_extents`]).
     fn complete(&self, start: u64, end: u64) -> WriteFuture<'_>;
+
+    /// Whether [`read_at`](PositionalWriter::read_at) reads back what was written. When it does, bytes that
+    /// arrive ahead of the in-order hash and do not fit the [`MemoryBudget`](crate::download::MemoryBudget) are
+    /// read back from here in their turn instead of waiting in memory. The default is `false`.
+    fn readable(&self) -> bool {
+        false
+    }
+
+    /// Reads `len` bytes from byte `offset`, of a range [`complete`](PositionalWriter::complete) recorded. The
+    /// default answers [`io::ErrorKind::Unsupported`].
+    fn read_at(&self, offset: u64, len: usize) -> ReadFuture<'_> {
+        let _ = (offset, len);
+        Box::pin(async { Err(io::Error::new(io::ErrorKind::Unsupported, "this sink cannot read back its parts")) })
+    }
 }
+
+/// The future of [`PositionalWriter::read_at`].
+pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send + 'a>>;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::world::World;
 use crate::download::sink::{
-    ChunkTarget, Existing, ObjectVersion, PositionalWriter, Sink, SinkWriter, Stored, WriteFuture,
+    ChunkTarget, Existing, ObjectVersion, PositionalWriter, ReadFuture, Sink, SinkWriter, Stored, WriteFuture,
 };
 use crate::Sha256Digest;
 
@@ -256,6 +256,18 @@ impl PositionalWriter for Positional {
             };
             lock(&self.held).partials.insert(self.key.clone(), partial);
             Ok(())
+        })
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> ReadFuture<'_> {
+        Box::pin(async move {
+            let buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            let range = usize::try_from(offset).ok().and_then(|at| buffer.bytes.get(at..at.checked_add(len)?));
+            range.map(Bytes::copy_from_slice).ok_or_else(|| io::Error::other("simulated read past the written bytes"))
         })
     }
 }

@@ -214,7 +214,7 @@ async fn a_recorder_killed_in_a_parallel_download_fetches_only_the_missing_parts
     let recording = emulator.storage().record(RecordingSpec::new("call-parts", 2 << 20));
     let document = recording.chunks[0].document_id.clone();
     let size = recording.chunks[0].size;
-    // One part stalls: the others complete up to the memory bound, then the process is killed.
+    // One part stalls: the others complete around it, then the process is killed.
     emulator.storage().inject_at(&document, 4 * PART, [Fault::StallAfter(0)]);
     let out = tempfile::tempdir().unwrap();
     let part = PART.to_string();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::download::sink::{ObjectVersion, PositionalWriter, WriteFuture};
+use crate::download::sink::{ObjectVersion, PositionalWriter, ReadFuture, WriteFuture};
 
 /// What `.<name>.partial.json` holds: the version being downloaded and, for a parallel download, the byte ranges
 /// already complete, or, for one stream, how many bytes from byte 0 were made durable. Files written before ranges
@@ -142,6 +142,29 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
     Ok(())
 }
 
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(file, buf, offset)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer"));
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(not(any(unix, windows)))]
+fn read_exact_at(_: &File, _: &mut [u8], _: u64) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "positional reads are not supported here"))
+}
+
 #[cfg(not(any(unix, windows)))]
 fn write_all_at(_: &File, _: &[u8], _: u64) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::Unsupported, "positional writes are not supported here"))
@@ -186,6 +209,27 @@ impl PositionalWriter for DirectoryParts {
             state.extents.push((start, end));
             write_state(&path, &state, durable)
         }))
+    }
+
+    fn readable(&self) -> bool {
+        cfg!(any(unix, windows))
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> ReadFuture<'_> {
+        let (file, closed) = (self.file.clone(), self.closed.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let closed = closed.read().unwrap_or_else(|p| p.into_inner());
+                if *closed {
+                    return Err(closed_error());
+                }
+                let mut buf = vec![0; len];
+                read_exact_at(&file, &mut buf, offset)?;
+                Ok(Bytes::from(buf))
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?
+        })
     }
 }
 
