@@ -11,3 +11,5 @@
 //! // What a queue source records with each job it admits.
 //! assert_eq!(Source::new(SourceKind::StorageQueue, "acs-events").to_string(), "queue:acs-events");
 //! ```
+#[cfg(feature = "recorder")]
+pub mod pull;
