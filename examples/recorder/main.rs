@@ -36,6 +36,7 @@ mod demo;
 mod entra;
 mod listen;
 mod progress;
+mod pull;
 mod record;
 mod serve;
 mod status;
@@ -194,6 +195,30 @@ struct Args {
     #[arg(long)]
     no_progress: bool,
 
+    /// Receive recording events from an Event Grid namespace topic's event subscription (pull delivery, no
+    /// public endpoint needed): `https://<namespace host>/topics/<topic>/eventsubscriptions/<subscription>`. The
+    /// key comes from EVENTGRID_NAMESPACE_KEY; without it `--auth entra` sends the identity's Event Grid token.
+    /// Plain http for loopback hosts only.
+    #[arg(long, value_name = "URL")]
+    pull: Option<String>,
+
+    /// The namespace (or topic) access key of --pull.
+    #[arg(long, env = "EVENTGRID_NAMESPACE_KEY", hide_env_values = true, hide = true)]
+    namespace_key: Option<String>,
+
+    /// With --pull: the event subscription's lock duration in seconds; locks are renewed every half of it while
+    /// an event is journaled.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pull_lock_seconds: u64,
+
+    /// With --pull: seconds an event waits before it comes again after a failed admission: 0, 10, 60, 600 or 3600.
+    #[arg(long, default_value_t = 10, value_parser = pull::parse_release_delay)]
+    pull_release_delay: u32,
+
+    /// With --pull: the most events one receive asks for (1-100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pull_batch: u32,
+
     /// Demo: chunks in the demo recording.
     #[arg(long, default_value_t = 3)]
     demo_chunks: u64,
@@ -273,6 +298,13 @@ impl Args {
                 .map(|policy| policy.fast_stream((self.fast_stream > 0).then_some(self.fast_stream))),
             store: self.store.clone(),
             lease: std::time::Duration::from_secs(self.lease_seconds),
+            pull: pull::PullSettings::new(
+                self.pull.as_deref(),
+                self.namespace_key.as_deref(),
+                self.pull_lock_seconds,
+                self.pull_release_delay,
+                self.pull_batch,
+            ),
         }
     }
 
@@ -372,7 +404,13 @@ fn env_filter(quiet: bool) -> tracing_subscriber::EnvFilter {
 async fn real(args: &Args) -> Result<ExitCode, BoxError> {
     let signing = args.credential()?;
     let settings = args.settings();
-    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && !args.unauthenticated_webhook {
+    // Pull sources given: the recorder can run without a webhook (serve.rs then serves none).
+    let pull_sources_given = args.pull.is_some();
+    if settings.webhook_secret.is_none()
+        && settings.webhook_entra.is_none()
+        && !args.unauthenticated_webhook
+        && !pull_sources_given
+    {
         return Err("no delivery check: give --webhook-secret (or ACS_WEBHOOK_SECRET) or --webhook-entra-tenant, or \
                     --unauthenticated-webhook to serve an open webhook on purpose"
             .into());

@@ -27,6 +27,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::progress::ProgressBars;
+use crate::pull::Puller;
 
 /// The header that may carry the webhook secret, as an alternative to the `code` query parameter.
 pub(crate) const SECRET_HEADER: &str = "x-webhook-secret";
@@ -55,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) store: Option<String>,
     /// `--lease-seconds`: how long a claim on a job lasts without renewal.
     pub(crate) lease: Duration,
+    /// `--pull`: an Event Grid namespace subscription to receive from.
+    pub(crate) pull: Option<crate::pull::PullSettings>,
 }
 
 impl Settings {
@@ -90,7 +93,8 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let allow = allow_list(settings.cloud, &settings.allow_hosts)?;
-    let storage = Storage { settings, credential, allow, webhook, listener };
+    let pull = settings.pull.as_ref().map(|pull| Puller::prepare(pull, &credential)).transpose()?;
+    let storage = Storage { settings, credential, allow, webhook, listener, pull };
     match &settings.store {
         None => {
             let journal = FileJournal::open(&settings.journal)?;
@@ -122,6 +126,7 @@ struct Storage<'a> {
     allow: AllowList,
     webhook: EventGridWebhookLayer,
     listener: TcpListener,
+    pull: Option<Puller>,
 }
 
 impl Storage<'_> {
@@ -131,9 +136,9 @@ impl Storage<'_> {
         journal: J,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BoxError> {
-        let Self { settings, credential, allow, webhook, listener } = self;
+        let Self { settings, credential, allow, webhook, listener, pull } = self;
         let builder = Recorder::builder(credential, https_client(), sink, journal);
-        serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+        serve(configure(builder, settings, allow, webhook).build(), settings, listener, pull, shutdown).await
     }
 }
 
@@ -189,10 +194,15 @@ async fn serve<K: Sink, J: Journal>(
     recorder: Recorder<K, J>,
     settings: &Settings,
     listener: TcpListener,
+    pull: Option<Puller>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let app = axum::Router::new()
-        .route_service(&settings.path, recorder.webhook())
+    let mut app = axum::Router::new();
+    // With pull sources and no delivery check, no webhook is served: nothing must reach an open one.
+    if settings.webhook_secret.is_some() || settings.webhook_entra.is_some() || pull.is_none() {
+        app = app.route_service(&settings.path, recorder.webhook());
+    }
+    let app = app
         // Call Automation's recording callbacks (give this URL as the start request's `recordingStateCallbackUri`):
         // each started recording is tracked until its event comes, and reported when it does not.
         .route_service("/api/callbacks", recorder.callbacks())
@@ -206,10 +216,21 @@ async fn serve<K: Sink, J: Journal>(
         })
         .await
     });
+    let (shutdown, pulling) = match pull {
+        Some(pull) => {
+            println!("receiving from {}", pull.describe());
+            let (shutdown, task) = pull.start(recorder.intake(), shutdown);
+            (futures_util::future::Either::Left(shutdown), Some(task))
+        }
+        None => (futures_util::future::Either::Right(shutdown), None),
+    };
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
     let _ = stop_server.send(());
     server.await??;
+    if let Some(pulling) = pulling {
+        pulling.await??;
+    }
     Ok(())
 }
 
