@@ -3,6 +3,7 @@
 
 mod call_recording;
 mod calling;
+mod namespace;
 mod official_sdk;
 mod publisher;
 mod storage;

@@ -128,6 +128,11 @@ impl NamespaceTopic {
         self.queue().acknowledged.get(event_id).copied().unwrap_or(0)
     }
 
+    /// How many times the event with this id was handed to a receiver.
+    pub fn deliveries(&self, event_id: &str) -> u32 {
+        self.queue().deliveries.get(event_id).copied().unwrap_or(0)
+    }
+
     /// The ids of every event acknowledged, each as often as it was.
     pub fn acknowledged(&self) -> Vec<(String, u32)> {
         let mut all: Vec<(String, u32)> = self.queue().acknowledged.iter().map(|(id, n)| (id.clone(), *n)).collect();

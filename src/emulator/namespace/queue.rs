@@ -34,6 +34,8 @@ pub(super) struct Queue {
     entries: VecDeque<Entry>,
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) acknowledged: HashMap<String, u32>,
+    /// Deliveries per event id, kept after the event is settled.
+    pub(super) deliveries: HashMap<String, u32>,
     pub(super) lock_duration: Duration,
     pub(super) max_delivery_count: u32,
 }
@@ -53,6 +55,7 @@ impl Queue {
             entries: VecDeque::new(),
             dead_letters: Vec::new(),
             acknowledged: HashMap::new(),
+            deliveries: HashMap::new(),
             lock_duration,
             max_delivery_count,
         }
@@ -95,6 +98,7 @@ impl Queue {
                 continue;
             }
             entry.delivery_count += 1;
+            *self.deliveries.entry(entry.id.clone()).or_default() += 1;
             let lock_token = token();
             entry.lock = Some((lock_token.clone(), now + self.lock_duration));
             out.push((lock_token, entry.delivery_count, entry.event.clone()));
