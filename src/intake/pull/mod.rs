@@ -59,8 +59,11 @@
 //! 4. While an event is being admitted the locks of the batch's unsettled events are renewed every half
 //!    [`PullOptions::lock_duration`], so a slow journal does not let them expire and be handed to another
 //!    receiver.
-//! 5. A failed receive is retried with a growing wait; only a refused key or token (401, 403) or a topic or
-//!    subscription that does not exist (404) ends [`PullSource::run`] with the error. A lock that expired anyway
+//! 5. A failed receive, or a batch with a failed admission, is followed by a growing wait (from
+//!    [`PullOptions::min_backoff`] to [`PullOptions::max_backoff`]), so that an outage of the journal does not
+//!    spend the events' deliveries (the subscription dead-letters an event after its maximum delivery count).
+//!    Only a refused key or token (401, 403) or a topic or subscription that does not exist (404) ends
+//!    [`PullSource::run`] with the error. A lock that expired anyway
 //!    makes the event come again, and the journal recognises it as a duplicate.
 
 mod classify;

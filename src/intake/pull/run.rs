@@ -56,9 +56,17 @@ impl<S: HttpClient<Full<Bytes>>> PullSource<S> {
             };
             match received {
                 Ok(events) => {
-                    backoff = options.min_backoff;
                     self.source.count(SourceOutcome::Received, events.len());
-                    self.batch(intake, events, &stopping).await;
+                    if !self.batch(intake, events, &stopping).await {
+                        backoff = options.min_backoff;
+                        continue;
+                    }
+                    // The journal refused: receiving at full speed would only spend the events' deliveries.
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(options.max_backoff);
                 }
                 Err(error) if is_permanent(&error) => return Err(error),
                 Err(error) => {
@@ -73,13 +81,15 @@ impl<S: HttpClient<Full<Bytes>>> PullSource<S> {
         }
     }
 
-    /// Admits a batch event by event, settling each as soon as its fate is known.
+    /// Admits a batch event by event, settling each as soon as its fate is known; answers whether an admission
+    /// failed.
     async fn batch<J: Journal>(
         &self,
         intake: &Intake<J>,
         events: Vec<ReceivedEvent>,
         stopping: &watch::Receiver<bool>,
-    ) {
+    ) -> bool {
+        let mut failed = false;
         let mut unsettled: Vec<String> = events.iter().map(|e| e.broker_properties.lock_token.clone()).collect();
         for event in events {
             let token = event.broker_properties.lock_token.clone();
@@ -88,9 +98,11 @@ impl<S: HttpClient<Full<Bytes>>> PullSource<S> {
             } else {
                 self.with_renewal(&unsettled, self.decide(intake, &event)).await
             };
+            failed |= matches!(settlement, Settlement::Release(_));
             self.settle(&token, settlement).await;
             unsettled.retain(|held| *held != token);
         }
+        failed
     }
 
     /// What to do with one event: admit it, or journal it as rejected.
