@@ -422,6 +422,9 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
     }
     // Configuration errors (an Entra tenant or audience that cannot work) come before anything listens.
     let webhook = serve::webhook_layer(&settings)?;
+    if let Some(pull) = &settings.pull {
+        pull::Puller::prepare(pull, &signing)?;
+    }
     if let Some(addr) = settings.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
     }
@@ -441,7 +444,7 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
         settings.path,
         settings.storage(),
     );
-    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() {
+    if settings.webhook_secret.is_none() && settings.webhook_entra.is_none() && !pull_sources_given {
         eprintln!(
             "warning: --unauthenticated-webhook: anyone who can reach the webhook can make the recorder download"
         );
@@ -511,11 +514,14 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
     );
     println!("files are under {}", args.out.display());
     let handshakes = if demo.via == demo::Via::Pull { 0 } else { 1 };
-    Ok(if report.all_verified() && report.handshakes == handshakes && report.jobs == 1 && report.deliveries.len() == 2 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.all_verified() && report.handshakes == handshakes && report.jobs == 1 && report.deliveries.len() == 2
+        {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

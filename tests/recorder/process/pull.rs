@@ -135,3 +135,66 @@ async fn a_recorder_killed_holding_locks_loses_nothing() {
     }
     assert!(namespace.dead_letters().is_empty());
 }
+
+#[tokio::test]
+async fn the_demo_runs_through_pull_delivery() {
+    let out = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(recorder_binary())
+        .args(["--no-progress", "--demo-via", "pull", "--demo-chunks", "2", "--demo-chunk-size", "262144", "--out"])
+        .arg(out.path())
+        .env_remove("ACS_CONNECTION_STRING")
+        .env_remove("ACS_ENDPOINT")
+        .env_remove(KEY_VARIABLE)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("receiving from pull:recordings/recorder (namespace key)"), "{stdout}");
+    assert!(
+        stdout.contains("deliveries        2 of the recording's event, answered acknowledged, acknowledged"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("jobs journaled    1 "), "{stdout}");
+    assert!(stdout.contains("2 chunks, ") && stdout.contains("every SHA-256 matches the emulator"), "{stdout}");
+}
+
+#[tokio::test]
+async fn pull_without_a_key_or_entra_is_refused_before_anything_listens() {
+    let emulator = Emulator::start().await.unwrap();
+    let output = tokio::process::Command::new(recorder_binary())
+        .args(["--listen", "127.0.0.1:0", "--pull", &emulator.namespace_subscription_url()])
+        .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
+        .env_remove(KEY_VARIABLE)
+        .env_remove("ACS_WEBHOOK_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --pull needs the namespace key in EVENTGRID_NAMESPACE_KEY, or --auth entra"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening on"));
+}
+
+#[tokio::test]
+async fn a_refused_key_stops_the_recorder_with_the_services_error() {
+    let emulator = Emulator::start().await.unwrap();
+    let output = tokio::process::Command::new(recorder_binary())
+        .args(["--listen", "127.0.0.1:0", "--no-progress", "--pull", &emulator.namespace_subscription_url()])
+        .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
+        .env(KEY_VARIABLE, "d3Jvbmcta2V5")
+        .env_remove("ACS_WEBHOOK_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: receive answered 401 Unauthorized (Unauthorized: "), "{stderr}");
+    assert!(!stderr.contains("d3Jvbmcta2V5"), "{stderr}");
+}
