@@ -61,7 +61,7 @@ async fn acknowledge_reports_success_per_token() {
     let (token, _) = received_tokens(&client, 1).await.remove(0);
 
     let result = client.acknowledge(&[token.clone(), "00000000-0000-0000-0000-000000000000".into()]).await.unwrap();
-    assert_eq!(result.succeeded_lock_tokens, [token.clone()]);
+    assert_eq!(result.succeeded_lock_tokens, std::slice::from_ref(&token));
     assert_eq!(result.failed_lock_tokens.len(), 1);
     assert_eq!(result.failed_lock_tokens[0].lock_token, "00000000-0000-0000-0000-000000000000");
     assert_eq!(result.failed_lock_tokens[0].error.code, "TokenLost");

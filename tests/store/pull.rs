@@ -24,7 +24,7 @@ async fn two_replicas_on_one_subscription_download_each_chunk_once(backend: Back
         Replica::start_with("p1", &emulator, &backend, 2, &args, &env).await,
     ];
     let recordings: Vec<StoredRecording> =
-        (0..4).map(|n| emulator.storage().record(RecordingSpec::new(&format!("pulled-{n}"), 300_000))).collect();
+        (0..4).map(|n| emulator.storage().record(RecordingSpec::new(format!("pulled-{n}"), 300_000))).collect();
     let events: Vec<_> = recordings.iter().map(recording_file_status_updated).collect();
     for event in &events {
         emulator.namespace().publish(event.to_cloud_event("/acs"));

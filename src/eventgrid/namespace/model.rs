@@ -84,9 +84,7 @@ pub struct FailedLockToken {
 impl FailedLockToken {
     /// A failed token with the service's error code and message.
     pub fn new(lock_token: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        let mut error = ServiceError::default();
-        error.code = code.into();
-        error.message = message.into();
+        let error = ServiceError { code: code.into(), message: message.into(), ..ServiceError::default() };
         Self { lock_token: lock_token.into(), error }
     }
 }

@@ -38,7 +38,7 @@ async fn pulled_recordings_land_byte_identical_and_each_event_is_acknowledged_on
     let out = tempfile::tempdir().unwrap();
     let recorder = start(&emulator, out.path(), &[]).await;
     let recordings: Vec<StoredRecording> =
-        (0..3).map(|n| emulator.storage().record(RecordingSpec::new(&format!("pull-call-{n}"), 150_000))).collect();
+        (0..3).map(|n| emulator.storage().record(RecordingSpec::new(format!("pull-call-{n}"), 150_000))).collect();
     let events: Vec<OutgoingEvent> = recordings.iter().map(|r| publish(&emulator, r)).collect();
 
     for (recording, event) in recordings.iter().zip(&events) {
@@ -117,7 +117,7 @@ async fn a_recorder_killed_holding_locks_loses_nothing() {
     // Frozen while its receive waits: the emulator hands the events to it, and it never gets to read them.
     first.signal("STOP");
     let recordings: Vec<StoredRecording> =
-        (0..2).map(|n| emulator.storage().record(RecordingSpec::new(&format!("held-call-{n}"), 100_000))).collect();
+        (0..2).map(|n| emulator.storage().record(RecordingSpec::new(format!("held-call-{n}"), 100_000))).collect();
     let events: Vec<OutgoingEvent> = recordings.iter().map(|r| publish(&emulator, r)).collect();
     let namespace = emulator.namespace();
     wait_until("the frozen recorder holds every lock", || events.iter().all(|e| namespace.deliveries(&e.id) == 1))
