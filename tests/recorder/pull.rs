@@ -217,3 +217,42 @@ async fn wait_until_acknowledged(namespace: &acs_recording::emulator::NamespaceT
     })
     .await
 }
+
+/// Hands out one token for any scope, remembering the scopes asked for.
+#[derive(Debug, Default)]
+struct ScopeRecorder {
+    scopes: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for ScopeRecorder {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        self.scopes.lock().unwrap().extend(scopes.iter().map(|s| s.to_string()));
+        let expires = azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(azure_core::credentials::AccessToken::new("event-grid-token", expires))
+    }
+}
+
+#[tokio::test]
+async fn an_entra_token_for_event_grid_receives_and_acknowledges() {
+    use acs_recording::eventgrid::namespace::EVENTGRID_SCOPE;
+    use acs_recording::signing::BearerTokenLayer;
+    use tower::Layer;
+
+    let emulator = Emulator::builder().bearer_token("event-grid-token").start().await.unwrap();
+    let credential = Arc::new(ScopeRecorder::default());
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let bearer = BearerTokenLayer::new(emulator.endpoint().clone(), credential.clone()).scope(EVENTGRID_SCOPE);
+    let client = NamespaceClient::from_url(bearer.layer(http), &emulator.namespace_subscription_url()).unwrap();
+    emulator.namespace().publish(serde_json::json!({"id": "e1", "source": "/t", "type": "T", "specversion": "1.0"}));
+
+    let events = client.receive(1, Duration::from_secs(5)).await.unwrap();
+    let token = events[0].broker_properties.lock_token.clone();
+    assert!(client.acknowledge(&[token]).await.unwrap().is_complete());
+    assert_eq!(emulator.namespace().acknowledgements("e1"), 1);
+    assert_eq!(*credential.scopes.lock().unwrap(), [EVENTGRID_SCOPE]);
+}
