@@ -99,6 +99,12 @@
 //! # }).unwrap();
 //! ```
 //!
+//! 7. An Event Grid namespace topic with one pull subscription on the endpoint ([`Emulator::namespace`]):
+//!    `/topics/{topic}:publish` and `/topics/{topic}/eventsubscriptions/{subscription}:receive` (`acknowledge`,
+//!    `release`, `reject`, `renewLock`), with locks, delivery counts, dead letters and long polling, authenticated
+//!    with `Authorization: SharedAccessKey <key>`; [`Emulator::publish_to_namespace`] routes the recording events
+//!    there as an ACS system topic can.
+//!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
 //! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
 //! describe.
