@@ -13,6 +13,11 @@
 //! storage, shared by every replica started with the same store: each chunk is downloaded once, and the jobs of a
 //! replica that dies are taken over once its leases (`--lease-seconds`) expire.
 //!
+//! With `--pull https://<namespace host>/topics/<topic>/eventsubscriptions/<subscription>` (`pull.rs`) the recorder
+//! also receives the events from an Event Grid namespace topic (pull delivery, the key in
+//! `EVENTGRID_NAMESPACE_KEY` or the `--auth entra` identity): no public endpoint is needed, and without a webhook
+//! option no webhook is served. `--demo-via pull` runs the demo that way.
+//!
 //! With `--auth entra` the downloads authenticate with a Microsoft Entra ID token instead of the access key
 //! (`entra.rs`): the managed identity of the host by default, or a developer's Azure CLI sign-in with
 //! `--entra-credential developer`; the resource comes from `--endpoint`. `--webhook-entra-tenant` and
