@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use acs_recording::calling::{CallLocator, RecordingClient, StartRecording};
 use acs_recording::credential::Credential;
 use acs_recording::emulator::eventgrid::{DeliveryKind, EventGridPublisher};
-use acs_recording::emulator::{Emulator, Fault};
+use acs_recording::emulator::{Emulator, Fault, NamespaceTopic};
 use acs_recording::eventgrid::Schema;
 use acs_recording::journal::{FileJournal, Job, JobId, Journal};
 use acs_recording::recording::{RecordingChannelType, RecordingContentType, RecordingFormatType};
@@ -37,6 +37,17 @@ pub(crate) struct Demo {
     pub(crate) schema: Schema,
     /// A dropped connection mid-chunk and 503s, to show the resume and the retries.
     pub(crate) faults: bool,
+    /// How the event reaches the recorder.
+    pub(crate) via: Via,
+}
+
+/// How the demo's event reaches the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Via {
+    /// Event Grid pushes it to the webhook.
+    Webhook,
+    /// The recorder receives it from an Event Grid namespace topic (`--pull`).
+    Pull,
 }
 
 /// What the demo did.
@@ -73,6 +84,11 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
     let signing = Credential::from(emulator.connection_string());
     let webhook = serve::webhook_layer(&settings)?;
     let journal_dir = settings.journal.clone();
+    if demo.via == Via::Pull {
+        let key = emulator.namespace().key();
+        let url = emulator.namespace_subscription_url();
+        settings.pull = crate::pull::PullSettings::new(Some(&url), Some(key), 60, 0, 10);
+    }
     let service = tokio::spawn(async move {
         serve::run(&settings, signing, webhook, listener, async {
             let _ = stopped.await;
@@ -82,10 +98,19 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
 
     let started = Instant::now();
     let publisher = EventGridPublisher::new(&url, demo.schema)?;
-    publisher.validate().await?;
-    // Two subscriptions to one webhook: every event arrives twice, as Event Grid's redelivery may make it.
-    emulator.subscribe(publisher.clone());
-    emulator.subscribe(publisher.clone());
+    match demo.via {
+        Via::Webhook => {
+            publisher.validate().await?;
+            // Two subscriptions to one webhook: every event arrives twice, as Event Grid's redelivery may make it.
+            emulator.subscribe(publisher.clone());
+            emulator.subscribe(publisher.clone());
+        }
+        Via::Pull => {
+            // Routed twice to the namespace topic: the recorder receives the event twice.
+            emulator.publish_to_namespace();
+            emulator.publish_to_namespace();
+        }
+    }
 
     let signed = HmacSigningLayer::from_connection_string(&emulator.connection_string())
         .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
@@ -98,7 +123,10 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
     }
     client.stop(&id).await?;
     println!("stop      done: ACS stores the media and announces it on Event Grid");
-    let job = announced_job(&journal_dir, &publisher, Duration::from_secs(60)).await?;
+    let job = match demo.via {
+        Via::Webhook => announced_job(&journal_dir, &publisher, Duration::from_secs(60)).await?,
+        Via::Pull => pulled_job(&journal_dir, emulator.namespace(), Duration::from_secs(60)).await?,
+    };
     if demo.faults {
         if let Some(first) = job.chunks.first() {
             let size = emulator.storage().document(&first.document_id).map_or(0, |info| info.size);
@@ -128,14 +156,22 @@ pub(crate) async fn run(mut settings: Settings, demo: Demo) -> Result<Report, Bo
     }
     let log = publisher.log();
     let handshakes = log.iter().filter(|entry| entry.kind == DeliveryKind::Validation).count();
-    let deliveries = log
-        .iter()
-        .filter(|entry| entry.kind == DeliveryKind::Notification)
-        .map(|entry| match (entry.status, &entry.error) {
-            (Some(status), _) => status.to_string(),
-            (None, error) => error.clone().unwrap_or_default(),
-        })
-        .collect();
+    let deliveries = match demo.via {
+        Via::Webhook => log
+            .iter()
+            .filter(|entry| entry.kind == DeliveryKind::Notification)
+            .map(|entry| match (entry.status, &entry.error) {
+                (Some(status), _) => status.to_string(),
+                (None, error) => error.clone().unwrap_or_default(),
+            })
+            .collect(),
+        Via::Pull => emulator
+            .namespace()
+            .acknowledged()
+            .into_iter()
+            .flat_map(|(_, times)| (0..times).map(|_| "acknowledged".to_owned()))
+            .collect(),
+    };
     let content_bytes_served = job
         .chunks
         .iter()
@@ -181,6 +217,22 @@ async fn announced_job(journal: &Path, publisher: &EventGridPublisher, limit: Du
         }
         if Instant::now() > deadline {
             return Err(format!("the recording was not announced within {} s", limit.as_secs()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until the recording's event was received from the namespace topic and acknowledged (so journaled).
+async fn pulled_job(journal: &Path, namespace: &NamespaceTopic, limit: Duration) -> Result<Job, BoxError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some((event_id, _)) = namespace.acknowledged().into_iter().next() {
+            if let Some(job) = FileJournal::open_read_only(journal)?.get(&JobId::for_event(&event_id)).await? {
+                return Ok(job);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the recording was not pulled within {} s", limit.as_secs()).into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

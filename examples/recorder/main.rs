@@ -13,6 +13,11 @@
 //! storage, shared by every replica started with the same store: each chunk is downloaded once, and the jobs of a
 //! replica that dies are taken over once its leases (`--lease-seconds`) expire.
 //!
+//! With `--pull https://<namespace host>/topics/<topic>/eventsubscriptions/<subscription>` (`pull.rs`) the recorder
+//! also receives the events from an Event Grid namespace topic (pull delivery, the key in
+//! `EVENTGRID_NAMESPACE_KEY` or the `--auth entra` identity): no public endpoint is needed, and without a webhook
+//! option no webhook is served. `--demo-via pull` runs the demo that way.
+//!
 //! With `--auth entra` the downloads authenticate with a Microsoft Entra ID token instead of the access key
 //! (`entra.rs`): the managed identity of the host by default, or a developer's Azure CLI sign-in with
 //! `--entra-credential developer`; the resource comes from `--endpoint`. `--webhook-entra-tenant` and
@@ -41,6 +46,7 @@ mod demo;
 mod entra;
 mod listen;
 mod progress;
+mod pull;
 mod queue;
 mod record;
 mod replay;
@@ -230,6 +236,30 @@ struct Args {
     #[arg(long)]
     no_progress: bool,
 
+    /// Receive recording events from an Event Grid namespace topic's event subscription (pull delivery, no
+    /// public endpoint needed): `https://<namespace host>/topics/<topic>/eventsubscriptions/<subscription>`. The
+    /// key comes from EVENTGRID_NAMESPACE_KEY; without it `--auth entra` sends the identity's Event Grid token.
+    /// Plain http for loopback hosts only.
+    #[arg(long, value_name = "URL")]
+    pull: Option<String>,
+
+    /// The namespace (or topic) access key of --pull.
+    #[arg(long, env = "EVENTGRID_NAMESPACE_KEY", hide_env_values = true, hide = true)]
+    namespace_key: Option<String>,
+
+    /// With --pull: the event subscription's lock duration in seconds; locks are renewed every half of it while
+    /// an event is journaled.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pull_lock_seconds: u64,
+
+    /// With --pull: seconds an event waits before it comes again after a failed admission: 0, 10, 60, 600 or 3600.
+    #[arg(long, default_value_t = 10, value_parser = pull::parse_release_delay)]
+    pull_release_delay: u32,
+
+    /// With --pull: the most events one receive asks for (1-100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pull_batch: u32,
+
     /// Demo: chunks in the demo recording.
     #[arg(long, default_value_t = 3)]
     demo_chunks: u64,
@@ -246,6 +276,11 @@ struct Args {
     /// connection drops mid-chunk and a chunk answers 503 twice, to show the resume and the retries).
     #[arg(long)]
     demo_no_faults: bool,
+
+    /// Demo: how the recording's event reaches the recorder: `webhook` (Event Grid pushes it, twice) or `pull`
+    /// (the recorder receives it from an Event Grid namespace topic, published there twice).
+    #[arg(long, value_enum, default_value_t = demo::Via::Webhook)]
+    demo_via: demo::Via,
 }
 
 /// How download requests to ACS authenticate.
@@ -328,6 +363,13 @@ impl Args {
                 max_dequeue: self.queue_max_dequeue,
                 entra: (self.auth == Auth::Entra).then_some(self.entra_credential),
             },
+            pull: pull::PullSettings::new(
+                self.pull.as_deref(),
+                self.namespace_key.as_deref(),
+                self.pull_lock_seconds,
+                self.pull_release_delay,
+                self.pull_batch,
+            ),
         }
     }
 
@@ -444,6 +486,9 @@ async fn real(args: &Args) -> Result<ExitCode, BoxError> {
     }
     // Configuration errors (an Entra tenant or audience that cannot work) come before anything listens.
     let webhook = serve::webhook_layer(&settings)?;
+    if let Some(pull) = &settings.pull {
+        pull::Puller::prepare(pull, &signing)?;
+    }
     if let Some(addr) = settings.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()?;
     }
@@ -491,11 +536,15 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
         chunk_size: args.demo_chunk_size.max(64 * 1024),
         schema: args.demo_schema,
         faults: !args.demo_no_faults,
+        via: args.demo_via,
     };
-    let report = demo::run(args.settings(), demo).await?;
+    let report = demo::run(args.settings(), demo.clone()).await?;
 
     println!();
-    println!("webhook validated with {} handshake", report.handshakes);
+    match demo.via {
+        demo::Via::Webhook => println!("webhook validated with {} handshake", report.handshakes),
+        demo::Via::Pull => println!("pulled from the namespace topic (no webhook, no handshake)"),
+    }
     println!(
         "deliveries        {} of the recording's event, answered {}",
         report.deliveries.len(),
@@ -529,11 +578,15 @@ async fn demo(args: &Args) -> Result<ExitCode, BoxError> {
         if report.all_verified() { "matches the emulator" } else { "did NOT match" },
     );
     println!("files are under {}", args.out.display());
-    Ok(if report.all_verified() && report.handshakes == 1 && report.jobs == 1 && report.deliveries.len() == 2 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let handshakes = if demo.via == demo::Via::Pull { 0 } else { 1 };
+    Ok(
+        if report.all_verified() && report.handshakes == handshakes && report.jobs == 1 && report.deliveries.len() == 2
+        {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

@@ -28,6 +28,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::progress::ProgressBars;
+use crate::pull::Puller;
 
 /// The header that may carry the webhook secret, as an alternative to the `code` query parameter.
 pub(crate) const SECRET_HEADER: &str = "x-webhook-secret";
@@ -64,12 +65,14 @@ pub(crate) struct Settings {
     pub(crate) queues: crate::queue::QueueSettings,
     /// `--dead-letters` and `--dead-letters-interval`: a dead-letter container to watch.
     pub(crate) dead_letters: Option<(String, Duration)>,
+    /// `--pull`: an Event Grid namespace subscription to receive from.
+    pub(crate) pull: Option<crate::pull::PullSettings>,
 }
 
 impl Settings {
     /// Whether any source other than the webhook is given (queues, pull subscriptions, dead-letter watches).
     pub(crate) fn pull_sources(&self) -> bool {
-        !self.queues.urls.is_empty() || self.dead_letters.is_some()
+        !self.queues.urls.is_empty() || self.dead_letters.is_some() || self.pull.is_some()
     }
 
     /// Whether the webhook (and callback) routes are served: always without pull sources; with them, only when a
@@ -127,7 +130,8 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let allow = allow_list(settings.cloud, &settings.allow_hosts)?;
-    let storage = Storage { settings, credential, allow, webhook, listener };
+    let pull = settings.pull.as_ref().map(|pull| Puller::prepare(pull, &credential)).transpose()?;
+    let storage = Storage { settings, credential, allow, webhook, listener, pull };
     match &settings.store {
         None => {
             let journal = FileJournal::open(&settings.journal)?;
@@ -159,6 +163,7 @@ struct Storage<'a> {
     allow: AllowList,
     webhook: EventGridWebhookLayer,
     listener: TcpListener,
+    pull: Option<Puller>,
 }
 
 impl Storage<'_> {
@@ -168,9 +173,9 @@ impl Storage<'_> {
         journal: J,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BoxError> {
-        let Self { settings, credential, allow, webhook, listener } = self;
+        let Self { settings, credential, allow, webhook, listener, pull } = self;
         let builder = Recorder::builder(credential, https_client(), sink, journal);
-        serve(configure(builder, settings, allow, webhook).build(), settings, listener, shutdown).await
+        serve(configure(builder, settings, allow, webhook).build(), settings, listener, pull, shutdown).await
     }
 }
 
@@ -227,6 +232,7 @@ async fn serve<K: Sink, J: Journal>(
     recorder: Recorder<K, J>,
     settings: &Settings,
     listener: TcpListener,
+    pull: Option<Puller>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let mut app = axum::Router::new();
@@ -268,6 +274,14 @@ async fn serve<K: Sink, J: Journal>(
         })
         .await
     });
+    let (shutdown, pulling) = match pull {
+        Some(pull) => {
+            println!("receiving from {}", pull.describe());
+            let (shutdown, task) = pull.start(recorder.intake(), shutdown);
+            (futures_util::future::Either::Left(shutdown), Some(task))
+        }
+        None => (futures_util::future::Either::Right(shutdown), None),
+    };
     // Returns once shutdown was asked and the running downloads finished (or their grace period ended).
     recorder.run(shutdown).await?;
     for pull in pulls {
@@ -278,6 +292,9 @@ async fn serve<K: Sink, J: Journal>(
     }
     let _ = stop_server.send(());
     server.await??;
+    if let Some(pulling) = pulling {
+        pulling.await??;
+    }
     Ok(())
 }
 

@@ -96,6 +96,25 @@ pub struct OutgoingEvent {
     pub data: Value,
 }
 
+/// The resource id of the emulated ACS resource: the `topic` (Event Grid schema) or `source` (CloudEvents) of its
+/// events.
+pub(crate) const ACS_TOPIC: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.Communication/communicationServices/emulator";
+
+impl OutgoingEvent {
+    /// The event as a CloudEvent 1.0 from `source`, as Event Grid delivers or forwards it.
+    pub fn to_cloud_event(&self, source: &str) -> Value {
+        json!({
+            "id": self.id,
+            "source": source,
+            "specversion": "1.0",
+            "type": self.event_type,
+            "subject": self.subject,
+            "time": self.time,
+            "data": self.data,
+        })
+    }
+}
+
 /// What a log entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryKind {
@@ -207,7 +226,7 @@ impl EventGridPublisher {
                 webhook: uri,
                 schema,
                 retry: RetryPolicy::default(),
-                topic: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.Communication/communicationServices/emulator".into(),
+                topic: ACS_TOPIC.into(),
                 subscription_name: "ACS-RECORDING-EMULATOR".into(),
                 origin: "eventgrid.azure.net".into(),
                 log: Mutex::new(Vec::new()),
@@ -351,15 +370,7 @@ impl EventGridPublisher {
                     "metadataVersion": "1",
                     "eventTime": e.time,
                 }),
-                Schema::CloudEvents => json!({
-                    "id": e.id,
-                    "source": topic,
-                    "specversion": "1.0",
-                    "type": e.event_type,
-                    "subject": e.subject,
-                    "time": e.time,
-                    "data": e.data,
-                }),
+                Schema::CloudEvents => e.to_cloud_event(topic),
             })
             .collect();
         Bytes::from(serde_json::to_vec(&array).expect("json values serialize"))

@@ -99,6 +99,12 @@
 //! # }).unwrap();
 //! ```
 //!
+//! 7. An Event Grid namespace topic with one pull subscription on the endpoint ([`Emulator::namespace`]):
+//!    `/topics/{topic}:publish` and `/topics/{topic}/eventsubscriptions/{subscription}:receive` (`acknowledge`,
+//!    `release`, `reject`, `renewLock`), with locks, delivery counts, dead letters and long polling, authenticated
+//!    with `Authorization: SharedAccessKey <key>`; [`Emulator::publish_to_namespace`] routes the recording events
+//!    there as an ACS system topic can.
+//!
 //! The Event Grid half (subscription handshake and delivery of recording events to a webhook) is in
 //! [`eventgrid`]; [`Storage::record`] returns the chunk list (locations and SHA-256 of each chunk) that its events
 //! describe.
@@ -110,6 +116,7 @@ mod calling;
 pub mod eventgrid;
 mod media;
 mod metadata;
+mod namespace;
 mod routes;
 mod storage;
 
@@ -127,6 +134,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
 
+pub use namespace::{DeadLetter, NamespaceTopic};
 use storage::DEFAULT_CHUNK_LIMIT;
 pub use storage::{
     DocumentInfo, Fault, Link, LoggedRequest, RecordingSpec, Storage, StorageBody, StoredChunk, StoredRecording,
@@ -139,6 +147,7 @@ use crate::signing::{AllowList, HmacVerifyLayer, DEFAULT_VERIFY_BODY_LIMIT};
 use bearer::BearerCheck;
 use calling::{Calling, DEFAULT_CALL_RECORDING_BYTES};
 use eventgrid::EventGridPublisher;
+use namespace::NamespaceConfig;
 use routes::Routes;
 use storage::{Counted, StorageService};
 
@@ -151,6 +160,7 @@ pub struct EmulatorBuilder {
     bearer_token: Option<SecretDigest>,
     endpoint_addr: SocketAddr,
     call_recording_bytes: u64,
+    namespace: NamespaceConfig,
 }
 
 impl EmulatorBuilder {
@@ -188,6 +198,25 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Names the namespace topic and its pull event subscription (default `recordings` and `recorder`).
+    pub fn namespace_topic(mut self, topic: impl Into<String>, subscription: impl Into<String>) -> Self {
+        self.namespace.topic = topic.into();
+        self.namespace.subscription = subscription.into();
+        self
+    }
+
+    /// Sets how long a received event stays locked for its receiver (default 60 s, as the service).
+    pub fn namespace_lock_duration(mut self, duration: std::time::Duration) -> Self {
+        self.namespace.lock_duration = duration;
+        self
+    }
+
+    /// Sets how many deliveries an event gets before it is dead-lettered (default 10, as the service).
+    pub fn namespace_max_delivery_count(mut self, count: u32) -> Self {
+        self.namespace.max_delivery_count = count.max(1);
+        self
+    }
+
     /// Binds both listeners and starts serving.
     pub async fn start(self) -> io::Result<Emulator> {
         if !self.endpoint_addr.ip().is_loopback() {
@@ -207,14 +236,19 @@ impl EmulatorBuilder {
         let verify = HmacVerifyLayer::new(key.clone(), endpoint.authority());
         let bearer = self.bearer_token;
         let (calling, callbacks) = Calling::new(storage.clone(), self.call_recording_bytes);
-        let endpoint_routes = Routes { storage: StorageService(storage.clone()), calling: Some(calling.clone()) };
-        let storage_routes = Routes { storage: StorageService(storage.clone()), calling: None };
+        let namespace = NamespaceTopic::new(self.namespace, key.to_base64(), bearer);
+        let endpoint_routes = Routes {
+            storage: StorageService(storage.clone()),
+            calling: Some(calling.clone()),
+            namespace: Some(namespace.clone()),
+        };
+        let storage_routes = Routes { storage: StorageService(storage.clone()), calling: None, namespace: None };
         let tasks = vec![
             tokio::spawn(serve(endpoint_listener, storage.clone(), endpoint_routes, verify.clone(), bearer)),
             tokio::spawn(serve(storage_listener, storage.clone(), storage_routes, verify, bearer)),
             callbacks,
         ];
-        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, calling, tasks })
+        Ok(Emulator { endpoint, key, bearer: bearer.is_some(), storage, storage_addr, calling, namespace, tasks })
     }
 }
 
@@ -226,6 +260,7 @@ pub struct Emulator {
     storage: Storage,
     storage_addr: SocketAddr,
     calling: Calling,
+    namespace: NamespaceTopic,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -238,6 +273,7 @@ impl Emulator {
             bearer_token: None,
             endpoint_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             call_recording_bytes: DEFAULT_CALL_RECORDING_BYTES,
+            namespace: NamespaceConfig::default(),
         }
     }
 
@@ -281,6 +317,25 @@ impl Emulator {
     /// The subscription handshake is the caller's to run first ([`EventGridPublisher::validate`]).
     pub fn subscribe(&self, publisher: EventGridPublisher) {
         self.calling.subscribe(publisher);
+    }
+
+    /// The Event Grid namespace topic with its pull subscription, on the endpoint: `/topics/{topic}:publish` and
+    /// `/topics/{topic}/eventsubscriptions/{subscription}:receive` (and the lock operations), authenticated with
+    /// `Authorization: SharedAccessKey <key>`, the key being the access key in base64.
+    pub fn namespace(&self) -> &NamespaceTopic {
+        &self.namespace
+    }
+
+    /// Routes the recording events to the namespace topic too, as an ACS system topic's event subscription with a
+    /// namespace topic endpoint does: each recording stopped through Call Automation from now on is published to
+    /// it as a CloudEvent.
+    pub fn publish_to_namespace(&self) {
+        self.calling.publish_to(self.namespace.clone());
+    }
+
+    /// The URL a receiver is given: `http://127.0.0.1:<port>/topics/{topic}/eventsubscriptions/{subscription}`.
+    pub fn namespace_subscription_url(&self) -> String {
+        format!("http://{}{}", self.endpoint.authority(), self.namespace.subscription_path())
     }
 }
 
@@ -338,6 +393,12 @@ async fn serve(
                 let verified = verified.clone();
                 async move {
                     let (index, sent) = storage.log_request(&request);
+                    // The namespace authenticates with its own key, not the ACS signature.
+                    if let Some(namespace) = routes.namespace_for(request.uri().path()) {
+                        let response = namespace.handle(request).await;
+                        storage.log_status(index, response.status());
+                        return Ok(response.map(|body| Counted::new(ResponseBody::inner(body), sent)));
+                    }
                     let calling = routes.calling_for(request.uri().path()).is_some();
                     let mut response = match bearer::check(request.headers(), bearer.as_ref()) {
                         BearerCheck::Absent => verified.oneshot(request).await?,

@@ -11,6 +11,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 
 use super::calling::Calling;
+use super::namespace::NamespaceTopic;
 use super::storage::StorageService;
 use super::StorageBody;
 
@@ -20,12 +21,19 @@ pub(crate) struct Routes {
     pub(crate) storage: StorageService,
     /// `None` on the storage listener, which serves no recording operations.
     pub(crate) calling: Option<Calling>,
+    /// The Event Grid namespace topic: on the endpoint only.
+    pub(crate) namespace: Option<NamespaceTopic>,
 }
 
 impl Routes {
     /// The recording operations, when this listener serves them and the path is theirs.
     pub(crate) fn calling_for(&self, path: &str) -> Option<&Calling> {
         self.calling.as_ref().filter(|_| Calling::serves(path))
+    }
+
+    /// The namespace topic, when this listener serves it and the path is its.
+    pub(crate) fn namespace_for(&self, path: &str) -> Option<&NamespaceTopic> {
+        self.namespace.as_ref().filter(|_| NamespaceTopic::serves(path))
     }
 }
 

@@ -111,6 +111,7 @@ mod error;
 mod future;
 mod handshake;
 mod layer;
+pub mod namespace;
 mod parse;
 mod read;
 mod service;

@@ -14,5 +14,7 @@
 
 #[cfg(feature = "object-store")]
 pub mod dead_letter;
+#[cfg(feature = "recorder")]
+pub mod pull;
 #[cfg(feature = "storage-queue")]
 pub mod queue;

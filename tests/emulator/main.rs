@@ -3,6 +3,8 @@
 
 mod call_recording;
 mod calling;
+mod namespace;
+mod namespace_sdk;
 mod official_sdk;
 mod publisher;
 mod storage;

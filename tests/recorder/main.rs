@@ -8,6 +8,7 @@ mod cloud;
 mod intake;
 #[cfg(unix)]
 mod process;
+mod pull;
 mod recordings;
 mod reliability;
 mod retries;

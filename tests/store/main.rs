@@ -9,6 +9,8 @@ mod object_store;
 #[cfg(unix)]
 mod phases;
 #[cfg(unix)]
+mod pull;
+#[cfg(unix)]
 mod scale_out;
 mod shared_journal;
 #[allow(dead_code)]

@@ -39,7 +39,13 @@ impl Recorder {
     }
 
     pub(crate) async fn start_with(emulator: &Emulator, out: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(emulator, out, extra, &[]).await
+    }
+
+    /// [`Recorder::start_with`] with more environment variables (a key that must not be on the command line).
+    pub(crate) async fn start_with_env(emulator: &Emulator, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(recorder_binary());
+        command.envs(env.iter().copied());
         command
             .args(["--listen", "127.0.0.1:0", "--webhook-secret", SECRET, "--no-progress"])
             .args(extra)

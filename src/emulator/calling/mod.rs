@@ -45,7 +45,8 @@ use http_body_util::{BodyExt, Full};
 use percent_encoding::percent_decode_str;
 use tokio::task::JoinHandle;
 
-use super::eventgrid::{recording_file_status_updated, EventGridPublisher};
+use super::eventgrid::{recording_file_status_updated, EventGridPublisher, ACS_TOPIC};
+use super::namespace::NamespaceTopic;
 use super::{iso8601, RecordingSpec, Storage, StorageBody, StoredRecording};
 use crate::calling::RecordingStatus;
 use crate::recording::{RecordingChannelType, RecordingKind};
@@ -79,6 +80,8 @@ struct State {
     recordings: HashMap<String, CallRecording>,
     replies: Replies,
     subscribers: Vec<EventGridPublisher>,
+    /// Namespace topics the recording events are published to (pull delivery).
+    namespaces: Vec<NamespaceTopic>,
 }
 
 /// One recording started through Call Automation.
@@ -112,6 +115,11 @@ impl Calling {
     /// Adds an Event Grid subscriber: every recording stopped from now on is announced to it.
     pub(crate) fn subscribe(&self, publisher: EventGridPublisher) {
         self.state().subscribers.push(publisher);
+    }
+
+    /// Adds a namespace topic: every recording stopped from now on is published to it as a CloudEvent.
+    pub(crate) fn publish_to(&self, namespace: NamespaceTopic) {
+        self.state().namespaces.push(namespace);
     }
 
     /// Whether a path is one of the recording operations' (`/calling/...`).
@@ -205,6 +213,9 @@ impl Calling {
         for publisher in state.subscribers.clone() {
             let event = event.clone();
             tokio::spawn(async move { publisher.deliver(std::slice::from_ref(&event)).await });
+        }
+        for namespace in &state.namespaces {
+            namespace.publish(event.to_cloud_event(ACS_TOPIC));
         }
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     }

@@ -3,5 +3,6 @@
 
 mod abuse;
 mod lifecycle;
+mod pull;
 mod record;
 mod soak;

@@ -31,6 +31,18 @@ impl Replica {
     /// Starts a replica on `backend` with leases of `lease_seconds`, and waits (bounded) until its webhook
     /// answers the validation handshake.
     pub(crate) async fn start(name: &str, emulator: &Emulator, backend: &Backend, lease_seconds: u64) -> Self {
+        Self::start_with(name, emulator, backend, lease_seconds, &[], &[]).await
+    }
+
+    /// [`Replica::start`] with more arguments and environment variables.
+    pub(crate) async fn start_with(
+        name: &str,
+        emulator: &Emulator,
+        backend: &Backend,
+        lease_seconds: u64,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let lease = lease_seconds.to_string();
         let mut command = Command::new(recorder_binary());
@@ -42,7 +54,9 @@ impl Replica {
             .arg(scratch.path())
             .envs(backend.env.iter().map(|(k, v)| (k, v)))
             .env("ACS_CONNECTION_STRING", emulator.connection_string().to_secret_string())
-            .env("RUST_LOG", "warn,acs_recording::journal=info");
+            .env("RUST_LOG", "warn,acs_recording::journal=info")
+            .args(extra)
+            .envs(env.iter().copied());
         let Listening { child, addr, stdout, stderr } = spawn_listening(command, &format!("replica {name}")).await;
         let replica = Self { name: name.to_owned(), child: Some(child), addr, stdout, stderr, _scratch: scratch };
         let publisher = &replica.publisher();
