@@ -132,24 +132,31 @@ library_benchmark_group!(
 
 // ---- webhook ----------------------------------------------------------------------------------------------------
 
-type Handler = tower::util::ServiceFn<
-    fn(
-        Request<Full<Bytes>>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>>>>,
->;
+/// The handler: extracts `RecordingEvents` (which the layer already parsed) and counts their chunks. A named
+/// service whose future is `Ready`, so that no boxed future is measured.
+#[derive(Clone, Copy)]
+struct Handler;
 
-/// The layer in front of a handler that extracts `RecordingEvents` and counts their chunks, and a delivery of
-/// `count` events with the headers Event Grid sends.
+impl Service<Request<Full<Bytes>>> for Handler {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let events = run(RecordingEvents::extract(request)).expect("events");
+        let chunks: usize = events.iter().map(|event| event.data().chunks().len()).sum();
+        black_box(chunks);
+        std::future::ready(Ok(Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+/// The layer in front of [`Handler`], and a delivery of `count` events with the headers Event Grid sends.
 fn webhook_input(count: usize) -> (acs_recording::eventgrid::EventGridWebhook<Handler>, Request<Full<Bytes>>) {
-    let handler: fn(Request<Full<Bytes>>) -> _ = |request| {
-        Box::pin(async move {
-            let events = RecordingEvents::extract(request).await.expect("events");
-            let chunks: usize = events.iter().map(|event| event.data().chunks().len()).sum();
-            black_box(chunks);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
-    };
-    let service = ServiceBuilder::new().layer(EventGridWebhookLayer::new()).service(service_fn(handler));
+    let service = ServiceBuilder::new().layer(EventGridWebhookLayer::new()).service(Handler);
     let body = batch(count);
     let request = Request::post("/events")
         .header("content-type", "application/json")
@@ -198,7 +205,9 @@ library_benchmark_group!(name = webhook_group, benchmarks = [webhook, webhook_fl
 
 // ---- download ---------------------------------------------------------------------------------------------------
 
-const MIB: usize = 1 << 20;
+/// One MiB less one byte: a body of a whole hash batch (1 MiB) is hashed on a thread of its own, which Callgrind's
+/// entry point does not follow; one byte less and the same hashing runs on the benchmark's thread, all counted.
+const MIB: usize = (1 << 20) - 1;
 const CONTENT: &str = "https://storage.asm.skype.com/v1/objects/0-eus-d2-bench/content/audio";
 const METADATA: &str = "https://storage.asm.skype.com/v1/objects/0-eus-d2-bench/content/acsmetadata";
 
