@@ -1,5 +1,7 @@
 //! Event Grid and CloudEvents envelopes, as typed events: the model the webhook hands to handlers.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
 use crate::recording::RecordingFileStatusUpdated;
@@ -24,6 +26,10 @@ impl Schema {
     /// The schema for a `Content-Type` value, matched on the media type only (parameters such as `charset` are
     /// ignored); `None` for any other media type.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
+        // Event Grid sends exactly this, so the usual case skips the split and the case-insensitive compares.
+        if content_type == "application/json" {
+            return Some(Self::EventGrid);
+        }
         let media_type = content_type.split(';').next().unwrap_or_default().trim();
         if media_type.eq_ignore_ascii_case("application/json") {
             Some(Self::EventGrid)
@@ -111,11 +117,12 @@ impl<'a> IntoIterator for &'a Events {
 #[derive(Clone, Debug)]
 pub struct Event {
     pub(super) id: String,
-    pub(super) event_type: String,
+    /// Borrowed when it is one of the known types, which is nearly always: no copy of the same few strings per event.
+    pub(super) event_type: Cow<'static, str>,
     pub(super) subject: Option<String>,
     pub(super) time: Option<String>,
     pub(super) source: Option<String>,
-    pub(super) data_version: Option<String>,
+    pub(super) data_version: Option<Cow<'static, str>>,
     pub(super) data: EventData,
 }
 

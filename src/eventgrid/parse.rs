@@ -1,5 +1,6 @@
 //! The parser of delivery bodies: one event or an array of events, in either schema, read once into [`Events`].
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -216,21 +217,68 @@ fn set<'de, A: MapAccess<'de>>(slot: &mut Option<String>, name: &'static str, ma
     Ok(())
 }
 
+/// The event types an event usually carries, kept as `'static` strings instead of a copy per event.
+const KNOWN_EVENT_TYPES: [&str; 3] =
+    [RECORDING_FILE_STATUS_UPDATED_EVENT, SUBSCRIPTION_VALIDATION_EVENT, SUBSCRIPTION_DELETED_EVENT];
+/// The data versions Event Grid sends for the events above.
+const KNOWN_DATA_VERSIONS: [&str; 3] = ["1.0", "1", "2.0"];
+
+/// Reads a string, answered as one of `known` when it is exactly that string (no allocation), else as a copy.
+struct KnownSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KnownSeed {
+    type Value = Cow<'static, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KnownSeed {
+    type Value = Cow<'static, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(match self.0.iter().find(|known| **known == value) {
+            Some(known) => Cow::Borrowed(known),
+            None => Cow::Owned(value.to_owned()),
+        })
+    }
+}
+
+fn set_known<'de, A: MapAccess<'de>>(
+    slot: &mut Option<Cow<'static, str>>,
+    name: &'static str,
+    known: &'static [&'static str],
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value_seed(KnownSeed(known))?);
+    Ok(())
+}
+
 fn visit_event<'de, A: MapAccess<'de>>(context: &Context<'_>, mut map: A) -> Result<Event, A::Error> {
     let event_grid = context.schema == Schema::EventGrid;
-    let (mut id, mut subject, mut event_type, mut time, mut source, mut data_version) =
-        (None, None, None, None, None, None);
+    let (mut id, mut subject, mut time, mut source) = (None, None, None, None);
+    let (mut event_type, mut data_version) = (None, None);
     let mut data = DataSlot::Missing;
     while let Some(field) = map.next_key::<Field>()? {
         match field {
             Field::Id => set(&mut id, "id", &mut map)?,
             Field::Subject => set(&mut subject, "subject", &mut map)?,
             Field::Topic if event_grid => set(&mut source, "topic", &mut map)?,
-            Field::EventType if event_grid => set(&mut event_type, "eventType", &mut map)?,
+            Field::EventType if event_grid => set_known(&mut event_type, "eventType", &KNOWN_EVENT_TYPES, &mut map)?,
             Field::EventTime if event_grid => set(&mut time, "eventTime", &mut map)?,
-            Field::DataVersion if event_grid => set(&mut data_version, "dataVersion", &mut map)?,
+            Field::DataVersion if event_grid => {
+                set_known(&mut data_version, "dataVersion", &KNOWN_DATA_VERSIONS, &mut map)?
+            }
             Field::Source if !event_grid => set(&mut source, "source", &mut map)?,
-            Field::Type if !event_grid => set(&mut event_type, "type", &mut map)?,
+            Field::Type if !event_grid => set_known(&mut event_type, "type", &KNOWN_EVENT_TYPES, &mut map)?,
             Field::Time if !event_grid => set(&mut time, "time", &mut map)?,
             Field::Data => {
                 if !matches!(data, DataSlot::Missing) {
