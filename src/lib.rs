@@ -153,6 +153,8 @@
 
 mod body;
 pub mod calling;
+#[cfg(feature = "recorder")]
+mod chain;
 mod client;
 pub mod clock;
 pub mod cloud;

@@ -1,6 +1,5 @@
 //! The intake's one step, whatever the source of the events: journal first, then acknowledge.
 
-use std::error::Error as _;
 use std::fmt;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -76,14 +75,7 @@ impl AdmitError {
 
     /// The message and its causes on one line, for the 503's problem document.
     pub(crate) fn detail(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::chain::one_line(self)
     }
 }
 

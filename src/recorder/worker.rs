@@ -1,6 +1,5 @@
 //! The workers: every open job, chunk by chunk, checkpointed in the journal, retried until the recording expires.
 
-use std::error::Error as _;
 use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -168,7 +167,7 @@ where
                     }
                     Err(error) => {
                         let retryable = error.is_retryable();
-                        let reason = describe(&error);
+                        let reason = crate::chain::one_line(&error);
                         job.chunk_failed(index, document_id, reason.clone());
                         failure = Some((reason, retryable));
                         break;
@@ -183,7 +182,7 @@ where
                     }
                     Err(error) => {
                         // A failed delete never holds back the other chunks: it is retried with the job.
-                        job.chunk_failed(index, document_id, format!("delete: {}", describe(&error)));
+                        job.chunk_failed(index, document_id, format!("delete: {}", crate::chain::one_line(&error)));
                         deletes_pending = true;
                     }
                 }
@@ -298,19 +297,6 @@ where
 /// Where a job's chunk stands, if the job has it.
 fn chunk_state(job: &Job, index: i64, document_id: &str) -> Option<ChunkState> {
     job.chunks.iter().find(|c| c.index == index && c.document_id == document_id).map(|c| c.state)
-}
-
-/// An error and its causes on one line, for the journal (download errors never carry secrets or query strings, and
-/// no message along the chain repeats its source).
-fn describe(error: &download::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// What the journal keeps of a stored chunk's manifest.

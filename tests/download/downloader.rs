@@ -442,11 +442,16 @@ async fn without_an_etag_resumes_pin_the_version_with_if_unmodified_since() {
     let manifest = downloader(&emulator, dir.path()).download(single(&emulator, "c", "no-etag")).await.unwrap();
     assert_eq!(manifest.chunks[0].sha256, info.sha256);
     let gets = content_gets(&emulator, "no-etag");
-    assert_eq!(gets.len(), 2);
-    assert_eq!(gets[1].range.as_deref(), Some("bytes=150000-"));
-    assert_eq!(gets[1].if_match, None);
-    let since = gets[1].if_unmodified_since.as_deref().expect("If-Unmodified-Since sent");
-    assert!(httpdate::parse_http_date(since).is_ok(), "{since}");
+    // One resume; a machine under load may see that resume's pooled connection fail and send it again, but every
+    // request after the first asks for the rest only, pinned to the version by its date.
+    let described: Vec<_> = gets.iter().map(|r| (r.status, r.range.clone())).collect();
+    assert!(matches!(gets.len(), 2 | 3), "{described:?}");
+    for resume in &gets[1..] {
+        assert_eq!(resume.range.as_deref(), Some("bytes=150000-"), "{described:?}");
+        assert_eq!(resume.if_match, None);
+        let since = resume.if_unmodified_since.as_deref().expect("If-Unmodified-Since sent");
+        assert!(httpdate::parse_http_date(since).is_ok(), "{since}");
+    }
 
     // And a change under it is caught: 412, restart, the new version.
     emulator.storage().inject("no-etag", [Fault::DropAfter(100_000), Fault::ChangeObject]);
@@ -455,7 +460,7 @@ async fn without_an_etag_resumes_pin_the_version_with_if_unmodified_since() {
     let new = emulator.storage().document("no-etag").unwrap();
     assert_ne!(new.sha256, info.sha256);
     assert_eq!(manifest.chunks[0].sha256, new.sha256);
-    let statuses: Vec<u16> = content_gets(&emulator, "no-etag").iter().skip(2).map(|r| r.status).collect();
+    let statuses: Vec<u16> = content_gets(&emulator, "no-etag").iter().skip(gets.len()).map(|r| r.status).collect();
     assert_eq!(statuses, [206, 412, 206]);
 }
 

@@ -152,7 +152,7 @@ impl DeadLetterSource {
                 Ok(()) => {}
                 Err(error) if error.is_shutting_down() => return Ok(()),
                 Err(error) => {
-                    tracing::warn!(source = %self.source, error = %chain(&error), "dead-letter pass failed; the next one tries again")
+                    tracing::warn!(source = %self.source, error = %crate::chain::one_line(&error), "dead-letter pass failed; the next one tries again")
                 }
             }
             if shutdown.is_terminated() {
@@ -305,18 +305,6 @@ impl DeadLetterSource {
         }
         Ok(())
     }
-}
-
-/// An error and its causes on one line, for the log.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
