@@ -63,8 +63,5 @@ pub(crate) fn validation_response(code: &str) -> Response<Bytes> {
 
 /// Whether `aeg-event-type` names this handshake, ignoring case.
 pub(crate) fn aeg_event_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(AEG_EVENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case(expected))
+    headers.get(AEG_EVENT_TYPE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(expected.as_bytes()))
 }
