@@ -245,4 +245,30 @@ mod tests {
         assert_eq!(check_content_length(&headers, 10).unwrap_err().kind(), ErrorKind::PayloadTooLarge);
         assert!(check_content_length(&headers, 11).is_ok());
     }
+
+    #[test]
+    fn content_length_is_read_with_its_surrounding_blanks_and_ignored_when_not_a_number() {
+        let cases: [(&[u8], bool); 6] =
+            [(b" 11\t", false), (b"+11", false), (b"10", true), (b"1 1", true), (b"eleven", true), (b"\xff11", true)];
+        for (value, accepted) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(check_content_length(&headers, 10).is_ok(), accepted, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_content_type_names_the_schema() {
+        let cases = [
+            ("application/json", Some(Schema::EventGrid)),
+            ("Application/JSON; charset=utf-8", Some(Schema::EventGrid)),
+            ("application/cloudevents-batch+json", Some(Schema::CloudEvents)),
+            ("text/plain", None),
+        ];
+        for (value, schema) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(schema_of(&headers).ok(), schema, "{value}");
+        }
+    }
 }
