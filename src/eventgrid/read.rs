@@ -39,8 +39,8 @@ pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {
 
 /// A 413 when `Content-Length` announces more than the limit, decided before reading.
 pub(crate) fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Error> {
-    // A header value holds no byte that `to_str` accepts and `from_utf8` of its trimmed bytes would not: one pass
-    // over the digits instead of two.
+    // Parsing the trimmed bytes reads the same number as `to_str` then `trim` would (a value that is not visible
+    // ASCII is no number either way), without the extra pass of `to_str`.
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| std::str::from_utf8(value.as_bytes().trim_ascii()).ok()?.parse::<u64>().ok());
