@@ -63,8 +63,27 @@ pub(crate) fn validation_response(code: &str) -> Response<Bytes> {
 
 /// Whether `aeg-event-type` names this handshake, ignoring case.
 pub(crate) fn aeg_event_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(AEG_EVENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case(expected))
+    headers.get(AEG_EVENT_TYPE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aeg_event_type_is_matched_ignoring_case_and_only_whole() {
+        let cases: [(&[u8], bool); 5] = [
+            (b"SubscriptionValidation", true),
+            (b"subscriptionvalidation", true),
+            (b"Notification", false),
+            (b"SubscriptionValidation ", false),
+            (b"Subscription\xe9alidation", false),
+        ];
+        for (value, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(AEG_EVENT_TYPE, HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(aeg_event_type_is(&headers, "SubscriptionValidation"), expected, "{value:?}");
+        }
+        assert!(!aeg_event_type_is(&HeaderMap::new(), "SubscriptionValidation"));
+    }
 }

@@ -22,6 +22,10 @@ pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {
             "missing content type: expected application/json or application/cloudevents+json",
         )
     })?;
+    // Event Grid sends exactly this: comparing the bytes skips the UTF-8 check of `to_str`.
+    if value.as_bytes() == b"application/json" {
+        return Ok(Schema::EventGrid);
+    }
     value.to_str().ok().and_then(Schema::from_content_type).ok_or_else(|| {
         Error::new(
             ErrorKind::UnsupportedMediaType,
@@ -35,7 +39,11 @@ pub(crate) fn schema_of(headers: &HeaderMap) -> Result<Schema, Error> {
 
 /// A 413 when `Content-Length` announces more than the limit, decided before reading.
 pub(crate) fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Error> {
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    // Parsing the trimmed bytes reads the same number as `to_str` then `trim` would (a value that is not visible
+    // ASCII is no number either way), without the extra pass of `to_str`.
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| std::str::from_utf8(value.as_bytes().trim_ascii()).ok()?.parse::<u64>().ok());
     match length {
         Some(length) if length > limit as u64 => Err(too_large(limit)),
         _ => Ok(()),
@@ -236,5 +244,31 @@ mod tests {
         headers.insert(header::CONTENT_LENGTH, "11".parse().unwrap());
         assert_eq!(check_content_length(&headers, 10).unwrap_err().kind(), ErrorKind::PayloadTooLarge);
         assert!(check_content_length(&headers, 11).is_ok());
+    }
+
+    #[test]
+    fn content_length_is_read_with_its_surrounding_blanks_and_ignored_when_not_a_number() {
+        let cases: [(&[u8], bool); 6] =
+            [(b" 11\t", false), (b"+11", false), (b"10", true), (b"1 1", true), (b"eleven", true), (b"\xff11", true)];
+        for (value, accepted) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(check_content_length(&headers, 10).is_ok(), accepted, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_content_type_names_the_schema() {
+        let cases = [
+            ("application/json", Some(Schema::EventGrid)),
+            ("Application/JSON; charset=utf-8", Some(Schema::EventGrid)),
+            ("application/cloudevents-batch+json", Some(Schema::CloudEvents)),
+            ("text/plain", None),
+        ];
+        for (value, schema) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(schema_of(&headers).ok(), schema, "{value}");
+        }
     }
 }
