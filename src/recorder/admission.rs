@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::metrics;
 use super::shared::Shared;
-use super::source::{Source, SourceOutcome};
+use super::source::{Source, SourceKind, SourceOutcome};
 use super::tracking;
 use crate::clock::Clock as _;
 use crate::journal::{Job, JobId, JobState, Journal};
@@ -132,7 +132,8 @@ pub(crate) async fn admit_noted<J: Journal>(
             metrics::events("accepted", admitted.accepted);
             metrics::events("duplicate", admitted.duplicates);
             metrics::events("rejected", admitted.rejected);
-            if let Some(source) = source {
+            // The webhook's deliveries and events are the two counters above; other sources count per source too.
+            if let Some(source) = source.filter(|source| source.kind() != SourceKind::Webhook) {
                 source.count(SourceOutcome::Journaled, admitted.accepted);
                 source.count(SourceOutcome::Duplicate, admitted.duplicates);
                 source.count(SourceOutcome::Rejected, admitted.rejected);
@@ -184,7 +185,7 @@ fn plan<J>(shared: &Shared<J>, source: Option<&Source>, events: &RecordingEvents
             jobs.push(Job::rejected(event.id(), rejected.reason(), now));
         }
     }
-    if let Some(source) = source {
+    if let Some(source) = source.filter(|_| !jobs.is_empty()) {
         let source = source.to_string();
         for job in &mut jobs {
             job.source = Some(source.clone());

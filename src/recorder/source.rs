@@ -116,7 +116,9 @@ impl Source {
         &self.name
     }
 
-    /// Counts `n` messages with `outcome` in `acs_recording_source_messages_total{source, name, outcome}`.
+    /// Counts `n` messages with `outcome` in `acs_recording_source_messages_total{source, name, outcome}`. The
+    /// intake counts what it journaled for every source but the webhook, whose deliveries and events have counters
+    /// of their own (`acs_recording_deliveries_total`, `acs_recording_events_total`).
     pub fn count(&self, outcome: SourceOutcome, n: usize) {
         metrics::source_messages(self.kind.as_str(), &self.name, outcome.as_str(), n);
     }
